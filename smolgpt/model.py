@@ -1,0 +1,266 @@
+"""GPT-2 in NumPy: configuration, parameter table, initialisation, forward and backward.
+
+The architecture is the original GPT-2: token + learned position embeddings, `n_layer`
+pre-LayerNorm blocks (causal multi-head attention, then an MLP of width 4C with tanh-GELU, each
+added back to the residual stream), a final LayerNorm, and an output head tied to the token
+embedding (`logits = x @ wte.T`). No dropout.
+
+Parameters live in one flat dict named as in Hugging Face's GPT-2 state dict (without the
+`transformer.` prefix), weights in (in, out) layout:
+
+    wte.weight (V, C)   wpe.weight (block_size, C)
+    h.{i}.ln_1.weight/bias (C,)   h.{i}.attn.c_attn.weight (C, 3C)  .bias (3C,)
+    h.{i}.attn.c_proj.weight (C, C)  .bias (C,)   h.{i}.ln_2.weight/bias (C,)
+    h.{i}.mlp.c_fc.weight (C, 4C)  .bias (4C,)    h.{i}.mlp.c_proj.weight (4C, C)  .bias (C,)
+    ln_f.weight/bias (C,)
+
+`param_table(config)` is the one ordered list of those names and shapes; everything that flattens
+parameters into a vector (the subspace methods) goes through it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from . import layers as L
+
+EMBEDDING_NAMES = ("wte.weight", "wpe.weight")
+
+
+class ConfigError(ValueError):
+    """A model configuration that cannot work; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class GPTConfig:
+    """Sizes of a GPT-2. `GPTConfig.preset("tiny")` is the CPU default of the chapters."""
+
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 128
+    block_size: int = 128
+    vocab_size: int = 50257
+
+    def __post_init__(self):
+        for field in ("n_layer", "n_head", "n_embd", "block_size", "vocab_size"):
+            value = getattr(self, field)
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"{field} must be a positive integer, got {value!r}")
+        if self.n_embd % self.n_head:
+            raise ConfigError(
+                f"n_embd={self.n_embd} is not divisible by n_head={self.n_head}: pick n_head among "
+                f"{[h for h in range(1, min(self.n_embd, 64) + 1) if self.n_embd % h == 0]}")
+
+    @staticmethod
+    def preset(name: str) -> "GPTConfig":
+        if name not in PRESETS:
+            raise ConfigError(f"unknown model preset {name!r}: choose one of {sorted(PRESETS)}")
+        return PRESETS[name]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+PRESETS = {
+    # The chapters' default: 4 layers of width 128 with the full GPT-2 vocabulary. Its
+    # non-embedding part is 0.8M parameters; the tied 50257 x 128 embedding (6.4M) dominates
+    # both the count and the compute, as the vocabulary head does for every small GPT.
+    "tiny": GPTConfig(n_layer=4, n_head=4, n_embd=128, block_size=128),
+    # GPT-2 small, the post's model: 124,439,808 parameters, 85,056,000 of them non-embedding.
+    "gpt2": GPTConfig(n_layer=12, n_head=12, n_embd=768, block_size=1024),
+}
+
+
+# ----------------------------------------------------------------------------------------------
+# The parameter table
+
+
+def param_table(config: GPTConfig) -> list[tuple[str, tuple[int, ...]]]:
+    """Every parameter's (name, shape), in one fixed order: embeddings, blocks, final LayerNorm."""
+    C, V, T = config.n_embd, config.vocab_size, config.block_size
+    table = [("wte.weight", (V, C)), ("wpe.weight", (T, C))]
+    for i in range(config.n_layer):
+        p = f"h.{i}."
+        table += [
+            (p + "ln_1.weight", (C,)), (p + "ln_1.bias", (C,)),
+            (p + "attn.c_attn.weight", (C, 3 * C)), (p + "attn.c_attn.bias", (3 * C,)),
+            (p + "attn.c_proj.weight", (C, C)), (p + "attn.c_proj.bias", (C,)),
+            (p + "ln_2.weight", (C,)), (p + "ln_2.bias", (C,)),
+            (p + "mlp.c_fc.weight", (C, 4 * C)), (p + "mlp.c_fc.bias", (4 * C,)),
+            (p + "mlp.c_proj.weight", (4 * C, C)), (p + "mlp.c_proj.bias", (C,)),
+        ]
+    table += [("ln_f.weight", (C,)), ("ln_f.bias", (C,))]
+    return table
+
+
+def non_embedding_table(config: GPTConfig) -> list[tuple[str, tuple[int, ...]]]:
+    """The table without wte/wpe: the tensors the post's parameter budget counts."""
+    return [(n, s) for n, s in param_table(config) if n not in EMBEDDING_NAMES]
+
+
+def flat_layout(table) -> tuple[list[tuple[str, tuple[int, ...], int]], int]:
+    """(name, shape) list -> ([(name, shape, offset)], D): where each tensor sits in a flat vector."""
+    layout, offset = [], 0
+    for name, shape in table:
+        layout.append((name, shape, offset))
+        offset += math.prod(shape)
+    return layout, offset
+
+
+def count_params(config: GPTConfig, non_embedding: bool = False) -> int:
+    table = non_embedding_table(config) if non_embedding else param_table(config)
+    return sum(math.prod(s) for _, s in table)
+
+
+def is_residual_projection(name: str) -> bool:
+    """The two weights that write into the residual stream: attn.c_proj and mlp.c_proj."""
+    return name.endswith("attn.c_proj.weight") or name.endswith("mlp.c_proj.weight")
+
+
+def init_std(config: GPTConfig, name: str) -> float:
+    """Standard deviation of a tensor's random init (0 for tensors GPT-2 starts at a constant).
+
+    GPT-2's recipe: every weight matrix and both embeddings N(0, 0.02^2); the residual
+    projections scaled down by 1/sqrt(2 n_layer) so the residual stream's variance does not grow
+    with depth (as OpenAI's GPT-2, Hugging Face's PyTorch GPT-2, nanoGPT and llm.c do; the Flax
+    port the post started from skips it); biases 0; LayerNorm gain 1, bias 0.
+    """
+    if name.endswith(".bias") or ".ln_" in name or name.startswith("ln_f"):
+        return 0.0
+    if is_residual_projection(name):
+        return 0.02 / math.sqrt(2 * config.n_layer)
+    return 0.02
+
+
+def init_params(config: GPTConfig, seed: int = 0, dtype=np.float32) -> dict[str, np.ndarray]:
+    """A fresh GPT-2 init. Each tensor gets its own random stream (seed, tensor index), so one
+    tensor's values do not depend on which other tensors exist."""
+    params = {}
+    for i, (name, shape) in enumerate(param_table(config)):
+        std = init_std(config, name)
+        if std > 0:
+            rng = np.random.default_rng([seed, i])
+            params[name] = (rng.standard_normal(shape, dtype=np.float32) * std).astype(dtype)
+        elif name.endswith(".weight"):                  # LayerNorm gains
+            params[name] = np.ones(shape, dtype=dtype)
+        else:
+            params[name] = np.zeros(shape, dtype=dtype)
+    return params
+
+
+# ----------------------------------------------------------------------------------------------
+# Forward and backward
+
+
+def check_tokens(idx, config: GPTConfig) -> np.ndarray:
+    """Validate a (B, T) array of token ids before it indexes anything."""
+    idx = np.asarray(idx)
+    if idx.ndim != 2:
+        raise ValueError(f"token ids must be a 2-D (batch, time) array, got shape {idx.shape}")
+    if not np.issubdtype(idx.dtype, np.integer):
+        raise ValueError(f"token ids must be integers, got dtype {idx.dtype}")
+    T = idx.shape[1]
+    if T < 1 or T > config.block_size:
+        raise ValueError(f"sequence length {T} is outside 1..block_size={config.block_size}: "
+                         f"crop the input to its last {config.block_size} tokens")
+    if idx.size and (idx.min() < 0 or idx.max() >= config.vocab_size):
+        bad = int(idx.min()) if idx.min() < 0 else int(idx.max())
+        raise ValueError(f"token id {bad} is outside the vocabulary 0..{config.vocab_size - 1}: "
+                         f"encode text with the model's tokenizer (tiktoken 'gpt2')")
+    return idx
+
+
+def body_forward(params, idx, config: GPTConfig):
+    """Everything up to the head: idx (B, T) -> x (B, T, C) after ln_f, and the caches."""
+    caches = {}
+    x, caches["emb"] = L.embedding_forward(idx, params["wte.weight"], params["wpe.weight"])
+    for i in range(config.n_layer):
+        p = f"h.{i}."
+        # attention sub-block: x = x + c_proj(attn(c_attn(ln_1(x))))
+        h, c_ln1 = L.layernorm_forward(x, params[p + "ln_1.weight"], params[p + "ln_1.bias"])
+        qkv, c_qkv = L.linear_forward(h, params[p + "attn.c_attn.weight"],
+                                      params[p + "attn.c_attn.bias"])           # (B, T, 3C)
+        a, c_att = L.attention_forward(qkv, config.n_head)                     # (B, T, C)
+        a, c_proj = L.linear_forward(a, params[p + "attn.c_proj.weight"],
+                                     params[p + "attn.c_proj.bias"])
+        x = x + a
+        # MLP sub-block: x = x + c_proj(gelu(c_fc(ln_2(x))))
+        h, c_ln2 = L.layernorm_forward(x, params[p + "ln_2.weight"], params[p + "ln_2.bias"])
+        f, c_fc = L.linear_forward(h, params[p + "mlp.c_fc.weight"],
+                                   params[p + "mlp.c_fc.bias"])                # (B, T, 4C)
+        f, c_gelu = L.gelu_forward(f)
+        f, c_mproj = L.linear_forward(f, params[p + "mlp.c_proj.weight"],
+                                      params[p + "mlp.c_proj.bias"])           # (B, T, C)
+        x = x + f
+        caches[i] = (c_ln1, c_qkv, c_att, c_proj, c_ln2, c_fc, c_gelu, c_mproj)
+    x, caches["ln_f"] = L.layernorm_forward(x, params["ln_f.weight"], params["ln_f.bias"])
+    return x, caches
+
+
+def body_backward(dx, caches, config: GPTConfig) -> dict[str, np.ndarray]:
+    """dx (B, T, C), the gradient at ln_f's output -> gradients of every parameter.
+
+    The forward read bottom-up; the residual adds `x = x + f` copy dx into both branches, so the
+    stream's gradient flows on unchanged and each branch's gradient is added to it.
+    """
+    grads = {}
+    dx, grads["ln_f.weight"], grads["ln_f.bias"] = L.layernorm_backward(dx, caches["ln_f"])
+    for i in reversed(range(config.n_layer)):
+        p = f"h.{i}."
+        c_ln1, c_qkv, c_att, c_proj, c_ln2, c_fc, c_gelu, c_mproj = caches[i]
+        # x = x + c_proj(gelu(c_fc(ln_2(x))))
+        df, grads[p + "mlp.c_proj.weight"], grads[p + "mlp.c_proj.bias"] = \
+            L.linear_backward(dx, c_mproj)
+        df = L.gelu_backward(df, c_gelu)
+        dh, grads[p + "mlp.c_fc.weight"], grads[p + "mlp.c_fc.bias"] = L.linear_backward(df, c_fc)
+        dh, grads[p + "ln_2.weight"], grads[p + "ln_2.bias"] = L.layernorm_backward(dh, c_ln2)
+        dx = dx + dh
+        # x = x + c_proj(attn(c_attn(ln_1(x))))
+        da, grads[p + "attn.c_proj.weight"], grads[p + "attn.c_proj.bias"] = \
+            L.linear_backward(dx, c_proj)
+        dqkv = L.attention_backward(da, c_att)
+        dh, grads[p + "attn.c_attn.weight"], grads[p + "attn.c_attn.bias"] = \
+            L.linear_backward(dqkv, c_qkv)
+        dh, grads[p + "ln_1.weight"], grads[p + "ln_1.bias"] = L.layernorm_backward(dh, c_ln1)
+        dx = dx + dh
+    # x = wte[idx] + wpe[:T]
+    grads["wte.weight"], grads["wpe.weight"] = L.embedding_backward(dx, caches["emb"])
+    return grads
+
+
+def forward(params, idx, config: GPTConfig) -> np.ndarray:
+    """idx (B, T) token ids -> logits (B, T, V)."""
+    idx = check_tokens(idx, config)
+    x, _ = body_forward(params, idx, config)
+    return L.head_forward(x, params["wte.weight"])
+
+
+def loss_and_grads(params, idx, targets, config: GPTConfig, chunk: int = 256):
+    """Mean next-token cross-entropy and the gradient of every parameter (keys as params).
+
+    idx, targets (B, T) -> (loss: float, grads: dict). The tied head's gradient has two parts,
+    added here: one from the logits (`x @ wte^T`) and one from the input lookup (`wte[idx]`).
+    """
+    idx = check_tokens(idx, config)
+    targets = check_tokens(targets, config)
+    B, T = idx.shape
+    x, caches = body_forward(params, idx, config)                            # (B, T, C)
+    loss, dx, dwte_head = L.cross_entropy_head(x.reshape(B * T, -1), params["wte.weight"],
+                                               targets.reshape(-1), chunk=chunk)
+    grads = body_backward(dx.reshape(x.shape), caches, config)
+    grads["wte.weight"] += dwte_head
+    return loss, grads
+
+
+def loss_only(params, idx, targets, config: GPTConfig, chunk: int = 256) -> float:
+    """Mean cross-entropy without gradients (validation)."""
+    idx = check_tokens(idx, config)
+    targets = check_tokens(targets, config)
+    B, T = idx.shape
+    x, _ = body_forward(params, idx, config)
+    loss, _, _ = L.cross_entropy_head(x.reshape(B * T, -1), params["wte.weight"],
+                                      targets.reshape(-1), chunk=chunk, with_grads=False)
+    return loss

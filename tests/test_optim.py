@@ -1,0 +1,60 @@
+"""AdamW, clipping and the schedule against steps computed by hand."""
+
+import math
+
+import numpy as np
+
+from smolgpt.optim import AdamWConfig, adamw_init, adamw_step, clip_grad_norm, lr_at
+
+
+def test_adamw_two_steps_by_hand():
+    cfg = AdamWConfig(beta1=0.9, beta2=0.99, eps=1e-8, weight_decay=0.5)
+    w = {"w": np.array([[1.0, -2.0]]), "b": np.array([3.0])}
+    s = adamw_init(w)
+    g1 = {"w": np.array([[0.5, 0.1]]), "b": np.array([-1.0])}
+    g2 = {"w": np.array([[-0.2, 0.4]]), "b": np.array([2.0])}
+    adamw_step(w, g1, s, lr=0.1, cfg=cfg, decay_keys={"w"})
+    adamw_step(w, g2, s, lr=0.05, cfg=cfg, decay_keys={"w"})
+
+    def by_hand(x, ga, gb, decay):
+        m = v = 0.0
+        for t, (g, lr) in enumerate([(ga, 0.1), (gb, 0.05)], start=1):
+            m = 0.9 * m + 0.1 * g
+            v = 0.99 * v + 0.01 * g * g
+            mh, vh = m / (1 - 0.9 ** t), v / (1 - 0.99 ** t)
+            if decay:
+                x = x * (1 - lr * 0.5)
+            x = x - lr * mh / (math.sqrt(vh) + 1e-8)
+        return x
+
+    assert abs(w["w"][0, 0] - by_hand(1.0, 0.5, -0.2, True)) < 1e-12
+    assert abs(w["w"][0, 1] - by_hand(-2.0, 0.1, 0.4, True)) < 1e-12
+    assert abs(w["b"][0] - by_hand(3.0, -1.0, 2.0, False)) < 1e-12     # no decay on 1-D
+    assert s["t"] == 2
+
+
+def test_first_adam_step_moves_each_weight_by_lr():
+    # with bias correction, step 1 is lr * g / |g| (up to eps): a known Adam property
+    w = {"a": np.array([1.0, 1.0, 1.0])}
+    s = adamw_init(w)
+    adamw_step(w, {"a": np.array([1e-3, -5.0, 2.0])}, s, lr=0.01, cfg=AdamWConfig(weight_decay=0))
+    assert np.allclose(w["a"], [0.99, 1.01, 0.99], atol=1e-7)
+
+
+def test_clip_grad_norm():
+    g = {"a": np.array([3.0, 0.0]), "b": np.array([[4.0]])}
+    norm = clip_grad_norm(g, 1.0)
+    assert abs(norm - 5.0) < 1e-12
+    assert abs(math.hypot(g["a"][0], g["b"][0, 0]) - 1.0) < 1e-6
+    g = {"a": np.array([0.3, 0.4])}
+    assert abs(clip_grad_norm(g, 1.0) - 0.5) < 1e-12 and np.allclose(g["a"], [0.3, 0.4])
+
+
+def test_schedule():
+    assert lr_at(0, 1.0, 10, 100) == 0.1
+    assert lr_at(9, 1.0, 10, 100) == 1.0
+    assert abs(lr_at(10, 1.0, 10, 100) - 1.0) < 1e-12                 # cosine starts at the top
+    assert abs(lr_at(55, 1.0, 10, 100, 0.1) - 0.55) < 1e-12           # half way: mid point
+    assert abs(lr_at(100, 1.0, 10, 100, 0.1) - 0.1) < 1e-12
+    lrs = [lr_at(s, 1.0, 10, 100) for s in range(10, 101)]
+    assert all(a >= b for a, b in zip(lrs, lrs[1:]))                   # monotone decay
