@@ -1,0 +1,519 @@
+"""C4 English in, two flat arrays of GPT-2 token ids out, and random windows of them as batches.
+
+The whole pipeline, in the order this file goes through it:
+
+  1. Where the documents come from (`_requested_source`):
+       - local JSON-lines files (optionally gzipped), named by two globs:
+         `SMOLGPT_C4_FILES` (training) and `SMOLGPT_C4_VAL_FILES` (validation);
+       - only the training glob: every 20th document of it (0-based index % 20 == 19) is held
+         out for validation and the other 19 of every 20 are for training;
+       - neither: the first documents of `allenai/c4` 'en' (train and validation splits),
+         streamed from the Hugging Face Hub (needs the network).
+     Local files are read with `datasets.load_dataset("json", ...)`; only the `text` field is used.
+  2. Tokenize (`tokenize`): tiktoken's `gpt2` BPE, `encode_ordinary` (a literal
+     "<|endoftext|>" in the text is ordinary text), and ONE end-of-text token (EOT = 50256)
+     *before* every document, so every document starts right after an EOT:
+
+         [EOT, doc0 tokens..., EOT, doc1 tokens..., EOT, doc2 tokens...]
+
+  3. Store (`prepare`): `train.bin` and `val.bin`, raw little-endian uint16 (GPT-2 has 50257
+     ids, which fit), plus `manifest.json` recording the source, document and token counts,
+     the sha256 of each .bin and the tokenizer. Later runs asking for the same source reuse
+     them; a .bin whose size or checksum disagrees with the manifest is re-made, with a note.
+  4. Read (`load_tokens`): a read-only `np.memmap`, so nothing is copied into memory.
+  5. Batch (`get_batch`, `eval_windows`): windows of T+1 consecutive tokens; x is the first T,
+     y the last T, so y[b, t] is the token that follows x[b, :t+1].
+
+Where the files go (`data_dir`): `$SMOLGPT_DATA_DIR`, else the repository's `data/` (the folder
+next to this package, as with `pip install -e .`), else `./data`.
+
+Every problem a user can fix is raised as `DataError`, with a one-line message that says what
+was wrong and how to fix it. Errors from deep inside `datasets`/`pyarrow`/`gzip` are wrapped
+(`raise DataError(...) from e`), so the original is still there in the traceback's cause.
+
+    prepare()                                      # once; later calls reuse data/
+    train = load_tokens("train")                   # (N,) uint16 memmap
+    x, y = get_batch(train, 8, 64, np.random.default_rng(0))   # (8, 64) int64 each
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import itertools
+import json
+import os
+import time
+import zlib
+from glob import glob
+from pathlib import Path
+
+import numpy as np
+import tiktoken
+
+ENCODING = "gpt2"
+EOT = 50256                      # "<|endoftext|>", the last of GPT-2's 50257 ids
+DTYPE = np.dtype("<u2")          # uint16, little-endian on disk whatever the machine
+SPLITS = ("train", "val")
+VAL_EVERY = 20                   # one-glob split: document i is validation iff i % 20 == 19
+ONLINE_DOCS = {"train": 20000, "val": 2000}   # default documents streamed from allenai/c4
+MANIFEST = "manifest.json"
+FORMAT = 1                       # bump when the .bin layout or the manifest's meaning changes
+ENV_TRAIN, ENV_VAL = "SMOLGPT_C4_FILES", "SMOLGPT_C4_VAL_FILES"
+EXAMPLE = (f"export {ENV_TRAIN}='../shared/data/c4/c4-en-sample.0000[023].json.gz' "
+           f"{ENV_VAL}='../shared/data/c4/c4-en-sample.00001.json.gz'")
+
+
+class DataError(Exception):
+    """Data that cannot be had or used; the one-line message says why and how to fix it."""
+
+
+def _one_line(e: BaseException, limit: int = 160) -> str:
+    """`TypeName: first line of the message`, short enough to sit inside a DataError's line."""
+    text = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    text = text if len(text) <= limit else text[:limit] + "..."
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+
+# ---------------------------------------------------------------------------------------------
+# The tokenizer and the data directory
+# ---------------------------------------------------------------------------------------------
+
+def get_encoding() -> tiktoken.Encoding:
+    """tiktoken's `gpt2` encoding (V = 50257). Offline it needs TIKTOKEN_CACHE_DIR."""
+    try:
+        return tiktoken.get_encoding(ENCODING)
+    except Exception as e:  # no network and no cache: requests' ConnectionError, or worse
+        raise DataError(
+            f"could not load tiktoken's '{ENCODING}' encoding ({_one_line(e)}); without network, "
+            f"point TIKTOKEN_CACHE_DIR at a tiktoken cache holding the GPT-2 BPE files, e.g. "
+            f"export TIKTOKEN_CACHE_DIR=../shared/data/tiktoken") from e
+
+
+def data_dir() -> Path:
+    """Where train.bin, val.bin and manifest.json live (the folder need not exist yet)."""
+    if os.environ.get("SMOLGPT_DATA_DIR"):
+        return Path(os.environ["SMOLGPT_DATA_DIR"]).expanduser()
+    repo = Path(__file__).resolve().parent.parent          # smolgpt/.. in a source checkout
+    if (repo / "pyproject.toml").exists() or (repo / "setup.cfg").exists():
+        return repo / "data"
+    return Path.cwd() / "data"                              # installed into site-packages
+
+
+# ---------------------------------------------------------------------------------------------
+# Step 1: which documents. A "source" is a small JSON-able dict, stored in the manifest and
+# compared with the next request to decide whether the prepared files can be reused.
+# ---------------------------------------------------------------------------------------------
+
+def _match(pattern: str, name: str) -> list[dict]:
+    """Files a glob names, sorted, as [{"path": absolute path, "bytes": size}]."""
+    paths = sorted(p for p in glob(os.path.expanduser(pattern)) if os.path.isfile(p))
+    if not paths:
+        raise DataError(f"{name}='{pattern}' matches no files (looked from {os.getcwd()}); "
+                        f"point it at existing C4 JSON-lines files, e.g. {EXAMPLE}")
+    return [{"path": os.path.abspath(p), "bytes": os.path.getsize(p)} for p in paths]
+
+
+def _requested_source(train_glob, val_glob, max_docs, old_source) -> dict:
+    """The source a call to prepare() asks for.
+
+    Globs given as arguments win; else the env vars; else, if nothing at all was asked for
+    (no glob, no env var, no max_docs), whatever the data directory already holds; else the
+    online C4. `max_docs` caps the training documents and the validation split gets a tenth of
+    it (at least 1); None means every local document, or 20000 / 2000 online.
+    """
+    if train_glob is None and val_glob is None:
+        train_glob, val_glob = os.environ.get(ENV_TRAIN) or None, os.environ.get(ENV_VAL) or None
+        train_name, val_name = ENV_TRAIN, ENV_VAL
+    else:
+        train_name, val_name = "train_glob", "val_glob"
+    if val_glob and not train_glob:
+        raise DataError(f"{val_name} is set but {train_name} is not; set both (a training glob "
+                        f"and a validation glob), e.g. {EXAMPLE}")
+    if max_docs is not None:
+        if int(max_docs) < 1:
+            raise DataError(f"max_docs={max_docs}; use at least 1 (or None for the default)")
+        caps = {"train": int(max_docs), "val": max(1, int(max_docs) // 10)}
+    elif train_glob:
+        caps = {"train": None, "val": None}                 # every local document
+    else:
+        caps = dict(ONLINE_DOCS)
+    if train_glob:
+        train_files = _match(train_glob, train_name)
+        val_files = _match(val_glob, val_name) if val_glob else []
+        shared = {f["path"] for f in train_files} & {f["path"] for f in val_files}
+        if shared:
+            raise DataError(f"{sorted(shared)[0]} is matched by both {train_name} and {val_name};"
+                            f" the validation files must be held out, so make the globs disjoint")
+        if val_glob:
+            how, rule = f"val = {val_name}='{val_glob}'", "val files"
+        else:
+            how = f"val = every {VAL_EVERY}th document of the training files"
+            rule = f"document i is val iff i % {VAL_EVERY} == {VAL_EVERY - 1}"
+        if max_docs is not None:
+            how += f" (first {caps['train']} train / {caps['val']} val documents)"
+        return {"kind": "local", "description": f"local JSON lines: train = {train_name}="
+                f"'{train_glob}', {how}", "train_files": train_files, "val_files": val_files,
+                "val_rule": rule, "max_docs": caps}
+    if max_docs is None and old_source is not None:
+        return old_source
+    return {"kind": "online", "description": f"allenai/c4 'en' streamed from the Hugging Face "
+            f"Hub: first {caps['train']} train / {caps['val']} validation documents",
+            "dataset": "allenai/c4", "config": "en", "max_docs": caps}
+
+
+def stream_c4_texts(split: str, n_docs: int) -> list[str]:
+    """The first n_docs texts of allenai/c4 'en' `split` ("train" or "validation"), streamed.
+
+    Tests replace this function (monkeypatch) so that they never touch the network.
+    """
+    import datasets
+    stream = datasets.load_dataset("allenai/c4", "en", split=split, streaming=True)
+    return [row["text"] for row in itertools.islice(stream, n_docs)]
+
+
+def _probe(path: str) -> str | None:
+    """Why one JSON-lines(.gz) file cannot be used, or None. Reads it all: for error paths only."""
+    is_gz = path.endswith(".gz")
+    try:
+        with (gzip.open(path, "rb") if is_gz else open(path, "rb")) as f:
+            first = f.readline()
+            total = len(first)
+            while chunk := f.read(1 << 20):
+                total += len(chunk)
+    except (OSError, EOFError, zlib.error) as e:      # gzip.BadGzipFile is an OSError
+        kind = "not a valid gzip file" if is_gz else "unreadable"
+        return f"is {kind} ({_one_line(e)}); replace it with a good copy or leave it out"
+    if total == 0:
+        return "is empty (no documents); remove it or add JSON lines with a 'text' field"
+    try:
+        row = json.loads(first)
+    except ValueError:
+        return ("does not hold JSON lines (line 1 is not JSON); give one JSON object per line, "
+                "with the document in 'text'")
+    if not isinstance(row, dict) or "text" not in row:
+        fields = sorted(row) if isinstance(row, dict) else type(row).__name__
+        return (f"has no 'text' field (line 1 has {fields}); give one JSON object per line "
+                f"with the document in 'text', like C4's {{\"text\", \"timestamp\", \"url\"}}")
+    return None
+
+
+def _explain(files: list[str], e: BaseException | None) -> DataError:
+    """A DataError naming the first bad file among `files`, or the wrapped error if none is."""
+    for path in files:
+        problem = _probe(path)
+        if problem:
+            return DataError(f"{path} {problem}")
+    if isinstance(e, OSError) and not isinstance(e, ConnectionError):   # the files read fine
+        return DataError(f"datasets could not use its cache folder ({_one_line(e)}); set "
+                         f"HF_HOME to a writable folder with free space, e.g. "
+                         f"export HF_HOME=/tmp/hf_home")
+    if e is None:
+        return DataError(f"no 'text' field in {len(files)} file(s) starting with {files[0]}; "
+                         f"give one JSON object per line with the document in 'text'")
+    while e.__cause__ is not None:                 # the innermost error says the most
+        e = e.__cause__
+    return DataError(f"datasets could not read {len(files)} file(s) starting with {files[0]} "
+                     f"({_one_line(e)}); check they are JSON lines (optionally .gz) with a "
+                     f"'text' field")
+
+
+def _read_local(files: list[str], verbose: bool) -> list[str]:
+    """All non-empty `text` values of some JSON-lines(.gz) files, in file order then line order."""
+    import datasets
+    for path in files:
+        if not os.path.isfile(path):
+            raise DataError(f"{path} is gone; set {ENV_TRAIN} / {ENV_VAL} to the files to use "
+                            f"and run `python -m smolgpt.data`, e.g. {EXAMPLE}")
+    bars = not datasets.are_progress_bars_disabled()
+    if not verbose:
+        datasets.disable_progress_bars()
+    try:
+        ds = datasets.load_dataset("json", data_files=files, split="train")
+    except Exception as e:  # StopIteration (empty file), zlib.error, EOFError, ArrowInvalid, ...
+        raise _explain(files, e) from e
+    finally:
+        if bars:
+            datasets.enable_progress_bars()
+    if "text" not in ds.column_names:
+        raise _explain(files, None)
+    if ds.features["text"].dtype not in ("string", "large_string"):
+        raise DataError(f"the 'text' field in {len(files)} file(s) starting with {files[0]} "
+                        f"holds {ds.features['text'].dtype}, not strings; give one JSON object "
+                        f"per line with the document in 'text'")
+    texts = [t for t in ds["text"] if t]                      # C4 has no empty documents
+    if not texts:
+        raise DataError(f"no documents in {len(files)} file(s) starting with {files[0]}: every "
+                        f"'text' is empty or null; point {ENV_TRAIN} at files with documents")
+    return texts
+
+
+def _read_split(source: dict, split: str, verbose: bool) -> list[str]:
+    """The documents of one split ("train" or "val") of a source, capped at max_docs."""
+    cap = source["max_docs"][split]
+    if source["kind"] == "online":
+        hub_split = {"train": "train", "val": "validation"}[split]
+        if verbose:
+            print(f"data: streaming the first {cap} {hub_split} documents of allenai/c4 'en' "
+                  f"(needs network; or set {ENV_TRAIN})")
+        try:
+            texts = stream_c4_texts(hub_split, cap)
+        except Exception as e:  # ConnectionError, OfflineModeIsEnabled, timeouts, ...
+            raise DataError(f"no local C4 files are set and downloading allenai/c4 failed "
+                            f"({_one_line(e)}); to use local C4 JSON-lines files instead set "
+                            f"{ENV_TRAIN} (training glob) and {ENV_VAL} (validation glob), "
+                            f"e.g. {EXAMPLE}") from e
+        texts = [t for t in texts if t]
+        if not texts:
+            raise DataError(f"allenai/c4 'en' {hub_split} gave no documents; set {ENV_TRAIN} "
+                            f"and {ENV_VAL} to local files instead, e.g. {EXAMPLE}")
+        return texts
+    if source["val_files"]:
+        files = [f["path"] for f in source[f"{split}_files"]]
+        return _read_local(files, verbose)[:cap]
+    docs = _read_local([f["path"] for f in source["train_files"]], verbose)
+    is_val = (np.arange(len(docs)) % VAL_EVERY) == VAL_EVERY - 1          # (n_docs,)
+    picked = [d for d, v in zip(docs, is_val) if v == (split == "val")][:cap]
+    if not picked:
+        raise DataError(f"only {len(docs)} documents in {source['description']}: too few to hold "
+                        f"out every {VAL_EVERY}th for validation; add files or set {ENV_VAL}")
+    return picked
+
+
+# ---------------------------------------------------------------------------------------------
+# Step 2: tokenize
+# ---------------------------------------------------------------------------------------------
+
+def tokenize(texts: list[str], enc: tiktoken.Encoding | None = None) -> np.ndarray:
+    """n documents -> (N,) uint16 = [EOT, doc0..., EOT, doc1..., ...], N = n + sum(len(doc_i)).
+
+    tiktoken's batch encoder runs its Rust BPE on a thread pool (the GIL is released), so
+    ~6M characters take well under a second on 2 cores. Documents go in chunks of 1000 so
+    the Python lists of ids (28 bytes per int) never hold more than one chunk.
+    """
+    enc = enc or get_encoding()
+    threads = os.cpu_count() or 1
+    parts = []
+    for i in range(0, len(texts), 1000):
+        ids = enc.encode_ordinary_batch(texts[i:i + 1000], num_threads=threads)  # [[int]]
+        n = len(ids) + sum(len(d) for d in ids)
+        flat = itertools.chain.from_iterable(itertools.chain((EOT,), d) for d in ids)
+        parts.append(np.fromiter(flat, dtype=DTYPE, count=n))                    # (n,)
+    return np.concatenate(parts) if parts else np.empty(0, DTYPE)
+
+
+# ---------------------------------------------------------------------------------------------
+# Step 3: store, with a manifest; reuse when the request matches and the checksums do
+# ---------------------------------------------------------------------------------------------
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _write_atomic(path: Path, payload: bytes) -> None:
+    """Write to a temporary name in the same folder, then rename: never a half-written file."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(payload)
+    os.replace(tmp, path)
+
+
+def _read_manifest(out: Path) -> dict | None:
+    """The manifest in `out`, or None if there is none or it is not one this code wrote."""
+    path = out / MANIFEST
+    if not path.exists():
+        return None
+    try:
+        m = json.loads(path.read_text())
+        ok = (m["format"] == FORMAT and m["tokenizer"] == ENCODING and m["eot"] == EOT
+              and m["dtype"] == "uint16" and isinstance(m["source"], dict)
+              and all(isinstance(m["splits"][s]["tokens"], int) for s in SPLITS))
+    except (ValueError, KeyError, TypeError):
+        ok = False
+    if not ok:
+        print(f"data: note: {path} is unreadable or from another format; preparing afresh")
+        return None
+    return m
+
+
+def _problem(out: Path, entry: dict) -> str | None:
+    """Why a split's .bin does not match its manifest entry, or None if it does."""
+    path = out / entry["file"]
+    if not path.exists():
+        return f"{path} is missing"
+    size, want = path.stat().st_size, entry["tokens"] * DTYPE.itemsize
+    if size != want:
+        return f"{path} is {size} bytes but its manifest says {want}"
+    if _sha256(path) != entry["sha256"]:
+        return f"{path} does not match its manifest's sha256"
+    return None
+
+
+def _same(a: dict, b: dict) -> bool:
+    """Two sources ask for the same documents (the human description may differ)."""
+    strip = lambda s: {k: v for k, v in s.items() if k != "description"}  # noqa: E731
+    return strip(a) == strip(b)
+
+
+def _prepare(out: Path, source: dict, old: dict | None, force: bool, verbose: bool) -> dict:
+    """Make `out` hold `source` tokenized; reuse what is there if it is that and intact."""
+    say = print if verbose else (lambda *a, **k: None)
+    if old is not None and not force and _same(old["source"], source):
+        todo = []
+        for split in SPLITS:
+            problem = _problem(out, old["splits"][split])
+            if problem:
+                print(f"data: note: {problem}; re-preparing {split} from {source['description']}")
+                todo.append(split)
+        if not todo:
+            s = old["splits"]
+            say(f"data: reusing {out} ({source['description']}; train {s['train']['tokens']:,} "
+                f"tokens, val {s['val']['tokens']:,} tokens)")
+            return old
+        splits = dict(old["splits"])
+    else:
+        if old is not None and not force:
+            print(f"data: note: {out} holds {old['source']['description']}, not the requested "
+                  f"{source['description']}; re-preparing")
+        todo, splits = list(SPLITS), {}
+
+    enc = get_encoding()                        # fail on the tokenizer before reading anything
+    out.mkdir(parents=True, exist_ok=True)
+    for split in todo:
+        t0 = time.perf_counter()
+        texts = _read_split(source, split, verbose)
+        tokens = tokenize(texts, enc)                                    # (N,) uint16
+        payload = tokens.tobytes()
+        _write_atomic(out / f"{split}.bin", payload)
+        splits[split] = {"file": f"{split}.bin", "documents": len(texts),
+                         "tokens": int(tokens.size), "sha256": hashlib.sha256(payload).hexdigest()}
+        say(f"data: {split}: {len(texts):,} documents -> {tokens.size:,} tokens "
+            f"-> {out / (split + '.bin')} ({time.perf_counter() - t0:.1f} s)")
+    manifest = {"format": FORMAT, "tokenizer": ENCODING, "eot": EOT,
+                "eot_placement": "one EOT before every document", "dtype": "uint16",
+                "source": source, "splits": {s: splits[s] for s in SPLITS}}
+    _write_atomic(out / MANIFEST, (json.dumps(manifest, indent=1) + "\n").encode())
+    return manifest
+
+
+def prepare(out_dir=None, *, train_glob=None, val_glob=None, max_docs=None, force=False,
+            verbose=True) -> dict:
+    """Tokenize a source into out_dir/{train,val}.bin + manifest.json; return the manifest.
+
+    Source: `train_glob`/`val_glob` if given, else $SMOLGPT_C4_FILES/$SMOLGPT_C4_VAL_FILES,
+    else (nothing asked for) what out_dir already holds, else the online allenai/c4. Only a
+    training glob: every 20th document is validation. `max_docs` caps the training documents
+    (validation: a tenth of it, at least 1); None = every local document or 20000/2000 online.
+    Reuses the files when the manifest has the same source and each .bin matches its size and
+    sha256; re-makes a .bin that does not (printing a note). `force` re-makes everything.
+    """
+    out = Path(out_dir) if out_dir is not None else data_dir()
+    old = _read_manifest(out)
+    source = _requested_source(train_glob, val_glob, max_docs, old and old["source"])
+    return _prepare(out, source, old, force, verbose)
+
+
+# ---------------------------------------------------------------------------------------------
+# Step 4: read
+# ---------------------------------------------------------------------------------------------
+
+def read_manifest(out_dir=None) -> dict | None:
+    """The manifest of the prepared data in out_dir (default data_dir()), or None."""
+    return _read_manifest(Path(out_dir) if out_dir is not None else data_dir())
+
+
+def load_tokens(split: str, out_dir=None) -> np.ndarray:
+    """(N,) uint16 read-only memmap of one split ("train" or "val").
+
+    Uses whatever out_dir holds if its files match the manifest (whatever the env vars say:
+    call prepare() to change the source); re-makes a damaged .bin from the manifest's own
+    source; prepares with the defaults (env vars, else online C4) when there is nothing yet.
+    """
+    if split not in SPLITS:
+        raise DataError(f"unknown split {split!r}; use 'train' or 'val'")
+    out = Path(out_dir) if out_dir is not None else data_dir()
+    old = _read_manifest(out)
+    if old is not None:
+        manifest = _prepare(out, old["source"], old, force=False, verbose=False)
+    else:
+        manifest = prepare(out)
+    return np.memmap(out / manifest["splits"][split]["file"], dtype=DTYPE, mode="r")
+
+
+# ---------------------------------------------------------------------------------------------
+# Step 5: batches
+# ---------------------------------------------------------------------------------------------
+
+def _check_fits(tokens: np.ndarray, block_size: int) -> int:
+    """N = len(tokens), after checking that one window of block_size + 1 tokens fits."""
+    N = len(tokens)
+    if block_size < 1:
+        raise DataError(f"block_size={block_size}; use a block_size of at least 1")
+    if N < block_size + 1:
+        fix = (f"use block_size <= {N - 1} or prepare more documents" if N >= 2 else
+               "prepare more documents (max_docs)")
+        raise DataError(f"only {N} tokens, too few for block_size={block_size} (a window needs "
+                        f"block_size + 1 = {block_size + 1}); {fix}")
+    return N
+
+
+def get_batch(tokens: np.ndarray, batch_size: int, block_size: int,
+              rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """tokens (N,) -> x, y (B, T) int64, B random windows; y[b, t] = x[b, t + 1] = next token.
+
+    Window starts are uniform over 0..N-T-1, so every window of T+1 tokens can be drawn and the
+    same rng state always gives the same batch. Windows cross document boundaries freely: the
+    EOT between documents teaches the model where one ends.
+    """
+    N = _check_fits(tokens, block_size)
+    starts = rng.integers(0, N - block_size, size=batch_size)            # (B,) in [0, N-T-1]
+    idx = starts[:, None] + np.arange(block_size + 1)                    # (B, T+1)
+    windows = np.array(tokens[idx], dtype=np.int64)                      # (B, T+1), a copy
+    return np.ascontiguousarray(windows[:, :-1]), np.ascontiguousarray(windows[:, 1:])
+
+
+def eval_windows(tokens: np.ndarray, n_windows: int,
+                 block_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """tokens (N,) -> x, y (n_windows, T) int64: a FIXED set of windows for validation loss.
+
+    Starts are evenly spaced from 0 to N-T-1 (the last window ends at the last token), so
+    the set spans the whole split and is the same on every call. They do not overlap when
+    n_windows * (T + 1) <= N; asking for more is allowed and makes them overlap.
+    """
+    N = _check_fits(tokens, block_size)
+    starts = np.linspace(0, N - block_size - 1, n_windows).astype(np.int64)   # (n,)
+    idx = starts[:, None] + np.arange(block_size + 1)                        # (n, T+1)
+    windows = np.array(tokens[idx], dtype=np.int64)                          # (n, T+1)
+    return np.ascontiguousarray(windows[:, :-1]), np.ascontiguousarray(windows[:, 1:])
+
+
+# ---------------------------------------------------------------------------------------------
+# `python -m smolgpt.data`: prepare and print what was made
+# ---------------------------------------------------------------------------------------------
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description="Tokenize C4 into train.bin / val.bin.")
+    p.add_argument("--out", help="data directory (default: $SMOLGPT_DATA_DIR or the repo's data/)")
+    p.add_argument("--train-glob", help=f"training JSON-lines files (default: ${ENV_TRAIN})")
+    p.add_argument("--val-glob", help=f"validation files (default: ${ENV_VAL})")
+    p.add_argument("--max-docs", type=int, help="cap on training documents (val: a tenth)")
+    p.add_argument("--force", action="store_true", help="re-make the files even if they match")
+    a = p.parse_args(argv)
+    try:
+        m = prepare(a.out, train_glob=a.train_glob, val_glob=a.val_glob, max_docs=a.max_docs,
+                    force=a.force)
+    except DataError as e:
+        raise SystemExit(f"error: {e}")
+    for split in SPLITS:
+        s = m["splits"][split]
+        print(f"{split}: {s['documents']:,} documents, {s['tokens']:,} tokens, "
+              f"sha256 {s['sha256'][:12]}...")
+
+
+if __name__ == "__main__":
+    main()

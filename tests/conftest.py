@@ -1,0 +1,69 @@
+"""Shared fixtures: where the C4 sample is, and a small prepared dataset for any test to use.
+
+CI (.ci/run) points at the sample with SMOLGPT_C4_FILES / SMOLGPT_C4_VAL_FILES /
+TIKTOKEN_CACHE_DIR. Run by hand, those may be unset: if the repo's sibling `../shared/data`
+exists they are set to it here, at import, before anything imports `datasets` or loads the
+tokenizer. `datasets` is kept offline and its cache goes to a temporary HF_HOME, so no test can
+touch the network or the user's ~/.cache.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data"
+
+if not os.environ.get("SMOLGPT_C4_FILES") and (SHARED / "c4").is_dir():
+    os.environ["SMOLGPT_C4_FILES"] = str(SHARED / "c4" / "c4-en-sample.0000[023].json.gz")
+    os.environ.setdefault("SMOLGPT_C4_VAL_FILES", str(SHARED / "c4" / "c4-en-sample.00001.json.gz"))
+if not os.environ.get("TIKTOKEN_CACHE_DIR") and (SHARED / "tiktoken").is_dir():
+    os.environ["TIKTOKEN_CACHE_DIR"] = str(SHARED / "tiktoken")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+if not os.environ.get("HF_HOME"):
+    _hf_home = tempfile.mkdtemp(prefix="smolgpt-pytest-hf-home-")
+    atexit.register(shutil.rmtree, _hf_home, ignore_errors=True)
+    os.environ["HF_HOME"] = _hf_home
+
+
+@pytest.fixture(scope="session")
+def c4_globs() -> tuple[str, str]:
+    """(training glob, validation glob) of the C4 sample; skips if the sample is nowhere."""
+    train, val = os.environ.get("SMOLGPT_C4_FILES"), os.environ.get("SMOLGPT_C4_VAL_FILES")
+    if not (train and val):
+        pytest.skip("C4 sample not found: set SMOLGPT_C4_FILES and SMOLGPT_C4_VAL_FILES "
+                    "(see data/README.md)")
+    return train, val
+
+
+@pytest.fixture(scope="session")
+def gpt2_encoding():
+    """tiktoken's gpt2 encoding from TIKTOKEN_CACHE_DIR; skips (never downloads) if not there.
+
+    tiktoken names each cached file sha1(url): these two are vocab.bpe and encoder.json.
+    """
+    from smolgpt.data import get_encoding
+    cache = Path(os.environ.get("TIKTOKEN_CACHE_DIR", "/nonexistent"))
+    names = ("6d1cbeee0f20b3d9449abfede4726ed8212e3aee", "6c7ea1a7e38e3a7f062df639a5b80947f075ffe6")
+    if not all((cache / n).is_file() for n in names):
+        pytest.skip("GPT-2 BPE files not found: set TIKTOKEN_CACHE_DIR (see data/README.md)")
+    return get_encoding()
+
+
+@pytest.fixture(scope="session")
+def prepared_data_dir(tmp_path_factory, c4_globs, gpt2_encoding) -> Path:
+    """A data dir prepared once per session: the first 200 training / 20 validation documents.
+
+    Pass it as `out_dir` (load_tokens("train", prepared_data_dir)); do not modify it, copy it.
+    """
+    from smolgpt.data import prepare
+    out = tmp_path_factory.mktemp("smolgpt_data")
+    prepare(out, train_glob=c4_globs[0], val_glob=c4_globs[1], max_docs=200, verbose=False)
+    return out
