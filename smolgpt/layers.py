@@ -198,7 +198,7 @@ def head_forward(x, wte):
     return x @ wte.T
 
 
-def cross_entropy_head(x, wte, targets, chunk=256, with_grads=True):
+def cross_entropy_head(x, wte, targets, chunk=512, with_grads=True):
     """Mean cross-entropy of softmax(x @ wte^T) against targets, and its gradients, fused.
 
     x (N, C), wte (V, C), targets (N,) ints -> loss, dx (N, C), dwte (V, C)
@@ -209,7 +209,7 @@ def cross_entropy_head(x, wte, targets, chunk=256, with_grads=True):
     they are computed:  dlogits = (softmax(logits) - onehot(targets)) / N.
     Rows are processed `chunk` at a time: a chunk's logits are born, reduced to its loss, turned
     into their own gradient in place, pushed back into dx and dwte, and dropped. Peak memory is
-    chunk x V floats instead of N x V, and a chunk stays warm in cache between the matmuls.
+    chunk x V floats instead of N x V, and every pass over the chunk is in place.
     """
     N, C = x.shape
     V = wte.shape[0]
@@ -217,12 +217,16 @@ def cross_entropy_head(x, wte, targets, chunk=256, with_grads=True):
     total = 0.0
     dx = np.empty_like(x) if with_grads else None
     dwte = np.zeros_like(wte) if with_grads else None
-    logits = np.empty((min(chunk, N), V), dtype=dtype)          # reused buffer, (chunk, V)
+    n0 = min(chunk, N)
+    logits = np.empty((n0, V), dtype=dtype)                      # reused buffer, (chunk, V)
+    dw_part = np.empty_like(wte) if with_grads and N > chunk else None
+    wte_t = np.ascontiguousarray(wte.T)                          # (C, V): BLAS's faster layout
     for s in range(0, N, chunk):
         e = min(s + chunk, N)
         n = e - s
         lg = logits[:n]
-        np.matmul(x[s:e], wte.T, out=lg)                         # (n, V) logits
+        xs = x[s:e]                                              # (n, C)
+        np.matmul(xs, wte_t, out=lg)                             # (n, V) logits
         rows = np.arange(n)
         tgt = targets[s:e]
         m = lg.max(axis=1, keepdims=True)                        # (n, 1) for a stable softmax
@@ -234,9 +238,12 @@ def cross_entropy_head(x, wte, targets, chunk=256, with_grads=True):
         total += float(np.sum(np.log(z[:, 0].astype(np.float64)) - target_logit))
         if not with_grads:
             continue
-        lg *= 1.0 / z                                            # softmax, in place
-        lg[rows, tgt] -= 1.0                                     # softmax - onehot
-        lg *= 1.0 / N                                            # d(mean loss) / dlogits
+        lg *= 1.0 / (z * N)                                      # softmax / N, one pass
+        lg[rows, tgt] -= 1.0 / N                                 # (softmax - onehot) / N
         np.matmul(lg, wte, out=dx[s:e])                          # (n, C)  dx = dlogits @ wte
-        dwte += lg.T @ x[s:e]                                    # (V, C)  dwte += dlogits^T @ x
+        if dw_part is None:
+            np.matmul(lg.T, xs, out=dwte)                        # (V, C)  dwte = dlogits^T @ x
+        else:
+            np.matmul(lg.T, xs, out=dw_part)                     # (V, C)  this chunk's share
+            dwte += dw_part
     return total / N, dx, dwte

@@ -238,7 +238,7 @@ def forward(params, idx, config: GPTConfig) -> np.ndarray:
     return L.head_forward(x, params["wte.weight"])
 
 
-def loss_and_grads(params, idx, targets, config: GPTConfig, chunk: int = 256):
+def loss_and_grads(params, idx, targets, config: GPTConfig, chunk: int = 512):
     """Mean next-token cross-entropy and the gradient of every parameter (keys as params).
 
     idx, targets (B, T) -> (loss: float, grads: dict). The tied head's gradient has two parts,
@@ -255,7 +255,7 @@ def loss_and_grads(params, idx, targets, config: GPTConfig, chunk: int = 256):
     return loss, grads
 
 
-def loss_only(params, idx, targets, config: GPTConfig, chunk: int = 256) -> float:
+def loss_only(params, idx, targets, config: GPTConfig, chunk: int = 512) -> float:
     """Mean cross-entropy without gradients (validation)."""
     idx = check_tokens(idx, config)
     targets = check_tokens(targets, config)

@@ -40,7 +40,8 @@ def adamw_init(trainables: dict[str, np.ndarray]) -> dict:
 
 
 def adamw_step(trainables: dict[str, np.ndarray], grads: dict[str, np.ndarray], state: dict,
-               lr: float, cfg: AdamWConfig = AdamWConfig(), decay_keys=frozenset()) -> None:
+               lr: float, cfg: AdamWConfig = AdamWConfig(), decay_keys=frozenset(),
+               lr_scale: dict[str, float] | None = None) -> None:
     """One AdamW update, in place on `trainables` and `state`.
 
     For each array w with gradient g (t counts steps from 1):
@@ -49,6 +50,9 @@ def adamw_step(trainables: dict[str, np.ndarray], grads: dict[str, np.ndarray], 
         m_hat = m / (1 - b1^t), v_hat = v / (1 - b2^t)      bias correction
         w -= lr * wd * w        (only for keys in decay_keys: decoupled weight decay)
         w -= lr * m_hat / (sqrt(v_hat) + eps)
+
+    lr_scale maps a key to a multiplier of lr for that array (e.g. subspace coefficients and
+    embeddings want different step sizes); keys not in it use lr itself.
     """
     state["t"] += 1
     t = state["t"]
@@ -57,6 +61,7 @@ def adamw_step(trainables: dict[str, np.ndarray], grads: dict[str, np.ndarray], 
     bc2 = 1.0 - b2 ** t
     for k, w in trainables.items():
         g = grads[k]
+        lr_k = lr * (lr_scale or {}).get(k, 1.0)
         m, v = state["m"][k], state["v"][k]
         # m = b1*m + (1-b1)*g and v = b2*v + (1-b2)*g^2, in place (no new arrays per step)
         m *= b1
@@ -64,10 +69,10 @@ def adamw_step(trainables: dict[str, np.ndarray], grads: dict[str, np.ndarray], 
         v *= b2
         v += (1.0 - b2) * np.square(g)
         if k in decay_keys and cfg.weight_decay:
-            w *= 1.0 - lr * cfg.weight_decay
+            w *= 1.0 - lr_k * cfg.weight_decay
         denom = np.sqrt(v / bc2)
         denom += cfg.eps
-        w -= (lr / bc1) * m / denom
+        w -= (lr_k / bc1) * m / denom
 
 
 def grad_norm(grads: dict[str, np.ndarray]) -> float:
