@@ -69,7 +69,8 @@ def load(path) -> tuple[dict, dict, dict]:
         raise CheckpointError(f"checkpoint {path} is truncated or corrupt ({e.__class__.__name__}): "
                               f"use an earlier checkpoint or start the run again") from e
     if "meta" not in data:
-        raise CheckpointError(f"{path} is not a smolgpt checkpoint (no metadata)")
+        raise CheckpointError(f"{path} is not a smolgpt checkpoint (no metadata): pass the "
+                              f"checkpoint.npz that smolgpt train wrote in its --out folder")
     try:
         meta = json.loads(data["meta"].tobytes().decode())
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -77,7 +78,7 @@ def load(path) -> tuple[dict, dict, dict]:
                               f"checkpoint or start the run again") from e
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{path} has format {meta.get('format')!r}, this smolgpt reads "
-                              f"{FORMAT!r}")
+                              f"{FORMAT!r}: use the smolgpt version that wrote it, or train again")
     keys = meta["keys"]
     missing = [k for k in keys for p in ("trainables/", "adam_m/", "adam_v/") if p + k not in data]
     if missing:

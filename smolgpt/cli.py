@@ -8,7 +8,8 @@
     smolgpt plot runs/*/log.jsonl            redraw validation curves from logs
 
 Errors in what you asked for print one line saying what to fix, and exit with status 2;
-a run that diverges exits with status 3 and keeps its last good checkpoint.
+a run that diverges exits with status 3 and keeps its last good checkpoint; Ctrl-C during
+training saves a checkpoint and exits with status 0 (before training starts: 130, nothing lost).
 """
 
 from __future__ import annotations
@@ -84,6 +85,8 @@ def _add_train_args(p: argparse.ArgumentParser):
                    "(default 40; 0 for none)")
     p.add_argument("--resume", metavar="PATH", help="continue from a checkpoint; its settings are "
                    "used, flags you give must agree with its model and method")
+    p.add_argument("--overwrite", action="store_true", help="start afresh even if --out already "
+                   "holds a run's checkpoint (which is then replaced); without it that is refused")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -119,11 +122,19 @@ def _train_config(a: argparse.Namespace):
 
 
 def cmd_train(a):
+    from pathlib import Path
+
     from .methods import build
     from .train import train
     cfg = _train_config(a)
     build(cfg.method, cfg.model)              # validate the method's options before any data work
+    old = Path(cfg.out) / "checkpoint.npz"
+    if not a.resume and not a.overwrite and old.exists():   # a forgotten --resume loses a run
+        raise ValueError(f"{cfg.out} already holds a run ({old}): continue it with --resume {old}, "
+                         f"choose another --out, or pass --overwrite to start afresh")
     summary = train(cfg, resume=a.resume, progress=not a.no_progress)
+    if summary["interrupted"]:
+        return                                # train() said where the checkpoint is
     print(f"final validation loss {summary['val_loss']:.4f} after {summary['tokens']:,} tokens; "
           f"checkpoint {summary['checkpoint']} ({summary['checkpoint_bytes']:,} bytes)")
     if summary.get("sample"):
@@ -228,6 +239,13 @@ def main(argv=None) -> int:
     except (ValueError, DataError, CheckpointError, FileNotFoundError) as e:
         print(f"smolgpt: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:                      # --out or --data-dir a file, no permission, disk full
+        print(f"smolgpt: error: {e}; check that the path is a folder you can write to and that "
+              f"the disk has space", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:                 # Ctrl-C outside the training loop (which saves)
+        print("smolgpt: interrupted; checkpoints already written are kept", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -65,9 +65,10 @@ class MethodSpec:
             raise MethodError(f"unknown method {self.name!r}: choose one of {', '.join(METHODS)}")
 
     def label(self) -> str:
-        """A short human name, e.g. 'fastfood d=1000' or 'basis 5/tensor'."""
+        """A short human name, e.g. 'fastfood d=1000', 'basis 5/tensor', 'basis d=5 no-offset'."""
         if self.name in SUBSPACE_KINDS:
-            return f"{self.name} {self.d}/tensor" if self.per_tensor else f"{self.name} d={self.d}"
+            label = f"{self.name} {self.d}/tensor" if self.per_tensor else f"{self.name} d={self.d}"
+            return label if self.offset else label + " no-offset"
         if self.name == "lora":
             return f"lora r={self.rank}"
         return self.name

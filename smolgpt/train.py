@@ -69,6 +69,16 @@ class TrainConfig:
                 raise ValueError(f"{name} must be a positive finite number, got {v!r}")
         if self.warmup < 0:
             raise ValueError(f"warmup must be >= 0, got {self.warmup}")
+        for name in ("weight_decay", "grad_clip"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
+        if not 0 <= self.min_lr_ratio <= 1:
+            raise ValueError(f"min_lr_ratio must be between 0 and 1, got {self.min_lr_ratio}")
+        # numpy's own complaint about a negative seed names neither the seed nor the flag
+        for name, v in (("seed", self.seed), ("method seed (--method-seed)", self.method.seed)):
+            if not isinstance(v, (int, np.integer)) or v < 0:
+                raise ValueError(f"{name} must be an integer >= 0, got {v!r}")
 
     @property
     def tokens_per_step(self) -> int:
@@ -97,11 +107,22 @@ def evaluate(params, model: GPTConfig, xs, ys, batch_size: int) -> float:
     return total / len(xs)
 
 
-def _first_nonfinite(grads) -> str | None:
-    for k, g in grads.items():
-        if not np.all(np.isfinite(g)):
+def _first_nonfinite(arrays) -> str | None:
+    for k, a in arrays.items():
+        if not np.all(np.isfinite(a)):
             return k
     return None
+
+
+def _check_fits(splits: dict, block_size: int) -> None:
+    """A clear error, before anything is written, when the shortest split has no room for one
+    window of block_size + 1 tokens."""
+    split, n = min(((s, len(t)) for s, t in splits.items()), key=lambda sn: sn[1])
+    if n < block_size + 1:
+        raise D.DataError(
+            f"block_size={block_size} needs windows of {block_size + 1} tokens but the prepared "
+            f"{split} split has only {n}: use a block_size <= {max(n - 1, 1)} (--block-size) "
+            f"or prepare more documents")
 
 
 class _Log:
@@ -125,7 +146,8 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, stop_at: int | Non
     resume: a checkpoint path to continue from; its model and method must match cfg.
     stop_at: stop after this step as Ctrl-C would (checkpoint saved), for tests and demos.
     Ctrl-C during training saves a checkpoint and returns with summary["interrupted"] = True.
-    Raises TrainingDiverged if the loss or a gradient stops being finite.
+    Raises TrainingDiverged if the loss, a gradient, the validation loss or (checked before each
+    save, so a checkpoint is never overwritten by one) a trainable stops being finite.
     """
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -137,6 +159,7 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, stop_at: int | Non
     val_tokens = D.load_tokens("val", cfg.data_dir)
     manifest = D.read_manifest(cfg.data_dir)
     data_id = {s: manifest["splits"][s]["sha256"] for s in D.SPLITS}   # what was trained on
+    _check_fits({"train": train_tokens, "val": val_tokens}, model.block_size)
     val_x, val_y = D.eval_windows(val_tokens, cfg.eval_windows, model.block_size)
 
     meta = {"model": model.to_dict(), "method": cfg.method.to_dict(), "train": cfg.to_dict(),
@@ -167,13 +190,32 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, stop_at: int | Non
     adam_cfg = AdamWConfig(weight_decay=cfg.weight_decay)
     log = _Log(out / "log.jsonl", append=resume is not None)
 
+    saved_step = None                       # step of the checkpoint this run last wrote
+
+    def diverged(at_step, what, value):
+        """Log it and return the error: the step, what is not finite, where the good state is."""
+        log.write(event="diverged", step=at_step, what=what, value=value)  # a str: JSON has no NaN
+        where = ("no checkpoint had been written yet" if not ckpt_path.exists() else
+                 f"the last good checkpoint is {ckpt_path}" +
+                 (f" (step {saved_step})" if saved_step is not None else ""))
+        return TrainingDiverged(
+            f"training diverged at step {at_step}: {what} is not finite ({value}); {where}; "
+            f"lower --lr (now {cfg.lr}) or --coef-lr (now {cfg.coef_lr})")
+
     def save():
+        nonlocal saved_step
+        bad = _first_nonfinite(trainables)             # never replace a good checkpoint with NaN
+        if bad:
+            raise diverged(step, f"the trainable {bad}", "after the update")
         m = {**meta, "step": step, "rng": rng.bit_generator.state, "elapsed": elapsed,
              "val_curve": curve}
-        return ckpt.save(ckpt_path, trainables, adam, m)
+        nbytes = ckpt.save(ckpt_path, trainables, adam, m)
+        saved_step = step
+        return nbytes
 
     def val_loss():
-        return evaluate(method.params(trainables), model, val_x, val_y, cfg.batch_size)
+        with np.errstate(over="ignore", invalid="ignore"):
+            return evaluate(method.params(trainables), model, val_x, val_y, cfg.batch_size)
 
     if resume is None:
         log.write(event="start", method=cfg.method.label(), n_trainable=method.n_trainable,
@@ -210,22 +252,19 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, stop_at: int | Non
             t0 = time.perf_counter()
             x, y = D.get_batch(train_tokens, cfg.batch_size, model.block_size, rng)
             lr = lr_at(step, cfg.lr, cfg.warmup, cfg.steps, cfg.min_lr_ratio)
-            # the chain rule through the parameterization
-            params = method.params(trainables)
-            loss, grads = loss_and_grads(params, x, y, model)
-            tgrads = method.pullback(trainables, grads)
-            bad = None if math.isfinite(loss) else "the loss"
-            bad = bad or (f"the gradient of {_first_nonfinite(tgrads)}"
-                          if _first_nonfinite(tgrads) else None)
-            if bad:
-                log.write(event="diverged", step=step + 1, what=bad, loss=loss)
-                where = (f"the last good checkpoint is {ckpt_path}" if ckpt_path.exists()
-                         else "no checkpoint had been written yet")
-                raise TrainingDiverged(
-                    f"training diverged at step {step + 1}: {bad} is not finite (loss {loss}); "
-                    f"{where}; lower --lr (now {cfg.lr}) or --coef-lr (now {cfg.coef_lr})")
+            # the chain rule through the parameterization. Overflow is checked for just below
+            # and reported as divergence, so NumPy's RuntimeWarnings would only repeat it.
+            with np.errstate(over="ignore", invalid="ignore"):
+                params = method.params(trainables)
+                loss, grads = loss_and_grads(params, x, y, model)
+                tgrads = method.pullback(trainables, grads)
+            bad_grad = _first_nonfinite(tgrads)
+            if not math.isfinite(loss) or bad_grad:
+                raise diverged(step + 1, "the loss" if not math.isfinite(loss) else
+                               f"the gradient of {bad_grad}", f"loss {loss}")
             gnorm = clip_grad_norm(tgrads, cfg.grad_clip)
-            adamw_step(trainables, tgrads, adam, lr, adam_cfg, decay, lr_scale)
+            with np.errstate(over="ignore", invalid="ignore"):
+                adamw_step(trainables, tgrads, adam, lr, adam_cfg, decay, lr_scale)
             step += 1
             dt = time.perf_counter() - t0
             elapsed += dt
@@ -237,6 +276,8 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, stop_at: int | Non
                 bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{tps:,.0f}")
             if step % cfg.eval_every == 0 or step == cfg.steps:
                 v = val_loss()
+                if not math.isfinite(v):
+                    raise diverged(step, "the validation loss", f"val loss {v}")
                 curve.append((step, step * cfg.tokens_per_step, v))
                 log.write(event="eval", step=step, tokens=step * cfg.tokens_per_step, val_loss=v)
                 if bar is not None:
@@ -245,6 +286,9 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, stop_at: int | Non
                 interrupted = True
             if step % cfg.checkpoint_every == 0 or step == cfg.steps or interrupted:
                 save()
+    except BaseException:                   # diverged, disk full, ...: the log is complete
+        log.close()
+        raise
     finally:
         if bar is not None:
             bar.close()
