@@ -91,26 +91,46 @@ _GELU_A = 0.044715
 
 
 def gelu_forward(x):
-    """x (...) -> out (...). The cache is x itself: the backward recomputes tanh(u)."""
-    t = np.tanh(_GELU_K * (x + _GELU_A * x * x * x))
-    out = 0.5 * x * (1.0 + t)
-    return out, x
+    """x (...) -> out (...). The cache is (x, tanh(u)): the backward needs both."""
+    t = x * x                                        # built in place: no temporaries per term
+    t *= _GELU_A
+    t += 1.0
+    t *= x
+    t *= _GELU_K                                     # u = sqrt(2/pi) (x + 0.044715 x^3)
+    np.tanh(t, out=t)                                # t = tanh(u)
+    out = t + 1.0
+    out *= x
+    out *= 0.5                                       # 0.5 x (1 + t)
+    return out, (x, t)
 
 
 def gelu_backward(dout, cache):
-    """dout (...) -> dx (...). Recomputes t = tanh(u) rather than caching it (saves memory).
+    """dout (...) -> dx (...).
 
     d gelu / dx = 0.5 (1 + t) + 0.5 x (1 - t^2) du/dx,   du/dx = sqrt(2/pi) (1 + 3 * 0.044715 x^2)
     """
-    x = cache
-    x2 = x * x
-    t = np.tanh(_GELU_K * (x + _GELU_A * x2 * x))
-    dudx = _GELU_K * (1.0 + 3.0 * _GELU_A * x2)
-    return dout * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * dudx)
+    x, t = cache
+    du = x * x
+    du *= 3.0 * _GELU_A
+    du += 1.0                                        # du/dx / sqrt(2/pi)
+    g = t * t
+    np.subtract(1.0, g, out=g)                       # 1 - t^2
+    g *= x
+    g *= du
+    g *= 0.5 * _GELU_K                               # 0.5 x (1 - t^2) du/dx
+    g += 0.5
+    g += 0.5 * t                                     # + 0.5 (1 + t)
+    g *= dout
+    return g
 
 
 # ----------------------------------------------------------------------------------------------
 # Causal multi-head self-attention, from the fused qkv projection to the merged heads.
+
+
+def _causal_mask(T, dtype):
+    """(T, T) additive mask: 0 where position t may look (s <= t), -inf above the diagonal."""
+    return np.triu(np.full((T, T), -np.inf, dtype=dtype), k=1)
 
 
 def attention_forward(qkv, n_head):
@@ -118,14 +138,11 @@ def attention_forward(qkv, n_head):
     B, T, C3 = qkv.shape
     C = C3 // 3
     hs = C // n_head
-    q, k, v = np.split(qkv, 3, axis=2)                               # 3 x (B, T, C)
-    q = q.reshape(B, T, n_head, hs).transpose(0, 2, 1, 3)            # (B, nh, T, hs)
-    k = k.reshape(B, T, n_head, hs).transpose(0, 2, 1, 3)            # (B, nh, T, hs)
-    v = v.reshape(B, T, n_head, hs).transpose(0, 2, 1, 3)            # (B, nh, T, hs)
+    heads = qkv.reshape(B, T, 3, n_head, hs).transpose(2, 0, 3, 1, 4)   # (3, B, nh, T, hs)
+    q, k, v = heads[0], heads[1], heads[2]                              # (B, nh, T, hs) views
     scale = 1.0 / math.sqrt(hs)
-    att = (q @ k.transpose(0, 1, 3, 2)) * scale                      # (B, nh, T, T)
-    future = np.triu(np.ones((T, T), dtype=bool), k=1)               # (T, T) True above diagonal
-    att[..., future] = -np.inf                                       # position t sees only <= t
+    att = (q * scale) @ k.transpose(0, 1, 3, 2)                      # (B, nh, T, T) scores
+    att += _causal_mask(T, att.dtype)                                # position t sees only <= t
     att -= att.max(axis=-1, keepdims=True)
     np.exp(att, out=att)
     att /= att.sum(axis=-1, keepdims=True)                           # (B, nh, T, T) probabilities

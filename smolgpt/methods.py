@@ -63,6 +63,8 @@ class MethodSpec:
     def __post_init__(self):
         if self.name not in METHODS:
             raise MethodError(f"unknown method {self.name!r}: choose one of {', '.join(METHODS)}")
+        if not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
+            raise MethodError(f"method seed (--method-seed) must be an integer >= 0, got {self.seed!r}")
 
     def label(self) -> str:
         """A short human name, e.g. 'fastfood d=1000', 'basis 5/tensor', 'basis d=5 no-offset'."""
@@ -241,7 +243,7 @@ class SubspaceMethod(EmbeddingsOnlyMethod):
         rows = coef.reshape(-1, self.spec.d)
         theta = np.empty(self.D, dtype=coef.dtype)
         for op, a, (off, n) in zip(self.operators(), rows, self._segments()):
-            theta[off:off + n] = op.matvec(a)
+            op.matvec(a, out=theta[off:off + n])                 # written in place
         theta *= sigma
         theta *= scale
         theta += base
