@@ -62,9 +62,9 @@ def _add_train_args(p: argparse.ArgumentParser):
     g.add_argument("--steps", type=int, help="optimizer steps (default 200)")
     g.add_argument("--batch-size", type=int, help="sequences per step (default 16)")
     g.add_argument("--lr", type=float, help="peak learning rate of directly trained arrays "
-                   "(default 3e-3)")
+                   "(default 1e-3)")
     g.add_argument("--coef-lr", type=float, help="peak learning rate of subspace coefficients "
-                   "(default 0.05)")
+                   "(default 0.3)")
     g.add_argument("--warmup", type=int, help="linear warmup steps (default 20)")
     g.add_argument("--weight-decay", type=float, help="AdamW decoupled decay on 2-D weights "
                    "(default 0.1)")

@@ -44,8 +44,8 @@ class TrainConfig:
     method: MethodSpec = field(default_factory=MethodSpec)
     steps: int = 200                 # optimizer steps; tokens seen = steps * batch_size * block
     batch_size: int = 16
-    lr: float = 3e-3                 # peak learning rate of directly trained arrays
-    coef_lr: float = 0.05            # peak learning rate of subspace coefficients
+    lr: float = 1e-3                 # peak learning rate of directly trained arrays
+    coef_lr: float = 0.3             # peak learning rate of subspace coefficients
     warmup: int = 20
     min_lr_ratio: float = 0.1        # cosine decays to this fraction of the peak
     weight_decay: float = 0.1
