@@ -67,3 +67,13 @@ def prepared_data_dir(tmp_path_factory, c4_globs, gpt2_encoding) -> Path:
     out = tmp_path_factory.mktemp("smolgpt_data")
     prepare(out, train_glob=c4_globs[0], val_glob=c4_globs[1], max_docs=200, verbose=False)
     return out
+
+
+@pytest.fixture(scope="module")
+def one_blas_thread():
+    """Matrices as small as the tests' models gain nothing from BLAS threads, and on a busy
+    2-core machine OpenBLAS's spinning second thread made such runs 6x slower: one thread for
+    the module that asks for it (subprocesses get OPENBLAS_NUM_THREADS=1 themselves)."""
+    from threadpoolctl import threadpool_limits
+    with threadpool_limits(1, user_api="blas"):
+        yield

@@ -29,18 +29,7 @@ TINY_FLAGS = ["--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size
 D_TINY = count_params(TINY, non_embedding=True)       # 3312 numbers a global subspace can span
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_blas_thread():
-    """Matrices this small gain nothing from BLAS threads, and on a busy 2-core machine
-    OpenBLAS's spinning second thread made these runs 6x slower. One thread, if threadpoolctl
-    is installed."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        yield
-        return
-    with threadpool_limits(1, user_api="blas"):
-        yield
+pytestmark = pytest.mark.usefixtures("one_blas_thread")
 
 
 @pytest.fixture(scope="module")

@@ -9,33 +9,23 @@ import numpy as np
 import pytest
 
 from smolgpt import elephant as E
+from smolgpt.gradcheck import numerical_grad, rel_error
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def central_diff(f, x, eps=1e-4):
-    """Central differences of the scalar f() w.r.t. every entry of x (nudged in place).
+    """Central differences of the scalar f() w.r.t. every entry of x (nudged in place), shaped
+    like x.
 
     Every map in elephant.py is linear in its inputs and the loss quadratic, so central
     differences carry no truncation error at any eps; eps = 1e-4 rather than 1e-6 only keeps
     the rounding error (~1e-16 * |f| / eps) small next to outputs of size ~1e3.
     """
-    flat = x.reshape(-1)
-    out = np.empty(flat.size)
-    for i in range(flat.size):
-        old = flat[i]
-        flat[i] = old + eps
-        fp = f()
-        flat[i] = old - eps
-        fm = f()
-        flat[i] = old
-        out[i] = (fp - fm) / (2 * eps)
-    return out.reshape(x.shape)
+    return numerical_grad(f, x, eps).reshape(x.shape)
 
 
-def rel_err(a, b):
-    a, b = np.ravel(a), np.ravel(b)
-    return np.linalg.norm(a - b) / max(np.linalg.norm(a), np.linalg.norm(b), 1e-300)
+rel_err = rel_error
 
 
 # ------------------------------------------------------------------ the published elephant

@@ -37,18 +37,7 @@ TINY_FLAGS = ["--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size
               "--batch-size", "2", "--eval-windows", "4", "--no-progress", "--sample-tokens", "0"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_blas_thread():
-    """Matrices this small gain nothing from BLAS threads, and on a busy 2-core machine
-    OpenBLAS's spinning second thread made these runs 6x slower. One thread, if threadpoolctl
-    is installed (the subprocesses below get OPENBLAS_NUM_THREADS=1)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        yield
-        return
-    with threadpool_limits(1, user_api="blas"):
-        yield
+pytestmark = pytest.mark.usefixtures("one_blas_thread")
 
 
 def tiny_cfg(data_dir, out, **changes) -> TrainConfig:
