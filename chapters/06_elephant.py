@@ -312,8 +312,12 @@ coefficients; the post trained it and it learned nothing beyond its embeddings.
 """
 
 # %%
-GPT2_SMALL_NON_EMBEDDING = 85_056_000      # GPT-2 small, from the brief (no model imported here)
-GPT2_GLOBAL_BASIS_TRAINABLE = 5            # one coefficient vector of length 5 for every tensor
+from smolgpt.methods import MethodSpec, build  # noqa: E402
+from smolgpt.model import GPTConfig, count_params  # noqa: E402
+
+gpt2 = GPTConfig.preset("gpt2")
+GPT2_SMALL_NON_EMBEDDING = count_params(gpt2, non_embedding=True)                  # 85,056,000
+GPT2_GLOBAL_BASIS_TRAINABLE = build(MethodSpec("basis", d=5, offset=False), gpt2).n_trainable
 rows = [
     ("Von Neumann's elephant", "4 (5)", "8 Fourier coefficients of one curve (+ trunk, eye)",
      "an elephant, wiggling"),

@@ -54,7 +54,10 @@ def check_layer(forward, backward, inputs, rng, eps=1e-6, max_probes=None):
     """
     out, cache = forward(*inputs)
     dout = rng.standard_normal(out.shape)
-    grads = backward(dout.copy(), cache)
+    keep = dout.copy()
+    grads = backward(dout, cache)
+    if not np.array_equal(dout, keep):
+        raise AssertionError("the backward wrote into its dout argument (an aliasing bug)")
     if not isinstance(grads, tuple):
         grads = (grads,)
 

@@ -153,7 +153,7 @@ class SubspaceMethod(EmbeddingsOnlyMethod):
     `smolgpt.transforms`); sigma (D,) is each coordinate's GPT-2 init scale (0.02, or
     0.02 / sqrt(2 n_layer) for residual projections; LayerNorm and bias coordinates, which GPT-2
     starts at a constant, get 0.02 too); dividing by sqrt(d) makes sigma * P a / sqrt(d) have
-    exactly the per-coordinate spread sigma when a is a vector of ones, whatever d is, and makes
+    the per-coordinate spread sigma (in expectation) when a is a vector of ones, whatever d is, and makes
     one Adam learning rate mean the same step (about lr * sigma per weight) for every d.
 
     Two forms of base and starting point:

@@ -125,8 +125,8 @@ def init_std(config: GPTConfig, name: str) -> float:
 
     GPT-2's recipe: every weight matrix and both embeddings N(0, 0.02^2); the residual
     projections scaled down by 1/sqrt(2 n_layer) so the residual stream's variance does not grow
-    with depth (as OpenAI's GPT-2, Hugging Face's PyTorch GPT-2, nanoGPT and llm.c do; the Flax
-    port the post started from skips it); biases 0; LayerNorm gain 1, bias 0.
+    with depth (as the GPT-2 paper describes and Hugging Face's PyTorch GPT-2, nanoGPT and llm.c
+    do; the Flax port the post started from skips it); biases 0; LayerNorm gain 1, bias 0.
     """
     if name.endswith(".bias") or ".ln_" in name or name.startswith("ln_f"):
         return 0.0

@@ -32,6 +32,12 @@ from .model import GPTConfig, loss_and_grads, loss_only
 from .optim import AdamWConfig, adamw_init, adamw_step, clip_grad_norm, lr_at
 
 
+# TrainConfig fields a resumed run may change: where things go, how often they are written, and
+# `steps` (to extend a run; the cosine schedule is then stretched, and the resume says so).
+RESUME_MAY_CHANGE = frozenset({"out", "data_dir", "eval_every", "checkpoint_every",
+                               "sample_tokens", "steps"})
+
+
 class TrainingDiverged(RuntimeError):
     """Loss or gradients became NaN or infinite; the message names the step and what."""
 
@@ -174,6 +180,17 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, stop_at: int | Non
             raise ckpt.CheckpointError(
                 f"checkpoint {resume} was trained on other data than is prepared now: point "
                 f"SMOLGPT_C4_FILES at the same files, or start a new run")
+        # A resumed run is the same run: anything that shapes the trajectory (schedule length,
+        # learning rates, batch, batch order, validation windows) must match, or the losses
+        # after the resume would not be those of the uninterrupted run.
+        new = cfg.to_dict()
+        changed = [k for k in old["train"] if k not in RESUME_MAY_CHANGE
+                   and old["train"][k] != new.get(k)]
+        if changed:
+            what = ", ".join(f"{k} {old['train'][k]!r} -> {new.get(k)!r}" for k in changed)
+            raise ckpt.CheckpointError(
+                f"checkpoint {resume} was trained with other settings ({what}): resume with the "
+                f"checkpoint's own settings, or start a new run to change them")
         step = old["step"]
         rng = np.random.default_rng()
         rng.bit_generator.state = old["rng"]
@@ -230,6 +247,13 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, stop_at: int | Non
         log.write(event="resume", step=step, checkpoint=str(resume))
         if verbose:
             print(f"[{cfg.method.label()}] resumed from {resume} at step {step}")
+        if old["train"]["steps"] != cfg.steps:
+            note = (f"the schedule was planned for {old['train']['steps']} steps and now runs to "
+                    f"{cfg.steps}: the learning rate follows the new cosine from step {step}")
+            log.write(event="schedule_changed", step=step, old_steps=old["train"]["steps"],
+                      new_steps=cfg.steps)
+            if verbose:
+                print("note:", note)
 
     interrupted = False
 

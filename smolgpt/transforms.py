@@ -1,8 +1,8 @@
 """Random projections P (D, d): a few coefficients z (d,) in, a full parameter vector P z (D,) out.
 
 A subspace method trains d numbers z and builds all D weights from them:
-`theta = theta_0 + sigma * (P z)` (or `sigma * (P z)` without the offset). The gradient for z is
-then `P^T (sigma * dL/dtheta)`, so every operator here has a forward `matvec` (z -> P z) and its
+`theta = theta_0 + sigma * (P z) / sqrt(d)` (see smolgpt/methods.py). The gradient for z is then
+`P^T (sigma * dL/dtheta) / sqrt(d)`, so every operator here has a forward `matvec` (z -> P z) and its
 exact transpose `rmatvec` (g -> P^T g). `dense()` builds P explicitly for tests on small sizes.
 `matvec(z, out=buf)` writes into a preallocated (D,) array, for the training hot path.
 
@@ -275,8 +275,8 @@ class Fastfood(_Projection):
 
     Columns. Within a block the columns' Gram matrix is (up to S) B H Pi^T G^2 Pi H B: its
     eigenvalues are the G_l^2, chi-square numbers of variance 2, where a square Gaussian matrix's
-    spread with variance 1. So column norms are nearly constant (each is exactly n ||G|| before
-    S), while two columns' cosine has std sqrt(2/D), sqrt(2) wider than for a dense Gaussian.
+    spread with variance 1. So column norms are nearly constant (each is exactly sqrt(n) ||G||
+    before S), while two columns' cosine has std sqrt(2/D), sqrt(2) wider than for a dense Gaussian.
 
     Cost: two Hadamard transforms per block, O(D log n) = O(D log d); at D = 2^24, d = 1024 a
     product takes ~13x the time of copying D floats. Memory: B (int8), G, S (float32) and two

@@ -241,6 +241,10 @@ CASES = [
       "resume with the checkpoint's own settings"]),
     ("resume: other data", lambda c: c.resume(c.ckpt, "--data-dir", other_data(c)),
      ["trained on other data than is prepared now", "start a new run"]),
+    ("resume: another learning rate", lambda c: c.resume(c.ckpt, "--lr", "0.5"),
+     ["trained with other settings", "lr 0.001 -> 0.5", "start a new run"]),
+    ("resume: another batch order", lambda c: c.resume(c.ckpt, "--seed", "9"),
+     ["trained with other settings", "seed", "-> 9", "start a new run"]),
     ("a new run over a finished one", lambda c: c.train("--out", c.run),
      ["already holds a run", "continue it with --resume", "--overwrite"]),
     ("sample: no such file", lambda c: ["sample", c.tmp / "nope.npz"], ["no checkpoint at"]),
@@ -394,7 +398,7 @@ def test_resume_on_the_command_line_continues_the_log(prepared_data_dir, tmp_pat
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log if r["event"] == "step"] == [1, 2, 3, 4, 5]
     assert [r["event"] for r in log if r["event"] not in ("step", "eval")] == \
-        ["start", "end", "resume", "end"]
+        ["start", "end", "resume", "schedule_changed", "end"]
     # a new run over it is refused (see the table); --overwrite starts afresh
     rc, _, _ = run([*base, "--steps", "2", "--overwrite"], capsys)
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]

@@ -213,4 +213,5 @@ def test_chapter_runs_in_quick_mode(tmp_path):
                  "fit_progress.png", "fit_loss.png", "symmetry.png"):
         assert (out / name).stat().st_size > 1000, name
     assert "Takeaways" in run.stdout
-    assert "85,056,000" in run.stdout
+    # the chapter counts GPT-2 small itself; the BRIEF's figure is 85,056,000
+    assert "85,056,000 non-embedding weights" in run.stdout
