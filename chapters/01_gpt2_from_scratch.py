@@ -26,7 +26,7 @@ try:
 except ImportError:                        # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from smolgpt import layers as L  # noqa: E402
+from smolgpt import layers  # noqa: E402
 from smolgpt.gradcheck import check_layer, numerical_grad, rel_error  # noqa: E402
 from smolgpt.methods import MethodSpec, build  # noqa: E402
 from smolgpt.model import (GPTConfig, count_params, init_params, loss_and_grads,  # noqa: E402
@@ -65,12 +65,12 @@ print(f"tiny: {total:,} parameters, {non_emb:,} of them outside the embeddings "
 C, T, nh = 8, 5, 2
 x = rng.standard_normal((2, T, C))
 checks = {
-    "linear    (x @ w + b)": (L.linear_forward, L.linear_backward,
+    "linear    (x @ w + b)": (layers.linear_forward, layers.linear_backward,
                               [x, rng.standard_normal((C, 3 * C)), rng.standard_normal(3 * C)]),
-    "layernorm (gain, bias)": (L.layernorm_forward, L.layernorm_backward,
+    "layernorm (gain, bias)": (layers.layernorm_forward, layers.layernorm_backward,
                                [x, 1 + rng.standard_normal(C) * 0.5, rng.standard_normal(C)]),
-    "gelu      (tanh form)": (L.gelu_forward, L.gelu_backward, [x]),
-    "attention (causal, 2 heads)": (lambda q: L.attention_forward(q, nh), L.attention_backward,
+    "gelu      (tanh form)": (layers.gelu_forward, layers.gelu_backward, [x]),
+    "attention (causal, 2 heads)": (lambda q: layers.attention_forward(q, nh), layers.attention_backward,
                                     [rng.standard_normal((2, T, 3 * C))]),
 }
 for name, (fwd, bwd, inputs) in checks.items():
@@ -83,8 +83,8 @@ for name, (fwd, bwd, inputs) in checks.items():
 
 # %%
 xs, w, t = rng.standard_normal((6, C)), rng.standard_normal((13, C)), rng.integers(0, 13, 6)
-loss, dx, dw = L.cross_entropy_head(xs, w, t, chunk=4)
-f = lambda: L.cross_entropy_head(xs, w, t, chunk=4, with_grads=False)[0]
+loss, dx, dw = layers.cross_entropy_head(xs, w, t, chunk=4)
+f = lambda: layers.cross_entropy_head(xs, w, t, chunk=4, with_grads=False)[0]
 print(f"fused cross-entropy head: dx error {rel_error(dx, numerical_grad(f, xs)):.1e}, "
       f"dwte error {rel_error(dw, numerical_grad(f, w)):.1e}")
 

@@ -12,8 +12,6 @@ Writes: out/02_basis/val_curves.png, out/02_basis/regeneration.png, run logs und
 """
 
 # %%
-import dataclasses
-import math
 import sys
 import time
 from pathlib import Path

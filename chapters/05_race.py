@@ -14,7 +14,6 @@ out/05_race/<run>/ (redraw the plot without retraining: `smolgpt plot out/05_rac
 """
 
 # %%
-import math
 import sys
 import time
 from pathlib import Path

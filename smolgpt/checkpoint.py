@@ -66,7 +66,8 @@ def load(path) -> tuple[dict, dict, dict]:
         with np.load(path, allow_pickle=False) as z:
             data = {k: z[k] for k in z.files}
     except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as e:
-        raise CheckpointError(f"checkpoint {path} is truncated or corrupt ({e.__class__.__name__}): "
+        raise CheckpointError(f"checkpoint {path} is truncated or corrupt "
+                              f"({e.__class__.__name__}): "
                               f"use an earlier checkpoint or start the run again") from e
     if "meta" not in data:
         raise CheckpointError(f"{path} is not a smolgpt checkpoint (no metadata): pass the "

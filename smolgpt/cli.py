@@ -117,7 +117,8 @@ def _train_config(a: argparse.Namespace):
                    sample_tokens=a.sample_tokens)
     changes = {k: v for k, v in changes.items() if v is not None}
     if not a.resume and a.out is None:
-        changes["out"] = "runs/" + spec.label().replace(" ", "_").replace("/", "-per-")
+        from .experiments import run_name
+        changes["out"] = "runs/" + run_name(spec)
     return dataclasses.replace(base, model=model, method=spec, **changes)
 
 

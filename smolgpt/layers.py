@@ -70,15 +70,15 @@ def layernorm_backward(dout, cache):
       depend on every element of the row) gives
       dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)).
     """
-    xhat, rstd, g = cache
+    xhat, rstd, g = cache                            # (..., C), (..., 1), (C,)
     C = g.shape[0]
-    d2 = dout.reshape(-1, C)
-    db = d2.sum(axis=0)
-    dg = np.einsum("nc,nc->c", d2, xhat.reshape(-1, C))
-    dxhat = dout * g
-    m1 = dxhat.mean(axis=-1, keepdims=True)
-    m2 = np.mean(dxhat * xhat, axis=-1, keepdims=True)
-    dx = (dxhat - m1 - xhat * m2) * rstd
+    d2 = dout.reshape(-1, C)                         # (N, C)
+    db = d2.sum(axis=0)                              # (C,)
+    dg = np.einsum("nc,nc->c", d2, xhat.reshape(-1, C))   # (C,)
+    dxhat = dout * g                                 # (..., C)
+    m1 = dxhat.mean(axis=-1, keepdims=True)          # (..., 1) mean(dxhat)
+    m2 = np.mean(dxhat * xhat, axis=-1, keepdims=True)    # (..., 1) mean(dxhat * xhat)
+    dx = (dxhat - m1 - xhat * m2) * rstd             # (..., C)
     return dx, dg, db
 
 

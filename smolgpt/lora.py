@@ -22,10 +22,13 @@ from __future__ import annotations
 import numpy as np
 
 from .methods import EmbeddingsOnlyMethod, MethodError, MethodSpec
-from .model import GPTConfig, non_embedding_table
+from .model import EMBEDDING_NAMES, GPTConfig, non_embedding_table
 
 
 class LoRAMethod(EmbeddingsOnlyMethod):
+    """Trainables: wte, wpe, and for each 2-D non-embedding weight W (m, n) its factors
+    "lora.<name>.A" (m, r) and "lora.<name>.B" (r, n). Everything else is frozen at its init."""
+
     def __init__(self, spec: MethodSpec, config: GPTConfig):
         super().__init__(spec, config)
         r = spec.rank
@@ -49,14 +52,15 @@ class LoRAMethod(EmbeddingsOnlyMethod):
         return trainables
 
     def params(self, trainables):
-        params = super().params({k: trainables[k] for k in ("wte.weight", "wpe.weight")})
+        params = super().params({k: trainables[k] for k in EMBEDDING_NAMES})
         for name, _ in self.targets:
             A, B = trainables[f"lora.{name}.A"], trainables[f"lora.{name}.B"]
             params[name] = params[name] + self.scale * (A @ B)       # (m, n), a new array
         return params
 
     def pullback(self, trainables, grads):
-        out = {k: grads[k] for k in ("wte.weight", "wpe.weight")}
+        """grads keyed like params -> grads keyed like trainables (dA (m, r), dB (r, n))."""
+        out = {k: grads[k] for k in EMBEDDING_NAMES}
         for name, _ in self.targets:
             A, B = trainables[f"lora.{name}.A"], trainables[f"lora.{name}.B"]
             G = grads[name]                                          # (m, n) dL/dW

@@ -10,14 +10,14 @@ Every method answers the same three questions, so a training step is the chain r
 The token and position embeddings (`wte`, `wpe`) are always trained directly and are not counted:
 `method.n_trainable` is the post's number, trainable *non-embedding* parameters.
 
-| method       | non-embedding weights                                    | trainable non-embedding |
-|--------------|----------------------------------------------------------|-------------------------|
-| `full`       | trained directly                                         | all of them             |
-| `embeddings` | frozen at their random init                              | 0                       |
-| `basis`      | theta = base + sigma * (P a) / sqrt(d), P dense Gaussian | d (or d per tensor)     |
-| `fastfood`   | the same with P a Fastfood transform                     | d (or d per tensor)     |
-| `fft-fastfood` | the same with P the post's FFT version                 | d (or d per tensor)     |
-| `lora`       | W = W_frozen + (alpha / r) A B on every 2-D weight       | r (m + n) per weight    |
+| method         | non-embedding weights                                  | trainable      |
+|----------------|--------------------------------------------------------|----------------|
+| `full`         | trained directly                                       | all of them    |
+| `embeddings`   | frozen at their random init                            | 0              |
+| `basis`        | theta = base + sigma * (P a) / sqrt(d), P dense random | d (per tensor) |
+| `fastfood`     | the same with P a Fastfood transform                   | d (per tensor) |
+| `fft-fastfood` | the same with P the post's FFT version                 | d (per tensor) |
+| `lora`         | W = W_frozen + (alpha / r) A B on every 2-D weight     | r (m + n) each |
 
 A method is a small object holding only what is fixed (config, seeds, frozen arrays it can
 regenerate); it never holds the trainables, which the caller owns.
@@ -30,8 +30,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .model import (EMBEDDING_NAMES, GPTConfig, count_params, flat_layout, init_params,
-                    init_std, non_embedding_table)
+from .model import (EMBEDDING_NAMES, GPTConfig, count_params, flat_layout, init_constant,
+                    init_params, init_std, non_embedding_table)
 
 METHODS = ("full", "embeddings", "basis", "fastfood", "fft-fastfood", "lora")
 SUBSPACE_KINDS = ("basis", "fastfood", "fft-fastfood")
@@ -47,7 +47,8 @@ class MethodSpec:
 
     d: subspace dimension (global: d numbers for the whole model; per_tensor: d for each tensor).
     offset: True for Li et al.'s theta = theta_0 + P a (a starts at 0, theta_0 a frozen random
-        init); False for the post's form without a random offset (a starts at 1, see SubspaceMethod).
+        init); False for the post's form without a random offset (a starts at 1; see
+        SubspaceMethod).
     rank, alpha: LoRA's rank r and scale alpha (the update is (alpha / r) A B).
     seed: every random array of the method (init, bases, LoRA's A) derives from it.
     """
@@ -64,7 +65,8 @@ class MethodSpec:
         if self.name not in METHODS:
             raise MethodError(f"unknown method {self.name!r}: choose one of {', '.join(METHODS)}")
         if not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
-            raise MethodError(f"method seed (--method-seed) must be an integer >= 0, got {self.seed!r}")
+            raise MethodError(f"method seed (--method-seed) must be an integer >= 0, "
+                              f"got {self.seed!r}")
 
     def label(self) -> str:
         """A short human name, e.g. 'fastfood d=1000', 'basis 5/tensor', 'basis d=5 no-offset'."""
@@ -153,7 +155,8 @@ class SubspaceMethod(EmbeddingsOnlyMethod):
     `smolgpt.transforms`); sigma (D,) is each coordinate's GPT-2 init scale (0.02, or
     0.02 / sqrt(2 n_layer) for residual projections; LayerNorm and bias coordinates, which GPT-2
     starts at a constant, get 0.02 too); dividing by sqrt(d) makes sigma * P a / sqrt(d) have
-    the per-coordinate spread sigma (in expectation) when a is a vector of ones, whatever d is, and makes
+    the per-coordinate spread sigma (in expectation) when a is a vector of ones, whatever d is,
+    and makes
     one Adam learning rate mean the same step (about lr * sigma per weight) for every d.
 
     Two forms of base and starting point:
@@ -217,8 +220,8 @@ class SubspaceMethod(EmbeddingsOnlyMethod):
                 sigma[off:off + n] = std if std > 0 else 0.02
                 if theta0 is not None:
                     base[off:off + n] = theta0[name].reshape(-1)
-                elif std == 0 and name.endswith(".weight"):           # LayerNorm gains
-                    base[off:off + n] = 1.0
+                elif std == 0:                       # GPT-2's constants: LayerNorm gains 1
+                    base[off:off + n] = init_constant(name)
             self._base = (base, sigma)
         return self._base
 

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from . import layers as L
+from . import layers
 
 EMBEDDING_NAMES = ("wte.weight", "wpe.weight")
 
@@ -102,7 +102,7 @@ def non_embedding_table(config: GPTConfig) -> list[tuple[str, tuple[int, ...]]]:
 
 
 def flat_layout(table) -> tuple[list[tuple[str, tuple[int, ...], int]], int]:
-    """(name, shape) list -> ([(name, shape, offset)], D): where each tensor sits in a flat vector."""
+    """[(name, shape)] -> ([(name, shape, offset)], D): where each tensor sits in a flat vector."""
     layout, offset = [], 0
     for name, shape in table:
         layout.append((name, shape, offset))
@@ -135,6 +135,12 @@ def init_std(config: GPTConfig, name: str) -> float:
     return 0.02
 
 
+def init_constant(name: str) -> float:
+    """The value GPT-2 starts a tensor at when its init_std is 0: 1 for LayerNorm gains, else 0."""
+    is_gain = name.endswith(".weight") and (".ln_" in name or name.startswith("ln_f"))
+    return 1.0 if is_gain else 0.0
+
+
 def init_params(config: GPTConfig, seed: int = 0, dtype=np.float32) -> dict[str, np.ndarray]:
     """A fresh GPT-2 init. Each tensor gets its own random stream (seed, tensor index), so one
     tensor's values do not depend on which other tensors exist."""
@@ -144,10 +150,8 @@ def init_params(config: GPTConfig, seed: int = 0, dtype=np.float32) -> dict[str,
         if std > 0:
             rng = np.random.default_rng([seed, i])
             params[name] = (rng.standard_normal(shape, dtype=np.float32) * std).astype(dtype)
-        elif name.endswith(".weight"):                  # LayerNorm gains
-            params[name] = np.ones(shape, dtype=dtype)
-        else:
-            params[name] = np.zeros(shape, dtype=dtype)
+        else:                                           # LayerNorm 1 / 0, biases 0
+            params[name] = np.full(shape, init_constant(name), dtype=dtype)
     return params
 
 
@@ -176,27 +180,27 @@ def check_tokens(idx, config: GPTConfig) -> np.ndarray:
 def body_forward(params, idx, config: GPTConfig):
     """Everything up to the head: idx (B, T) -> x (B, T, C) after ln_f, and the caches."""
     caches = {}
-    x, caches["emb"] = L.embedding_forward(idx, params["wte.weight"], params["wpe.weight"])
+    x, caches["emb"] = layers.embedding_forward(idx, params["wte.weight"], params["wpe.weight"])
     for i in range(config.n_layer):
         p = f"h.{i}."
         # attention sub-block: x = x + c_proj(attn(c_attn(ln_1(x))))
-        h, c_ln1 = L.layernorm_forward(x, params[p + "ln_1.weight"], params[p + "ln_1.bias"])
-        qkv, c_qkv = L.linear_forward(h, params[p + "attn.c_attn.weight"],
+        h, c_ln1 = layers.layernorm_forward(x, params[p + "ln_1.weight"], params[p + "ln_1.bias"])
+        qkv, c_qkv = layers.linear_forward(h, params[p + "attn.c_attn.weight"],
                                       params[p + "attn.c_attn.bias"])           # (B, T, 3C)
-        a, c_att = L.attention_forward(qkv, config.n_head)                     # (B, T, C)
-        a, c_proj = L.linear_forward(a, params[p + "attn.c_proj.weight"],
+        a, c_att = layers.attention_forward(qkv, config.n_head)                     # (B, T, C)
+        a, c_proj = layers.linear_forward(a, params[p + "attn.c_proj.weight"],
                                      params[p + "attn.c_proj.bias"])
         x = x + a
         # MLP sub-block: x = x + c_proj(gelu(c_fc(ln_2(x))))
-        h, c_ln2 = L.layernorm_forward(x, params[p + "ln_2.weight"], params[p + "ln_2.bias"])
-        f, c_fc = L.linear_forward(h, params[p + "mlp.c_fc.weight"],
+        h, c_ln2 = layers.layernorm_forward(x, params[p + "ln_2.weight"], params[p + "ln_2.bias"])
+        f, c_fc = layers.linear_forward(h, params[p + "mlp.c_fc.weight"],
                                    params[p + "mlp.c_fc.bias"])                # (B, T, 4C)
-        f, c_gelu = L.gelu_forward(f)
-        f, c_mproj = L.linear_forward(f, params[p + "mlp.c_proj.weight"],
+        f, c_gelu = layers.gelu_forward(f)
+        f, c_mproj = layers.linear_forward(f, params[p + "mlp.c_proj.weight"],
                                       params[p + "mlp.c_proj.bias"])           # (B, T, C)
         x = x + f
         caches[i] = (c_ln1, c_qkv, c_att, c_proj, c_ln2, c_fc, c_gelu, c_mproj)
-    x, caches["ln_f"] = L.layernorm_forward(x, params["ln_f.weight"], params["ln_f.bias"])
+    x, caches["ln_f"] = layers.layernorm_forward(x, params["ln_f.weight"], params["ln_f.bias"])
     return x, caches
 
 
@@ -207,27 +211,28 @@ def body_backward(dx, caches, config: GPTConfig) -> dict[str, np.ndarray]:
     stream's gradient flows on unchanged and each branch's gradient is added to it.
     """
     grads = {}
-    dx, grads["ln_f.weight"], grads["ln_f.bias"] = L.layernorm_backward(dx, caches["ln_f"])
+    dx, grads["ln_f.weight"], grads["ln_f.bias"] = layers.layernorm_backward(dx, caches["ln_f"])
     for i in reversed(range(config.n_layer)):
         p = f"h.{i}."
         c_ln1, c_qkv, c_att, c_proj, c_ln2, c_fc, c_gelu, c_mproj = caches[i]
         # x = x + c_proj(gelu(c_fc(ln_2(x))))
         df, grads[p + "mlp.c_proj.weight"], grads[p + "mlp.c_proj.bias"] = \
-            L.linear_backward(dx, c_mproj)
-        df = L.gelu_backward(df, c_gelu)
-        dh, grads[p + "mlp.c_fc.weight"], grads[p + "mlp.c_fc.bias"] = L.linear_backward(df, c_fc)
-        dh, grads[p + "ln_2.weight"], grads[p + "ln_2.bias"] = L.layernorm_backward(dh, c_ln2)
+            layers.linear_backward(dx, c_mproj)
+        df = layers.gelu_backward(df, c_gelu)
+        dh, grads[p + "mlp.c_fc.weight"], grads[p + "mlp.c_fc.bias"] = \
+            layers.linear_backward(df, c_fc)
+        dh, grads[p + "ln_2.weight"], grads[p + "ln_2.bias"] = layers.layernorm_backward(dh, c_ln2)
         dx = dx + dh
         # x = x + c_proj(attn(c_attn(ln_1(x))))
         da, grads[p + "attn.c_proj.weight"], grads[p + "attn.c_proj.bias"] = \
-            L.linear_backward(dx, c_proj)
-        dqkv = L.attention_backward(da, c_att)
+            layers.linear_backward(dx, c_proj)
+        dqkv = layers.attention_backward(da, c_att)
         dh, grads[p + "attn.c_attn.weight"], grads[p + "attn.c_attn.bias"] = \
-            L.linear_backward(dqkv, c_qkv)
-        dh, grads[p + "ln_1.weight"], grads[p + "ln_1.bias"] = L.layernorm_backward(dh, c_ln1)
+            layers.linear_backward(dqkv, c_qkv)
+        dh, grads[p + "ln_1.weight"], grads[p + "ln_1.bias"] = layers.layernorm_backward(dh, c_ln1)
         dx = dx + dh
     # x = wte[idx] + wpe[:T]
-    grads["wte.weight"], grads["wpe.weight"] = L.embedding_backward(dx, caches["emb"])
+    grads["wte.weight"], grads["wpe.weight"] = layers.embedding_backward(dx, caches["emb"])
     return grads
 
 
@@ -235,7 +240,7 @@ def forward(params, idx, config: GPTConfig) -> np.ndarray:
     """idx (B, T) token ids -> logits (B, T, V)."""
     idx = check_tokens(idx, config)
     x, _ = body_forward(params, idx, config)
-    return L.head_forward(x, params["wte.weight"])
+    return layers.head_forward(x, params["wte.weight"])
 
 
 def loss_and_grads(params, idx, targets, config: GPTConfig, chunk: int = 512):
@@ -248,7 +253,7 @@ def loss_and_grads(params, idx, targets, config: GPTConfig, chunk: int = 512):
     targets = check_tokens(targets, config)
     B, T = idx.shape
     x, caches = body_forward(params, idx, config)                            # (B, T, C)
-    loss, dx, dwte_head = L.cross_entropy_head(x.reshape(B * T, -1), params["wte.weight"],
+    loss, dx, dwte_head = layers.cross_entropy_head(x.reshape(B * T, -1), params["wte.weight"],
                                                targets.reshape(-1), chunk=chunk)
     grads = body_backward(dx.reshape(x.shape), caches, config)
     grads["wte.weight"] += dwte_head
@@ -261,6 +266,6 @@ def loss_only(params, idx, targets, config: GPTConfig, chunk: int = 512) -> floa
     targets = check_tokens(targets, config)
     B, T = idx.shape
     x, _ = body_forward(params, idx, config)
-    loss, _, _ = L.cross_entropy_head(x.reshape(B * T, -1), params["wte.weight"],
+    loss, _, _ = layers.cross_entropy_head(x.reshape(B * T, -1), params["wte.weight"],
                                       targets.reshape(-1), chunk=chunk, with_grads=False)
     return loss

@@ -16,7 +16,8 @@ def generate(params, prompt_ids, config: GPTConfig, max_new_tokens: int = 40,
     `top_k` largest (None keeps all), and samples from their softmax. temperature 0 is greedy.
     """
     if len(prompt_ids) == 0:
-        raise ValueError("generation needs at least one prompt token (e.g. the end-of-text id 50256)")
+        raise ValueError("generation needs at least one prompt token "
+                         "(e.g. the end-of-text id 50256)")
     if temperature < 0:
         raise ValueError(f"temperature must be >= 0, got {temperature}")
     rng = np.random.default_rng(seed)

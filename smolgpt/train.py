@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from . import checkpoint as ckpt
-from . import data as D
+from . import data
 from .methods import MethodSpec, SUBSPACE_KINDS, build
 from .model import GPTConfig, loss_and_grads, loss_only
 from .optim import AdamWConfig, adamw_init, adamw_step, clip_grad_norm, lr_at
@@ -120,12 +120,12 @@ def _first_nonfinite(arrays) -> str | None:
     return None
 
 
-def _check_fits(splits: dict, block_size: int) -> None:
+def _check_splits_fit(splits: dict, block_size: int) -> None:
     """A clear error, before anything is written, when the shortest split has no room for one
     window of block_size + 1 tokens."""
     split, n = min(((s, len(t)) for s, t in splits.items()), key=lambda sn: sn[1])
     if n < block_size + 1:
-        raise D.DataError(
+        raise data.DataError(
             f"block_size={block_size} needs windows of {block_size + 1} tokens but the prepared "
             f"{split} split has only {n}: use a block_size <= {max(n - 1, 1)} (--block-size) "
             f"or prepare more documents")
@@ -161,12 +161,12 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, stop_at: int | Non
     model = cfg.model
     method = build(cfg.method, model)
 
-    train_tokens = D.load_tokens("train", cfg.data_dir)
-    val_tokens = D.load_tokens("val", cfg.data_dir)
-    manifest = D.read_manifest(cfg.data_dir)
-    data_id = {s: manifest["splits"][s]["sha256"] for s in D.SPLITS}   # what was trained on
-    _check_fits({"train": train_tokens, "val": val_tokens}, model.block_size)
-    val_x, val_y = D.eval_windows(val_tokens, cfg.eval_windows, model.block_size)
+    train_tokens = data.load_tokens("train", cfg.data_dir)
+    val_tokens = data.load_tokens("val", cfg.data_dir)
+    manifest = data.read_manifest(cfg.data_dir)
+    data_id = {s: manifest["splits"][s]["sha256"] for s in data.SPLITS}   # what was trained on
+    _check_splits_fit({"train": train_tokens, "val": val_tokens}, model.block_size)
+    val_x, val_y = data.eval_windows(val_tokens, cfg.eval_windows, model.block_size)
 
     meta = {"model": model.to_dict(), "method": cfg.method.to_dict(), "train": cfg.to_dict(),
             "data": data_id}
@@ -274,7 +274,7 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, stop_at: int | Non
     try:
         while step < cfg.steps and not interrupted:
             t0 = time.perf_counter()
-            x, y = D.get_batch(train_tokens, cfg.batch_size, model.block_size, rng)
+            x, y = data.get_batch(train_tokens, cfg.batch_size, model.block_size, rng)
             lr = lr_at(step, cfg.lr, cfg.warmup, cfg.steps, cfg.min_lr_ratio)
             # the chain rule through the parameterization. Overflow is checked for just below
             # and reported as divergence, so NumPy's RuntimeWarnings would only repeat it.

@@ -2,8 +2,8 @@
 
 A subspace method trains d numbers z and builds all D weights from them:
 `theta = theta_0 + sigma * (P z) / sqrt(d)` (see smolgpt/methods.py). The gradient for z is then
-`P^T (sigma * dL/dtheta) / sqrt(d)`, so every operator here has a forward `matvec` (z -> P z) and its
-exact transpose `rmatvec` (g -> P^T g). `dense()` builds P explicitly for tests on small sizes.
+`P^T (sigma * dL/dtheta) / sqrt(d)`, so every operator here has a forward `matvec` (z -> P z)
+and its exact transpose `rmatvec` (g -> P^T g). `dense()` builds P explicitly for tests on small sizes.
 `matvec(z, out=buf)` writes into a preallocated (D,) array, for the training hot path.
 
 Three ways to get P, all regenerated from an integer seed, never stored as a D x d matrix:

@@ -11,7 +11,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -78,6 +77,11 @@ def test_chapter_05(tmp_path, prepared_data_dir):
     out = run_chapter("05_race.py", tmp_path, prepared_data_dir)
     table = (tmp_path / "05_race" / "results.md").read_text().splitlines()
     assert len(table) == 2 + 6                              # header, rule, six methods
+    # every link of the post's ordering gets a verdict computed from the losses
+    verdicts = re.findall(r"^(.+?)\s+(holds|does NOT hold)\s+\(([0-9.]+) vs ([0-9.]+)", out, re.M)
+    assert len(verdicts) == 4
+    for link, verdict, a, b in verdicts[:3]:               # 'x < y' holds iff y - x > 0.01
+        assert (verdict == "holds") == (float(b) - float(a) > 0.01), link
     logs = list((tmp_path / "05_race").glob("*/log.jsonl"))
     assert len(logs) == 6
     assert (tmp_path / "05_race" / "val_curves.png").stat().st_size > 10_000

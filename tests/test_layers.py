@@ -9,7 +9,7 @@ a missing broadcast sum) shows up as an error of 1e-3 or more.
 import numpy as np
 import pytest
 
-from smolgpt import layers as L
+from smolgpt import layers
 from smolgpt.gradcheck import check_layer, numerical_grad, rel_error
 
 TOL = 1e-7
@@ -24,13 +24,13 @@ def test_linear(rng):
     x = rng.standard_normal((2, 3, 5))
     w = rng.standard_normal((5, 4))
     b = rng.standard_normal(4)
-    errs = check_layer(L.linear_forward, L.linear_backward, [x, w, b], rng)
+    errs = check_layer(layers.linear_forward, layers.linear_backward, [x, w, b], rng)
     assert len(errs) == 3 and max(errs) < TOL, errs
 
 
 def test_linear_without_bias(rng):
     x, w = rng.standard_normal((6, 5)), rng.standard_normal((5, 3))
-    errs = check_layer(lambda x, w: L.linear_forward(x, w, None), L.linear_backward, [x, w], rng)
+    errs = check_layer(lambda x, w: layers.linear_forward(x, w, None), layers.linear_backward, [x, w], rng)
     assert len(errs) == 2 and max(errs) < TOL, errs
 
 
@@ -38,13 +38,13 @@ def test_layernorm(rng):
     x = rng.standard_normal((2, 3, 8)) * 3 + 1
     g = 1 + 0.5 * rng.standard_normal(8)          # gains away from 1
     b = rng.standard_normal(8)
-    errs = check_layer(L.layernorm_forward, L.layernorm_backward, [x, g, b], rng)
+    errs = check_layer(layers.layernorm_forward, layers.layernorm_backward, [x, g, b], rng)
     assert len(errs) == 3 and max(errs) < TOL, errs
 
 
 def test_gelu(rng):
     x = rng.standard_normal((4, 7)) * 2
-    errs = check_layer(L.gelu_forward, L.gelu_backward, [x], rng)
+    errs = check_layer(layers.gelu_forward, layers.gelu_backward, [x], rng)
     assert max(errs) < TOL, errs
 
 
@@ -53,23 +53,23 @@ def test_gelu_matches_exact_gelu_closely(rng):
     from scipy.special import erf
     x = np.linspace(-6, 6, 1001)
     exact = 0.5 * x * (1 + erf(x / np.sqrt(2)))
-    assert np.max(np.abs(L.gelu_forward(x)[0] - exact)) < 1e-3
+    assert np.max(np.abs(layers.gelu_forward(x)[0] - exact)) < 1e-3
 
 
 def test_attention(rng):
     B, T, C, nh = 2, 5, 8, 2
     qkv = rng.standard_normal((B, T, 3 * C))
-    errs = check_layer(lambda q: L.attention_forward(q, nh), L.attention_backward, [qkv], rng)
+    errs = check_layer(lambda q: layers.attention_forward(q, nh), layers.attention_backward, [qkv], rng)
     assert max(errs) < TOL, errs
 
 
 def test_attention_is_causal(rng):
     B, T, C, nh = 1, 6, 8, 2
     qkv = rng.standard_normal((B, T, 3 * C))
-    out1, _ = L.attention_forward(qkv, nh)
+    out1, _ = layers.attention_forward(qkv, nh)
     qkv2 = qkv.copy()
     qkv2[:, 4:] += rng.standard_normal((B, 2, 3 * C))   # change only positions 4 and 5
-    out2, _ = L.attention_forward(qkv2, nh)
+    out2, _ = layers.attention_forward(qkv2, nh)
     assert np.array_equal(out1[:, :4], out2[:, :4])
     assert not np.allclose(out1[:, 4:], out2[:, 4:])
 
@@ -80,7 +80,7 @@ def test_embedding(rng):
     idx[0, :2] = 2                                      # a repeated token must accumulate
     wte = rng.standard_normal((V, C))
     wpe = rng.standard_normal((T, C))
-    errs = check_layer(lambda a, b: L.embedding_forward(idx, a, b), L.embedding_backward,
+    errs = check_layer(lambda a, b: layers.embedding_forward(idx, a, b), layers.embedding_backward,
                        [wte, wpe], rng)
     assert max(errs) < TOL, errs
 
@@ -89,8 +89,8 @@ def test_backwards_do_not_alias_dout(rng):
     x = rng.standard_normal((3, 4))
     dout = rng.standard_normal((3, 4))
     keep = dout.copy()
-    for fwd, bwd, args in [(L.gelu_forward, L.gelu_backward, [x]),
-                           (L.layernorm_forward, L.layernorm_backward,
+    for fwd, bwd, args in [(layers.gelu_forward, layers.gelu_backward, [x]),
+                           (layers.layernorm_forward, layers.layernorm_backward,
                             [x, rng.standard_normal(4), rng.standard_normal(4)])]:
         _, cache = fwd(*args)
         g = bwd(dout, cache)
@@ -105,13 +105,13 @@ def test_cross_entropy_head_fused(rng, chunk):
     x = rng.standard_normal((N, C))
     wte = rng.standard_normal((V, C))
     t = rng.integers(0, V, N)
-    loss, dx, dw = L.cross_entropy_head(x, wte, t, chunk=chunk)
+    loss, dx, dw = layers.cross_entropy_head(x, wte, t, chunk=chunk)
     # against the textbook formula on the whole logits matrix
     logits = x @ wte.T
     lse = np.log(np.exp(logits - logits.max(1, keepdims=True)).sum(1)) + logits.max(1)
     ref = np.mean(lse - logits[np.arange(N), t])
     assert abs(loss - ref) < 1e-12
-    f = lambda: L.cross_entropy_head(x, wte, t, chunk=chunk, with_grads=False)[0]
+    f = lambda: layers.cross_entropy_head(x, wte, t, chunk=chunk, with_grads=False)[0]
     assert rel_error(dx, numerical_grad(f, x)) < TOL
     assert rel_error(dw, numerical_grad(f, wte)) < TOL
 
@@ -120,6 +120,6 @@ def test_cross_entropy_head_float32_is_stable():
     rng = np.random.default_rng(0)
     x = (rng.standard_normal((8, 16)) * 30).astype(np.float32)    # huge logits
     w = rng.standard_normal((50, 16)).astype(np.float32)
-    loss, dx, dw = L.cross_entropy_head(x, w, rng.integers(0, 50, 8))
+    loss, dx, dw = layers.cross_entropy_head(x, w, rng.integers(0, 50, 8))
     assert np.isfinite(loss) and np.all(np.isfinite(dx)) and np.all(np.isfinite(dw))
     assert dx.dtype == np.float32 and dw.dtype == np.float32

@@ -116,10 +116,10 @@ def test_tied_embedding_gets_both_contributions():
     head_only = np.setdiff1d(np.arange(c.vocab_size), [0])
     assert np.all(np.abs(g["wte.weight"][head_only]).sum(1) > 0)
     # row 0 gets both: compare with the gradient when the input lookup is cut off
-    from smolgpt import layers as L
+    from smolgpt import layers
     from smolgpt.model import body_forward
     x, _ = body_forward(p, idx, c)
-    _, _, dw_head = L.cross_entropy_head(x.reshape(4, -1), p["wte.weight"], tgt.reshape(-1))
+    _, _, dw_head = layers.cross_entropy_head(x.reshape(4, -1), p["wte.weight"], tgt.reshape(-1))
     assert not np.allclose(g["wte.weight"][0], dw_head[0])          # input path adds something
     assert np.allclose(g["wte.weight"][1:], dw_head[1:])            # nothing else changes
 
