@@ -7,7 +7,7 @@ trainable numbers, `W = a_1 W^1 + ... + a_d W^d`, how much can 5 numbers (for th
 or 5 per tensor learn, compared with training only the embeddings?
 
 Assumes: chapter 01 (the model, the training loop); C4 as in data/README.md.
-Takes: about 8 minutes on a 2-core CPU (quick mode, SMOLGPT_QUICK=1: under a minute).
+Takes: about 9 minutes on a 2-core CPU (quick mode, SMOLGPT_QUICK=1: under a minute).
 Writes: out/02_basis/val_curves.png, out/02_basis/regeneration.png, run logs under out/02_basis/.
 """
 

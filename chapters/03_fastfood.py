@@ -8,7 +8,7 @@ post's simpler FFT version) do the same job fast enough to train a GPT-2 in a su
 thousands of dimensions, and how much does d buy?
 
 Assumes: chapters 01-02; C4 as in data/README.md.
-Takes: about 9 minutes on a 2-core CPU (quick mode, SMOLGPT_QUICK=1: under a minute).
+Takes: about 7 minutes on a 2-core CPU (quick mode, SMOLGPT_QUICK=1: under a minute).
 Writes: out/03_fastfood/{columns.png, scaling.png, val_curves.png} and run logs.
 """
 

@@ -10,7 +10,7 @@ random combination of full-rank matrices, so activations keep their full width. 
 number of trainable numbers, which one can express what?
 
 Assumes: chapters 01-03; C4 as in data/README.md.
-Takes: about 8 minutes on a 2-core CPU (quick mode, SMOLGPT_QUICK=1: under a minute).
+Takes: about 7 minutes on a 2-core CPU (quick mode, SMOLGPT_QUICK=1: under a minute).
 Writes: out/04_lora/{toy_fit.png, toy_spectra.png, val_curves.png} and run logs.
 """
 
