@@ -1,9 +1,10 @@
 """Benchmarks: how fast the model trains, relative to what this machine's BLAS can do.
 
 Everything is measured in the same run, so ratios compare like with like:
-  - the float32 matrix-multiply rate (GFLOP/s) of this machine, best of a few 2048^3 products;
-  - forward+backward of the model on random tokens: seconds, tokens/s, and model FLOP
-    utilisation (MFU) = model FLOPs per second / the matmul rate;
+  - the float32 matrix-multiply rate (GFLOP/s) of this machine, best of a few 2048^3 products
+    (its peak: utilisation against it is conservative);
+  - forward+backward of the model on random tokens (median of repeats): seconds, tokens/s,
+    model FLOP utilisation (MFU) = model FLOPs per second / the matmul rate;
   - a whole training step (params -> loss and grads -> pullback -> clip -> AdamW) for full
     training and for subspace methods, as a ratio to the full step;
   - optionally the random-projection operators on their own (`smolgpt.bench_transforms`).
@@ -16,6 +17,7 @@ Model FLOPs per token of forward+backward, the usual count (backward = 2 x forwa
 
 from __future__ import annotations
 
+import statistics
 import time
 
 import numpy as np
@@ -50,20 +52,21 @@ def flops_per_token(config: GPTConfig, T: int | None = None) -> int:
 
 
 def bench_model(config: GPTConfig, batch_size: int, repeats: int = 5) -> dict:
-    """Seconds per forward+backward (best of `repeats`, after a warm-up), tokens/s, FLOP rate."""
+    """Seconds per forward+backward (median of `repeats`, after a warm-up), tokens/s, FLOP rate."""
     rng = np.random.default_rng(0)
     params = build(MethodSpec("full"), config).init()
     x = rng.integers(0, config.vocab_size, (batch_size, config.block_size))
     y = rng.integers(0, config.vocab_size, (batch_size, config.block_size))
     loss_and_grads(params, x, y, config)
-    best = min(_timed(lambda: loss_and_grads(params, x, y, config)) for _ in range(repeats))
+    sec = statistics.median(_timed(lambda: loss_and_grads(params, x, y, config))
+                            for _ in range(repeats))
     tokens = batch_size * config.block_size
-    return {"seconds": best, "tokens_per_s": tokens / best,
-            "gflops": flops_per_token(config) * tokens / best / 1e9}
+    return {"seconds": sec, "tokens_per_s": tokens / sec,
+            "gflops": flops_per_token(config) * tokens / sec / 1e9}
 
 
 def bench_step(config: GPTConfig, spec: MethodSpec, batch_size: int, repeats: int = 3) -> dict:
-    """Seconds of one whole training step with a given parameterization (best of repeats)."""
+    """Seconds of one whole training step with a given parameterization (median of repeats)."""
     rng = np.random.default_rng(0)
     method = build(spec, config)
     trainables = method.init()
@@ -80,9 +83,9 @@ def bench_step(config: GPTConfig, spec: MethodSpec, batch_size: int, repeats: in
         adamw_step(trainables, tgrads, adam, 1e-4, AdamWConfig(), decay)
 
     step()
-    best = min(_timed(step) for _ in range(repeats))
-    return {"method": spec.label(), "n_trainable": method.n_trainable, "seconds": best,
-            "tokens_per_s": batch_size * config.block_size / best}
+    sec = statistics.median(_timed(step) for _ in range(repeats))
+    return {"method": spec.label(), "n_trainable": method.n_trainable, "seconds": sec,
+            "tokens_per_s": batch_size * config.block_size / sec}
 
 
 def run(config: GPTConfig, batch_size: int = 16, repeats: int = 5, subspace_d: int = 1000,

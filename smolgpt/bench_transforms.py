@@ -9,13 +9,14 @@ FFTFastfood is timed at the target-1 size for comparison.
     from smolgpt import bench_transforms
     print(bench_transforms.format_report(bench_transforms.run()))
 
-Each time is the best of `repeats` rounds (the least disturbed by other processes); within a round
+Each time is the median of `repeats` rounds (robust to one disturbed round); within a round
 the copy and the products run in turn, so a ratio compares times taken under the same load. The
 DenseGaussian products take ~10 s each on a small CPU and run once.
 """
 
 from __future__ import annotations
 
+import statistics
 import time
 
 import numpy as np
@@ -26,19 +27,19 @@ COPY_RATIO_TARGET = 20.0    # Fastfood product / copy of D float32, at most
 DENSE_SPEEDUP_TARGET = 100.0  # DenseGaussian product / Fastfood product, at least
 
 
-def _best_times(fns, repeats):
-    """Smallest wall-clock time of each fn(), in seconds, over `repeats` rounds.
+def _median_times(fns, repeats):
+    """Median wall-clock time of each fn(), in seconds, over `repeats` rounds.
 
     Each round calls every function once, in turn, so that all of them (the copy included) are
     timed under the same load from whatever else runs on the machine.
     """
-    best = [float("inf")] * len(fns)
+    times = [[] for _ in fns]
     for _ in range(repeats):
         for i, fn in enumerate(fns):
             t0 = time.perf_counter()
             fn()
-            best[i] = min(best[i], time.perf_counter() - t0)
-    return best
+            times[i].append(time.perf_counter() - t0)
+    return [statistics.median(t) for t in times]
 
 
 def _products(P, rng):
@@ -66,7 +67,7 @@ def run(D_ff=2**24, d_ff=1024, D_dense=2**20, d_dense=1000, repeats=3, seed=0):
         # ... and P z written into a preallocated output: no fresh pages to fault in.
         z, out = rng.standard_normal(d_ff).astype(np.float32), np.empty(D_ff, np.float32)
         fns += _products(P, rng) + [lambda P=P, z=z, out=out: P.matvec(z, out=out)]
-    times = _best_times(fns, repeats)
+    times = _median_times(fns, repeats)
     r["copy_s"] = times[0]
     for i, name in enumerate(names):
         for j, what in enumerate(("matvec", "rmatvec", "matvec_out")):
@@ -78,9 +79,9 @@ def run(D_ff=2**24, d_ff=1024, D_dense=2**20, d_dense=1000, repeats=3, seed=0):
     r["target1_ok"] = worst <= COPY_RATIO_TARGET
 
     # Target 2: Fastfood against the dense Gaussian regenerated from its seed.
-    mv, rmv = _best_times(_products(Fastfood(D_dense, d_dense, seed), rng), repeats)
+    mv, rmv = _median_times(_products(Fastfood(D_dense, d_dense, seed), rng), repeats)
     r["small_fastfood_matvec_s"], r["small_fastfood_rmatvec_s"] = mv, rmv
-    dmv, drmv = _best_times(_products(DenseGaussian(D_dense, d_dense, seed), rng), 1)
+    dmv, drmv = _median_times(_products(DenseGaussian(D_dense, d_dense, seed), rng), 1)
     r["dense_matvec_s"], r["dense_rmatvec_s"] = dmv, drmv
     r["dense_over_fastfood_matvec"] = dmv / mv
     r["dense_over_fastfood_rmatvec"] = drmv / rmv

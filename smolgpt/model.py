@@ -243,7 +243,7 @@ def forward(params, idx, config: GPTConfig) -> np.ndarray:
     return layers.head_forward(x, params["wte.weight"])
 
 
-def loss_and_grads(params, idx, targets, config: GPTConfig, chunk: int = 512):
+def loss_and_grads(params, idx, targets, config: GPTConfig, chunk: int = 1024):
     """Mean next-token cross-entropy and the gradient of every parameter (keys as params).
 
     idx, targets (B, T) -> (loss: float, grads: dict). The tied head's gradient has two parts,
@@ -260,7 +260,7 @@ def loss_and_grads(params, idx, targets, config: GPTConfig, chunk: int = 512):
     return loss, grads
 
 
-def loss_only(params, idx, targets, config: GPTConfig, chunk: int = 512) -> float:
+def loss_only(params, idx, targets, config: GPTConfig, chunk: int = 1024) -> float:
     """Mean cross-entropy without gradients (validation)."""
     idx = check_tokens(idx, config)
     targets = check_tokens(targets, config)
