@@ -27,6 +27,7 @@ except ImportError:                        # run from a checkout without `pip in
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from smolgpt import layers  # noqa: E402
+from smolgpt.experiments import quick_config  # noqa: E402
 from smolgpt.gradcheck import check_layer, numerical_grad, rel_error  # noqa: E402
 from smolgpt.methods import MethodSpec, build  # noqa: E402
 from smolgpt.model import (GPTConfig, count_params, init_params, loss_and_grads,  # noqa: E402
@@ -125,9 +126,8 @@ print(f"loss at init {loss_only(params, idx, np.roll(idx, -1, 1), config):.3f} "
 
 # %%
 if QUICK:
-    model = GPTConfig(n_layer=2, n_head=2, n_embd=64, block_size=64)
-    base = TrainConfig(model=model, steps=12, batch_size=4, warmup=2, eval_every=6,
-                       eval_windows=8, sample_tokens=12)
+    base = quick_config(steps=12, sample_tokens=12)
+    model = base.model
 else:
     model = config
     base = TrainConfig(model=model, steps=240, batch_size=16, warmup=20, eval_every=40,

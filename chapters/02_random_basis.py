@@ -23,10 +23,9 @@ try:
 except ImportError:                        # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from smolgpt.experiments import compare  # noqa: E402
+from smolgpt.experiments import compare, quick_config  # noqa: E402
 from smolgpt.methods import MethodSpec, build  # noqa: E402
 from smolgpt.model import GPTConfig, count_params, init_params, loss_only  # noqa: E402
-from smolgpt.plots import plot_val_curves  # noqa: E402
 from smolgpt.runtime import out_dir, quick_mode  # noqa: E402
 from smolgpt.train import TrainConfig  # noqa: E402
 from smolgpt.transforms import DenseGaussian  # noqa: E402
@@ -156,9 +155,8 @@ print(f"figure: {OUT / 'regeneration.png'}")
 
 # %%
 if QUICK:
-    model = GPTConfig(n_layer=2, n_head=2, n_embd=64, block_size=64)
-    base = TrainConfig(model=model, steps=10, batch_size=4, warmup=2, eval_every=5,
-                       eval_windows=8, sample_tokens=0)
+    base = quick_config(steps=10)
+    model = base.model
 else:
     base = TrainConfig(model=tiny, steps=100, batch_size=16, warmup=10, eval_every=20,
                        eval_windows=48, sample_tokens=0)
@@ -167,11 +165,8 @@ specs = [MethodSpec("embeddings"),
          MethodSpec("basis", d=5, offset=False),
          MethodSpec("basis", d=5, per_tensor=True),
          MethodSpec("basis", d=5, per_tensor=True, offset=False)]
-print(f"training {len(specs)} models for {base.steps} steps of {base.tokens_per_step} tokens:")
-results = compare(specs, base, OUT)
-fig = plot_val_curves([OUT / name / "log.jsonl" for name in results], OUT / "val_curves.png",
-                      title="chapter 02: random-basis models vs embeddings only (held-out C4)")
-print(f"figure: {fig}")
+results = compare(specs, base, OUT,
+                  title="chapter 02: random-basis models vs embeddings only (held-out C4)")
 
 # %%
 emb = results["embeddings"]["val_loss"]

@@ -33,10 +33,9 @@ import matplotlib  # noqa: E402
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from smolgpt.experiments import compare  # noqa: E402
+from smolgpt.experiments import compare, quick_config  # noqa: E402
 from smolgpt.methods import MethodSpec  # noqa: E402
 from smolgpt.model import GPTConfig, count_params  # noqa: E402
-from smolgpt.plots import plot_val_curves  # noqa: E402
 from smolgpt.runtime import out_dir, quick_mode  # noqa: E402
 from smolgpt.train import TrainConfig  # noqa: E402
 from smolgpt.transforms import DenseGaussian, Fastfood, FFTFastfood, fwht  # noqa: E402
@@ -218,9 +217,8 @@ print(f"figure: {OUT / 'scaling.png'}")
 # %%
 tiny = GPTConfig.preset("tiny")
 if QUICK:
-    model = GPTConfig(n_layer=2, n_head=2, n_embd=64, block_size=64)
-    base = TrainConfig(model=model, steps=8, batch_size=4, warmup=2, eval_every=4,
-                       eval_windows=8, sample_tokens=0)
+    base = quick_config(steps=8)
+    model = base.model
     ds_train = [10, 100]
 else:
     base = TrainConfig(model=tiny, steps=80, batch_size=16, warmup=8, eval_every=20,
@@ -228,12 +226,9 @@ else:
     ds_train = [100, 1000, 10000]
 specs = ([MethodSpec("embeddings")] + [MethodSpec("fastfood", d=k) for k in ds_train]
          + [MethodSpec("full")])
-print(f"training {len(specs)} models for {base.steps} steps of {base.tokens_per_step} tokens "
-      f"(D = {count_params(base.model, non_embedding=True):,} non-embedding weights):")
-results = compare(specs, base, OUT)
-fig = plot_val_curves([OUT / name / "log.jsonl" for name in results], OUT / "val_curves.png",
-                      title="chapter 03: Fastfood subspaces vs the two ends (held-out C4)")
-print(f"figure: {fig}")
+print(f"D = {count_params(base.model, non_embedding=True):,} non-embedding weights")
+results = compare(specs, base, OUT,
+                  title="chapter 03: Fastfood subspaces vs the two ends (held-out C4)")
 
 # %%
 emb, full = results["embeddings"]["val_loss"], results["full"]["val_loss"]

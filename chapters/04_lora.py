@@ -32,11 +32,10 @@ import matplotlib  # noqa: E402
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from smolgpt.experiments import compare  # noqa: E402
+from smolgpt.experiments import compare, quick_config  # noqa: E402
 from smolgpt.methods import MethodSpec, build  # noqa: E402
 from smolgpt.model import GPTConfig  # noqa: E402
 from smolgpt.optim import AdamWConfig, adamw_init, adamw_step, lr_at  # noqa: E402
-from smolgpt.plots import plot_val_curves  # noqa: E402
 from smolgpt.runtime import out_dir, quick_mode  # noqa: E402
 from smolgpt.train import TrainConfig  # noqa: E402
 from smolgpt.transforms import DenseGaussian  # noqa: E402
@@ -169,9 +168,8 @@ print(f"figure: {OUT / 'toy_spectra.png'}")
 # %%
 tiny = GPTConfig.preset("tiny")
 if QUICK:
-    model = GPTConfig(n_layer=2, n_head=2, n_embd=64, block_size=64)
-    base = TrainConfig(model=model, steps=8, batch_size=4, warmup=2, eval_every=4,
-                       eval_windows=8, sample_tokens=0)
+    base = quick_config(steps=8)
+    model = base.model
     ranks = [1]
 else:
     model = tiny
@@ -182,11 +180,7 @@ specs = [MethodSpec("embeddings")]
 for rank in ranks:
     lora = MethodSpec("lora", rank=rank)
     specs += [lora, MethodSpec("fastfood", d=build(lora, model).n_trainable)]
-print(f"training {len(specs)} models for {base.steps} steps of {base.tokens_per_step} tokens:")
-results = compare(specs, base, OUT)
-fig = plot_val_curves([OUT / name / "log.jsonl" for name in results], OUT / "val_curves.png",
-                      title="chapter 04: LoRA vs Fastfood at equal trainable counts")
-print(f"figure: {fig}")
+results = compare(specs, base, OUT, title="chapter 04: LoRA vs Fastfood at equal trainable counts")
 
 # %%
 emb = results["embeddings"]["val_loss"]

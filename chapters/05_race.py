@@ -23,10 +23,9 @@ try:
 except ImportError:                        # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from smolgpt.experiments import compare, markdown_table  # noqa: E402
+from smolgpt.experiments import compare, markdown_table, quick_config  # noqa: E402
 from smolgpt.methods import MethodSpec  # noqa: E402
 from smolgpt.model import GPTConfig  # noqa: E402
-from smolgpt.plots import plot_val_curves  # noqa: E402
 from smolgpt.runtime import out_dir, quick_mode  # noqa: E402
 from smolgpt.train import TrainConfig  # noqa: E402
 
@@ -45,9 +44,8 @@ START = time.time()
 
 # %%
 if QUICK:
-    model = GPTConfig(n_layer=2, n_head=2, n_embd=64, block_size=64)
-    base = TrainConfig(model=model, steps=6, batch_size=4, warmup=2, eval_every=3,
-                       eval_windows=8, sample_tokens=0)
+    base = quick_config(steps=6)
+    model = base.model
     fastfood_d = 300
 else:
     model = GPTConfig.preset("tiny")
@@ -72,14 +70,12 @@ print(f"model: {model.n_layer} layers x {model.n_embd}, vocabulary {model.vocab_
 # Same seed for the batch order, so each method sees the same windows of C4 in the same order.
 
 # %%
-results = compare(list(field.values()), base, OUT)
+results = compare(list(field.values()), base, OUT,
+                  title=f"the race: {model.n_layer}x{model.n_embd} GPT-2, "
+                        f"{base.steps * base.tokens_per_step:,} C4 tokens each")
 by_name = dict(zip(field, results.values()))
 
 # %%
-fig = plot_val_curves([OUT / run / "log.jsonl" for run in results], OUT / "val_curves.png",
-                      title=f"the race: {model.n_layer}x{model.n_embd} GPT-2, "
-                            f"{base.steps * base.tokens_per_step:,} C4 tokens each")
-print(f"figure: {fig}")
 table = markdown_table(results)
 (OUT / "results.md").write_text(table + "\n")
 print(table)

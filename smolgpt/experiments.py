@@ -12,7 +12,19 @@ import math
 from pathlib import Path
 
 from .methods import MethodSpec
+from .model import GPTConfig
+from .plots import plot_val_curves
 from .train import TrainConfig, train
+
+# The chapters' quick mode (the tests run it): a 2-layer, 64-wide GPT-2 with the full vocabulary,
+# a handful of steps of 4 x 64 tokens, evaluated twice on 8 held-out windows.
+QUICK_MODEL = GPTConfig(n_layer=2, n_head=2, n_embd=64, block_size=64)
+
+
+def quick_config(steps: int, sample_tokens: int = 0) -> TrainConfig:
+    """A TrainConfig small enough for a chapter's quick mode to train several models in seconds."""
+    return TrainConfig(model=QUICK_MODEL, steps=steps, batch_size=4, warmup=2,
+                       eval_every=max(1, steps // 2), eval_windows=8, sample_tokens=sample_tokens)
 
 
 def run_name(spec: MethodSpec) -> str:
@@ -20,12 +32,17 @@ def run_name(spec: MethodSpec) -> str:
     return spec.label().replace(" ", "_").replace("/", "-per-")
 
 
-def compare(specs, base: TrainConfig, out: Path, lr_for=None, verbose: bool = True) -> dict:
+def compare(specs, base: TrainConfig, out: Path, title: str | None = None, lr_for=None,
+            verbose: bool = True) -> dict:
     """Train every spec with the same base config; returns {run name: summary}.
 
+    Each run writes out/<run name>/log.jsonl, checkpoint.npz and sample.txt; with a title, the
+    validation curves of all runs are drawn to out/val_curves.png.
     lr_for: optional function spec -> dict of TrainConfig overrides (e.g. a LoRA learning rate).
-    Each run writes out/<run name>/log.jsonl, checkpoint.npz and sample.txt.
     """
+    if verbose:
+        print(f"training {len(specs)} models for {base.steps} steps of {base.tokens_per_step} "
+              f"tokens:")
     results = {}
     for spec in specs:
         name = run_name(spec)
@@ -37,6 +54,11 @@ def compare(specs, base: TrainConfig, out: Path, lr_for=None, verbose: bool = Tr
         if verbose:
             print(f"  {s['label']:<28} {s['n_trainable']:>9,} trainable: val loss "
                   f"{s['val_curve'][0][2]:.3f} -> {s['val_loss']:.3f}  ({s['elapsed']:.0f} s)")
+    if title is not None:
+        fig = plot_val_curves([Path(out) / name / "log.jsonl" for name in results],
+                              Path(out) / "val_curves.png", title=title)
+        if verbose:
+            print(f"figure: {fig}")
     return results
 
 
