@@ -14,7 +14,6 @@ over the target: a rename is atomic, so a crash mid-write leaves the previous ch
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import tempfile
@@ -98,9 +97,3 @@ def describe(meta: dict) -> str:
     return (f"model n_layer={m.get('n_layer')} n_head={m.get('n_head')} n_embd={m.get('n_embd')} "
             f"block_size={m.get('block_size')} vocab={m.get('vocab_size')}, method {s}")
 
-
-def nbytes_of(arrays: dict) -> int:
-    """Bytes the arrays would take in a checkpoint, without writing one."""
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    return buf.getbuffer().nbytes

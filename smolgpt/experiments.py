@@ -32,13 +32,12 @@ def run_name(spec: MethodSpec) -> str:
     return spec.label().replace(" ", "_").replace("/", "-per-")
 
 
-def compare(specs, base: TrainConfig, out: Path, title: str | None = None, lr_for=None,
+def compare(specs, base: TrainConfig, out: Path, title: str | None = None,
             verbose: bool = True) -> dict:
     """Train every spec with the same base config; returns {run name: summary}.
 
     Each run writes out/<run name>/log.jsonl, checkpoint.npz and sample.txt; with a title, the
     validation curves of all runs are drawn to out/val_curves.png.
-    lr_for: optional function spec -> dict of TrainConfig overrides (e.g. a LoRA learning rate).
     """
     if verbose:
         print(f"training {len(specs)} models for {base.steps} steps of {base.tokens_per_step} "
@@ -46,8 +45,7 @@ def compare(specs, base: TrainConfig, out: Path, title: str | None = None, lr_fo
     results = {}
     for spec in specs:
         name = run_name(spec)
-        extra = lr_for(spec) if lr_for else {}
-        cfg = dataclasses.replace(base, method=spec, out=str(Path(out) / name), **extra)
+        cfg = dataclasses.replace(base, method=spec, out=str(Path(out) / name))
         s = train(cfg, progress=False, verbose=False)
         s["label"] = spec.label()
         results[name] = s
