@@ -15,32 +15,105 @@ A backward never writes into `dout` or into anything the caller owns: every grad
 from __future__ import annotations
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+
+# ----------------------------------------------------------------------------------------------
+# Threads for elementwise passes. BLAS spreads a matmul over every core by itself, but a NumPy
+# ufunc (np.exp, a max, a sum) runs on one. Ufuncs release the GIL while they work, so plain
+# Python threads, each given its own rows, run them on all cores at once. Every row is computed
+# by exactly one thread with the same operations, so results do not depend on the thread count.
+
+
+try:                 # optional (the test extra): reads and limits BLAS's own thread count
+    from threadpoolctl import ThreadpoolController
+    _blas = ThreadpoolController()
+except ImportError:
+    _blas = None
+
+
+def _default_threads() -> int:
+    """The BLAS thread count (via threadpoolctl, when installed), else the CPUs we may use."""
+    counts = [c.num_threads for c in _blas.lib_controllers if c.user_api == "blas"] if _blas else []
+    if counts:
+        return max(counts)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+THREADS = _default_threads()     # threads for elementwise passes; set to 1 to run them inline
+_pool: ThreadPoolExecutor | None = None
+_pool_size = 0
+
+
+def on_row_blocks(fn, n: int) -> None:
+    """Call fn(lo, hi) on THREADS contiguous blocks of range(n) at once, and wait for all.
+
+    fn must only write rows lo..hi-1 of its outputs. With THREADS = 1 (or n = 1) it is one
+    plain call fn(0, n).
+    """
+    global _pool, _pool_size
+    k = max(1, min(THREADS, n))
+    if k == 1:
+        fn(0, n)
+        return
+    if _pool_size < k:
+        _pool, _pool_size = ThreadPoolExecutor(max_workers=k, thread_name_prefix="smolgpt"), k
+    bounds = [n * i // k for i in range(k + 1)]
+    err = np.geterr()           # np.errstate is per thread: the workers take the caller's
+
+    def task(lo, hi):
+        with np.errstate(**err):
+            fn(lo, hi)
+
+    for f in [_pool.submit(task, lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]:
+        f.result()                                   # re-raises a worker's exception here
+
+
+def on_items_with_own_blas(fn, n: int) -> None:
+    """Like on_row_blocks, for items that each do small matmuls (attention's heads): the threads
+    run at once with BLAS limited to one thread each. Handing a (128, 64) @ (64, 1024) product to
+    OpenBLAS's two threads took 20x as long here as one thread doing it (measured, loaded
+    machine). Without threadpoolctl the items run in this thread, with BLAS's own threads."""
+    if _blas is None or THREADS == 1:
+        fn(0, n)
+        return
+    with _blas.limit(limits=1, user_api="blas"):
+        on_row_blocks(fn, n)
+
 
 # ----------------------------------------------------------------------------------------------
 # Linear: out = x @ w + b, with w stored (in, out) as in Hugging Face's GPT-2 Conv1D.
 
 
 def linear_forward(x, w, b=None):
-    """x (..., Cin), w (Cin, Cout), b (Cout,) or None -> out (..., Cout)."""
-    out = x @ w
+    """x (..., Cin), w (Cin, Cout), b (Cout,) or None -> out (..., Cout).
+
+    The product is taken on x flattened to (N, Cin): one BLAS call instead of NumPy's loop of
+    one call per leading index, which took ~16x as long for `tiny`'s (16, 128, 128) @ (128, 384).
+    """
+    cin, cout = w.shape
+    out = (x.reshape(-1, cin) @ w).reshape(*x.shape[:-1], cout)
     if b is not None:
         out += b
     return out, (x, w, b is not None)
 
 
-def linear_backward(dout, cache):
+def linear_backward(dout, cache, with_dw=True):
     """dout (..., Cout) -> dx (..., Cin), dw (Cin, Cout), db (Cout,) or None.
 
     out = x @ w + b, so dx = dout @ w^T, dw = sum over rows of x^T dout, db = sum of dout over
-    every broadcast (leading) axis.
+    every broadcast (leading) axis. with_dw=False skips dw and db (returned as None) for a frozen
+    layer: a third of the layer's matmul FLOPs.
     """
     x, w, has_bias = cache
     cin, cout = w.shape
+    d2 = dout.reshape(-1, cout)                      # (N, Cout), 2-D for BLAS (see forward)
+    dx = (d2 @ w.T).reshape(*dout.shape[:-1], cin)   # (..., Cin)
+    if not with_dw:
+        return dx, None, None
     x2 = x.reshape(-1, cin)                          # (N, Cin)
-    d2 = dout.reshape(-1, cout)                      # (N, Cout)
-    dx = dout @ w.T                                  # (..., Cin)
     dw = x2.T @ d2                                   # (Cin, Cout)
     db = d2.sum(axis=0) if has_bias else None        # (Cout,)
     return dx, dw, db
@@ -52,12 +125,15 @@ def linear_backward(dout, cache):
 
 def layernorm_forward(x, g, b, eps=1e-5):
     """x (..., C), g (C,), b (C,) -> out (..., C). Biased variance, as GPT-2."""
+    C = x.shape[-1]
     mean = x.mean(axis=-1, keepdims=True)            # (..., 1)
-    xc = x - mean                                    # (..., C)
-    var = np.mean(np.square(xc), axis=-1, keepdims=True)
+    xhat = x - mean                                  # (..., C) centred, normalised below
+    # the variance as a row-wise dot product: no (..., C) temporary for the squares
+    var = np.einsum("...c,...c->...", xhat, xhat)[..., None] / C     # (..., 1)
     rstd = 1.0 / np.sqrt(var + eps)                  # (..., 1)
-    xhat = xc * rstd                                 # (..., C) normalised input
-    out = xhat * g + b
+    xhat *= rstd                                     # (..., C) normalised input, in place
+    out = xhat * g
+    out += b
     return out, (xhat, rstd, g)
 
 
@@ -75,10 +151,12 @@ def layernorm_backward(dout, cache):
     d2 = dout.reshape(-1, C)                         # (N, C)
     db = d2.sum(axis=0)                              # (C,)
     dg = np.einsum("nc,nc->c", d2, xhat.reshape(-1, C))   # (C,)
-    dxhat = dout * g                                 # (..., C)
-    m1 = dxhat.mean(axis=-1, keepdims=True)          # (..., 1) mean(dxhat)
-    m2 = np.mean(dxhat * xhat, axis=-1, keepdims=True)    # (..., 1) mean(dxhat * xhat)
-    dx = (dxhat - m1 - xhat * m2) * rstd             # (..., C)
+    dx = dout * g                                    # (..., C) dxhat, turned into dx in place
+    m1 = dx.mean(axis=-1, keepdims=True)             # (..., 1) mean(dxhat)
+    m2 = np.einsum("...c,...c->...", dx, xhat)[..., None] / C   # (..., 1) mean(dxhat * xhat)
+    dx -= m1
+    dx -= xhat * m2
+    dx *= rstd                                       # (..., C)
     return dx, dg, db
 
 
@@ -91,16 +169,28 @@ _GELU_A = 0.044715
 
 
 def gelu_forward(x):
-    """x (...) -> out (...). The cache is (x, tanh(u)): the backward needs both."""
-    t = x * x                                        # built in place: no temporaries per term
-    t *= _GELU_A
-    t += 1.0
-    t *= x
-    t *= _GELU_K                                     # u = sqrt(2/pi) (x + 0.044715 x^3)
-    np.tanh(t, out=t)                                # t = tanh(u)
-    out = t + 1.0
-    out *= x
-    out *= 0.5                                       # 0.5 x (1 + t)
+    """x (...) -> out (...). The cache is (x, tanh(u)): the backward needs both.
+
+    np.tanh costs ~9 ns an element on one core (GPT-2 small: 3M per layer), so the rows are
+    split over THREADS threads; each row's values are the same whatever the split.
+    """
+    t = np.empty_like(x)
+    out = np.empty_like(x)
+    x2, t2, o2 = (a.reshape(-1, x.shape[-1]) for a in (x, t, out))   # (N, C') views
+
+    def rows(lo, hi):
+        xs, ts, os_ = x2[lo:hi], t2[lo:hi], o2[lo:hi]
+        np.multiply(xs, xs, out=ts)                      # built in place: no temporaries
+        ts *= _GELU_A
+        ts += 1.0
+        ts *= xs
+        ts *= _GELU_K                                    # u = sqrt(2/pi) (x + 0.044715 x^3)
+        np.tanh(ts, out=ts)                              # t = tanh(u)
+        np.add(ts, 1.0, out=os_)
+        os_ *= xs
+        os_ *= 0.5                                       # 0.5 x (1 + t)
+
+    on_row_blocks(rows, x2.shape[0])
     return out, (x, t)
 
 
@@ -128,50 +218,90 @@ def gelu_backward(dout, cache):
 # Causal multi-head self-attention, from the fused qkv projection to the merged heads.
 
 
+# Query rows per block of causal attention. Block i of queries only needs keys 0..end of block
+# i: at T = 1024 the blocks skip 44% of the T x T scores (and their exp and matmuls) that the
+# causal mask would zero anyway; a block's scores, (B, nh, 128, <= T), stay small.
+ATTN_BLOCK = 128
+
+
 def _causal_mask(T, dtype):
     """(T, T) additive mask: 0 where position t may look (s <= t), -inf above the diagonal."""
     return np.triu(np.full((T, T), -np.inf, dtype=dtype), k=1)
 
 
 def attention_forward(qkv, n_head):
-    """qkv (B, T, 3C) -> out (B, T, C): softmax(q k^T / sqrt(hs) + causal mask) v per head."""
+    """qkv (B, T, 3C) -> out (B, T, C): softmax(q k^T / sqrt(hs) + causal mask) v per head.
+
+    Computed in blocks of ATTN_BLOCK query rows [t0, t1): those see only keys [0, t1), so a
+    block's scores are (t1 - t0, t1) per head, and the causal mask is needed only on its last
+    (t1 - t0) columns. The B * nh heads are independent: each thread takes whole heads, and a
+    head's block of scores (<= 512 KB at T = 1024) stays in its core's cache from the q k^T
+    product through the softmax to the product with v. The cache holds each block's
+    probabilities, (B, nh, t1 - t0, t1).
+    """
     B, T, C3 = qkv.shape
     C = C3 // 3
     hs = C // n_head
     heads = qkv.reshape(B, T, 3, n_head, hs).transpose(2, 0, 3, 1, 4)   # (3, B, nh, T, hs)
     q, k, v = heads[0], heads[1], heads[2]                              # (B, nh, T, hs) views
     scale = 1.0 / math.sqrt(hs)
-    att = (q * scale) @ k.transpose(0, 1, 3, 2)                      # (B, nh, T, T) scores
-    att += _causal_mask(T, att.dtype)                                # position t sees only <= t
-    att -= att.max(axis=-1, keepdims=True)
-    np.exp(att, out=att)
-    att /= att.sum(axis=-1, keepdims=True)                           # (B, nh, T, T) probabilities
-    y = att @ v                                                      # (B, nh, T, hs)
-    out = y.transpose(0, 2, 1, 3).reshape(B, T, C)                   # (B, T, C) heads merged
-    return out, (q, k, v, att, scale)
+    qs = q * scale                                                      # (B, nh, T, hs)
+    # k^T made contiguous once: BLAS is slow on k^T as a view with a row stride of 3C
+    kt = np.ascontiguousarray(k.transpose(0, 1, 3, 2))                  # (B, nh, hs, T)
+    out = np.empty((B, T, n_head, hs), dtype=qkv.dtype)                # heads merged, below
+    y = out.transpose(0, 2, 1, 3)                                       # (B, nh, T, hs) view
+    mask = _causal_mask(min(ATTN_BLOCK, T), qkv.dtype)
+    blocks = [(t0, min(t0 + ATTN_BLOCK, T)) for t0 in range(0, T, ATTN_BLOCK)]
+    atts = [np.empty((B, n_head, t1 - t0, t1), dtype=qkv.dtype) for t0, t1 in blocks]
+
+    def heads_(lo, hi):
+        for b, h in (divmod(i, n_head) for i in range(lo, hi)):
+            for (t0, t1), att in zip(blocks, atts):
+                a = att[b, h]                                           # (tq, t1)
+                np.matmul(qs[b, h, t0:t1], kt[b, h, :, :t1], out=a)     # scores
+                a[:, t0:] += mask[:t1 - t0, :t1 - t0]                   # query t sees keys <= t
+                a -= a.max(axis=1, keepdims=True)                       # softmax, in place
+                np.exp(a, out=a)
+                a /= a.sum(axis=1, keepdims=True)
+                y[b, h, t0:t1] = a @ v[b, h, :t1]                       # (tq, hs)
+
+    on_items_with_own_blas(heads_, B * n_head)
+    return out.reshape(B, T, C), (q, k, v, atts, scale)
 
 
 def attention_backward(dout, cache):
-    """dout (B, T, C) -> dqkv (B, T, 3C). The forward read in reverse:
+    """dout (B, T, C) -> dqkv (B, T, 3C). The forward read in reverse, block by block, head by
+    head (each thread takes whole heads, as in the forward):
 
       y = att @ v            -> datt = dy @ v^T,  dv = att^T @ dy
       att = softmax(s)       -> ds = att * (datt - sum(datt * att, last axis))
                                 (masked entries have att = 0, so their ds is 0 for free)
       s = q @ k^T * scale    -> dq = ds @ k * scale,  dk = ds^T @ q * scale
+    A block of queries [t0, t1) touched keys [0, t1): its dk and dv add into those rows.
     """
-    q, k, v, att, scale = cache
+    q, k, v, atts, scale = cache
     B, nh, T, hs = q.shape
     dy = dout.reshape(B, T, nh, hs).transpose(0, 2, 1, 3)            # (B, nh, T, hs)
-    datt = dy @ v.transpose(0, 1, 3, 2)                              # (B, nh, T, T)
-    dv = att.transpose(0, 1, 3, 2) @ dy                              # (B, nh, T, hs)
-    ds = att * (datt - np.sum(datt * att, axis=-1, keepdims=True))   # (B, nh, T, T)
-    ds *= scale
-    dq = ds @ k                                                      # (B, nh, T, hs)
-    dk = ds.transpose(0, 1, 3, 2) @ q                                # (B, nh, T, hs)
-    dqkv = np.empty((B, T, 3, nh, hs), dtype=dout.dtype)             # (B, T, 3, nh, hs)
-    dqkv[:, :, 0] = dq.transpose(0, 2, 1, 3)
-    dqkv[:, :, 1] = dk.transpose(0, 2, 1, 3)
-    dqkv[:, :, 2] = dv.transpose(0, 2, 1, 3)
+    dqkv = np.zeros((B, T, 3, nh, hs), dtype=dout.dtype)             # (B, T, 3, nh, hs)
+    dq, dk, dv = (dqkv[:, :, i].transpose(0, 2, 1, 3) for i in range(3))  # (B, nh, T, hs) views
+
+    def heads_(lo, hi):
+        for b, h in (divmod(i, nh) for i in range(lo, hi)):
+            vt = np.ascontiguousarray(v[b, h].T)                     # (hs, T)
+            for i, att in enumerate(atts):
+                t0 = i * ATTN_BLOCK
+                t1 = t0 + att.shape[2]
+                a = att[b, h]                                        # (tq, t1)
+                dyb = dy[b, h, t0:t1]                                # (tq, hs)
+                ds = dyb @ vt[:, :t1]                                # (tq, t1) datt
+                dv[b, h, :t1] += a.T @ dyb                           # (t1, hs)
+                ds -= np.einsum("ij,ij->i", ds, a)[:, None]         # sum(datt * att), no temp
+                ds *= a
+                ds *= scale                                          # ds, scaled for q and k
+                dq[b, h, t0:t1] = ds @ k[b, h, :t1]                  # (tq, hs)
+                dk[b, h, :t1] += ds.T @ q[b, h, t0:t1]               # (t1, hs)
+
+    on_items_with_own_blas(heads_, B * nh)
     return dqkv.reshape(B, T, 3 * nh * hs)
 
 
@@ -212,7 +342,13 @@ def embedding_backward(dout, cache):
 def head_forward(x, wte):
     """x (..., C), wte (V, C) -> logits (..., V). For sampling and tests; training uses the
     fused `cross_entropy_head` below."""
-    return x @ wte.T
+    C = wte.shape[1]
+    return (x.reshape(-1, C) @ wte.T).reshape(*x.shape[:-1], -1)   # 2-D for BLAS
+
+
+# Rows of a logits chunk a thread works on at a time (about 1 MB): the max, subtract, exp and
+# sum then run while the rows sit in the core's cache, one trip to memory instead of four.
+HEAD_STRIP_BYTES = 1 << 20
 
 
 def cross_entropy_head(x, wte, targets, chunk=1024, with_grads=True):
@@ -227,31 +363,42 @@ def cross_entropy_head(x, wte, targets, chunk=1024, with_grads=True):
     Rows are processed `chunk` at a time: a chunk's logits are born, reduced to its loss, turned
     into their own gradient, pushed back into dx and dwte, and dropped. Peak memory is chunk x V
     floats (200 MB at the default 1024 rows) instead of N x V, and every pass is in place.
+    The three matmuls per chunk use BLAS's threads; the elementwise passes between them (np.exp
+    alone is ~4 ns per logit, single-threaded) run on THREADS threads over blocks of rows.
     """
     N, C = x.shape
     V = wte.shape[0]
     dtype = x.dtype
-    total = 0.0
     dx = np.empty_like(x) if with_grads else None
     dwte = np.zeros_like(wte) if with_grads else None
     n0 = min(chunk, N)
     logits = np.empty((n0, V), dtype=dtype)                      # reused buffer, (chunk, V)
+    z = np.empty(n0, dtype=np.float64)                           # (chunk,) partition functions
+    target_logit = np.empty(n0, dtype=np.float64)                # (chunk,) shifted target logits
     dw_part = np.empty_like(wte) if with_grads and N > chunk else None
+    strip = max(1, HEAD_STRIP_BYTES // (V * logits.itemsize))    # rows per cache-sized strip
+    total = 0.0
     for s in range(0, N, chunk):
         e = min(s + chunk, N)
         n = e - s
         lg = logits[:n]
         xs = x[s:e]                                              # (n, C)
-        np.matmul(xs, wte.T, out=lg)                             # (n, V) logits
-        rows = np.arange(n)
         tgt = targets[s:e]
-        m = lg.max(axis=1, keepdims=True)                        # (n, 1) for a stable softmax
-        lg -= m
-        target_logit = lg[rows, tgt].astype(np.float64)         # (n,) shifted target logits
-        np.exp(lg, out=lg)                                       # (n, V) unnormalised probs
-        z = lg.sum(axis=1, keepdims=True)                        # (n, 1) partition function
+        np.matmul(xs, wte.T, out=lg)                             # (n, V) logits
+
+        def softmax_rows(lo, hi):
+            """Rows lo..hi-1 of lg: shift by the row max, exp in place, record z and the target."""
+            for r0 in range(lo, hi, strip):
+                r1 = min(r0 + strip, hi)
+                b = lg[r0:r1]                                    # (rows, V), cache-resident
+                b -= b.max(axis=1, keepdims=True)                # for a stable softmax
+                target_logit[r0:r1] = b[np.arange(r1 - r0), tgt[r0:r1]]
+                np.exp(b, out=b)                                 # unnormalised probabilities
+                z[r0:r1] = b.sum(axis=1)                         # partition function
+
+        on_row_blocks(softmax_rows, n)
         # loss_i = log z_i - (logit_i[target] - m_i)
-        total += float(np.sum(np.log(z[:, 0].astype(np.float64)) - target_logit))
+        total += float(np.sum(np.log(z[:n]) - target_logit[:n]))
         if not with_grads:
             continue
         # dlogits = (E / z - onehot) / N with E = lg the unnormalised probabilities. Rather than
@@ -259,7 +406,7 @@ def cross_entropy_head(x, wte, targets, chunk=1024, with_grads=True):
         #   dx   = dlogits @ wte   = (E @ wte) * s - wte[tgt] / N               s = 1 / (z N)
         #   dwte = dlogits^T @ x   = E^T @ (x * s) - (row tgt_i gets x_i / N)
         # which saves a full pass over the chunk and leaves E untouched.
-        scale = 1.0 / (z * N)                                    # (n, 1)
+        scale = (1.0 / (z[:n] * N)).astype(dtype)[:, None]      # (n, 1)
         dxs = dx[s:e]
         np.matmul(lg, wte, out=dxs)                              # (n, C)  E @ wte
         dxs *= scale

@@ -123,3 +123,66 @@ def test_cross_entropy_head_float32_is_stable():
     loss, dx, dw = layers.cross_entropy_head(x, w, rng.integers(0, 50, 8))
     assert np.isfinite(loss) and np.all(np.isfinite(dx)) and np.all(np.isfinite(dw))
     assert dx.dtype == np.float32 and dw.dtype == np.float32
+
+
+def test_attention_in_causal_blocks(rng, monkeypatch):
+    # T = 7 in blocks of 3 query rows: blocks [0,3), [3,6), [6,7) see 3, 6 and 7 keys
+    B, T, C, nh = 2, 7, 8, 2
+    qkv = rng.standard_normal((B, T, 3 * C))
+    whole, _ = layers.attention_forward(qkv, nh)                 # one block (ATTN_BLOCK >= T)
+    monkeypatch.setattr(layers, "ATTN_BLOCK", 3)
+    out, cache = layers.attention_forward(qkv, nh)
+    assert [a.shape[-1] for a in cache[3]] == [3, 6, 7]
+    assert np.max(np.abs(out - whole)) < 1e-12
+    errs = check_layer(lambda q: layers.attention_forward(q, nh), layers.attention_backward, [qkv], rng)
+    assert max(errs) < TOL, errs
+
+
+def test_attention_matches_dense_softmax(rng, monkeypatch):
+    # against the textbook formula on the whole (T, T) scores
+    monkeypatch.setattr(layers, "ATTN_BLOCK", 4)
+    B, T, C, nh = 2, 9, 12, 3
+    hs = C // nh
+    qkv = rng.standard_normal((B, T, 3 * C))
+    q, k, v = (qkv[..., i * C:(i + 1) * C].reshape(B, T, nh, hs).transpose(0, 2, 1, 3)
+               for i in range(3))
+    s = q @ k.transpose(0, 1, 3, 2) / np.sqrt(hs) + np.triu(np.full((T, T), -np.inf), 1)
+    p = np.exp(s - s.max(-1, keepdims=True))
+    p /= p.sum(-1, keepdims=True)
+    ref = (p @ v).transpose(0, 2, 1, 3).reshape(B, T, C)
+    assert np.max(np.abs(layers.attention_forward(qkv, nh)[0] - ref)) < 1e-12
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_threaded_passes_equal_one_thread(monkeypatch, threads):
+    """Head, attention and GELU split rows over threads: every row is computed the same way
+    whatever the split, so the results are bit-identical to one thread (float32, as trained)."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((37, 16)).astype(np.float32)
+    w = (0.3 * rng.standard_normal((101, 16))).astype(np.float32)
+    t = rng.integers(0, 101, 37)
+    qkv = rng.standard_normal((2, 11, 24)).astype(np.float32)
+    dout = rng.standard_normal((2, 11, 8)).astype(np.float32)
+    monkeypatch.setattr(layers, "ATTN_BLOCK", 4)
+    monkeypatch.setattr(layers, "HEAD_STRIP_BYTES", 2 * 101 * 4)     # 2-row strips
+
+    def run():
+        head = layers.cross_entropy_head(x, w, t, chunk=16)
+        att, cache = layers.attention_forward(qkv, 2)
+        return [np.float32(head[0]), head[1], head[2], att, layers.attention_backward(dout, cache),
+                layers.gelu_forward(x)[0]]
+
+    monkeypatch.setattr(layers, "THREADS", 1)
+    one = run()
+    monkeypatch.setattr(layers, "THREADS", threads)
+    for a, b in zip(one, run()):
+        assert np.array_equal(a, b)
+
+
+def test_linear_backward_without_weight_gradient(rng):
+    x, w, b = rng.standard_normal((2, 3, 5)), rng.standard_normal((5, 4)), rng.standard_normal(4)
+    dout = rng.standard_normal((2, 3, 4))
+    _, cache = layers.linear_forward(x, w, b)
+    dx, dw, db = layers.linear_backward(dout, cache)
+    dx2, dw2, db2 = layers.linear_backward(dout, cache, with_dw=False)
+    assert np.array_equal(dx, dx2) and dw2 is None and db2 is None

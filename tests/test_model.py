@@ -151,3 +151,29 @@ def test_bad_tokens_are_refused_clearly(idx, words):
     p = init_params(SMALL)
     with pytest.raises(ValueError, match=words):
         forward(p, idx, SMALL)
+
+
+@pytest.mark.parametrize("wanted", [
+    {"wte.weight", "wpe.weight"},                                   # embeddings-only
+    {"wte.weight", "wpe.weight", "h.0.attn.c_attn.weight", "h.1.mlp.c_proj.weight"},   # LoRA-like
+    {"h.1.ln_2.bias", "ln_f.weight"},
+])
+def test_gradient_subset_equals_full_gradient(wanted):
+    c = SMALL
+    p = perturbed_params(c, seed=8)
+    rng = np.random.default_rng(8)
+    idx = rng.integers(0, c.vocab_size, (2, 5))
+    tgt = rng.integers(0, c.vocab_size, (2, 5))
+    loss, full = loss_and_grads(p, idx, tgt, c, chunk=3)
+    loss_s, sub = loss_and_grads(p, idx, tgt, c, chunk=3, wanted=frozenset(wanted))
+    assert loss_s == loss
+    assert set(sub) == set(wanted)
+    for name in wanted:
+        assert np.array_equal(sub[name], full[name]), name
+
+
+def test_gradient_subset_refuses_unknown_names():
+    p = init_params(SMALL)
+    idx = np.zeros((1, 3), dtype=int)
+    with pytest.raises(KeyError, match="h.9.mlp"):
+        loss_and_grads(p, idx, idx, SMALL, wanted={"h.9.mlp.c_fc.weight"})

@@ -58,3 +58,45 @@ def test_schedule():
     assert abs(lr_at(100, 1.0, 10, 100, 0.1) - 0.1) < 1e-12
     lrs = [lr_at(s, 1.0, 10, 100) for s in range(10, 101)]
     assert all(a >= b for a, b in zip(lrs, lrs[1:]))                   # monotone decay
+
+
+def test_grad_norm_is_one_float32_pass_accurate_to_float32():
+    from smolgpt.optim import grad_norm
+    rng = np.random.default_rng(0)
+    g = {"a": rng.standard_normal((300, 70)).astype(np.float32),
+         "b": rng.standard_normal(1000).astype(np.float32)}
+    exact = math.sqrt(sum(float(np.sum(v.astype(np.float64) ** 2)) for v in g.values()))
+    assert abs(grad_norm(g) - exact) < 1e-5 * exact
+    big = {"a": np.full(4, 1e20, dtype=np.float32)}          # squares overflow float32 ...
+    assert abs(grad_norm(big) - 2e20) < 1e-6 * 2e20          # ... but the norm is finite
+
+
+def test_nonfinite_gradient_gives_nonfinite_norm_and_no_scaling():
+    from smolgpt.optim import first_nonfinite, grad_norm
+    for bad in (np.nan, np.inf, -np.inf):
+        g = {"a": np.array([3.0, 4.0], dtype=np.float32), "b": np.array([1.0, bad], np.float32),
+             "c": np.array([np.nan], dtype=np.float32)}
+        keep = {k: v.copy() for k, v in g.items()}
+        norm = clip_grad_norm(g, 1.0)
+        assert not math.isfinite(norm) and not math.isfinite(grad_norm(g))
+        assert np.array_equal(g["a"], keep["a"])                 # nothing was scaled
+        assert first_nonfinite(g) == "b"
+    assert first_nonfinite({"a": np.ones(3)}) is None
+
+
+def test_adamw_blocks_equal_one_block(monkeypatch):
+    # the cache-sized blocks of adamw_step do the same arithmetic as one pass over each array
+    from smolgpt import optim
+    rng = np.random.default_rng(1)
+    w0 = {"w": rng.standard_normal((50, 30)).astype(np.float32), "b": np.ones(7, np.float32)}
+    g = {k: rng.standard_normal(v.shape).astype(np.float32) for k, v in w0.items()}
+    results = []
+    for block in (64, 1 << 20):
+        monkeypatch.setattr(optim, "_BLOCK", block)
+        w = {k: v.copy() for k, v in w0.items()}
+        s = adamw_init(w)
+        for _ in range(3):
+            adamw_step(w, g, s, lr=0.1, decay_keys={"w"})
+        results.append(w)
+    for k in w0:
+        assert np.array_equal(results[0][k], results[1][k])
