@@ -21,7 +21,7 @@ parameters into a vector (the subspace methods) goes through it.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -36,19 +36,22 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class GPTConfig:
-    """Sizes of a GPT-2. `GPTConfig.preset("tiny")` is the CPU default of the chapters."""
+    """Sizes of a GPT-2. `GPTConfig.preset("tiny")` is the CPU default of the chapters.
 
-    n_layer: int = 4
-    n_head: int = 4
-    n_embd: int = 128
-    block_size: int = 128
-    vocab_size: int = 50257
+    A field's help text is what `smolgpt train --help` prints for it (`--n-layer` ...), where it
+    overrides the chosen preset."""
+
+    n_layer: int = field(default=4, metadata=dict(help="number of transformer blocks"))
+    n_head: int = field(default=4, metadata=dict(help="attention heads per block"))
+    n_embd: int = field(default=128, metadata=dict(help="width C of the residual stream"))
+    block_size: int = field(default=128, metadata=dict(help="context length T in tokens"))
+    vocab_size: int = 50257          # GPT-2's BPE; not a flag: the tokenizer fixes it
 
     def __post_init__(self):
-        for field in ("n_layer", "n_head", "n_embd", "block_size", "vocab_size"):
-            value = getattr(self, field)
+        for name in ("n_layer", "n_head", "n_embd", "block_size", "vocab_size"):
+            value = getattr(self, name)
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"{field} must be a positive integer, got {value!r}")
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
         if self.n_embd % self.n_head:
             raise ConfigError(
                 f"n_embd={self.n_embd} is not divisible by n_head={self.n_head}: pick n_head among "
@@ -190,7 +193,7 @@ def body_forward(params, idx, config: GPTConfig):
         a, c_att = layers.attention_forward(qkv, config.n_head)                     # (B, T, C)
         a, c_proj = layers.linear_forward(a, params[p + "attn.c_proj.weight"],
                                      params[p + "attn.c_proj.bias"])
-        x = x + a
+        x += a                        # in place: no cache holds the residual stream x
         # MLP sub-block: x = x + c_proj(gelu(c_fc(ln_2(x))))
         h, c_ln2 = layers.layernorm_forward(x, params[p + "ln_2.weight"], params[p + "ln_2.bias"])
         f, c_fc = layers.linear_forward(h, params[p + "mlp.c_fc.weight"],
@@ -198,18 +201,23 @@ def body_forward(params, idx, config: GPTConfig):
         f, c_gelu = layers.gelu_forward(f)
         f, c_mproj = layers.linear_forward(f, params[p + "mlp.c_proj.weight"],
                                       params[p + "mlp.c_proj.bias"])           # (B, T, C)
-        x = x + f
+        x += f
         caches[i] = (c_ln1, c_qkv, c_att, c_proj, c_ln2, c_fc, c_gelu, c_mproj)
     x, caches["ln_f"] = layers.layernorm_forward(x, params["ln_f.weight"], params["ln_f.bias"])
     return x, caches
 
 
-def body_backward(dx, caches, config: GPTConfig) -> dict[str, np.ndarray]:
-    """dx (B, T, C), the gradient at ln_f's output -> gradients of every parameter.
+def body_backward(dx, caches, config: GPTConfig, wanted=None) -> dict[str, np.ndarray]:
+    """dx (B, T, C), the gradient at ln_f's output -> gradients of the parameters.
 
     The forward read bottom-up; the residual adds `x = x + f` copy dx into both branches, so the
     stream's gradient flows on unchanged and each branch's gradient is added to it.
+    wanted: None for every parameter, or the set of names to return; a linear layer whose weight
+    is not wanted skips its weight-gradient matmul (dx still flows through it to the layers below).
     """
+    def want(name):
+        return wanted is None or name in wanted
+
     grads = {}
     dx, grads["ln_f.weight"], grads["ln_f.bias"] = layers.layernorm_backward(dx, caches["ln_f"])
     for i in reversed(range(config.n_layer)):
@@ -217,23 +225,24 @@ def body_backward(dx, caches, config: GPTConfig) -> dict[str, np.ndarray]:
         c_ln1, c_qkv, c_att, c_proj, c_ln2, c_fc, c_gelu, c_mproj = caches[i]
         # x = x + c_proj(gelu(c_fc(ln_2(x))))
         df, grads[p + "mlp.c_proj.weight"], grads[p + "mlp.c_proj.bias"] = \
-            layers.linear_backward(dx, c_mproj)
+            layers.linear_backward(dx, c_mproj, with_dw=want(p + "mlp.c_proj.weight"))
         df = layers.gelu_backward(df, c_gelu)
         dh, grads[p + "mlp.c_fc.weight"], grads[p + "mlp.c_fc.bias"] = \
-            layers.linear_backward(df, c_fc)
+            layers.linear_backward(df, c_fc, with_dw=want(p + "mlp.c_fc.weight"))
         dh, grads[p + "ln_2.weight"], grads[p + "ln_2.bias"] = layers.layernorm_backward(dh, c_ln2)
-        dx = dx + dh
+        dx += dh                      # in place: dx is this function's own array
         # x = x + c_proj(attn(c_attn(ln_1(x))))
         da, grads[p + "attn.c_proj.weight"], grads[p + "attn.c_proj.bias"] = \
-            layers.linear_backward(dx, c_proj)
+            layers.linear_backward(dx, c_proj, with_dw=want(p + "attn.c_proj.weight"))
         dqkv = layers.attention_backward(da, c_att)
         dh, grads[p + "attn.c_attn.weight"], grads[p + "attn.c_attn.bias"] = \
-            layers.linear_backward(dqkv, c_qkv)
+            layers.linear_backward(dqkv, c_qkv, with_dw=want(p + "attn.c_attn.weight"))
         dh, grads[p + "ln_1.weight"], grads[p + "ln_1.bias"] = layers.layernorm_backward(dh, c_ln1)
-        dx = dx + dh
+        dx += dh
     # x = wte[idx] + wpe[:T]
-    grads["wte.weight"], grads["wpe.weight"] = layers.embedding_backward(dx, caches["emb"])
-    return grads
+    if want("wte.weight") or want("wpe.weight"):
+        grads["wte.weight"], grads["wpe.weight"] = layers.embedding_backward(dx, caches["emb"])
+    return grads if wanted is None else {k: g for k, g in grads.items() if k in wanted}
 
 
 def forward(params, idx, config: GPTConfig) -> np.ndarray:
@@ -243,20 +252,29 @@ def forward(params, idx, config: GPTConfig) -> np.ndarray:
     return layers.head_forward(x, params["wte.weight"])
 
 
-def loss_and_grads(params, idx, targets, config: GPTConfig, chunk: int = 1024):
-    """Mean next-token cross-entropy and the gradient of every parameter (keys as params).
+def loss_and_grads(params, idx, targets, config: GPTConfig, chunk: int = 1024, wanted=None):
+    """Mean next-token cross-entropy and the gradients of the parameters.
 
-    idx, targets (B, T) -> (loss: float, grads: dict). The tied head's gradient has two parts,
-    added here: one from the logits (`x @ wte^T`) and one from the input lookup (`wte[idx]`).
+    idx, targets (B, T) -> (loss: float, grads: dict). wanted: None for every parameter (keys as
+    params), or a set of parameter names: grads then holds exactly those keys and the backward
+    skips the weight-gradient matmuls of the others (the embeddings-only method asks for
+    {"wte.weight", "wpe.weight"}). The values are the same as in the full gradient.
+    The tied head's gradient has two parts, added here: one from the logits (`x @ wte^T`) and
+    one from the input lookup (`wte[idx]`).
     """
     idx = check_tokens(idx, config)
     targets = check_tokens(targets, config)
+    if wanted is not None:
+        unknown = set(wanted) - set(params)
+        if unknown:
+            raise KeyError(f"gradients asked for unknown parameters: {sorted(unknown)}")
     B, T = idx.shape
     x, caches = body_forward(params, idx, config)                            # (B, T, C)
     loss, dx, dwte_head = layers.cross_entropy_head(x.reshape(B * T, -1), params["wte.weight"],
-                                               targets.reshape(-1), chunk=chunk)
-    grads = body_backward(dx.reshape(x.shape), caches, config)
-    grads["wte.weight"] += dwte_head
+                                                    targets.reshape(-1), chunk=chunk)
+    grads = body_backward(dx.reshape(x.shape), caches, config, wanted)
+    if "wte.weight" in grads:
+        grads["wte.weight"] += dwte_head
     return loss, grads
 
 

@@ -6,40 +6,32 @@ Two targets (times are machine-dependent, so they are measured here, never asser
   2. Fastfood is at least 100x faster than the regenerated DenseGaussian at D = 2^20, d = 1000.
 FFTFastfood is timed at the target-1 size for comparison.
 
-    from smolgpt import bench_transforms
-    print(bench_transforms.format_report(bench_transforms.run()))
+    from smolgpt.bench import transforms
+    print(transforms.format_report(transforms.run()))
 
-Each time is the median of `repeats` rounds (robust to one disturbed round); within a round
-the copy and the products run in turn, so a ratio compares times taken under the same load. The
-DenseGaussian products take ~10 s each on a small CPU and run once.
+Each time is the median of `repeats` rounds (`timing.rounds`: within a round the copy and the
+products run in turn, so a ratio compares times taken under the same load). The DenseGaussian
+products take ~10 s each on a small CPU and run once.
 """
 
 from __future__ import annotations
 
-import statistics
 import time
 
 import numpy as np
 
-from smolgpt.transforms import DenseGaussian, Fastfood, FFTFastfood
+from ..transforms import DenseGaussian, Fastfood, FFTFastfood
+from .timing import median, rounds
 
 COPY_RATIO_TARGET = 20.0    # Fastfood product / copy of D float32, at most
 DENSE_SPEEDUP_TARGET = 100.0  # DenseGaussian product / Fastfood product, at least
 
 
 def _median_times(fns, repeats):
-    """Median wall-clock time of each fn(), in seconds, over `repeats` rounds.
-
-    Each round calls every function once, in turn, so that all of them (the copy included) are
-    timed under the same load from whatever else runs on the machine.
-    """
-    times = [[] for _ in fns]
-    for _ in range(repeats):
-        for i, fn in enumerate(fns):
-            t0 = time.perf_counter()
-            fn()
-            times[i].append(time.perf_counter() - t0)
-    return [statistics.median(t) for t in times]
+    """Median seconds of each fn() over `repeats` interleaved rounds (no warm-up call: the
+    DenseGaussian products are too slow to run twice for nothing)."""
+    times = rounds(dict(enumerate(fns)), repeats, warmup=False)
+    return [median(times[i]) for i in range(len(fns))]
 
 
 def _products(P, rng):
