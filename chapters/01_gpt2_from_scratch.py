@@ -15,26 +15,17 @@ Writes: out/01_gpt2/val_curves.png and the two runs' logs and checkpoints under 
 # %%
 import dataclasses
 import math
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-try:
-    import smolgpt  # noqa: F401
-except ImportError:                        # run from a checkout without `pip install -e .`
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from smolgpt import layers  # noqa: E402
-from smolgpt.experiments import quick_config  # noqa: E402
-from smolgpt.gradcheck import check_layer, numerical_grad, rel_error  # noqa: E402
-from smolgpt.methods import MethodSpec, build  # noqa: E402
-from smolgpt.model import (GPTConfig, count_params, init_params, loss_and_grads,  # noqa: E402
+from smolgpt import layers
+from smolgpt.experiments import out_dir, plot_val_curves, quick_config, quick_mode
+from smolgpt.gradcheck import check_layer, numerical_grad, rel_error
+from smolgpt.methods import MethodSpec, build
+from smolgpt.model import (GPTConfig, count_params, init_params, loss_and_grads,
                            loss_only, param_table)
-from smolgpt.plots import plot_val_curves  # noqa: E402
-from smolgpt.runtime import out_dir, quick_mode  # noqa: E402
-from smolgpt.train import TrainConfig, train  # noqa: E402
+from smolgpt.train import TrainConfig, train
 
 QUICK = quick_mode()
 OUT = out_dir("01_gpt2")
@@ -127,17 +118,15 @@ print(f"loss at init {loss_only(params, idx, np.roll(idx, -1, 1), config):.3f} "
 # %%
 if QUICK:
     base = quick_config(steps=12, sample_tokens=12)
-    model = base.model
 else:
-    model = config
-    base = TrainConfig(model=model, steps=240, batch_size=16, warmup=20, eval_every=40,
+    base = TrainConfig(gpt=config, steps=240, batch_size=16, warmup=20, eval_every=40,
                        eval_windows=64, sample_tokens=40)
 runs = {}
 for name in ("full", "embeddings"):
     cfg = dataclasses.replace(base, method=MethodSpec(name), out=str(OUT / name))
     runs[name] = train(cfg, progress=False)
     s = runs[name]
-    print(f"{name:<11} {build(cfg.method, model).n_trainable:>9,} trainable non-embedding "
+    print(f"{name:<11} {build(cfg.method, base.gpt).n_trainable:>9,} trainable non-embedding "
           f"parameters: val loss {s['val_curve'][0][2]:.3f} -> {s['val_loss']:.3f} after "
           f"{s['tokens']:,} tokens in {s['elapsed']:.0f} s ({s['tokens'] / s['elapsed']:,.0f} tok/s)")
 

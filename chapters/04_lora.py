@@ -16,29 +16,18 @@ Writes: out/04_lora/{toy_fit.png, toy_spectra.png, val_curves.png} and run logs.
 
 # %%
 import math
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-try:
-    import smolgpt  # noqa: F401
-except ImportError:                        # run from a checkout without `pip install -e .`
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import matplotlib.pyplot as plt
 
-import matplotlib  # noqa: E402
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from smolgpt.experiments import compare, quick_config  # noqa: E402
-from smolgpt.methods import MethodSpec, build  # noqa: E402
-from smolgpt.model import GPTConfig  # noqa: E402
-from smolgpt.optim import AdamWConfig, adamw_init, adamw_step, lr_at  # noqa: E402
-from smolgpt.runtime import out_dir, quick_mode  # noqa: E402
-from smolgpt.train import TrainConfig  # noqa: E402
-from smolgpt.transforms import DenseGaussian  # noqa: E402
+from smolgpt.experiments import compare, out_dir, quick_config, quick_mode, save_figure
+from smolgpt.methods import MethodSpec, build
+from smolgpt.model import GPTConfig
+from smolgpt.optim import AdamWConfig, adamw_init, adamw_step, lr_at
+from smolgpt.train import TrainConfig
+from smolgpt.transforms import DenseGaussian
 
 QUICK = quick_mode()
 OUT = out_dir("04_lora")
@@ -131,9 +120,7 @@ for ax, name in zip(axes, targets):
     ax.legend()
     ax.grid(alpha=0.3)
 fig.tight_layout()
-fig.savefig(OUT / "toy_fit.png", dpi=100)
-plt.close(fig)
-print(f"figure: {OUT / 'toy_fit.png'}")
+save_figure(fig, OUT / "toy_fit.png")
 
 # %% [markdown]
 # Now the difference itself: the singular values of the learned *update*. LoRA's has exactly r
@@ -152,9 +139,7 @@ ax.set(xlabel="index", ylabel="singular value of the learned update",
        title=f"rank of the learned update ({k} trainable numbers each)")
 ax.legend()
 fig.tight_layout()
-fig.savefig(OUT / "toy_spectra.png", dpi=100)
-plt.close(fig)
-print(f"figure: {OUT / 'toy_spectra.png'}")
+save_figure(fig, OUT / "toy_spectra.png")
 
 # %% [markdown]
 # ## 2. The same question on GPT-2
@@ -169,17 +154,15 @@ print(f"figure: {OUT / 'toy_spectra.png'}")
 tiny = GPTConfig.preset("tiny")
 if QUICK:
     base = quick_config(steps=8)
-    model = base.model
     ranks = [1]
 else:
-    model = tiny
-    base = TrainConfig(model=tiny, steps=80, batch_size=16, warmup=8, eval_every=20,
+    base = TrainConfig(gpt=tiny, steps=80, batch_size=16, warmup=8, eval_every=20,
                        eval_windows=48, sample_tokens=0)
     ranks = [1, 8]
 specs = [MethodSpec("embeddings")]
 for rank in ranks:
     lora = MethodSpec("lora", rank=rank)
-    specs += [lora, MethodSpec("fastfood", d=build(lora, model).n_trainable)]
+    specs += [lora, MethodSpec("fastfood", d=build(lora, base.gpt).n_trainable)]
 results = compare(specs, base, OUT, title="chapter 04: LoRA vs Fastfood at equal trainable counts")
 
 # %%

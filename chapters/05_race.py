@@ -14,20 +14,12 @@ out/05_race/<run>/ (redraw the plot without retraining: `smolgpt plot out/05_rac
 """
 
 # %%
-import sys
 import time
-from pathlib import Path
 
-try:
-    import smolgpt  # noqa: F401
-except ImportError:                        # run from a checkout without `pip install -e .`
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from smolgpt.experiments import compare, markdown_table, quick_config  # noqa: E402
-from smolgpt.methods import MethodSpec  # noqa: E402
-from smolgpt.model import GPTConfig  # noqa: E402
-from smolgpt.runtime import out_dir, quick_mode  # noqa: E402
-from smolgpt.train import TrainConfig  # noqa: E402
+from smolgpt.experiments import compare, markdown_table, out_dir, quick_config, quick_mode
+from smolgpt.methods import MethodSpec
+from smolgpt.model import GPTConfig
+from smolgpt.train import TrainConfig
 
 QUICK = quick_mode()
 OUT = out_dir("05_race")
@@ -45,11 +37,9 @@ START = time.time()
 # %%
 if QUICK:
     base = quick_config(steps=6)
-    model = base.model
     fastfood_d = 300
 else:
-    model = GPTConfig.preset("tiny")
-    base = TrainConfig(model=model, steps=250, batch_size=16, warmup=20, eval_every=25,
+    base = TrainConfig(gpt=GPTConfig.preset("tiny"), steps=250, batch_size=16, warmup=20, eval_every=25,
                        eval_windows=64, sample_tokens=0)
     fastfood_d = 5000
 field = {
@@ -60,7 +50,7 @@ field = {
     "5 in all": MethodSpec("basis", d=5, offset=False),
     "embeddings only": MethodSpec("embeddings"),
 }
-print(f"model: {model.n_layer} layers x {model.n_embd}, vocabulary {model.vocab_size:,}; "
+print(f"model: {base.gpt.n_layer} layers x {base.gpt.n_embd}, vocabulary {base.gpt.vocab_size:,}; "
       f"budget: {base.steps} steps x {base.tokens_per_step:,} tokens = "
       f"{base.steps * base.tokens_per_step:,} tokens per method, validation on "
       f"{base.eval_windows} fixed held-out windows")
@@ -71,7 +61,7 @@ print(f"model: {model.n_layer} layers x {model.n_embd}, vocabulary {model.vocab_
 
 # %%
 results = compare(list(field.values()), base, OUT,
-                  title=f"the race: {model.n_layer}x{model.n_embd} GPT-2, "
+                  title=f"the race: {base.gpt.n_layer}x{base.gpt.n_embd} GPT-2, "
                         f"{base.steps * base.tokens_per_step:,} C4 tokens each")
 by_name = dict(zip(field, results.values()))
 
@@ -122,6 +112,6 @@ print(f"""Takeaways (run took {time.time() - START:.0f} s):
     {(loss['embeddings only'] - loss['LoRA']) / gap:.0%} of that gap, the per-tensor basis with
     {by_name['5 per tensor']['n_trainable']:,} numbers
     {(loss['embeddings only'] - loss['5 per tensor']) / gap:.0%}.
-  - This is {base.steps * base.tokens_per_step / 1e6:.1f}M tokens on a {model.n_layer}-layer model,
+  - This is {base.steps * base.tokens_per_step / 1e6:.1f}M tokens on a {base.gpt.n_layer}-layer model,
     not the post's 1B on GPT-2 small: read it as the same experiment at the scale of a laptop,
     whose early-training ordering need not match the end of a long run.""")

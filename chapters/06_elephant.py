@@ -26,24 +26,14 @@ about 1.5.
 """
 
 # %%
-import sys
 import time
-from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.animation import FuncAnimation, PillowWriter
 
-matplotlib.use("Agg")                      # files only, no screen
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.animation import FuncAnimation, PillowWriter  # noqa: E402
-
-try:
-    import smolgpt  # noqa: F401
-except ImportError:                        # run from a checkout without `pip install -e .`
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from smolgpt import elephant as E  # noqa: E402
-from smolgpt.runtime import out_dir, quick_mode  # noqa: E402
+from smolgpt import elephant as E
+from smolgpt.experiments import out_dir, quick_mode
 
 QUICK = quick_mode()
 OUT = out_dir("06_elephant")
@@ -312,8 +302,8 @@ coefficients; the post trained it and it learned nothing beyond its embeddings.
 """
 
 # %%
-from smolgpt.methods import MethodSpec, build  # noqa: E402
-from smolgpt.model import GPTConfig, count_params  # noqa: E402
+from smolgpt.methods import MethodSpec, build
+from smolgpt.model import GPTConfig, count_params
 
 gpt2 = GPTConfig.preset("gpt2")
 GPT2_SMALL_NON_EMBEDDING = count_params(gpt2, non_embedding=True)                  # 85,056,000

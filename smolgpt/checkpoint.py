@@ -7,20 +7,26 @@ A checkpoint is one `.npz` file (NumPy's zip of arrays) holding
     Adam's step count, the batch generator's RNG state and the data manifest's checksum.
 
 A subspace model's checkpoint therefore holds its coefficients and its embeddings, not its bases.
+A finished run trained with `--final-weights-only` keeps no Adam moments ("weights_only" in the
+meta): it loads for sampling, evaluation and export, and `load` returns None for its Adam state.
 
-Writing goes to a temporary file in the same folder, which is flushed to disk and then renamed
-over the target: a rename is atomic, so a crash mid-write leaves the previous checkpoint intact.
+`load` trusts nothing it reads: a hand-edited or foreign file gets one line naming the file and the
+field or array at fault (metadata of the wrong type, an array whose shape or dtype is not what
+the method's `trainable_shapes()` says, NaN or inf in a trainable, a newer format).
+
+Writing goes through `files.write_atomic` (a temporary file, flushed to disk, renamed over the
+target), so a crash mid-write leaves the previous checkpoint intact.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
+
+from .files import write_atomic
 
 FORMAT = "smolgpt-checkpoint-1"
 
@@ -29,34 +35,26 @@ class CheckpointError(Exception):
     """A checkpoint that cannot be used; the message says why and what to do."""
 
 
-def save(path, trainables: dict, adam_state: dict, meta: dict) -> int:
-    """Write the checkpoint atomically; returns its size in bytes."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+def save(path, trainables: dict, adam_state: dict | None, meta: dict) -> int:
+    """Write the checkpoint atomically; returns its size in bytes. adam_state None: the weights
+    only (a finished run that will not be resumed)."""
     arrays = {}
     for k, v in trainables.items():
         arrays["trainables/" + k] = v
-    for k in trainables:
-        arrays["adam_m/" + k] = adam_state["m"][k]
-        arrays["adam_v/" + k] = adam_state["v"][k]
-    meta = {**meta, "format": FORMAT, "adam_t": int(adam_state["t"]), "keys": list(trainables)}
+    if adam_state is not None:
+        for k in trainables:
+            arrays["adam_m/" + k] = adam_state["m"][k]
+            arrays["adam_v/" + k] = adam_state["v"][k]
+    meta = {**meta, "format": FORMAT, "keys": list(trainables),
+            "adam_t": None if adam_state is None else int(adam_state["t"]),
+            "weights_only": adam_state is None}
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path.stat().st_size
+    return write_atomic(path, lambda f: np.savez(f, **arrays))
 
 
-def load(path) -> tuple[dict, dict, dict]:
-    """-> (trainables, adam_state, meta). Raises CheckpointError with a clear message."""
+def load(path) -> tuple[dict, dict | None, dict]:
+    """-> (trainables, adam_state or None for a weights-only checkpoint, meta). Raises
+    CheckpointError with a one-line message naming the file and what is wrong in it."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}: check the path (runs keep theirs as "
@@ -76,18 +74,100 @@ def load(path) -> tuple[dict, dict, dict]:
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise CheckpointError(f"checkpoint {path} has corrupt metadata: use an earlier "
                               f"checkpoint or start the run again") from e
-    if meta.get("format") != FORMAT:
-        raise CheckpointError(f"{path} has format {meta.get('format')!r}, this smolgpt reads "
-                              f"{FORMAT!r}: use the smolgpt version that wrote it, or train again")
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path} is not a smolgpt checkpoint (its metadata is a "
+                              f"{type(meta).__name__}, not an object): pass the checkpoint.npz "
+                              f"that smolgpt train wrote in its --out folder")
+    fmt = meta.get("format")
+    if fmt != FORMAT:
+        newer = isinstance(fmt, str) and fmt.startswith(FORMAT[:-1]) and fmt > FORMAT
+        raise CheckpointError(f"{path} has format {fmt!r}, this smolgpt reads {FORMAT!r}: " +
+                              ("it was written by a newer smolgpt; upgrade smolgpt to read it"
+                               if newer else "use the smolgpt version that wrote it, or train "
+                               "again"))
+    _check_meta(path, meta)
     keys = meta["keys"]
-    missing = [k for k in keys for p in ("trainables/", "adam_m/", "adam_v/") if p + k not in data]
+    kinds = ("trainables/",) if meta.get("weights_only") else ("trainables/", "adam_m/", "adam_v/")
+    missing = [p + k for k in keys for p in kinds if p + k not in data]
     if missing:
         raise CheckpointError(f"checkpoint {path} is incomplete (missing {missing[0]}): use an "
                               f"earlier checkpoint or start the run again")
+    _check_arrays(path, meta, data, kinds)
     trainables = {k: data["trainables/" + k] for k in keys}
+    if meta.get("weights_only"):
+        return trainables, None, meta
     adam = {"t": meta["adam_t"], "m": {k: data["adam_m/" + k] for k in keys},
             "v": {k: data["adam_v/" + k] for k in keys}}
     return trainables, adam, meta
+
+
+# The metadata fields `load` relies on, and the JSON types they must have (resuming also reads
+# "train", "step" and "rng": train.py checks those).
+_META_TYPES = {"keys": list, "model": dict, "method": dict}
+
+
+def _check_meta(path, meta: dict) -> None:
+    """Every field the loader and the trainer read is there with its JSON type, and the model
+    and method it names can be built."""
+    from .methods import MethodSpec
+    from .model import GPTConfig
+
+    def bad(field, what):
+        return CheckpointError(f"checkpoint {path} has a bad metadata field {field!r} ({what}): "
+                               f"it was edited or not written by smolgpt; use an earlier "
+                               f"checkpoint or start the run again")
+
+    for field, kind in _META_TYPES.items():
+        if field not in meta:
+            raise bad(field, "missing")
+        v = meta[field]
+        if not isinstance(v, kind) or isinstance(v, bool):
+            raise bad(field, f"a {type(v).__name__}, expected a {kind.__name__}")
+    if not all(isinstance(k, str) for k in meta["keys"]):
+        raise bad("keys", "not a list of array names")
+    weights_only = meta.get("weights_only", False)
+    t = meta.get("adam_t")
+    if not isinstance(weights_only, bool):
+        raise bad("weights_only", f"a {type(weights_only).__name__}, expected true or false")
+    if not weights_only and (not isinstance(t, int) or isinstance(t, bool) or t < 0):
+        raise bad("adam_t", f"{t!r}, expected Adam's step count, an integer >= 0")
+    for field, cls in (("model", GPTConfig), ("method", MethodSpec)):
+        try:
+            cls(**meta[field])
+        except (TypeError, ValueError) as e:
+            raise bad(field, str(e).split("\n")[0]) from None
+
+
+def _check_arrays(path, meta: dict, data: dict, kinds) -> None:
+    """Every array has the shape the method's init() would give it, is float32, and the
+    trainables are finite (training never saves a non-finite one)."""
+    from .methods import MethodError, MethodSpec, build
+    from .model import GPTConfig
+    try:
+        method = build(MethodSpec(**meta["method"]), GPTConfig(**meta["model"]))
+    except MethodError as e:
+        raise CheckpointError(f"checkpoint {path} names a method that cannot be built ({e}): "
+                              f"it was edited; use an earlier checkpoint") from None
+    shapes = method.trainable_shapes()
+    keys = meta["keys"]
+    if set(keys) != set(shapes):
+        extra, lacking = sorted(set(keys) - set(shapes)), sorted(set(shapes) - set(keys))
+        what = f"unexpected array {extra[0]!r}" if extra else f"no array {lacking[0]!r}"
+        raise CheckpointError(f"checkpoint {path} does not match its own model and method "
+                              f"({what} for {describe(meta)}): it was edited or is damaged; use "
+                              f"an earlier checkpoint")
+    for k in keys:
+        for prefix in kinds:
+            a = data[prefix + k]
+            if a.shape != tuple(shapes[k]) or a.dtype != np.float32:
+                raise CheckpointError(
+                    f"checkpoint {path}: array {prefix + k} is {a.dtype} {a.shape}, but its "
+                    f"model and method need float32 {tuple(shapes[k])}: it was edited or is "
+                    f"damaged; use an earlier checkpoint")
+        if not np.all(np.isfinite(data["trainables/" + k])):
+            raise CheckpointError(f"checkpoint {path}: trainables/{k} holds NaN or infinite "
+                                  f"values (training never saves those, so it was edited or is "
+                                  f"damaged): use an earlier checkpoint or start the run again")
 
 
 def describe(meta: dict) -> str:
@@ -97,3 +177,13 @@ def describe(meta: dict) -> str:
     return (f"model n_layer={m.get('n_layer')} n_head={m.get('n_head')} n_embd={m.get('n_embd')} "
             f"block_size={m.get('block_size')} vocab={m.get('vocab_size')}, method {s}")
 
+
+
+def load_params(path):
+    """A checkpoint -> (params dict, GPTConfig, MethodSpec): the model ready for sampling."""
+    from .methods import MethodSpec, build
+    from .model import GPTConfig
+    trainables, _, meta = load(path)                 # validated: these cannot fail
+    model = GPTConfig(**meta["model"])
+    spec = MethodSpec(**meta["method"])
+    return build(spec, model).params(trainables), model, spec

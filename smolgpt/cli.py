@@ -1,11 +1,19 @@
-"""The `smolgpt` command: prepare | train | sample | bench | plot.
+"""The `smolgpt` command.
 
     smolgpt prepare                          tokenize C4 into data/ (done on first use anyway)
     smolgpt train --method fastfood --d 1000 train a model, write runs/<name>/
     smolgpt train --resume runs/x/checkpoint.npz
+    smolgpt sweep --method lora --grid 3e-4,1e-3,3e-3    tune a learning rate over seeds
     smolgpt sample runs/x/checkpoint.npz     generate text
+    smolgpt eval runs/x/checkpoint.npz       loss, perplexity, bits per byte on held-out text
+    smolgpt export runs/x/checkpoint.npz hf/x     a directory transformers loads
+    smolgpt import hf/gpt2 runs/gpt2/checkpoint.npz   a Hugging Face GPT-2 as a checkpoint
     smolgpt bench                            tokens/s and FLOP utilisation on this machine
     smolgpt plot runs/*/log.jsonl            redraw validation curves from logs
+
+The training flags are not listed here: they are made from the fields of `GPTConfig`,
+`MethodSpec` and `TrainConfig` (`_dataclass_flags`), each with the help text and default its field
+declares, so a new field is a new flag without touching this file.
 
 Errors in what you asked for print one line saying what to fix, and exit with status 2;
 a run that diverges exits with status 3 and keeps its last good checkpoint; Ctrl-C during
@@ -15,124 +23,112 @@ training saves a checkpoint and exits with status 0 (before training starts: 130
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import os
 import sys
+from pathlib import Path
 
-from .methods import METHODS, MethodSpec
+from .methods import MethodSpec
+from .model import GPTConfig, count_params
+from .train import TrainConfig
 
-_TRAIN_DEFAULTS = None
-
-
-def _train_defaults():
-    global _TRAIN_DEFAULTS
-    if _TRAIN_DEFAULTS is None:
-        from .train import TrainConfig
-        _TRAIN_DEFAULTS = TrainConfig()
-    return _TRAIN_DEFAULTS
+# ----------------------------------------------------------------------------------------------
+# Flags made from dataclass fields
 
 
-def _add_train_args(p: argparse.ArgumentParser):
-    # Every default is None here so that, with --resume, only flags the user typed override the
-    # checkpoint's settings; the real defaults are TrainConfig's and MethodSpec's.
-    g = p.add_argument_group("model (a preset, optionally resized)")
-    g.add_argument("--preset", help="model size preset: tiny (default; 4 layers x 128) or gpt2 "
-                   "(GPT-2 small, 124M)")
-    g.add_argument("--n-layer", type=int, help="override the preset's number of blocks")
-    g.add_argument("--n-head", type=int, help="override the preset's attention heads")
-    g.add_argument("--n-embd", type=int, help="override the preset's width C")
-    g.add_argument("--block-size", type=int, help="override the preset's context length T")
-    g = p.add_argument_group("parameterization")
-    g.add_argument("--method", help=f"what is trained: {', '.join(METHODS)} (default full). "
-                   "full: every tensor; embeddings: only wte/wpe; basis: a dense random subspace; "
-                   "fastfood / fft-fastfood: the same with a fast structured projection; lora: "
-                   "low-rank updates of a frozen random init")
-    g.add_argument("--d", type=int, help="subspace dimension (default 5): trainable numbers for "
-                   "the whole model, or per tensor with --per-tensor")
-    g.add_argument("--per-tensor", action="store_const", const=True,
-                   help="one d-dimensional subspace per tensor (the post's '5 per tensor')")
-    g.add_argument("--no-offset", action="store_const", const=True,
-                   help="the post's form theta = sum_k a_k W^k instead of Li et al.'s "
-                   "theta_0 + P a")
-    g.add_argument("--rank", type=int, help="LoRA rank r (default 4)")
-    g.add_argument("--alpha", type=float, help="LoRA scale alpha; the update is (alpha/r) A B "
-                   "(default 8)")
-    g.add_argument("--method-seed", type=int, help="seed of the random init, bases and LoRA A "
-                   "(default 0)")
-    g = p.add_argument_group("optimisation")
-    g.add_argument("--steps", type=int, help="optimizer steps (default 200)")
-    g.add_argument("--batch-size", type=int, help="sequences per step (default 16)")
-    g.add_argument("--lr", type=float, help="peak learning rate of directly trained arrays "
-                   "(default 1e-3)")
-    g.add_argument("--coef-lr", type=float, help="peak learning rate of subspace coefficients "
-                   "(default 0.3)")
-    g.add_argument("--warmup", type=int, help="linear warmup steps (default 20)")
-    g.add_argument("--weight-decay", type=float, help="AdamW decoupled decay on 2-D weights "
-                   "(default 0.1)")
-    g.add_argument("--grad-clip", type=float, help="clip the global gradient norm to this "
-                   "(default 1.0; 0 disables)")
-    g.add_argument("--seed", type=int, help="seed of the batch order (default 0)")
-    g = p.add_argument_group("evaluation and output")
-    g.add_argument("--eval-every", type=int, help="validation loss every N steps (default 50)")
-    g.add_argument("--eval-windows", type=int, help="held-out windows in the validation loss "
-                   "(default 64)")
-    g.add_argument("--checkpoint-every", type=int, help="save a checkpoint every N steps "
-                   "(default 100; also at the end and on Ctrl-C)")
-    g.add_argument("--out", help="run folder for log.jsonl, checkpoint.npz, sample.txt "
-                   "(default runs/<method>)")
-    g.add_argument("--data-dir", help="where prepared token files live (default: $SMOLGPT_DATA_DIR "
-                   "or the repository's data/)")
-    g.add_argument("--sample-tokens", type=int, help="tokens of text generated at the end "
-                   "(default 40; 0 for none)")
-    p.add_argument("--resume", metavar="PATH", help="continue from a checkpoint; its settings are "
-                   "used, flags you give must agree with its model and method")
+def _dataclass_flags(parser, cls, groups: dict, title: str, skip=()):
+    """One flag per field of `cls` that declares a help text, in the argument group its metadata
+    names, else `title` (created on first use). The flag is `--field-name` unless the metadata gives `flag`;
+    a bool field becomes a switch that sets the opposite of its default. Every default is None
+    here, so that with --resume only the flags the user typed override the checkpoint's settings;
+    the help shows the field's real default."""
+    for f in dataclasses.fields(cls):
+        if "help" not in f.metadata or f.name in skip:
+            continue
+        group = f.metadata.get("group", title)
+        if group not in groups:
+            groups[group] = parser.add_argument_group(group)
+        flag = "--" + _dest(f).replace("_", "-")
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        if f.type in (bool, "bool"):
+            groups[group].add_argument(flag, dest=_dest(f), action="store_const",
+                                       const=not default, help=f.metadata["help"])
+        else:
+            kind = {"int": int, "float": float, "str": str}.get(
+                str(f.type).split(" |")[0], str)
+            groups[group].add_argument(flag, dest=_dest(f), type=kind, metavar=f.name.upper(),
+                                       help=f.metadata["help"] if default is None else
+                                       f"{f.metadata['help']} (default {default})")
+
+
+def _dest(f: dataclasses.Field) -> str:
+    """The argparse destination of a field's flag: its own name, or the `flag` its metadata
+    gives (MethodSpec.seed is --method-seed, so that it is not confused with TrainConfig.seed)."""
+    return f.metadata.get("flag", f.name).replace("-", "_")
+
+
+def _typed(args: argparse.Namespace, cls) -> dict:
+    """{field name: value} for the fields of `cls` whose flags the user gave."""
+    given = vars(args)
+    return {f.name: given[_dest(f)] for f in dataclasses.fields(cls)
+            if "help" in f.metadata and given.get(_dest(f)) is not None}
+
+
+def _add_train_args(p: argparse.ArgumentParser, run_flags: bool = True):
+    """The training flags; run_flags adds those about one run's folder (--resume ...)."""
+    model = "model (a preset, optionally resized)"
+    groups = {model: p.add_argument_group(model)}
+    groups[model].add_argument("--preset", help="model size preset: tiny (default; 4 layers x "
+                               "128) or gpt2 (GPT-2 small, 124M)")
+    _dataclass_flags(p, GPTConfig, groups, model)
+    _dataclass_flags(p, MethodSpec, groups, "parameterization")
+    _dataclass_flags(p, TrainConfig, groups, "optimisation", skip=() if run_flags else ("out",))
+    if not run_flags:
+        return
+    p.add_argument("--resume", metavar="PATH", help="continue from a checkpoint, in its own "
+                   "folder (or in --out); its settings are used, flags you give must agree with "
+                   "its model and method")
     p.add_argument("--overwrite", action="store_true", help="start afresh even if --out already "
                    "holds a run's checkpoint (which is then replaced); without it that is refused")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def _train_config(a: argparse.Namespace):
-    import dataclasses
+def _train_config(a: argparse.Namespace) -> TrainConfig:
+    """The TrainConfig the flags ask for: the checkpoint's (with --resume) or the defaults,
+    with every flag the user typed applied on top."""
+    from .checkpoint import load
+    from .experiments import run_name
 
-    from .checkpoint import load as load_ckpt
-    from .model import GPTConfig
-    from .train import TrainConfig
+    resume = getattr(a, "resume", None)
+    base = TrainConfig.of_checkpoint(load(resume)[2], resume) if resume else TrainConfig()
+    gpt = GPTConfig.preset(a.preset) if a.preset else base.gpt
+    gpt = dataclasses.replace(gpt, **_typed(a, GPTConfig))
+    spec = MethodSpec(**{**base.method.to_dict(), **_typed(a, MethodSpec)})
+    changes = _typed(a, TrainConfig)
+    if "out" not in changes:
+        # a resumed run continues next to its checkpoint; a new one goes to runs/<method>
+        changes["out"] = str(Path(resume).parent) if resume else "runs/" + run_name(spec)
+    return dataclasses.replace(base, gpt=gpt, method=spec, **changes)
 
-    if a.resume:
-        base = TrainConfig.from_dict(load_ckpt(a.resume)[2]["train"])
-    else:
-        base = _train_defaults()
-    model = GPTConfig.preset(a.preset) if a.preset else base.model
-    resize = {k: v for k, v in dict(n_layer=a.n_layer, n_head=a.n_head, n_embd=a.n_embd,
-                                     block_size=a.block_size).items() if v is not None}
-    model = dataclasses.replace(model, **resize) if resize else model
-    ms = base.method
-    spec = dict(name=a.method, d=a.d, per_tensor=a.per_tensor,
-                offset=False if a.no_offset else None, rank=a.rank, alpha=a.alpha,
-                seed=a.method_seed)
-    spec = MethodSpec(**{**ms.to_dict(), **{k: v for k, v in spec.items() if v is not None}})
-    changes = dict(steps=a.steps, batch_size=a.batch_size, lr=a.lr, coef_lr=a.coef_lr,
-                   warmup=a.warmup, weight_decay=a.weight_decay, grad_clip=a.grad_clip,
-                   seed=a.seed, eval_every=a.eval_every, eval_windows=a.eval_windows,
-                   checkpoint_every=a.checkpoint_every, out=a.out, data_dir=a.data_dir,
-                   sample_tokens=a.sample_tokens)
-    changes = {k: v for k, v in changes.items() if v is not None}
-    if not a.resume and a.out is None:
-        from .experiments import run_name
-        changes["out"] = "runs/" + run_name(spec)
-    return dataclasses.replace(base, model=model, method=spec, **changes)
+
+# ----------------------------------------------------------------------------------------------
+# The commands
 
 
 def cmd_train(a):
-    from pathlib import Path
-
     from .methods import build
     from .train import train
     cfg = _train_config(a)
-    build(cfg.method, cfg.model)              # validate the method's options before any data work
+    build(cfg.method, cfg.gpt)                # validate the method's options before any data work
     old = Path(cfg.out) / "checkpoint.npz"
     if not a.resume and not a.overwrite and old.exists():   # a forgotten --resume loses a run
         raise ValueError(f"{cfg.out} already holds a run ({old}): continue it with --resume {old}, "
                          f"choose another --out, or pass --overwrite to start afresh")
+    if a.resume and not a.overwrite and old.exists() and not old.samefile(a.resume):
+        raise ValueError(f"--out {cfg.out} holds another run's checkpoint ({old}), which resuming "
+                         f"{a.resume} there would replace: leave out --out to continue next to "
+                         f"the checkpoint, choose an empty --out, or pass --overwrite")
     summary = train(cfg, resume=a.resume, progress=not a.no_progress)
     if summary["interrupted"]:
         return                                # train() said where the checkpoint is
@@ -142,37 +138,132 @@ def cmd_train(a):
         print("sample:", summary["sample"])
 
 
+def _require(ok: bool, flag: str, rule: str, value) -> None:
+    """Refuse a flag's value that its type allows but its meaning does not, naming the flag."""
+    if not ok:
+        raise ValueError(f"{flag} must be {rule}, got {value}")
+
+
 def cmd_prepare(a):
-    from .data import prepare
-    m = prepare(a.data_dir, max_docs=a.max_docs, force=a.force)
-    print(json.dumps(m, indent=2))
+    from .data import SPLITS, prepare
+    _require(a.max_docs is None or a.max_docs >= 1, "--max-docs", "at least 1 (leave it out for "
+             "every local document)", a.max_docs)
+    m = prepare(a.data_dir, train_glob=a.train_glob, val_glob=a.val_glob, max_docs=a.max_docs,
+                force=a.force)
+    print(m["source"]["description"])
+    for split in SPLITS:
+        s = m["splits"][split]
+        print(f"{split}: {s['documents']:,} documents, {s['tokens']:,} tokens, "
+              f"sha256 {s['sha256'][:12]}...")
 
 
 def cmd_sample(a):
+    import math
+
+    from .checkpoint import load_params
     from .sample import sample_text
-    from .train import load_params
-    params, model, spec = load_params(a.checkpoint)
+    from .train import MAX_SEED
+    _require(a.tokens >= 1, "--tokens", "at least 1 (new tokens per sample)", a.tokens)
+    _require(math.isfinite(a.temperature) and a.temperature >= 0, "--temperature",
+             "a finite number >= 0 (0 is greedy, 1 samples the model as it is)", a.temperature)
+    _require(a.top_k >= 0, "--top-k", "an integer >= 0 (0 keeps every token)", a.top_k)
+    _require(a.num >= 1, "--num", "at least 1 (how many samples)", a.num)
+    _require(0 <= a.seed <= MAX_SEED - a.num, "--seed", f"an integer from 0 to "
+             f"{MAX_SEED - a.num} (sample i uses seed + i)", a.seed)
+    params, gpt, spec = load_params(a.checkpoint)
+    if a.prompt:
+        from .data import get_encoding
+        n = len(get_encoding().encode_ordinary(a.prompt))
+        if n > gpt.block_size:
+            print(f"note: the prompt is {n} tokens, longer than the model's context of "
+                  f"{gpt.block_size}: the model sees only its last {gpt.block_size}")
     for i in range(a.num):
-        text = sample_text(params, model, prompt=a.prompt, max_new_tokens=a.tokens,
+        text = sample_text(params, gpt, prompt=a.prompt, max_new_tokens=a.tokens,
                            temperature=a.temperature, top_k=a.top_k or None, seed=a.seed + i)
         print(f"--- sample {i + 1} ({spec.label()}) ---\n{text}")
 
 
+def cmd_eval(a):
+    from .evaluate import evaluate_checkpoint, format_report
+    if a.max_windows is not None and a.max_windows < 1:
+        raise ValueError(f"--max-windows must be at least 1, got {a.max_windows}")
+    if a.batch_size < 1:
+        raise ValueError(f"--batch-size must be at least 1, got {a.batch_size}")
+    r = evaluate_checkpoint(a.checkpoint, data_dir=a.data_dir, batch_size=a.batch_size,
+                            max_windows=a.max_windows, progress=a.progress and not a.json)
+    print(json.dumps(r, indent=2) if a.json else format_report(r))
+
+
+def cmd_export(a):
+    from .hf import export_hf
+    out = export_hf(a.checkpoint, a.out_dir)
+    print(f"wrote {out}: load it with transformers' GPT2LMHeadModel.from_pretrained({str(out)!r})"
+          f" and AutoTokenizer.from_pretrained({str(out)!r})")
+
+
+def cmd_import(a):
+    from .hf import import_hf
+    out = import_hf(a.source, a.out_checkpoint)
+    print(f"wrote {out}: sample it with `smolgpt sample {out}`, score it with "
+          f"`smolgpt eval {out}`")
+
+
 def cmd_bench(a):
     from . import bench
-    from .model import GPTConfig
+    _require(a.repeats >= 1, "--repeats", "at least 1 (timed rounds; the median is kept)",
+             a.repeats)
+    _require(a.batch_size >= 1, "--batch-size", "at least 1 (sequences per step)", a.batch_size)
+    a.preset_given = a.preset is not None
+    a.preset = a.preset or "tiny"
     config = GPTConfig.preset(a.preset)
+    D = count_params(config, non_embedding=True)
+    _require(1 <= a.d <= D, "--d", f"between 1 and the {D:,} non-embedding parameters of "
+             f"{a.preset}", a.d)
+    _require(a.threads is None or a.threads >= 1, "--threads", "at least 1", a.threads)
+    if a.vs_torch:                        # fail on a missing torch before minutes of timing
+        bench.check_torch()
     r = bench.run(config, batch_size=a.batch_size, repeats=a.repeats, subspace_d=a.d,
-                  transforms=a.transforms)
-    print(json.dumps(r, indent=2) if a.json else bench.format_report(r))
+                  transforms=a.transforms, threads=a.threads)
+    if not a.json:
+        print(bench.format_report(r), flush=True)
+    if a.vs_torch:
+        v = bench.run_vs_torch(threads=a.threads,
+                               presets=(a.preset,) if a.preset_given else ("tiny", "gpt2"))
+        r = {"bench": r, "vs_torch": v}
+        if not a.json:
+            print(bench.format_vs_torch(v))
+    if a.json:
+        print(json.dumps(r, indent=2))
+
+
+def cmd_sweep(a):
+    from .experiments.sweep import format_sweep, sweep
+    cfg = _train_config(a)
+    values = [float(v) for v in a.grid.split(",") if v.strip()]
+    seeds = range(a.seeds)
+    print(format_sweep(sweep(cfg, a.field, values, seeds=seeds)))
 
 
 def cmd_plot(a):
-    from .plots import plot_val_curves
-    missing = [p for p in a.logs if not __import__("os").path.isfile(p)]
+    from matplotlib.figure import Figure
+
+    from .experiments import plot_val_curves, read_log
+    missing = [p for p in a.logs if not os.path.isfile(p)]
     if missing:
         raise FileNotFoundError(f"no log file {missing[0]}: pass runs' log.jsonl files")
-    print("wrote", plot_val_curves(a.logs, a.out))
+    kinds = Figure().canvas.get_supported_filetypes()
+    ext = Path(a.out).suffix.lstrip(".").lower()
+    if ext not in kinds:
+        raise ValueError(f"--out {a.out}: cannot draw a {ext or 'file without an extension'!r}; "
+                         f"end the name with one of {', '.join('.' + k for k in sorted(kinds))}")
+    if not Path(a.out).resolve().parent.is_dir():
+        raise ValueError(f"--out {a.out}: folder {Path(a.out).parent} does not exist; create it "
+                         f"or choose another path")
+    for path in a.logs:
+        if not read_log(path)["evals"]:               # read_log names a bad file and line
+            raise ValueError(f"{path} has no validation records (no line with event 'eval'): "
+                             f"pass the log.jsonl of a run that got to its first evaluation")
+    plot_val_curves(a.logs, a.out)                    # prints where it wrote the figure
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -181,11 +272,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("prepare", help="tokenize C4 into uint16 token files (train/val)",
-                       description="Tokenize C4 with GPT-2's BPE into data/. Offline, set "
-                       "SMOLGPT_C4_FILES (and SMOLGPT_C4_VAL_FILES) to globs of local C4 "
-                       "JSON-lines files; otherwise C4 is streamed with `datasets`.")
-    s.add_argument("--data-dir", help="output folder (default $SMOLGPT_DATA_DIR or data/)")
-    s.add_argument("--max-docs", type=int, help="documents to take per split when streaming")
+                       description="Tokenize C4 with GPT-2's BPE into the data folder. Offline, "
+                       "name local C4 JSON-lines files with --train-glob/--val-glob or "
+                       "SMOLGPT_C4_FILES/SMOLGPT_C4_VAL_FILES; otherwise C4 is streamed with "
+                       "`datasets`.")
+    s.add_argument("--data-dir", help="output folder (default $SMOLGPT_DATA_DIR, else data/ of "
+                   "the checkout)")
+    s.add_argument("--train-glob", help="training JSON-lines(.gz) files (default "
+                   "$SMOLGPT_C4_FILES); alone, every 20th document is held out for validation")
+    s.add_argument("--val-glob", help="validation files (default $SMOLGPT_C4_VAL_FILES)")
+    s.add_argument("--max-docs", type=int, help="cap on training documents, local or streamed; "
+                   "validation gets a tenth of it (default: every local document, or the first "
+                   "20,000 / 2,000 when streaming)")
     s.add_argument("--force", action="store_true", help="tokenize again even if up to date")
     s.set_defaults(fn=cmd_prepare)
 
@@ -194,6 +292,18 @@ def build_parser() -> argparse.ArgumentParser:
                        "parameterization; prints the trainable non-embedding parameter count.")
     _add_train_args(s)
     s.set_defaults(fn=cmd_train)
+
+    s = sub.add_parser("sweep", help="tune a learning rate: one run per grid value and seed",
+                       description="Train the same configuration at every value of a log grid "
+                       "of one learning rate, over several seeds, through the experiment runner "
+                       "(finished runs are reused), and name the best value only if it is "
+                       "interior to the grid (both neighbours worse).")
+    _add_train_args(s, run_flags=False)
+    s.add_argument("--field", choices=("lr", "coef_lr"), default="lr", help="which rate to "
+                   "sweep (default lr)")
+    s.add_argument("--grid", required=True, help="comma-separated values, e.g. 3e-4,1e-3,3e-3")
+    s.add_argument("--seeds", type=int, default=2, help="seeds per value, 0..N-1 (default 2)")
+    s.set_defaults(fn=cmd_sweep)
 
     s = sub.add_parser("sample", help="generate text from a checkpoint")
     s.add_argument("checkpoint", help="a run's checkpoint.npz")
@@ -207,22 +317,65 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     s.set_defaults(fn=cmd_sample)
 
+    s = sub.add_parser("eval", help="loss, perplexity and bits per byte on the held-out split",
+                       description="Score a checkpoint (any method) on the whole prepared "
+                       "held-out split, in non-overlapping windows of the model's context: mean "
+                       "loss (nats/token), perplexity and bits per byte (nats * tokens / UTF-8 "
+                       "bytes / ln 2, which does not depend on the tokenizer), each with its "
+                       "standard error over windows.")
+    s.add_argument("checkpoint", help="a checkpoint.npz (trained, or made by `smolgpt import`)")
+    s.add_argument("--data-dir", help="folder of the prepared token files (default "
+                   "$SMOLGPT_DATA_DIR, else data/ of the checkout)")
+    s.add_argument("--max-windows", type=int, help="score only this many evenly spaced windows, "
+                   "for a quick estimate (default: the whole split)")
+    s.add_argument("--batch-size", type=int, default=8, help="windows per forward (default 8)")
+    s.add_argument("--progress", action="store_true", help="show a progress bar")
+    s.add_argument("--json", action="store_true", help="print one JSON object")
+    s.set_defaults(fn=cmd_eval)
+
+    s = sub.add_parser("export", help="write a checkpoint as a Hugging Face transformers GPT-2",
+                       description="Write OUT_DIR with config.json, model.safetensors, GPT-2's "
+                       "tokenizer files and a model card, which transformers' "
+                       "GPT2LMHeadModel.from_pretrained and AutoTokenizer.from_pretrained load "
+                       "with no other file. Subspace and LoRA models export the full weights "
+                       "their trainables make. Needs no torch.")
+    s.add_argument("checkpoint", help="a checkpoint.npz")
+    s.add_argument("out_dir", help="folder to write (created; existing files are replaced)")
+    s.set_defaults(fn=cmd_export)
+
+    s = sub.add_parser("import", help="turn a Hugging Face GPT-2 into a smolgpt checkpoint",
+                       description="Read a Hugging Face GPT-2 directory (config.json and "
+                       "safetensors weights), or with network a Hub id such as gpt2, and write a "
+                       "smolgpt checkpoint (method full, step 0) that sample, eval and training "
+                       "accept. Architectures smolgpt does not have are refused.")
+    s.add_argument("source", help="a local directory, or a Hub id (needs network)")
+    s.add_argument("out_checkpoint", help="the checkpoint file to write, e.g. "
+                   "runs/gpt2/checkpoint.npz")
+    s.set_defaults(fn=cmd_import)
+
     s = sub.add_parser("bench", help="tokens/s and FLOP utilisation against this machine's "
                        "matmul rate")
-    s.add_argument("--preset", default="tiny", help="model preset (default tiny)")
+    s.add_argument("--preset", help="model preset (default tiny; with --vs-torch, default "
+                   "both tiny and gpt2)")
     s.add_argument("--batch-size", type=int, default=16, help="sequences per step (default 16)")
-    s.add_argument("--repeats", type=int, default=5, help="timed repeats, best kept (default 5)")
+    s.add_argument("--repeats", type=int, default=5, help="timed repeats; the median is kept "
+                   "(default 5)")
     s.add_argument("--d", type=int, default=1000, help="subspace dimension of the Fastfood step "
                    "timed against full training (default 1000)")
     s.add_argument("--transforms", action="store_true", help="also time the projection "
                    "operators at D=2^24 (Fastfood) and D=2^20 (dense vs Fastfood)")
+    s.add_argument("--threads", type=int, help="threads for BLAS and smolgpt (and torch with "
+                   "--vs-torch); default: what BLAS uses now")
+    s.add_argument("--vs-torch", action="store_true", help="also time Hugging Face's PyTorch "
+                   "GPT-2 of the same shape side by side, interleaved, each in its own process "
+                   "(needs pip install -e \".[hf]\")")
     s.add_argument("--json", action="store_true", help="print one JSON object")
     s.set_defaults(fn=cmd_bench)
 
     s = sub.add_parser("plot", help="redraw validation curves from run logs")
     s.add_argument("logs", nargs="+", help="log.jsonl files of runs")
     s.add_argument("--out", default="val_curves.png", help="image to write (default "
-                   "val_curves.png)")
+                   "val_curves.png in the current folder)")
     s.set_defaults(fn=cmd_plot)
     return p
 
@@ -230,6 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     from .checkpoint import CheckpointError
     from .data import DataError
+    from .files import FolderInUse
     from .train import TrainingDiverged
     args = build_parser().parse_args(argv)
     try:
@@ -237,9 +391,12 @@ def main(argv=None) -> int:
     except TrainingDiverged as e:
         print(f"smolgpt: {e}", file=sys.stderr)
         return 3
-    except (ValueError, DataError, CheckpointError, FileNotFoundError) as e:
+    except (ValueError, DataError, CheckpointError, FolderInUse, FileNotFoundError) as e:
         print(f"smolgpt: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:                   # `smolgpt sample ... | head`: the reader had enough
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # no flush error at exit
+        return 0
     except OSError as e:                      # --out or --data-dir a file, no permission, disk full
         print(f"smolgpt: error: {e}; check that the path is a folder you can write to and that "
               f"the disk has space", file=sys.stderr)

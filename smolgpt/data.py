@@ -38,7 +38,6 @@ was wrong and how to fix it. Errors from deep inside `datasets`/`pyarrow`/`gzip`
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import hashlib
 import itertools
@@ -52,6 +51,8 @@ from pathlib import Path
 import numpy as np
 import tiktoken
 
+from .files import write_atomic
+
 ENCODING = "gpt2"
 EOT = 50256                      # "<|endoftext|>", the last of GPT-2's 50257 ids
 DTYPE = np.dtype("<u2")          # uint16, little-endian on disk whatever the machine
@@ -61,8 +62,8 @@ ONLINE_DOCS = {"train": 20000, "val": 2000}   # default documents streamed from 
 MANIFEST = "manifest.json"
 FORMAT = 1                       # bump when the .bin layout or the manifest's meaning changes
 ENV_TRAIN, ENV_VAL = "SMOLGPT_C4_FILES", "SMOLGPT_C4_VAL_FILES"
-EXAMPLE = (f"export {ENV_TRAIN}='../shared/data/c4/c4-en-sample.0000[023].json.gz' "
-           f"{ENV_VAL}='../shared/data/c4/c4-en-sample.00001.json.gz'")
+EXAMPLE = (f"export {ENV_TRAIN}='/path/to/c4/c4-train.*.json.gz' "
+           f"{ENV_VAL}='/path/to/c4/c4-validation.*.json.gz'")
 
 
 class DataError(Exception):
@@ -88,7 +89,7 @@ def get_encoding() -> tiktoken.Encoding:
         raise DataError(
             f"could not load tiktoken's '{ENCODING}' encoding ({_one_line(e)}); without network, "
             f"point TIKTOKEN_CACHE_DIR at a tiktoken cache holding the GPT-2 BPE files, e.g. "
-            f"export TIKTOKEN_CACHE_DIR=../shared/data/tiktoken") from e
+            f"export TIKTOKEN_CACHE_DIR=/path/to/tiktoken-cache") from e
 
 
 def data_dir() -> Path:
@@ -108,7 +109,12 @@ def data_dir() -> Path:
 
 def _match(pattern: str, name: str) -> list[dict]:
     """Files a glob names, sorted, as [{"path": absolute path, "bytes": size}]."""
-    paths = sorted(p for p in glob(os.path.expanduser(pattern)) if os.path.isfile(p))
+    matched = glob(os.path.expanduser(pattern))
+    paths = sorted(p for p in matched if os.path.isfile(p))
+    if matched and not paths:
+        raise DataError(f"{name}='{pattern}' matches only folders ({sorted(matched)[0]}); point "
+                        f"it at the JSON-lines files inside, e.g. "
+                        f"'{os.path.join(sorted(matched)[0], '*.json.gz')}'")
     if not paths:
         raise DataError(f"{name}='{pattern}' matches no files (looked from {os.getcwd()}); "
                         f"point it at existing C4 JSON-lines files, e.g. {EXAMPLE}")
@@ -187,15 +193,27 @@ def _probe(path: str) -> str | None:
         return f"is {kind} ({_one_line(e)}); replace it with a good copy or leave it out"
     if total == 0:
         return "is empty (no documents); remove it or add JSON lines with a 'text' field"
-    try:
-        row = json.loads(first)
-    except ValueError:
-        return ("does not hold JSON lines (line 1 is not JSON); give one JSON object per line, "
-                "with the document in 'text'")
-    if not isinstance(row, dict) or "text" not in row:
-        fields = sorted(row) if isinstance(row, dict) else type(row).__name__
-        return (f"has no 'text' field (line 1 has {fields}); give one JSON object per line "
-                f"with the document in 'text', like C4's {{\"text\", \"timestamp\", \"url\"}}")
+    with (gzip.open(path, "rb") if is_gz else open(path, "rb")) as f:
+        for i, line in enumerate(f, 1):                # the first bad line, by its number
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except ValueError:
+                if i == 1:
+                    return ("does not hold JSON lines (line 1 is not JSON); give one JSON "
+                            "object per line, with the document in 'text'")
+                return (f"line {i} is not JSON (the lines before it are); fix or remove that "
+                        f"line: one JSON object per line, with the document in 'text'")
+            if not isinstance(row, dict) or "text" not in row:
+                fields = sorted(row) if isinstance(row, dict) else type(row).__name__
+                return (f"has no 'text' field (line {i} has {fields}); give one JSON object per "
+                        f"line with the document in 'text', like C4's "
+                        f"{{\"text\", \"timestamp\", \"url\"}}")
+            if not isinstance(row["text"], (str, type(None))):
+                kind = type(row["text"]).__name__
+                return (f"line {i} has a 'text' of JSON type {kind}, not strings; give each "
+                        f"document as a JSON string in 'text'")
     return None
 
 
@@ -225,23 +243,33 @@ def _read_local(files: list[str], verbose: bool) -> list[str]:
     for path in files:
         if not os.path.isfile(path):
             raise DataError(f"{path} is gone; set {ENV_TRAIN} / {ENV_VAL} to the files to use "
-                            f"and run `python -m smolgpt.data`, e.g. {EXAMPLE}")
+                            f"and run `smolgpt prepare`, e.g. {EXAMPLE}")
     bars = not datasets.are_progress_bars_disabled()
     if not verbose:
         datasets.disable_progress_bars()
+    # datasets logs its own parse errors (several lines on stderr); they are explained below in
+    # one line naming the file and line, so its logger is silenced while it reads
+    verbosity = datasets.logging.get_verbosity()
     try:
+        datasets.logging.set_verbosity(datasets.logging.CRITICAL + 1)
         ds = datasets.load_dataset("json", data_files=files, split="train")
     except Exception as e:  # StopIteration (empty file), zlib.error, EOFError, ArrowInvalid, ...
         raise _explain(files, e) from e
     finally:
+        datasets.logging.set_verbosity(verbosity)
         if bars:
             datasets.enable_progress_bars()
     if "text" not in ds.column_names:
         raise _explain(files, None)
-    if ds.features["text"].dtype not in ("string", "large_string"):
+    kind = getattr(ds.features["text"], "dtype", type(ds.features["text"]).__name__)
+    if kind not in ("string", "large_string"):
+        for path in files:                             # the first file and line at fault
+            problem = _probe(path)
+            if problem:
+                raise DataError(f"{path} {problem}")
         raise DataError(f"the 'text' field in {len(files)} file(s) starting with {files[0]} "
-                        f"holds {ds.features['text'].dtype}, not strings; give one JSON object "
-                        f"per line with the document in 'text'")
+                        f"holds {kind}, not strings; give one JSON object per line with the "
+                        f"document in 'text'")
     texts = [t for t in ds["text"] if t]                      # C4 has no empty documents
     if not texts:
         raise DataError(f"no documents in {len(files)} file(s) starting with {files[0]}: every "
@@ -315,14 +343,6 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _write_atomic(path: Path, payload: bytes) -> None:
-    """Write to a temporary name in the same folder, then rename: never a half-written file."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(payload)
-    os.replace(tmp, path)
-
-
 def _read_manifest(out: Path) -> dict | None:
     """The manifest in `out`, or None if there is none or it is not one this code wrote."""
     path = out / MANIFEST
@@ -389,7 +409,7 @@ def _prepare(out: Path, source: dict, old: dict | None, force: bool, verbose: bo
         texts = _read_split(source, split, verbose)
         tokens = tokenize(texts, enc)                                    # (N,) uint16
         payload = tokens.tobytes()
-        _write_atomic(out / f"{split}.bin", payload)
+        write_atomic(out / f"{split}.bin", lambda f: f.write(payload))
         splits[split] = {"file": f"{split}.bin", "documents": len(texts),
                          "tokens": int(tokens.size), "sha256": hashlib.sha256(payload).hexdigest()}
         say(f"data: {split}: {len(texts):,} documents -> {tokens.size:,} tokens "
@@ -397,7 +417,7 @@ def _prepare(out: Path, source: dict, old: dict | None, force: bool, verbose: bo
     manifest = {"format": FORMAT, "tokenizer": ENCODING, "eot": EOT,
                 "eot_placement": "one EOT before every document", "dtype": "uint16",
                 "source": source, "splits": {s: splits[s] for s in SPLITS}}
-    _write_atomic(out / MANIFEST, (json.dumps(manifest, indent=1) + "\n").encode())
+    write_atomic(out / MANIFEST, lambda f: f.write((json.dumps(manifest, indent=1) + "\n").encode()))
     return manifest
 
 
@@ -427,39 +447,53 @@ def read_manifest(out_dir=None) -> dict | None:
     return _read_manifest(Path(out_dir) if out_dir is not None else data_dir())
 
 
-def load_tokens(split: str, out_dir=None) -> np.ndarray:
-    """(N,) uint16 read-only memmap of one split ("train" or "val").
+def load_splits(out_dir=None) -> tuple[dict[str, np.ndarray], dict]:
+    """Both splits as (N,) uint16 read-only memmaps, and the manifest; each file checked once.
 
     Uses whatever out_dir holds if its files match the manifest (whatever the env vars say:
     call prepare() to change the source); re-makes a damaged .bin from the manifest's own
     source; prepares with the defaults (env vars, else online C4) when there is nothing yet.
     """
-    if split not in SPLITS:
-        raise DataError(f"unknown split {split!r}; use 'train' or 'val'")
     out = Path(out_dir) if out_dir is not None else data_dir()
     old = _read_manifest(out)
     if old is not None:
         manifest = _prepare(out, old["source"], old, force=False, verbose=False)
     else:
         manifest = prepare(out)
-    return np.memmap(out / manifest["splits"][split]["file"], dtype=DTYPE, mode="r")
+    splits = {s: np.memmap(out / manifest["splits"][s]["file"], dtype=DTYPE, mode="r")
+              for s in SPLITS}
+    return splits, manifest
+
+
+def load_tokens(split: str, out_dir=None) -> np.ndarray:
+    """(N,) uint16 read-only memmap of one split ("train" or "val"); see load_splits."""
+    if split not in SPLITS:
+        raise DataError(f"unknown split {split!r}; use 'train' or 'val'")
+    return load_splits(out_dir)[0][split]
 
 
 # ---------------------------------------------------------------------------------------------
 # Step 5: batches
 # ---------------------------------------------------------------------------------------------
 
-def _check_fits(tokens: np.ndarray, block_size: int) -> int:
+def check_fits(tokens: np.ndarray, block_size: int, what: str = "the token array") -> int:
     """N = len(tokens), after checking that one window of block_size + 1 tokens fits."""
     N = len(tokens)
     if block_size < 1:
         raise DataError(f"block_size={block_size}; use a block_size of at least 1")
     if N < block_size + 1:
-        fix = (f"use block_size <= {N - 1} or prepare more documents" if N >= 2 else
-               "prepare more documents (max_docs)")
-        raise DataError(f"only {N} tokens, too few for block_size={block_size} (a window needs "
-                        f"block_size + 1 = {block_size + 1}); {fix}")
+        fix = (f"use a block_size <= {N - 1} (--block-size) or prepare more documents"
+               if N >= 2 else "prepare more documents (--max-docs)")
+        raise DataError(f"{what} has only {N} tokens, too few for block_size={block_size} (a "
+                        f"window needs block_size + 1 = {block_size + 1}); {fix}")
     return N
+
+
+def _windows(tokens: np.ndarray, starts: np.ndarray, block_size: int):
+    """Windows of T+1 tokens at `starts` (n,) -> x, y (n, T) int64, y one token ahead of x."""
+    idx = starts[:, None] + np.arange(block_size + 1)                    # (n, T+1)
+    windows = np.array(tokens[idx], dtype=np.int64)                      # (n, T+1), a copy
+    return np.ascontiguousarray(windows[:, :-1]), np.ascontiguousarray(windows[:, 1:])
 
 
 def get_batch(tokens: np.ndarray, batch_size: int, block_size: int,
@@ -470,11 +504,9 @@ def get_batch(tokens: np.ndarray, batch_size: int, block_size: int,
     same rng state always gives the same batch. Windows cross document boundaries freely: the
     EOT between documents teaches the model where one ends.
     """
-    N = _check_fits(tokens, block_size)
+    N = check_fits(tokens, block_size)
     starts = rng.integers(0, N - block_size, size=batch_size)            # (B,) in [0, N-T-1]
-    idx = starts[:, None] + np.arange(block_size + 1)                    # (B, T+1)
-    windows = np.array(tokens[idx], dtype=np.int64)                      # (B, T+1), a copy
-    return np.ascontiguousarray(windows[:, :-1]), np.ascontiguousarray(windows[:, 1:])
+    return _windows(tokens, starts, block_size)
 
 
 def eval_windows(tokens: np.ndarray, n_windows: int,
@@ -485,35 +517,6 @@ def eval_windows(tokens: np.ndarray, n_windows: int,
     the set spans the whole split and is the same on every call. They do not overlap when
     n_windows * (T + 1) <= N; asking for more is allowed and makes them overlap.
     """
-    N = _check_fits(tokens, block_size)
+    N = check_fits(tokens, block_size)
     starts = np.linspace(0, N - block_size - 1, n_windows).astype(np.int64)   # (n,)
-    idx = starts[:, None] + np.arange(block_size + 1)                        # (n, T+1)
-    windows = np.array(tokens[idx], dtype=np.int64)                          # (n, T+1)
-    return np.ascontiguousarray(windows[:, :-1]), np.ascontiguousarray(windows[:, 1:])
-
-
-# ---------------------------------------------------------------------------------------------
-# `python -m smolgpt.data`: prepare and print what was made
-# ---------------------------------------------------------------------------------------------
-
-def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description="Tokenize C4 into train.bin / val.bin.")
-    p.add_argument("--out", help="data directory (default: $SMOLGPT_DATA_DIR or the repo's data/)")
-    p.add_argument("--train-glob", help=f"training JSON-lines files (default: ${ENV_TRAIN})")
-    p.add_argument("--val-glob", help=f"validation files (default: ${ENV_VAL})")
-    p.add_argument("--max-docs", type=int, help="cap on training documents (val: a tenth)")
-    p.add_argument("--force", action="store_true", help="re-make the files even if they match")
-    a = p.parse_args(argv)
-    try:
-        m = prepare(a.out, train_glob=a.train_glob, val_glob=a.val_glob, max_docs=a.max_docs,
-                    force=a.force)
-    except DataError as e:
-        raise SystemExit(f"error: {e}")
-    for split in SPLITS:
-        s = m["splits"][split]
-        print(f"{split}: {s['documents']:,} documents, {s['tokens']:,} tokens, "
-              f"sha256 {s['sha256'][:12]}...")
-
-
-if __name__ == "__main__":
-    main()
+    return _windows(tokens, starts, block_size)

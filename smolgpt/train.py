@@ -3,18 +3,27 @@
 One step is the chain rule through the method's map (see `smolgpt.methods`):
 
     params = method.params(trainables)                       # a -> theta
-    loss, grads = loss_and_grads(params, x, y, model)        # dL/dtheta
+    loss, grads = loss_and_grads(params, x, y, gpt)          # dL/dtheta
     tgrads = method.pullback(trainables, grads)              # dL/da = (dtheta/da)^T dL/dtheta
     clip, then AdamW on the trainables
 
-A run directory holds `log.jsonl` (one JSON record per line, flushed as written, so a killed run
-keeps its log), `checkpoint.npz` (the latest, written atomically) and `sample.txt`.
+`train()` below is that step in a loop, evaluation every `eval_every` steps and a checkpoint every
+`checkpoint_every`; everything else (starting or resuming, the log, saving, Ctrl-C, the progress
+bar, the closing summary) is a helper further down.
+
+A run folder holds `log.jsonl` (one JSON record per line, flushed as written, so a killed run
+keeps its log), `checkpoint.npz` (the latest, written atomically) and `sample.txt`. While a run
+goes it also holds `.lock` (`files.RunLock`), from before it writes anything until it returns,
+so a second run on the same folder is refused instead of interleaving the log. Before anything
+is allocated, the memory a step needs is estimated (`smolgpt.memory`), printed, and a run that
+cannot fit in the memory available is refused.
 A run is reproducible: the same config and seed give the same losses bit for bit on the same
 machine, and a run resumed from a checkpoint continues exactly as if it had never stopped.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -26,113 +35,200 @@ from pathlib import Path
 import numpy as np
 
 from . import checkpoint as ckpt
-from . import data
-from .methods import MethodSpec, SUBSPACE_KINDS, build
+from . import data, memory
+from .files import RunLock
+from .methods import MethodSpec, build
 from .model import GPTConfig, loss_and_grads, loss_only
-from .optim import AdamWConfig, adamw_init, adamw_step, clip_grad_norm, lr_at
-
+from .optim import AdamWConfig, adamw_init, adamw_step, clip_grad_norm, first_nonfinite, lr_at
 
 # TrainConfig fields a resumed run may change: where things go, how often they are written, and
 # `steps` (to extend a run; the cosine schedule is then stretched, and the resume says so).
 RESUME_MAY_CHANGE = frozenset({"out", "data_dir", "eval_every", "checkpoint_every",
-                               "sample_tokens", "steps"})
+                               "sample_tokens", "steps", "keep_optimizer"})
+MAX_SEED = 2**32 - 1
+
+
+class NotEnoughMemory(ValueError):
+    """A step's estimated peak memory exceeds what the machine has available."""
 
 
 class TrainingDiverged(RuntimeError):
     """Loss or gradients became NaN or infinite; the message names the step and what."""
 
 
+def _opt(help: str, group: str = "optimisation", **extra):
+    """Field metadata read by the command line (smolgpt/cli.py): one help text, one default."""
+    return dict(help=help, group=group, **extra)
+
+
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything that defines a run. Defaults: a few minutes of `tiny` on a 2-core CPU."""
+    """Everything that defines a run. Defaults: a few minutes of `tiny` on a 2-core CPU.
 
-    model: GPTConfig = field(default_factory=lambda: GPTConfig.preset("tiny"))
+    Each field's help text is what `smolgpt train --help` prints next to its flag.
+    """
+
+    gpt: GPTConfig = field(default_factory=lambda: GPTConfig.preset("tiny"))
     method: MethodSpec = field(default_factory=MethodSpec)
-    steps: int = 200                 # optimizer steps; tokens seen = steps * batch_size * block
-    batch_size: int = 16
-    lr: float = 1e-3                 # peak learning rate of directly trained arrays
-    coef_lr: float = 0.3             # peak learning rate of subspace coefficients
-    warmup: int = 20
-    min_lr_ratio: float = 0.1        # cosine decays to this fraction of the peak
-    weight_decay: float = 0.1
-    grad_clip: float = 1.0
-    eval_every: int = 50
-    eval_windows: int = 64           # fixed held-out windows for the validation loss
-    checkpoint_every: int = 100
-    seed: int = 0                    # batch order (the method's seed is in `method`)
-    out: str = "runs/run"
-    data_dir: str | None = None
-    sample_tokens: int = 40
+    steps: int = field(default=200, metadata=_opt(
+        "optimizer steps; tokens seen = steps x batch size x block size"))
+    batch_size: int = field(default=16, metadata=_opt("sequences per step"))
+    lr: float = field(default=1e-3, metadata=_opt(
+        "peak learning rate of arrays trained directly (weights, embeddings, LoRA factors)"))
+    coef_lr: float = field(default=0.3, metadata=_opt(
+        "peak learning rate of subspace coefficients"))
+    warmup: int = field(default=20, metadata=_opt("linear warmup steps"))
+    min_lr_ratio: float = field(default=0.1, metadata=_opt(
+        "the cosine schedule decays to this fraction of the peak"))
+    weight_decay: float = field(default=0.1, metadata=_opt(
+        "AdamW decoupled weight decay of the weight matrices; only full training has any "
+        "(embeddings, biases, LayerNorm, coefficients and LoRA factors are not decayed)"))
+    grad_clip: float = field(default=1.0, metadata=_opt(
+        "clip the global gradient norm to this; 0 disables"))
+    seed: int = field(default=0, metadata=_opt("seed of the batch order"))
+    eval_every: int = field(default=50, metadata=_opt(
+        "validation loss every N steps (and at the last)", "evaluation and output"))
+    eval_windows: int = field(default=64, metadata=_opt(
+        "fixed held-out windows in the validation loss", "evaluation and output"))
+    checkpoint_every: int = field(default=100, metadata=_opt(
+        "save a checkpoint every N steps (also at the end and on Ctrl-C)",
+        "evaluation and output"))
+    out: str = field(default="runs/run", metadata=_opt(
+        "run folder for log.jsonl, checkpoint.npz and sample.txt; the command line's default is "
+        "runs/<method label>, e.g. runs/fastfood_d=1000", "evaluation and output"))
+    data_dir: str | None = field(default=None, metadata=_opt(
+        "folder of the prepared token files (default $SMOLGPT_DATA_DIR, else data/ of the "
+        "checkout)", "evaluation and output"))
+    sample_tokens: int = field(default=40, metadata=_opt(
+        "tokens of text generated at the end; 0 for none", "evaluation and output"))
+    keep_optimizer: bool = field(default=True, metadata=_opt(
+        "the finished run's checkpoint keeps the weights only, without Adam's two moments (a "
+        "third of the size for full training); it can be sampled, evaluated and exported, but "
+        "not resumed to train further", "evaluation and output", flag="final-weights-only"))
 
     def __post_init__(self):
+        def bad(name, rule, v, flag=None):
+            flag = flag or "--" + name.replace("_", "-")
+            return ValueError(f"{name} must be {rule}, got {v!r}: fix {flag}")
+
+        def number(v):
+            return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+
         for name in ("steps", "batch_size", "eval_every", "eval_windows", "checkpoint_every"):
             v = getattr(self, name)
-            if not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
+                raise bad(name, "a positive integer", v)
         for name in ("lr", "coef_lr"):
             v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
-                raise ValueError(f"{name} must be a positive finite number, got {v!r}")
-        if self.warmup < 0:
-            raise ValueError(f"warmup must be >= 0, got {self.warmup}")
+            if not (number(v) and math.isfinite(v) and v > 0):
+                raise bad(name, "a positive finite number", v)
+        if not isinstance(self.warmup, (int, np.integer)) or self.warmup < 0:
+            raise bad("warmup", ">= 0", self.warmup)
         for name in ("weight_decay", "grad_clip"):
             v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
-                raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
-        if not 0 <= self.min_lr_ratio <= 1:
-            raise ValueError(f"min_lr_ratio must be between 0 and 1, got {self.min_lr_ratio}")
+            if not (number(v) and math.isfinite(v) and v >= 0):
+                raise bad(name, "a finite number >= 0", v)
+        if not (number(self.min_lr_ratio) and 0 <= self.min_lr_ratio <= 1):
+            raise bad("min_lr_ratio", "between 0 and 1", self.min_lr_ratio)
+        if not isinstance(self.sample_tokens, (int, np.integer)) or self.sample_tokens < 0:
+            raise bad("sample_tokens", "an integer >= 0 (0 for no sample)", self.sample_tokens)
         # numpy's own complaint about a negative seed names neither the seed nor the flag
-        for name, v in (("seed", self.seed), ("method seed (--method-seed)", self.method.seed)):
+        for name, v, flag in (("seed", self.seed, "--seed"),
+                              ("method seed (--method-seed)", self.method.seed, "--method-seed")):
             if not isinstance(v, (int, np.integer)) or v < 0:
-                raise ValueError(f"{name} must be an integer >= 0, got {v!r}")
+                raise bad(name, "an integer >= 0", v, flag)
+            if v > MAX_SEED:
+                raise bad(name, f"at most 2**32 - 1 = {MAX_SEED}", v, flag)
 
     @property
     def tokens_per_step(self) -> int:
-        return self.batch_size * self.model.block_size
+        return self.batch_size * self.gpt.block_size
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
-        d["model"] = self.model.to_dict()
+        d["gpt"] = self.gpt.to_dict()
         d["method"] = self.method.to_dict()
         return d
 
     @staticmethod
+    def of_checkpoint(meta: dict, path) -> "TrainConfig":
+        """The TrainConfig a checkpoint's metadata records, or CheckpointError naming the file."""
+        try:
+            return TrainConfig.from_dict(meta["train"])
+        except (TypeError, ValueError, KeyError) as e:
+            raise ckpt.CheckpointError(
+                f"checkpoint {path} has a bad metadata field 'train' "
+                f"({str(e).splitlines()[0] if str(e) else type(e).__name__}): it was edited or "
+                f"not written by smolgpt; use an earlier checkpoint or start a new run") from None
+
+    @staticmethod
     def from_dict(d: dict) -> "TrainConfig":
         d = dict(d)
-        d["model"] = GPTConfig(**d["model"])
+        if "model" in d:                          # checkpoints written before the rename
+            d["gpt"] = d.pop("model")
+        d["gpt"] = GPTConfig(**d["gpt"])
         d["method"] = MethodSpec(**d["method"])
         return TrainConfig(**d)
 
 
-def evaluate(params, model: GPTConfig, xs, ys, batch_size: int) -> float:
-    """Mean loss over fixed windows xs, ys (n, T), batch by batch."""
-    total = 0.0
-    for s in range(0, len(xs), batch_size):
-        x, y = xs[s:s + batch_size], ys[s:s + batch_size]
-        total += loss_only(params, x, y, model) * len(x)
-    return total / len(xs)
+# ----------------------------------------------------------------------------------------------
+# The loop
 
 
-def _first_nonfinite(arrays) -> str | None:
-    for k, a in arrays.items():
-        if not np.all(np.isfinite(a)):
-            return k
-    return None
+def train(cfg: TrainConfig, resume: str | Path | None = None, stop_at: int | None = None,
+          progress: bool = True, verbose: bool = True) -> dict:
+    """Run (or continue) training; returns a summary dict (also the last line of the log).
+
+    resume: a checkpoint path to continue from; its model and method must match cfg. The run
+        continues in cfg.out (the command line sets that to the checkpoint's own folder).
+    stop_at: stop after this step as Ctrl-C would (checkpoint saved), for tests and demos.
+    Ctrl-C during training saves a checkpoint and returns with summary["interrupted"] = True.
+    Raises TrainingDiverged if the loss, a gradient or the validation loss stops being finite;
+    files.FolderInUse if another run holds cfg.out; NotEnoughMemory if a step cannot fit.
+    """
+    with _Run.open(cfg, resume, verbose) as run:        # holds cfg.out's lock until it returns
+        s = run.state
+        with _sigint_flag() as stop, _progress_bar(cfg, s.step, progress) as bar:
+            while s.step < cfg.steps and not stop.is_set():
+                t0 = time.perf_counter()
+                x, y = data.get_batch(run.train_tokens, cfg.batch_size, cfg.gpt.block_size, s.rng)
+                lr = lr_at(s.step, cfg.lr, cfg.warmup, cfg.steps, cfg.min_lr_ratio)
+                loss, gnorm = run.train_step(x, y, lr)   # params -> grads -> pullback -> AdamW
+                s.step += 1
+                dt = time.perf_counter() - t0
+                s.elapsed += dt
+                run.log.write(event="step", step=s.step, tokens=s.step * cfg.tokens_per_step,
+                              loss=loss, lr=lr, grad_norm=gnorm,
+                              tok_per_s=cfg.tokens_per_step / dt)
+                bar.show(loss, cfg.tokens_per_step / dt)
+                if s.step % cfg.eval_every == 0 or s.step == cfg.steps:
+                    bar.say(f"step {s.step}: val loss {run.evaluate():.4f}")
+                if s.step == stop_at:
+                    stop.set()
+                if s.step % cfg.checkpoint_every == 0 or s.step == cfg.steps or stop.is_set():
+                    run.save()
+        return run.finish(interrupted=stop.is_set())
 
 
-def _check_splits_fit(splits: dict, block_size: int) -> None:
-    """A clear error, before anything is written, when the shortest split has no room for one
-    window of block_size + 1 tokens."""
-    split, n = min(((s, len(t)) for s, t in splits.items()), key=lambda sn: sn[1])
-    if n < block_size + 1:
-        raise data.DataError(
-            f"block_size={block_size} needs windows of {block_size + 1} tokens but the prepared "
-            f"{split} split has only {n}: use a block_size <= {max(n - 1, 1)} (--block-size) "
-            f"or prepare more documents")
+# ----------------------------------------------------------------------------------------------
+# What the loop calls: a run's state, its files, Ctrl-C and the progress bar
 
 
-class _Log:
-    """A JSON-lines log, each record flushed at once."""
+@dataclass
+class RunState:
+    """What changes as a run goes and is saved in its checkpoint."""
+
+    trainables: dict
+    adam: dict
+    rng: np.random.Generator                 # the batch order
+    lr_scale: dict                           # {trainable key: its peak rate / cfg.lr}
+    step: int = 0
+    elapsed: float = 0.0                     # seconds spent in training steps
+    curve: list = field(default_factory=list)     # [(step, tokens, val loss)]
+
+
+class RunLog:
+    """A JSON-lines log, each record flushed at once (a killed run keeps every line written)."""
 
     def __init__(self, path: Path, append: bool):
         self.f = open(path, "a" if append else "w", buffering=1)
@@ -145,205 +241,292 @@ class _Log:
         self.f.close()
 
 
-def train(cfg: TrainConfig, resume: str | Path | None = None, stop_at: int | None = None,
-          progress: bool = True, verbose: bool = True) -> dict:
-    """Run (or continue) training; returns a summary dict (also the last line of the log).
+@dataclass
+class _Run:
+    """One run's fixed pieces (config, method, data, files) and its RunState."""
 
-    resume: a checkpoint path to continue from; its model and method must match cfg.
-    stop_at: stop after this step as Ctrl-C would (checkpoint saved), for tests and demos.
-    Ctrl-C during training saves a checkpoint and returns with summary["interrupted"] = True.
-    Raises TrainingDiverged if the loss, a gradient, the validation loss or (checked before each
-    save, so a checkpoint is never overwritten by one) a trainable stops being finite.
-    """
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    ckpt_path = out / "checkpoint.npz"
-    model = cfg.model
-    method = build(cfg.method, model)
+    cfg: TrainConfig
+    method: object
+    state: RunState
+    train_tokens: np.ndarray
+    val: tuple                               # (x, y) fixed held-out windows
+    meta: dict                               # what every checkpoint of this run records
+    log: RunLog
+    verbose: bool
+    saved_step: int | None = None            # step of the checkpoint this run last wrote
 
-    train_tokens = data.load_tokens("train", cfg.data_dir)
-    val_tokens = data.load_tokens("val", cfg.data_dir)
-    manifest = data.read_manifest(cfg.data_dir)
-    data_id = {s: manifest["splits"][s]["sha256"] for s in data.SPLITS}   # what was trained on
-    _check_splits_fit({"train": train_tokens, "val": val_tokens}, model.block_size)
-    val_x, val_y = data.eval_windows(val_tokens, cfg.eval_windows, model.block_size)
+    @property
+    def ckpt_path(self) -> Path:
+        return Path(self.cfg.out) / "checkpoint.npz"
 
-    meta = {"model": model.to_dict(), "method": cfg.method.to_dict(), "train": cfg.to_dict(),
-            "data": data_id}
-    if resume is not None:
-        trainables, adam, old = ckpt.load(resume)
-        if old["model"] != meta["model"] or old["method"] != meta["method"]:
-            raise ckpt.CheckpointError(
-                f"checkpoint {resume} is for {ckpt.describe(old)}; this run is "
-                f"{ckpt.describe(meta)}: resume with the checkpoint's own settings")
-        if old.get("data") != data_id:
-            raise ckpt.CheckpointError(
-                f"checkpoint {resume} was trained on other data than is prepared now: point "
-                f"SMOLGPT_C4_FILES at the same files, or start a new run")
-        # A resumed run is the same run: anything that shapes the trajectory (schedule length,
-        # learning rates, batch, batch order, validation windows) must match, or the losses
-        # after the resume would not be those of the uninterrupted run.
-        new = cfg.to_dict()
-        changed = [k for k in old["train"] if k not in RESUME_MAY_CHANGE
-                   and old["train"][k] != new.get(k)]
-        if changed:
-            what = ", ".join(f"{k} {old['train'][k]!r} -> {new.get(k)!r}" for k in changed)
-            raise ckpt.CheckpointError(
-                f"checkpoint {resume} was trained with other settings ({what}): resume with the "
-                f"checkpoint's own settings, or start a new run to change them")
-        step = old["step"]
-        rng = np.random.default_rng()
-        rng.bit_generator.state = old["rng"]
-        elapsed = old.get("elapsed", 0.0)
-        curve = old.get("val_curve", [])
-    else:
-        trainables = method.init()
-        adam = adamw_init(trainables)
-        step, elapsed, curve = 0, 0.0, []
-        rng = np.random.default_rng(cfg.seed)
+    @classmethod
+    @contextlib.contextmanager
+    def open(cls, cfg: TrainConfig, resume, verbose: bool):
+        """Lock the run folder, then `_start` the run in it; yields the _Run. On leaving (normal
+        end, divergence, an exception, Ctrl-C) the log is closed and the lock released."""
+        method = build(cfg.method, cfg.gpt)
+        with RunLock(cfg.out, note=verbose):
+            run = cls._start(cfg, method, resume, verbose)
+            try:
+                yield run
+            finally:
+                run.log.close()
 
-    decay = method.decay_keys(trainables)
-    lr_scale = {"coef": cfg.coef_lr / cfg.lr} if cfg.method.name in SUBSPACE_KINDS else {}
-    adam_cfg = AdamWConfig(weight_decay=cfg.weight_decay)
-    log = _Log(out / "log.jsonl", append=resume is not None)
+    @classmethod
+    def _start(cls, cfg: TrainConfig, method, resume, verbose: bool) -> "_Run":
+        """Load the data, check the memory a step needs, and start afresh or from the
+        checkpoint `resume`."""
+        out = Path(cfg.out)
+        splits, manifest = data.load_splits(cfg.data_dir)
+        for split in sorted(splits, key=lambda k: len(splits[k])):     # the shortest first
+            data.check_fits(splits[split], cfg.gpt.block_size, f"the prepared {split} split")
+        _check_memory(cfg, method, verbose)                 # before the first big array
+        val = data.eval_windows(splits["val"], cfg.eval_windows, cfg.gpt.block_size)
+        data_id = {s: manifest["splits"][s]["sha256"] for s in data.SPLITS}
+        meta = {"model": cfg.gpt.to_dict(), "method": cfg.method.to_dict(),
+                "train": cfg.to_dict(), "data": data_id}
+        if resume is None:
+            trainables = method.init()
+            state = RunState(trainables, adamw_init(trainables), np.random.default_rng(cfg.seed),
+                             {})
+            old = None
+        else:
+            state, old = _resumed_state(cfg, resume, meta)
+        state.lr_scale = {k: getattr(cfg, group) / cfg.lr
+                          for k, group in method.lr_groups(state.trainables).items()}
+        run = cls(cfg, method, state, splits["train"], val, meta,
+                  RunLog(out / "log.jsonl", append=resume is not None), verbose)
+        run._announce(resume, old)
+        return run
 
-    saved_step = None                       # step of the checkpoint this run last wrote
+    def _announce(self, resume, old):
+        """The log's first record of this session, and the validation loss at step 0."""
+        cfg, label = self.cfg, self.cfg.method.label()
+        if resume is None:
+            self.log.write(event="start", method=label, n_trainable=self.method.n_trainable,
+                           config=cfg.to_dict())
+            if self.verbose:
+                print(f"[{label}] {self.method.n_trainable:,} trainable non-embedding parameters;"
+                      f" {cfg.steps} steps of {cfg.tokens_per_step} tokens")
+            self.evaluate()
+            return
+        self.log.write(event="resume", step=self.state.step, checkpoint=str(resume))
+        if self.verbose:
+            print(f"[{label}] resumed from {resume} at step {self.state.step}")
+        planned = old["train"]["steps"]
+        if planned != cfg.steps:
+            self.log.write(event="schedule_changed", step=self.state.step, old_steps=planned,
+                           new_steps=cfg.steps)
+            if self.verbose:
+                print(f"note: the schedule was planned for {planned} steps and now "
+                      f"runs to {cfg.steps}: the learning rate follows the new cosine from step "
+                      f"{self.state.step}")
 
-    def diverged(at_step, what, value):
-        """Log it and return the error: the step, what is not finite, where the good state is."""
-        log.write(event="diverged", step=at_step, what=what, value=value)  # a str: JSON has no NaN
-        where = ("no checkpoint had been written yet" if not ckpt_path.exists() else
-                 f"the last good checkpoint is {ckpt_path}" +
-                 (f" (step {saved_step})" if saved_step is not None else ""))
-        return TrainingDiverged(
-            f"training diverged at step {at_step}: {what} is not finite ({value}); {where}; "
-            f"lower --lr (now {cfg.lr}) or --coef-lr (now {cfg.coef_lr})")
+    def train_step(self, x, y, lr: float) -> tuple[float, float]:
+        """One optimizer step on (x, y): the chain rule through the parameterization, then
+        clipping and AdamW. Returns (loss, gradient norm before clipping); raises
+        TrainingDiverged, before touching the trainables, if the loss or a gradient is not
+        finite."""
+        method, s, cfg = self.method, self.state, self.cfg
+        # Overflow is checked for just below and reported as divergence, so NumPy's
+        # RuntimeWarnings would only repeat it.
+        with np.errstate(over="ignore", invalid="ignore"):
+            params = method.params(s.trainables)                                 # a -> theta
+            loss, grads = loss_and_grads(params, x, y, cfg.gpt, wanted=method.needed_grads)
+            tgrads = method.pullback(s.trainables, grads)                        # dL/da
+            gnorm = clip_grad_norm(tgrads, cfg.grad_clip)      # not finite if any gradient is
+        if not (math.isfinite(loss) and math.isfinite(gnorm)):
+            what = ("the loss" if not math.isfinite(loss) else
+                    f"the gradient of {first_nonfinite(tgrads)}")
+            raise self.diverged(s.step + 1, what, f"loss {loss}, gradient norm {gnorm}")
+        with np.errstate(over="ignore", invalid="ignore"):
+            adamw_step(s.trainables, tgrads, s.adam, lr,
+                       AdamWConfig(weight_decay=cfg.weight_decay),
+                       method.decay_keys(s.trainables), s.lr_scale)
+        return loss, gnorm
 
-    def save():
-        nonlocal saved_step
-        bad = _first_nonfinite(trainables)             # never replace a good checkpoint with NaN
+    def evaluate(self) -> float:
+        """Validation loss on the fixed windows, logged and added to the curve."""
+        s, cfg = self.state, self.cfg
+        with np.errstate(over="ignore", invalid="ignore"):
+            v = evaluate(self.method.params(s.trainables), cfg.gpt, *self.val, cfg.batch_size)
+        if not math.isfinite(v):
+            if not s.curve:                          # no step taken yet: not a divergence
+                raise ValueError(
+                    f"the validation loss of the untrained model is {v} (not a divergence: no "
+                    f"step was taken); check the model and method settings")
+            raise self.diverged(s.step, "the validation loss", f"val loss {v}")
+        s.curve.append((s.step, s.step * cfg.tokens_per_step, v))
+        self.log.write(event="eval", step=s.step, tokens=s.step * cfg.tokens_per_step, val_loss=v)
+        return v
+
+    def save(self) -> int:
+        """Write the checkpoint (never over a good one with non-finite trainables). A finished
+        run with keep_optimizer=False keeps its weights only."""
+        s, cfg = self.state, self.cfg
+        bad = first_nonfinite(s.trainables)
         if bad:
-            raise diverged(step, f"the trainable {bad}", "after the update")
-        m = {**meta, "step": step, "rng": rng.bit_generator.state, "elapsed": elapsed,
-             "val_curve": curve}
-        nbytes = ckpt.save(ckpt_path, trainables, adam, m)
-        saved_step = step
+            raise self.diverged(s.step, f"the trainable {bad}", "after the update")
+        meta = {**self.meta, "step": s.step, "rng": s.rng.bit_generator.state,
+                "elapsed": s.elapsed, "val_curve": s.curve}
+        finished = s.step >= cfg.steps
+        adam = None if finished and not cfg.keep_optimizer else s.adam
+        nbytes = ckpt.save(self.ckpt_path, s.trainables, adam, meta)
+        self.saved_step = s.step
         return nbytes
 
-    def val_loss():
-        with np.errstate(over="ignore", invalid="ignore"):
-            return evaluate(method.params(trainables), model, val_x, val_y, cfg.batch_size)
+    def diverged(self, at_step, what, value) -> TrainingDiverged:
+        """Log it and return the error: the step, what is not finite, where the good state is."""
+        self.log.write(event="diverged", step=at_step, what=what, value=value)
+        where = ("no checkpoint had been written yet" if not self.ckpt_path.exists() else
+                 f"the last good checkpoint is {self.ckpt_path}" +
+                 (f" (step {self.saved_step})" if self.saved_step is not None else ""))
+        self.log.close()
+        return TrainingDiverged(
+            f"training diverged at step {at_step}: {what} is not finite ({value}); {where}; "
+            f"lower --lr (now {self.cfg.lr}) or --coef-lr (now {self.cfg.coef_lr})")
 
-    if resume is None:
-        log.write(event="start", method=cfg.method.label(), n_trainable=method.n_trainable,
-                  config=cfg.to_dict())
-        if verbose:
-            print(f"[{cfg.method.label()}] {method.n_trainable:,} trainable non-embedding "
-                  f"parameters; {cfg.steps} steps of {cfg.tokens_per_step} tokens")
-        v = val_loss()
-        curve.append((0, 0, v))
-        log.write(event="eval", step=0, tokens=0, val_loss=v)
-    else:
-        log.write(event="resume", step=step, checkpoint=str(resume))
-        if verbose:
-            print(f"[{cfg.method.label()}] resumed from {resume} at step {step}")
-        if old["train"]["steps"] != cfg.steps:
-            note = (f"the schedule was planned for {old['train']['steps']} steps and now runs to "
-                    f"{cfg.steps}: the learning rate follows the new cosine from step {step}")
-            log.write(event="schedule_changed", step=step, old_steps=old["train"]["steps"],
-                      new_steps=cfg.steps)
-            if verbose:
-                print("note:", note)
+    def finish(self, interrupted: bool) -> dict:
+        """The closing summary: logged, and with a text sample when the run completed."""
+        cfg, s = self.cfg, self.state
+        path = self.ckpt_path
+        nbytes = path.stat().st_size if path.exists() else self.save()
+        summary = {"event": "end", "method": cfg.method.label(),
+                   "n_trainable": self.method.n_trainable, "step": s.step,
+                   "tokens": s.step * cfg.tokens_per_step, "elapsed": s.elapsed,
+                   "val_loss": s.curve[-1][2], "val_curve": s.curve, "checkpoint": str(path),
+                   "checkpoint_bytes": nbytes, "interrupted": interrupted}
+        if interrupted:
+            self.log.write(event="interrupted", step=s.step, checkpoint=str(path))
+            if self.verbose:
+                print(f"interrupted at step {s.step}; checkpoint saved to {path}; continue "
+                      f"with: smolgpt train --resume {path}")
+        else:
+            if cfg.sample_tokens > 0:
+                from .sample import sample_text
+                text = sample_text(self.method.params(s.trainables), cfg.gpt,
+                                   max_new_tokens=cfg.sample_tokens, seed=cfg.seed)
+                (Path(cfg.out) / "sample.txt").write_text(text + "\n")
+                summary["sample"] = text
+            self.log.write(**summary)
+        self.log.close()
+        return summary
 
-    interrupted = False
 
-    def on_sigint(signum, frame):
-        nonlocal interrupted
-        interrupted = True
+def _check_memory(cfg: TrainConfig, method, verbose: bool) -> int:
+    """Estimate a step's peak memory from the config (nothing allocated yet), print it, and
+    refuse the run when it exceeds the memory available. Returns the estimate in bytes."""
+    parts = memory.estimate_training_bytes(cfg.gpt, cfg.batch_size, method)
+    free = memory.available_bytes()
+    have = f"{memory.human(free)} available" if free is not None else "available memory unknown"
+    if verbose:
+        print(f"[{cfg.method.label()}] memory: a step needs {memory.summary(parts)}; {have}")
+    if free is not None and parts["total"] > free:
+        raise NotEnoughMemory(
+            f"a training step needs about {memory.human(parts['total'])} (activations "
+            f"{memory.human(parts['activations'])}, loss head {memory.human(parts['head'])}, "
+            f"parameters and Adam {memory.human(parts['parameters'] + parts['adam'])}) but this "
+            f"machine has {memory.human(free)} available: lower --batch-size (now "
+            f"{cfg.batch_size}) or --block-size (now {cfg.gpt.block_size}), or pick a smaller "
+            f"model")
+    return parts["total"]
 
+
+def _resumed_state(cfg: TrainConfig, resume, meta: dict) -> tuple[RunState, dict]:
+    """The RunState saved in checkpoint `resume`, after checking it is this very run."""
+    trainables, adam, old = ckpt.load(resume)
+    if adam is None:
+        raise ckpt.CheckpointError(
+            f"checkpoint {resume} holds the weights only (its run finished with "
+            f"--final-weights-only, dropping Adam's moments), so it cannot be resumed: sample or "
+            f"evaluate it, or start a new run with more --steps")
+    step = old.get("step")
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        raise ckpt.CheckpointError(
+            f"checkpoint {resume} has a bad metadata field 'step' ({step!r}, expected a count of "
+            f"steps >= 0): it was edited; use an earlier checkpoint or start a new run")
+    if old["model"] != meta["model"] or old["method"] != meta["method"]:
+        raise ckpt.CheckpointError(
+            f"checkpoint {resume} is for {ckpt.describe(old)}; this run is "
+            f"{ckpt.describe(meta)}: resume with the checkpoint's own settings")
+    if old.get("data") != meta["data"]:
+        raise ckpt.CheckpointError(
+            f"checkpoint {resume} was trained on other data than is prepared now: point "
+            f"SMOLGPT_C4_FILES at the same files, or start a new run")
+    # A resumed run is the same run: anything that shapes the trajectory (schedule length,
+    # learning rates, batch, batch order, validation windows) must match, or the losses after
+    # the resume would not be those of the uninterrupted run.
+    new, before = cfg.to_dict(), TrainConfig.of_checkpoint(old, resume).to_dict()
+    changed = [k for k in before if k not in RESUME_MAY_CHANGE and before[k] != new[k]]
+    if changed:
+        what = ", ".join(f"{k} {before[k]!r} -> {new[k]!r}" for k in changed)
+        raise ckpt.CheckpointError(
+            f"checkpoint {resume} was trained with other settings ({what}): resume with the "
+            f"checkpoint's own settings, or start a new run to change them")
     try:
-        old_handler = signal.signal(signal.SIGINT, on_sigint)
-    except ValueError:                      # not in the main thread: Ctrl-C stays default
-        old_handler = None
+        rng = np.random.default_rng()
+        rng.bit_generator.state = old["rng"]
+        state = RunState(trainables, adam, rng, {}, step=old["step"],
+                         elapsed=float(old.get("elapsed", 0.0)),
+                         curve=[(int(s), int(t), float(v)) for s, t, v in old.get("val_curve", [])])
+    except (TypeError, ValueError, KeyError) as e:
+        raise ckpt.CheckpointError(
+            f"checkpoint {resume} has a bad metadata field 'rng', 'elapsed' or 'val_curve' "
+            f"({type(e).__name__}: {e}): it was edited; use an earlier checkpoint") from None
+    return state, old
 
-    bar = None
-    if progress:
-        from tqdm import tqdm
-        bar = tqdm(total=cfg.steps, initial=step, desc=cfg.method.label(), unit="step",
-                   dynamic_ncols=True)
+
+@contextlib.contextmanager
+def _sigint_flag():
+    """Ctrl-C sets a flag the loop checks after each step (so it can save), instead of raising.
+    Outside the main thread signals cannot be caught and Ctrl-C keeps its default."""
+    import threading
+    flag = threading.Event()
     try:
-        while step < cfg.steps and not interrupted:
-            t0 = time.perf_counter()
-            x, y = data.get_batch(train_tokens, cfg.batch_size, model.block_size, rng)
-            lr = lr_at(step, cfg.lr, cfg.warmup, cfg.steps, cfg.min_lr_ratio)
-            # the chain rule through the parameterization. Overflow is checked for just below
-            # and reported as divergence, so NumPy's RuntimeWarnings would only repeat it.
-            with np.errstate(over="ignore", invalid="ignore"):
-                params = method.params(trainables)
-                loss, grads = loss_and_grads(params, x, y, model)
-                tgrads = method.pullback(trainables, grads)
-            bad_grad = _first_nonfinite(tgrads)
-            if not math.isfinite(loss) or bad_grad:
-                raise diverged(step + 1, "the loss" if not math.isfinite(loss) else
-                               f"the gradient of {bad_grad}", f"loss {loss}")
-            gnorm = clip_grad_norm(tgrads, cfg.grad_clip)
-            with np.errstate(over="ignore", invalid="ignore"):
-                adamw_step(trainables, tgrads, adam, lr, adam_cfg, decay, lr_scale)
-            step += 1
-            dt = time.perf_counter() - t0
-            elapsed += dt
-            tps = cfg.tokens_per_step / dt
-            log.write(event="step", step=step, tokens=step * cfg.tokens_per_step, loss=loss,
-                      lr=lr, grad_norm=gnorm, tok_per_s=tps)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{tps:,.0f}")
-            if step % cfg.eval_every == 0 or step == cfg.steps:
-                v = val_loss()
-                if not math.isfinite(v):
-                    raise diverged(step, "the validation loss", f"val loss {v}")
-                curve.append((step, step * cfg.tokens_per_step, v))
-                log.write(event="eval", step=step, tokens=step * cfg.tokens_per_step, val_loss=v)
-                if bar is not None:
-                    bar.write(f"step {step}: val loss {v:.4f}")
-            if step == stop_at:
-                interrupted = True
-            if step % cfg.checkpoint_every == 0 or step == cfg.steps or interrupted:
-                save()
-    except BaseException:                   # diverged, disk full, ...: the log is complete
-        log.close()
-        raise
+        old = signal.signal(signal.SIGINT, lambda signum, frame: flag.set())
+    except ValueError:
+        old = None
+    try:
+        yield flag
     finally:
-        if bar is not None:
-            bar.close()
-        if old_handler is not None:
-            signal.signal(signal.SIGINT, old_handler)
-
-    nbytes = ckpt_path.stat().st_size if ckpt_path.exists() else save()
-    summary = {"event": "end", "method": cfg.method.label(), "n_trainable": method.n_trainable,
-               "step": step, "tokens": step * cfg.tokens_per_step, "elapsed": elapsed,
-               "val_loss": curve[-1][2], "val_curve": curve, "checkpoint": str(ckpt_path),
-               "checkpoint_bytes": nbytes, "interrupted": interrupted}
-    if interrupted:
-        log.write(event="interrupted", step=step, checkpoint=str(ckpt_path))
-        if verbose:
-            print(f"interrupted at step {step}; checkpoint saved to {ckpt_path}; continue with: "
-                  f"smolgpt train --resume {ckpt_path}")
-    else:
-        if cfg.sample_tokens > 0:
-            from .sample import sample_text
-            text = sample_text(method.params(trainables), model,
-                               max_new_tokens=cfg.sample_tokens, seed=cfg.seed)
-            (out / "sample.txt").write_text(text + "\n")
-            summary["sample"] = text
-        log.write(**summary)
-    log.close()
-    return summary
+        if old is not None:
+            signal.signal(signal.SIGINT, old)
 
 
-def load_params(path):
-    """A checkpoint -> (params dict, GPTConfig, MethodSpec): the model ready for sampling."""
-    trainables, _, meta = ckpt.load(path)
-    model = GPTConfig(**meta["model"])
-    spec = MethodSpec(**meta["method"])
-    return build(spec, model).params(trainables), model, spec
+class _Bar:
+    """tqdm's progress bar, or nothing at all."""
+
+    def __init__(self, cfg: TrainConfig, step: int, on: bool):
+        self.tqdm = None
+        if on:
+            from tqdm import tqdm
+            self.tqdm = tqdm(total=cfg.steps, initial=step, desc=cfg.method.label(), unit="step",
+                             dynamic_ncols=True)
+
+    def show(self, loss, tok_per_s):
+        if self.tqdm is not None:
+            self.tqdm.update(1)
+            self.tqdm.set_postfix(loss=f"{loss:.3f}", tok_s=f"{tok_per_s:,.0f}")
+
+    def say(self, text):
+        if self.tqdm is not None:
+            self.tqdm.write(text)
+
+
+@contextlib.contextmanager
+def _progress_bar(cfg: TrainConfig, step: int, on: bool):
+    bar = _Bar(cfg, step, on)
+    try:
+        yield bar
+    finally:
+        if bar.tqdm is not None:
+            bar.tqdm.close()
+
+
+def evaluate(params, gpt: GPTConfig, xs, ys, batch_size: int) -> float:
+    """Mean loss over fixed windows xs, ys (n, T), batch by batch."""
+    total = 0.0
+    for s in range(0, len(xs), batch_size):
+        x, y = xs[s:s + batch_size], ys[s:s + batch_size]
+        total += loss_only(params, x, y, gpt) * len(x)
+    return total / len(xs)

@@ -36,7 +36,7 @@ pytestmark = pytest.mark.usefixtures("one_blas_thread")
 def finished_run(prepared_data_dir, tmp_path_factory) -> Path:
     """A 3-step `full` run: run/checkpoint.npz and run/log.jsonl. Nothing may change them."""
     out = tmp_path_factory.mktemp("finished_run")
-    train(TrainConfig(model=TINY, steps=3, batch_size=2, warmup=1, eval_every=2, eval_windows=4,
+    train(TrainConfig(gpt=TINY, steps=3, batch_size=2, warmup=1, eval_every=2, eval_windows=4,
                       out=str(out), data_dir=str(prepared_data_dir), sample_tokens=0),
           progress=False, verbose=False)
     return out
@@ -251,7 +251,7 @@ CASES = [
     ("sample: corrupt checkpoint", lambda c: ["sample", damaged_checkpoint(c, "flipped")],
      ["is truncated or corrupt", "use an earlier checkpoint"]),
     ("sample: negative temperature", lambda c: ["sample", c.ckpt, "--temperature", "-1"],
-     ["temperature must be >= 0", "-1"]),
+     ["--temperature must be a finite number >= 0", "-1"]),
     ("plot: no such log", lambda c: ["plot", c.tmp / "nope.jsonl"],
      ["no log file", "nope.jsonl", "pass runs' log.jsonl files"]),
 ]
@@ -283,7 +283,7 @@ def test_ctrl_c_before_training_starts_is_one_line_exit_130(prepared_data_dir, t
                                                            monkeypatch, capsys):
     def interrupted(*args, **kwargs):                   # Ctrl-C while the data is loading
         raise KeyboardInterrupt
-    monkeypatch.setattr(data_mod, "load_tokens", interrupted)
+    monkeypatch.setattr(data_mod, "load_splits", interrupted)
     rc, _, err = run(["train", "--data-dir", prepared_data_dir, "--out", tmp_path / "run",
                       *TINY_FLAGS], capsys)
     assert rc == 130 and "Traceback" not in err

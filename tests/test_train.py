@@ -41,7 +41,7 @@ pytestmark = pytest.mark.usefixtures("one_blas_thread")
 
 
 def tiny_cfg(data_dir, out, **changes) -> TrainConfig:
-    base = dict(model=TINY, steps=10, batch_size=2, warmup=2, eval_every=4, eval_windows=4,
+    base = dict(gpt=TINY, steps=10, batch_size=2, warmup=2, eval_every=4, eval_windows=4,
                 checkpoint_every=3, out=str(out), data_dir=str(data_dir), sample_tokens=0)
     return TrainConfig(**{**base, **changes})
 
@@ -263,7 +263,8 @@ def test_interrupt_mid_write_leaves_no_temporary_file(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         ckpt.save(path, {"w": w["w"] + 1}, adam, {"step": 2})
     assert path.read_bytes() == before and os.listdir(tmp_path) == ["checkpoint.npz"]
-    assert np.array_equal(ckpt.load(path)[0]["w"], w["w"])
+    with np.load(path) as z:                  # (ckpt.load would also want a real model's meta)
+        assert np.array_equal(z["trainables/w"], w["w"])
 
 
 # --- divergence ------------------------------------------------------------------------------

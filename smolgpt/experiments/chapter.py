@@ -1,7 +1,15 @@
-"""Small conveniences the chapters share: quick mode and where outputs go.
+"""What every chapter script shares: quick mode, where outputs go, and how figures are kept.
 
 Every chapter has a quick mode for the tests (`SMOLGPT_QUICK=1`, or `--quick` on its command
 line) and writes its figures and logs under `out/<chapter>/` (`SMOLGPT_OUT` moves the root).
+A figure is always saved to a file and its path printed; opened as a notebook (jupytext), the
+chapter also shows it inline.
+
+A chapter's inputs are its environment variables, and bad input gets what the command line gives
+it: one line saying what was wrong and how to fix it, exit status 2. `quick_mode()`, which every
+chapter calls first, checks the variables before any work and turns the errors a user can fix
+(bad data files, a folder that is a file, a run folder in use, not enough memory) into that line
+for the rest of the run; a bug still shows its traceback.
 """
 
 from __future__ import annotations
@@ -10,16 +18,93 @@ import os
 import sys
 from pathlib import Path
 
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
+FOLDER_VARS = ("SMOLGPT_OUT", "SMOLGPT_RUNS", "SMOLGPT_DATA_DIR")
+
+
+class ChapterError(Exception):
+    """An environment variable a chapter cannot use; the message names it."""
+
+
+def fail(message: str) -> None:
+    """Print `<chapter>: error: message` on one line and exit with status 2."""
+    print(f"{Path(sys.argv[0]).name or 'chapter'}: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def _user_errors_in_one_line(kind, value, tb):
+    """sys.excepthook of a chapter: what a user can fix is one line and exit 2."""
+    from ..checkpoint import CheckpointError
+    from ..data import DataError
+    from ..files import FolderInUse
+    if issubclass(kind, (ChapterError, DataError, CheckpointError, FolderInUse, ValueError)):
+        fail(str(value))
+    if issubclass(kind, OSError):
+        fail(f"{value}; check that {', '.join(FOLDER_VARS)} name folders you can write to and "
+             f"that the disk has space")
+    sys.__excepthook__(kind, value, tb)
+
+
+def check_environment() -> None:
+    """Refuse, in one line, environment variables a chapter cannot use, before any work."""
+    flag = os.environ.get("SMOLGPT_QUICK", "").strip().lower()
+    if flag not in _TRUE + _FALSE:
+        raise ChapterError(f"SMOLGPT_QUICK={os.environ['SMOLGPT_QUICK']!r} is neither on nor "
+                           f"off: set it to 1 for the quick run, or 0 (or unset it) for the full")
+    for var in FOLDER_VARS:
+        value = os.environ.get(var)
+        if not value:
+            continue
+        path = Path(value).expanduser()
+        if path.exists() and not path.is_dir():
+            raise ChapterError(f"{var}={value} is a file, not a folder: point {var} at a folder "
+                               f"(it is created if missing)")
+        parent = next(p for p in [path, *path.parents] if p.exists())
+        if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+            if var == "SMOLGPT_DATA_DIR" and (path / "manifest.json").is_file():
+                continue                               # prepared already: read-only is fine
+            raise ChapterError(f"{var}={value} cannot be created or written ({parent} is not a "
+                               f"folder you can write to): point {var} at a writable folder")
+
 
 def quick_mode() -> bool:
-    """True when the chapter should run its small, under-a-minute version."""
+    """True when the chapter should run its small, under-a-minute version. Called first by
+    every chapter, it also checks the environment (see the module docstring)."""
+    if sys.excepthook is sys.__excepthook__:
+        sys.excepthook = _user_errors_in_one_line
+    try:
+        check_environment()
+    except ChapterError as e:
+        fail(str(e))
     flag = os.environ.get("SMOLGPT_QUICK", "").strip().lower()
-    return flag not in ("", "0", "false", "no") or "--quick" in sys.argv[1:]
+    return flag in _TRUE or "--quick" in sys.argv[1:]
 
 
 def out_dir(name: str) -> Path:
     """`out/<name>/` (or `$SMOLGPT_OUT/<name>/`), created if needed."""
     root = Path(os.environ.get("SMOLGPT_OUT", "out"))
     path = root / name
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ChapterError(f"cannot create the output folder {path} ({e.strerror}): point "
+                           f"SMOLGPT_OUT at a folder you can write to") from None
     return path
+
+
+def save_figure(fig, path) -> Path:
+    """Save `fig` to `path`, print where, and show it inline when running as a notebook.
+
+    In a plain `python chapters/...` run (no display, or a desktop one) nothing pops up: a
+    25-minute chapter must not stop on a window waiting to be closed.
+    """
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    fig.savefig(path, dpi=110)
+    print(f"figure: {path}")
+    if "inline" in matplotlib.get_backend().lower():      # Jupyter's backend
+        plt.show()
+    else:
+        plt.close(fig)
+    return Path(path)

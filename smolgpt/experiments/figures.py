@@ -5,59 +5,87 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+
+from .chapter import save_figure
+
 
 def read_log(path) -> dict:
-    """A run's log.jsonl -> {"label", "n_trainable", "evals": [(tokens, val_loss)], "steps":
-    [(tokens, loss)], "end": the summary record or None}."""
-    run = {"label": Path(path).parent.name, "n_trainable": None, "evals": [], "steps": [],
-           "end": None}
-    with open(path) as f:
-        for line in f:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                r = json.loads(line)
-            except json.JSONDecodeError:           # a run killed mid-line: keep what came before
+    """A run's log.jsonl -> {"label", "n_trainable", "evals": [(tokens, val_loss)]}.
+
+    A last line cut short (a killed run) is skipped; anything else that is not a smolgpt log
+    record raises ValueError naming the file and the line."""
+    run = {"label": Path(path).parent.name, "n_trainable": None, "evals": []}
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = [(i, line.strip()) for i, line in enumerate(f, 1) if line.strip()]
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not a text file: pass runs' log.jsonl files") from None
+    for i, line in lines:
+        try:
+            r = json.loads(line)
+        except json.JSONDecodeError:
+            if i == lines[-1][0]:                  # a run killed mid-line: keep what came before
                 break
-            ev = r.get("event")
-            if ev == "start":
-                run["label"], run["n_trainable"] = r["method"], r["n_trainable"]
-            elif ev == "eval":
-                run["evals"] = [e for e in run["evals"] if e[0] < r["tokens"]]   # after a resume
-                run["evals"].append((r["tokens"], r["val_loss"]))
-            elif ev == "step":
-                run["steps"] = [s for s in run["steps"] if s[0] < r["tokens"]]
-                run["steps"].append((r["tokens"], r["loss"]))
-            elif ev == "end":
-                run["end"] = r
+            raise ValueError(f"{path} line {i} is not JSON: pass runs' log.jsonl files, "
+                             f"unedited") from None
+        bad = (not isinstance(r, dict) or not isinstance(r.get("event"), str) or
+               (r["event"] == "eval" and not all(isinstance(r.get(k), (int, float))
+                                                 for k in ("tokens", "val_loss"))))
+        if bad:
+            raise ValueError(f"{path} line {i} is not a smolgpt log record (an object with an "
+                             f"'event'; eval records with numeric 'tokens' and 'val_loss'): pass "
+                             f"runs' log.jsonl files")
+        ev = r.get("event")
+        if ev == "start":
+            n = r.get("n_trainable")
+            run["label"], run["n_trainable"] = r.get("method", run["label"]), \
+                n if isinstance(n, int) else None
+        elif ev == "eval":
+            run["evals"] = [e for e in run["evals"] if e[0] < r["tokens"]]   # after a resume
+            run["evals"].append((r["tokens"], r["val_loss"]))
     return run
 
 
-def plot_val_curves(logs, path, title="validation loss on held-out C4", baseline=None):
-    """One curve per run: validation loss against tokens seen, labelled with the trainable
-    non-embedding parameter count. baseline: an optional (label, value) horizontal line."""
-    import matplotlib
-    matplotlib.use("Agg")
+def plot_val_curves(logs, path, title="validation loss on held-out C4", references=()):
+    """Validation loss against tokens seen, one curve per run or per group of seeds.
+
+    logs: log.jsonl paths (one curve each), or {label: [log paths of its seeds]} (the mean over
+        seeds, with a band of +- one standard error where there are several).
+    references: [(label, loss)] drawn as horizontal lines, e.g. the unigram loss.
+    Curves are labelled with their trainable non-embedding parameter count.
+    """
     import matplotlib.pyplot as plt
 
+    groups = logs if isinstance(logs, dict) else {None: [p] for p in logs}
     fig, ax = plt.subplots(figsize=(8, 5))
-    for log in logs:
-        run = read_log(log) if not isinstance(log, dict) else log
-        if not run["evals"]:
+    for label, paths in groups.items():
+        runs = [read_log(p) for p in paths]
+        runs = [r for r in runs if r["evals"]]
+        if not runs:
             continue
-        t, v = zip(*run["evals"])
-        n = run["n_trainable"]
-        label = run["label"] if n is None else f"{run['label']} ({n:,} trainable)"
-        ax.plot(t, v, marker="o", ms=3, label=label)
-    if baseline is not None:
-        ax.axhline(baseline[1], color="gray", ls=":", label=baseline[0])
+        n = min(len(r["evals"]) for r in runs)              # seeds cut short: common prefix
+        tokens = np.array([t for t, _ in runs[0]["evals"][:n]])
+        losses = np.array([[v for _, v in r["evals"][:n]] for r in runs])   # (seeds, n)
+        name = label if label is not None else runs[0]["label"]
+        count = runs[0]["n_trainable"]
+        text = name if count is None else f"{name} ({count:,} non-embedding trainable)"
+        if len(runs) > 1:
+            text += f", {len(runs)} seeds"
+        mean = losses.mean(axis=0)
+        line, = ax.plot(tokens, mean, marker="o", ms=3, label=text)
+        if len(runs) > 1:
+            se = losses.std(axis=0, ddof=1) / np.sqrt(len(runs))
+            ax.fill_between(tokens, mean - se, mean + se, color=line.get_color(), alpha=0.2)
+    for label, value in references:
+        ax.axhline(value, color="gray", ls=":", lw=1)
+        ax.annotate(f"{label} {value:.2f}", (1.0, value), xycoords=("axes fraction", "data"),
+                    xytext=(-4, 3), textcoords="offset points", ha="right", fontsize=7,
+                    color="dimgray")
     ax.set_xlabel("training tokens seen")
     ax.set_ylabel("validation loss (nats/token)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path)

@@ -1,20 +1,48 @@
-"""Running several parameterizations on the same tokens, and tabulating what they reached.
+"""The experiment runner: every training run a chapter or command asks for, made once and kept.
 
-The chapters compare methods the same way every time: one base `TrainConfig` (model, steps,
-batch, seed, so the same C4 windows in the same order) and one `MethodSpec` per run. This module
-is that loop and its Markdown table, so no chapter repeats it.
+A run is identified by its whole `TrainConfig` (model, method, seeds, schedule, budget; not where
+it is written) and the checksums of the data it trains on, plus `RESULTS_VERSION`, which is
+bumped whenever a code change alters the numbers a run produces. The first request trains it
+into `<runs root>/<label>_<key>/`; every later request for the same run, from any chapter or
+command, reuses the finished folder and says so in one printed line. A run that was interrupted
+(Ctrl-C, a killed chapter) is resumed from its checkpoint on the next request. `fresh=True`, or
+`SMOLGPT_FRESH=1` in the environment, trains again.
+
+    summary = run(cfg)                        # trains, or reuses a finished run
+    summaries = run_seeds(cfg, seeds=(0, 1, 2))
+    results = compare(specs, base, seeds=(0, 1, 2), out=..., title=...)
+
+Scoring: the validation loss a run logs during training is on a few fixed windows (cheap, for
+the curves). The *final* score of a run is its loss on `final_windows` evenly spaced held-out
+windows, with that evaluation's own standard error (`smolgpt.evaluate`), computed once per run
+and kept next to it.
+
+The runs root is `$SMOLGPT_RUNS`, else `runs/` under the chapters' output root (`$SMOLGPT_OUT`,
+else `out/`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import math
+import os
+import shutil
 from pathlib import Path
 
-from .methods import MethodSpec
-from .model import GPTConfig
-from .plots import plot_val_curves
-from .train import TrainConfig, train
+from .. import data
+from ..checkpoint import CheckpointError, load_params
+from ..evaluate import evaluate_params
+from ..files import write_atomic
+from ..methods import MethodSpec
+from ..model import GPTConfig
+from ..train import TrainConfig, train
+from .figures import plot_val_curves
+from .stats import mean_se
+
+RESULTS_VERSION = 1          # bump when a code change alters the numbers of a run
+FINAL_WINDOWS = 256          # held-out windows of each run's final score (32,768 tokens on tiny)
 
 # The chapters' quick mode (the tests run it): a 2-layer, 64-wide GPT-2 with the full vocabulary,
 # a handful of steps of 4 x 64 tokens, evaluated twice on 8 held-out windows.
@@ -23,7 +51,7 @@ QUICK_MODEL = GPTConfig(n_layer=2, n_head=2, n_embd=64, block_size=64)
 
 def quick_config(steps: int, sample_tokens: int = 0) -> TrainConfig:
     """A TrainConfig small enough for a chapter's quick mode to train several models in seconds."""
-    return TrainConfig(model=QUICK_MODEL, steps=steps, batch_size=4, warmup=2,
+    return TrainConfig(gpt=QUICK_MODEL, steps=steps, batch_size=4, warmup=2,
                        eval_every=max(1, steps // 2), eval_windows=8, sample_tokens=sample_tokens)
 
 
@@ -32,40 +60,130 @@ def run_name(spec: MethodSpec) -> str:
     return spec.label().replace(" ", "_").replace("/", "-per-")
 
 
-def compare(specs, base: TrainConfig, out: Path, title: str | None = None,
-            verbose: bool = True) -> dict:
-    """Train every spec with the same base config; returns {run name: summary}.
+def runs_root() -> Path:
+    """Where finished runs are kept: $SMOLGPT_RUNS, else <$SMOLGPT_OUT or out>/runs."""
+    if os.environ.get("SMOLGPT_RUNS"):
+        return Path(os.environ["SMOLGPT_RUNS"]).expanduser()
+    return Path(os.environ.get("SMOLGPT_OUT", "out")) / "runs"
 
-    Each run writes out/<run name>/log.jsonl, checkpoint.npz and sample.txt; with a title, the
-    validation curves of all runs are drawn to out/val_curves.png.
+
+def with_seed(cfg: TrainConfig, seed: int) -> TrainConfig:
+    """cfg with seed `seed` for both the batch order and the method's random draws."""
+    return dataclasses.replace(cfg, seed=seed, method=dataclasses.replace(cfg.method, seed=seed))
+
+
+def run_key(cfg: TrainConfig, data_id: dict) -> str:
+    """The identity of a run: its settings (not where it is written), its data, the version."""
+    settings = {k: v for k, v in cfg.to_dict().items() if k not in ("out", "data_dir")}
+    blob = json.dumps({"version": RESULTS_VERSION, "config": settings, "data": data_id},
+                      sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _fresh_requested(fresh: bool | None) -> bool:
+    if fresh is not None:
+        return fresh
+    return os.environ.get("SMOLGPT_FRESH", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def run(cfg: TrainConfig, *, final_windows: int = FINAL_WINDOWS, fresh: bool | None = None,
+        verbose: bool = True) -> dict:
+    """Train `cfg` (or reuse the finished run) and score it; returns the run's summary.
+
+    The summary is train()'s, plus: "dir" (the run folder), "reused" (True when nothing was
+    trained now), "seed", "label", and "final": {"loss", "loss_se", "bits_per_byte", ...} on
+    `final_windows` held-out windows.
     """
+    splits, manifest = data.load_splits(cfg.data_dir)
+    data_id = {s: manifest["splits"][s]["sha256"] for s in data.SPLITS}
+    key = run_key(cfg, data_id)
+    folder = runs_root() / f"{run_name(cfg.method)}_seed{cfg.seed}_{key}"
+    done = folder / "summary.json"
+    if _fresh_requested(fresh) and folder.exists():
+        shutil.rmtree(folder)
+    if done.exists():
+        summary = json.loads(done.read_text())
+        summary["reused"] = True
+        if verbose:
+            print(f"  reusing {folder} ({summary['label']}, seed {cfg.seed}, trained "
+                  f"in {summary['elapsed']:.0f} s)")
+    else:
+        summary = _train_into(cfg, folder)
+        summary.update(label=cfg.method.label(), seed=cfg.seed, key=key, reused=False)
+        write_atomic(done, lambda f: f.write(json.dumps(summary).encode()))
+    summary["dir"] = str(folder)
+    summary["final"] = final_score(folder, cfg, splits["val"], final_windows)
+    if verbose and not summary["reused"]:
+        print(f"  {summary['label']:<28} seed {cfg.seed}  {summary['n_trainable']:>9,} "
+              f"non-embedding trainable: final loss {summary['final']['loss']:.4f} +- {summary['final']['loss_se']:.4f}"
+              f"  ({summary['elapsed']:.0f} s)")
+    return summary
+
+
+def _train_into(cfg: TrainConfig, folder: Path) -> dict:
+    """Train into `folder`, resuming an interrupted attempt when its checkpoint is usable."""
+    ckpt = folder / "checkpoint.npz"
+    cfg = dataclasses.replace(cfg, out=str(folder), sample_tokens=0)
+    if ckpt.exists():
+        try:
+            return train(cfg, resume=ckpt, progress=False, verbose=False)
+        except CheckpointError:
+            shutil.rmtree(folder)              # a damaged attempt: start it again
+    return train(cfg, progress=False, verbose=False)
+
+
+def final_score(folder: Path, cfg: TrainConfig, val_tokens, windows: int) -> dict:
+    """Held-out loss of the run in `folder` on `windows` evenly spaced windows, kept on disk."""
+    path = Path(folder) / f"final_{windows}w.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    params, gpt, _ = load_params(Path(folder) / "checkpoint.npz")
+    result = evaluate_params(params, gpt, val_tokens, batch_size=cfg.batch_size,
+                             max_windows=windows)
+    write_atomic(path, lambda f: f.write(json.dumps(result).encode()))
+    return result
+
+
+def run_seeds(cfg: TrainConfig, seeds, **kwargs) -> list[dict]:
+    """The same configuration over several seeds (batch order and method draws)."""
+    return [run(with_seed(cfg, s), **kwargs) for s in seeds]
+
+
+def compare(specs, base: TrainConfig, out: Path | None = None, title: str | None = None,
+            seeds=(0,), verbose: bool = True, **kwargs) -> dict:
+    """Every spec on the same base config and seeds; returns {run name: result}.
+
+    A result is {"label", "n_trainable", "runs": [summary per seed], "final": [final loss per
+    seed], "mean", "se"}. Seed s gives every method the same batches (paired comparisons).
+    With a title and out, the validation curves are drawn to out/val_curves.png. The curves are
+    the cheap periodic validation (cfg.eval_windows windows); "final" is each run's score on the
+    runner's many more final windows, so the two differ by that evaluation's sampling error.
+    """
+    seeds = tuple(seeds)
     if verbose:
-        print(f"training {len(specs)} models for {base.steps} steps of {base.tokens_per_step} "
-              f"tokens:")
+        print(f"{len(specs)} methods x {len(seeds)} seed(s), {base.steps} steps of "
+              f"{base.tokens_per_step:,} tokens each (finished runs are reused from "
+              f"{runs_root()}):")
     results = {}
     for spec in specs:
-        name = run_name(spec)
-        cfg = dataclasses.replace(base, method=spec, out=str(Path(out) / name))
-        s = train(cfg, progress=False, verbose=False)
-        s["label"] = spec.label()
-        results[name] = s
-        if verbose:
-            print(f"  {s['label']:<28} {s['n_trainable']:>9,} trainable: val loss "
-                  f"{s['val_curve'][0][2]:.3f} -> {s['val_loss']:.3f}  ({s['elapsed']:.0f} s)")
-    if title is not None:
-        fig = plot_val_curves([Path(out) / name / "log.jsonl" for name in results],
-                              Path(out) / "val_curves.png", title=title)
-        if verbose:
-            print(f"figure: {fig}")
+        runs = run_seeds(dataclasses.replace(base, method=spec), seeds, verbose=verbose, **kwargs)
+        final = [r["final"]["loss"] for r in runs]
+        mean, se = mean_se(final)
+        results[run_name(spec)] = {"label": spec.label(), "n_trainable": runs[0]["n_trainable"],
+                                   "runs": runs, "final": final, "mean": mean, "se": se,
+                                   "val_loss": mean}
+    if title is not None and out is not None:
+        plot_val_curves({r["label"]: [Path(s["dir"]) / "log.jsonl" for s in r["runs"]]
+                         for r in results.values()}, Path(out) / "val_curves.png", title=title)
     return results
 
 
 def markdown_table(results: dict) -> str:
-    """method | trainable params | final val loss | perplexity | wall time | checkpoint bytes."""
-    rows = ["| method | trainable non-embedding params | final val loss | perplexity | "
-            "wall time (s) | checkpoint bytes |", "|---|---:|---:|---:|---:|---:|"]
-    for s in sorted(results.values(), key=lambda s: s["val_loss"]):
-        rows.append(f"| {s['label']} | {s['n_trainable']:,} | {s['val_loss']:.3f} | "
-                    f"{math.exp(s['val_loss']):,.0f} | {s['elapsed']:.0f} | "
-                    f"{s['checkpoint_bytes']:,} |")
+    """method | trainable params | final held-out loss (mean +- s.e. over seeds) | seeds."""
+    rows = ["| method | trainable non-embedding params | final held-out loss | perplexity | "
+            "seeds |", "|---|---:|---:|---:|---:|"]
+    for r in sorted(results.values(), key=lambda r: r["mean"]):
+        err = "" if math.isnan(r["se"]) else f" +- {r['se']:.3f}"
+        rows.append(f"| {r['label']} | {r['n_trainable']:,} | {r['mean']:.3f}{err} | "
+                    f"{math.exp(r['mean']):,.0f} | {len(r['final'])} |")
     return "\n".join(rows)

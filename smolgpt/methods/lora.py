@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .methods import EmbeddingsOnlyMethod, MethodError, MethodSpec
-from .model import EMBEDDING_NAMES, GPTConfig, non_embedding_table
+from ..model import EMBEDDING_NAMES, GPTConfig, non_embedding_table
+from .base import EmbeddingsOnlyMethod, MethodError, MethodSpec
 
 
 class LoRAMethod(EmbeddingsOnlyMethod):
@@ -41,6 +41,7 @@ class LoRAMethod(EmbeddingsOnlyMethod):
                               f"matrix: a rank above it adds nothing; use --rank <= {limit}")
         self.scale = spec.alpha / r
         self.n_trainable = sum(r * (m + n) for _, (m, n) in self.targets)
+        self.needed_grads = frozenset(EMBEDDING_NAMES) | {name for name, _ in self.targets}
 
     def init(self, dtype=np.float32):
         trainables = super().init(dtype)
@@ -50,6 +51,13 @@ class LoRAMethod(EmbeddingsOnlyMethod):
             trainables[f"lora.{name}.A"] = (rng.standard_normal((m, r)) / np.sqrt(m)).astype(dtype)
             trainables[f"lora.{name}.B"] = np.zeros((r, n), dtype=dtype)
         return trainables
+
+    def trainable_shapes(self) -> dict[str, tuple[int, ...]]:
+        shapes = super().trainable_shapes()
+        for name, (m, n) in self.targets:
+            shapes[f"lora.{name}.A"], shapes[f"lora.{name}.B"] = (m, self.spec.rank), \
+                (self.spec.rank, n)
+        return shapes
 
     def params(self, trainables):
         params = super().params({k: trainables[k] for k in EMBEDDING_NAMES})
@@ -67,6 +75,3 @@ class LoRAMethod(EmbeddingsOnlyMethod):
             out[f"lora.{name}.A"] = self.scale * (G @ B.T)           # (m, r)
             out[f"lora.{name}.B"] = self.scale * (A.T @ G)           # (r, n)
         return out
-
-    def decay_keys(self, trainables):
-        return set()

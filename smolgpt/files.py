@@ -1,0 +1,137 @@
+"""Files that must never be seen half-written.
+
+`write_atomic` writes to a temporary file in the target's folder, flushes it to disk and renames
+it over the target: a rename within one folder is atomic, so a reader (or a crash) sees either the
+old file or the new one, never a mixture. Checkpoints, token files and manifests all go through it.
+
+`RunLock` makes a run folder have one writer: two `smolgpt train` on the same `--out` (or two MPI
+ranks, or a chapter and a command) would interleave one log and keep one of two checkpoints.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shlex
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import BinaryIO, Callable
+
+
+def write_atomic(path, write: Callable[[BinaryIO], None], mode: int = 0o644) -> int:
+    """Call write(f) on a temporary file, fsync it, rename it to `path`; returns the size.
+
+    mode: the permission bits of the finished file (tempfile creates 0600; files the project
+    writes are readable like any other file the user makes, so 0644 less the umask).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, mode & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path.stat().st_size
+
+
+class FolderInUse(Exception):
+    """Another live process holds a run folder's lock; the message names it."""
+
+
+class RunLock:
+    """An exclusive lock on a run folder for the life of a run: `<folder>/.lock`.
+
+        with RunLock("runs/x"):          # raises FolderInUse if another run holds it
+            ...                          # write the log and checkpoints
+
+    The lock is `flock(2)` on the file, which the kernel drops when the holder's process ends,
+    however it ends (kill -9 included); so a lock left by a killed run is never "held" and is
+    taken over safely, with one note naming the run that did not finish. While held, the file
+    says who holds it (pid, host, start time, command line), for the refusal's message. A clean
+    release deletes it, so a finished run's folder holds only the run's own files; an acquirer
+    that locked a file its holder deleted meanwhile sees that the path now names another file
+    (or none) and tries again, so two processes never both hold the folder.
+    """
+
+    def __init__(self, folder, note: bool = True):
+        self.path = Path(folder) / ".lock"
+        self.note = note
+        self.fd: int | None = None
+
+    def acquire(self) -> "RunLock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = _describe_holder(_read_holder(fd))
+                os.close(fd)
+                raise FolderInUse(f"{self.path.parent} is in use by another run ({holder}): "
+                                  f"wait for it to finish, or choose another --out") from None
+            if _same_file(fd, self.path):      # not deleted by its last holder meanwhile
+                break
+            os.close(fd)
+        left = _read_holder(fd)                 # non-empty: its holder died without releasing
+        if left is not None and self.note:
+            print(f"note: taking over the lock of a run in {self.path.parent} that did not "
+                  f"finish ({_describe_holder(left)}; that process is gone)")
+        me = {"pid": os.getpid(), "host": socket.gethostname(),
+              "started": time.strftime("%Y-%m-%d %H:%M:%S"), "command": shlex.join(sys.argv)}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(me).encode() + b"\n", 0)
+        self.fd = fd
+        return self
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.unlink(self.path)                # released cleanly: nothing to take over
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
+
+    def __enter__(self) -> "RunLock":
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        a, b = os.fstat(fd), os.stat(path)
+    except FileNotFoundError:
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def _read_holder(fd: int) -> dict | None:
+    """What a lock file says about its holder, or None if it is empty."""
+    raw = os.pread(fd, 4096, 0)
+    if not raw.strip():
+        return None
+    try:
+        holder = json.loads(raw)
+    except ValueError:
+        return {"command": raw.decode(errors="replace").strip()[:200]}
+    return holder if isinstance(holder, dict) else {"command": str(holder)[:200]}
+
+
+def _describe_holder(h: dict | None) -> str:
+    if h is None:
+        return "a process that has not yet said who it is"
+    return (f"pid {h.get('pid', '?')} on {h.get('host', '?')}, started {h.get('started', '?')}: "
+            f"{h.get('command', '?')}")

@@ -1,0 +1,36 @@
+"""Parameterizations: how a few trainable numbers become a whole GPT-2.
+
+| method         | non-embedding weights                                  | trainable      |
+|----------------|--------------------------------------------------------|----------------|
+| `full`         | trained directly                                       | all of them    |
+| `embeddings`   | frozen at their random init                            | 0              |
+| `basis`        | theta = base + sigma * (P a) / sqrt(d), P dense random | d (per tensor) |
+| `fastfood`     | the same with P a Fastfood transform                   | d (per tensor) |
+| `fft-fastfood` | the same with P the post's FFT version                 | d (per tensor) |
+| `lora`         | W = W_frozen + (alpha / r) A B on every 2-D weight     | r (m + n) each |
+
+The contract they all follow is in `base.py`; one file per family: `base.py` (full training and
+the embeddings-only baseline), `subspace.py` (random bases), `lora.py`.
+
+    method = build(MethodSpec("fastfood", d=1000), GPTConfig.preset("tiny"))
+"""
+
+from __future__ import annotations
+
+from ..model import GPTConfig
+from .base import (METHODS, SUBSPACE_KINDS, EmbeddingsOnlyMethod, FullMethod, MethodError,
+                   MethodSpec)
+from .lora import LoRAMethod
+from .subspace import SubspaceMethod
+
+_CLASSES = {"full": FullMethod, "embeddings": EmbeddingsOnlyMethod, "basis": SubspaceMethod,
+            "fastfood": SubspaceMethod, "fft-fastfood": SubspaceMethod, "lora": LoRAMethod}
+
+
+def build(spec: MethodSpec, config: GPTConfig):
+    """The method object for a spec on a model config."""
+    return _CLASSES[spec.name](spec, config)
+
+
+__all__ = ["METHODS", "SUBSPACE_KINDS", "MethodError", "MethodSpec", "build", "FullMethod",
+           "EmbeddingsOnlyMethod", "SubspaceMethod", "LoRAMethod"]
