@@ -14,31 +14,22 @@ Writes: out/03_fastfood/{columns.png, scaling.png, val_curves.png} and run logs.
 
 # %%
 import math
-import sys
+import textwrap
 import time
 import tracemalloc
-from pathlib import Path
 
 import numpy as np
 import scipy.linalg
 import scipy.stats
 
-try:
-    import smolgpt  # noqa: F401
-except ImportError:                        # run from a checkout without `pip install -e .`
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import matplotlib.pyplot as plt
+import matplotlib.ticker
 
-import matplotlib  # noqa: E402
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from smolgpt.experiments import compare, quick_config  # noqa: E402
-from smolgpt.methods import MethodSpec  # noqa: E402
-from smolgpt.model import GPTConfig, count_params  # noqa: E402
-from smolgpt.runtime import out_dir, quick_mode  # noqa: E402
-from smolgpt.train import TrainConfig  # noqa: E402
-from smolgpt.transforms import DenseGaussian, Fastfood, FFTFastfood, fwht  # noqa: E402
+from smolgpt.experiments import compare, out_dir, quick_config, quick_mode, save_figure
+from smolgpt.methods import MethodSpec
+from smolgpt.model import GPTConfig, count_params
+from smolgpt.train import TrainConfig
+from smolgpt.transforms import DenseGaussian, Fastfood, FFTFastfood, fwht
 
 QUICK = quick_mode()
 OUT = out_dir("03_fastfood")
@@ -81,8 +72,8 @@ print(f"butterfly vs scipy.linalg.hadamard(16) @ x: max error "
       f"{np.abs(fwht_butterfly(x) - scipy.linalg.hadamard(16) @ x).max():.1e}")
 
 # %% [markdown]
-# In NumPy each butterfly level is a few full passes over memory, ~50 copies' worth in all at
-# 2^24 numbers. smolgpt's `fwht` uses a different identity: H_(a*b) = H_a (Kronecker) H_b, so
+# In NumPy each butterfly level is a few full passes over memory, and there are log2(n) levels.
+# smolgpt's `fwht` uses a different identity: H_(a*b) = H_a (Kronecker) H_b, so
 # H_1024 = H_8 x H_8 x H_16, and each factor is a batch of tiny dense matmuls over one axis of
 # a block viewed as an (8, 8, 16) array: three passes. We time both on what Fastfood transforms,
 # many blocks of n = 1024 at once.
@@ -118,124 +109,178 @@ print(f"2^{int(math.log2(n))} numbers in blocks of 1024: copy {t_copy * 1e3:.1f}
 # * FFT-Fastfood, the post's version: flip signs (B), Fourier-transform (a real Hartley transform
 #   here, so the output is real and the transpose exact), permute (Pi).
 # All three are scaled to unit-variance entries, so a column of each should look like a column of
-# Gaussian noise. Do they?
+# Gaussian noise. Do they? And how close to orthogonal are the columns? For d independent
+# Gaussian columns of length D, the cosine between two of them is about N(0, 1/D), so its mean
+# absolute value is sqrt(2 / (pi D)).
 
 # %%
 D, d = (2 ** 14, 64) if QUICK else (2 ** 16, 256)
 bases = {"dense Gaussian": DenseGaussian(D, d, seed=1), "Fastfood": Fastfood(D, d, seed=1),
          "FFT-Fastfood": FFTFastfood(D, d, seed=1)}
-cols = {}
+cos_ref = math.sqrt(2 / (math.pi * D))
+print(f"D = {D:,}, d = {d}; independent Gaussian columns: mean |cos| = sqrt(2/(pi D)) = "
+      f"{cos_ref:.4f}")
+cols, mean_cos, kurt = {}, {}, {}
 for name, P in bases.items():
     M = P.dense()                                                       # (D, d), small enough
-    cos = (M.T @ M) / np.outer(np.linalg.norm(M, axis=0), np.linalg.norm(M, axis=0))
-    off = np.abs(cos[~np.eye(d, dtype=bool)])
+    cos = (M.T @ M) / np.outer(np.linalg.norm(M, axis=0), np.linalg.norm(M, axis=0))  # (d, d)
+    mean_cos[name] = np.abs(cos[~np.eye(d, dtype=bool)]).mean()
+    kurt[name] = scipy.stats.kurtosis(M.ravel(), fisher=False)
     cols[name] = M[:, 3]
     print(f"{name:<15} entries: mean {M.mean():+.4f}, variance {M.var():.4f}, "
-          f"kurtosis {scipy.stats.kurtosis(M.ravel(), fisher=False):.2f} (Gaussian: 3); "
-          f"column cosines: mean |cos| {off.mean():.4f} (1/sqrt(D) = {1 / math.sqrt(D):.4f})")
+          f"kurtosis {kurt[name]:.2f} (Gaussian: 3); "
+          f"mean |cos| between columns {mean_cos[name]:.4f}")
+cos_ratio = mean_cos["Fastfood"] / mean_cos["dense Gaussian"]
+print(f"mean |cos|, Fastfood / dense Gaussian: {cos_ratio:.2f} (sqrt(2) = {math.sqrt(2):.2f})")
 
 fig, axes = plt.subplots(2, 3, figsize=(13, 7))
 for k, (name, c) in enumerate(cols.items()):
     ax = axes[0, k]
-    ax.hist(c, bins=80, density=True, alpha=0.7)
+    ax.hist(c, bins=80, density=True, alpha=0.7, label="column 3 of P")
     t = np.linspace(-4, 4, 200)
     ax.plot(t, scipy.stats.norm.pdf(t), "k--", lw=1, label="N(0, 1)")
-    ax.set_title(f"{name}: one column's entries")
+    ax.set(xlabel="entry value", ylabel="density",
+           title=f"{name}: entries of one column\n(D = {D:,} rows, d = {d} columns)")
     ax.legend()
     ax = axes[1, k]
     scipy.stats.probplot(c, dist="norm", plot=ax)
-    ax.set_title(f"{name}: Q-Q plot against N(0, 1)")
+    ax.set(xlabel="N(0, 1) quantiles", ylabel="sorted entries of the column",
+           title=f"{name}: Q-Q plot against N(0, 1)")
 fig.tight_layout()
-fig.savefig(OUT / "columns.png", dpi=100)
-plt.close(fig)
-print(f"figure: {OUT / 'columns.png'}")
+save_figure(fig, OUT / "columns.png")
 
 # %% [markdown]
-# Dense and Fastfood columns are indistinguishable from Gaussian noise: bell-shaped histograms,
-# straight Q-Q lines, kurtosis 3. FFT-Fastfood's are not: each column is a sinusoid sampled at
-# permuted points, so its entries pile up at +-sqrt(2) (an arcsine law, kurtosis 1.5) and its
-# Q-Q plot is an S. Its columns are still exactly orthogonal and unit-variance, which is all a
-# subspace method strictly needs; whether the shape matters is a question for training.
+# The entries of dense and Fastfood columns look Gaussian: bell-shaped histograms, straight Q-Q
+# lines, kurtosis 3. Their columns are not alike, though: the dense basis matches the mean |cos|
+# of independent Gaussian columns, while Fastfood's columns are somewhat more correlated, by a
+# factor near sqrt(2) (printed above). Within one block the columns are built from the same n
+# Gaussian numbers G, and that shared randomness shows (smolgpt/transforms.py works out why).
+# They are still nearly orthogonal, which is what a basis needs; whether the extra correlation
+# costs anything is a question for training.
+#
+# FFT-Fastfood's entries do not look Gaussian: each column is a sinusoid sampled at permuted
+# points, so its entries pile up at +-sqrt(2) (an arcsine law, kurtosis 1.5) and its Q-Q plot is
+# an S. Its columns are still exactly orthogonal and unit-variance, which is all a subspace
+# method strictly needs; whether the shape matters is a question for training.
 #
 # ## 3. Time and memory as D and d grow
-# The dense basis does D d work per product; Fastfood D log d. Measured in this run:
+# The dense basis does D d work per product; Fastfood D log d. For memory we count the numbers
+# an operator keeps between products (Fastfood's per-row signs, Gaussians, scales and
+# permutations; nothing for the dense basis, which keeps only its seed) plus the peak allocated
+# during one product (the output, work buffers, and the dense basis's chunk of regenerated rows),
+# both traced with `tracemalloc`. Each (D, d) point is measured once, even where the two sweeps
+# share it. Measured in this run:
 
 # %%
-def measure(P, repeats=2):
-    """(best seconds, peak traced bytes) of one product P z."""
-    z = np.ones(P.d, dtype=np.float32)
-    best = best_time(lambda: P.matvec(z), repeats)
-    tracemalloc.start()
-    P.matvec(z)
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
-    return best, peak
+measured = {}
+
+
+def measure(cls, Dn, dn, repeats=2):
+    """(best seconds of one product P a, bytes kept by P, peak bytes during one product)."""
+    key = (cls.__name__, Dn, dn)
+    if key not in measured:
+        tracemalloc.start()
+        P = cls(Dn, dn, seed=0)
+        kept = tracemalloc.get_traced_memory()[0]                # still allocated: P's arrays
+        tracemalloc.stop()
+        a = np.ones(dn, dtype=np.float32)                       # (d,) coefficients
+        best = best_time(lambda: P.matvec(a), repeats)
+        tracemalloc.start()
+        P.matvec(a)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        measured[key] = best, kept, peak
+    return measured[key]
 
 
 Ds = [2 ** k for k in ((12, 14, 16) if QUICK else (14, 16, 18, 20))]
 d_fix = 128 if QUICK else 256
 d_list = [16, 64, 256] if QUICK else [16, 64, 256, 1024]
 D_fix = 2 ** 14 if QUICK else 2 ** 18
-res = {"dense": {"D": [], "d": []}, "fastfood": {"D": [], "d": []}}
-for kind, cls in (("dense", DenseGaussian), ("fastfood", Fastfood)):
-    for Dn in Ds:
-        res[kind]["D"].append(measure(cls(Dn, d_fix, seed=0)))
-    for dn in d_list:
-        res[kind]["d"].append(measure(cls(D_fix, dn, seed=0)))
-for Dn, a, b in zip(Ds, res["dense"]["D"], res["fastfood"]["D"]):
-    print(f"D = {Dn:>9,}, d = {d_fix}: dense {a[0] * 1e3:8.1f} ms, peak {a[1] / 1e6:6.1f} MB | "
-          f"Fastfood {b[0] * 1e3:7.2f} ms, peak {b[1] / 1e6:5.1f} MB | {a[0] / b[0]:5.0f}x faster")
-for dn, a, b in zip(d_list, res["dense"]["d"], res["fastfood"]["d"]):
-    print(f"D = {D_fix:>9,}, d = {dn:>4}: dense {a[0] * 1e3:8.1f} ms | Fastfood {b[0] * 1e3:7.2f} ms "
-          f"| {a[0] / b[0]:5.0f}x faster")
+kinds = {"dense": DenseGaussian, "Fastfood": Fastfood}
+res = {kind: {"D": [measure(cls, Dn, d_fix) for Dn in Ds],
+              "d": [measure(cls, D_fix, dn) for dn in d_list]} for kind, cls in kinds.items()}
+print(f"{'D':>9} {'d':>5} | {'dense ms':>9} {'kept MB':>8} {'peak MB':>8} | {'Fastfood ms':>11} "
+      f"{'kept MB':>8} {'peak MB':>8} | {'dense / Fastfood time':>21} {'d / log2 d':>10}")
+sweep = [(Dn, d_fix, i, "D") for i, Dn in enumerate(Ds)] + [(D_fix, dn, i, "d")
+                                                            for i, dn in enumerate(d_list)]
+speedups = {}                                                # (D, d) -> dense / Fastfood time
+for Dn, dn, i, axis in sweep:
+    if (Dn, dn) in speedups:                                 # shared by both sweeps: shown once
+        continue
+    (ta, ka, pa), (tb, kb, pb) = res["dense"][axis][i], res["Fastfood"][axis][i]
+    speedups[Dn, dn] = ta / tb
+    print(f"{Dn:>9,} {dn:>5} | {ta * 1e3:>9.2f} {ka / 1e6:>8.2f} {pa / 1e6:>8.2f} | "
+          f"{tb * 1e3:>11.2f} {kb / 1e6:>8.2f} {pb / 1e6:>8.2f} | {ta / tb:>20.0f}x "
+          f"{dn / math.log2(dn):>10.1f}")
+grow = {kind: res[kind]["d"][-1][0] / res[kind]["d"][0][0] for kind in kinds}
+print(f"from d = {d_list[0]} to d = {d_list[-1]} at D = {D_fix:,} (d x{d_list[-1] // d_list[0]}): "
+      f"dense time x{grow['dense']:.1f}, Fastfood time x{grow['Fastfood']:.1f}")
 
-fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-for kind, style in (("dense", "o-"), ("fastfood", "s-")):
-    axes[0].loglog(Ds, [t for t, _ in res[kind]["D"]], style, label=kind)
-    axes[1].loglog(d_list, [t for t, _ in res[kind]["d"]], style, label=kind)
-axes[0].set(xlabel="D (parameters)", ylabel="seconds per product P z", title=f"d = {d_fix}")
-axes[1].set(xlabel="d (subspace dimension)", ylabel="seconds per product P z",
-            title=f"D = {D_fix:,}")
-for ax in axes:
+fig, axes = plt.subplots(2, 2, figsize=(11, 8))
+for kind, style in (("dense", "o-"), ("Fastfood", "s-")):
+    for col, (axis, xs) in enumerate((("D", Ds), ("d", d_list))):
+        axes[0, col].loglog(xs, [t for t, _, _ in res[kind][axis]], style, label=kind)
+        axes[1, col].semilogx(xs, [(k + p) / 1e6 for _, k, p in res[kind][axis]], style,
+                              label=kind)
+for row, ylabel in enumerate(("seconds per product P a", "MB kept + peak of one product")):
+    axes[row, 0].set(xlabel="D (parameters)", ylabel=ylabel, title=f"d = {d_fix}, D varies")
+    axes[row, 1].set(xlabel="d (subspace dimension)", ylabel=ylabel,
+                     title=f"D = {D_fix:,}, d varies")
+    axes[row, 0].set_xticks(Ds, [f"2^{int(math.log2(Dn))}" for Dn in Ds])
+    axes[row, 1].set_xticks(d_list, [str(dn) for dn in d_list])
+for ax in axes[0]:
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+for ax in axes[1]:
+    ax.set_ylim(0, 1.1 * ax.get_ylim()[1])                   # memory on a linear axis from 0
+for ax in axes.flat:
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())   # measured points only
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.legend()
     ax.grid(alpha=0.3, which="both")
+fig.suptitle("time (top) and memory (bottom) of one product P a, a the d coefficients")
 fig.tight_layout()
-fig.savefig(OUT / "scaling.png", dpi=100)
-plt.close(fig)
-print(f"figure: {OUT / 'scaling.png'}")
+save_figure(fig, OUT / "scaling.png")
 
 # %% [markdown]
-# Both grow linearly in D, but only the dense basis grows linearly in d: Fastfood's cost barely
-# moves from d = 16 to d = 1024 (log d), so a thousand-dimensional subspace is nearly as cheap as
-# a sixteen-dimensional one. Memory stays O(D) for both (the dense one only because it is
-# regenerated chunk by chunk).
+# Both grow linearly in D, but only the dense basis grows linearly in d: Fastfood's cost grows
+# like log d (compare the two growth factors printed after the table), so a subspace of
+# thousands of dimensions costs little more than one of a few dozen. The dense basis is
+# therefore not d times slower than Fastfood but, up to constant factors, about d / log d times:
+# compare the last two columns of the table (small sizes are noisy, and at small D Fastfood's
+# fixed per-call overheads weigh more). Memory is O(D) for both: Fastfood keeps a few numbers per
+# row, and the dense basis keeps nothing but needs the output plus one chunk of regenerated
+# rows, whose size is capped whatever D is; at large D that can make Fastfood the one that
+# needs more memory.
 #
 # ## 4. Training GPT-2 in a Fastfood subspace
-# The same C4 windows for every run. d = 100, 1,000 and 10,000 trainable numbers for all 793,344
-# non-embedding weights, against the two ends: embeddings only (0) and full training (all).
+# The same C4 windows for every run. d = 100, 1,000 and 10,000 non-embedding trainable numbers
+# (10 and 100 in quick mode) for all D non-embedding weights (D is printed below), against the
+# two ends: embeddings only (no non-embedding trainables) and full training (all D). The
+# embeddings are trained in every run and counted in none.
 
 # %%
 tiny = GPTConfig.preset("tiny")
 if QUICK:
     base = quick_config(steps=8)
-    model = base.model
     ds_train = [10, 100]
 else:
-    base = TrainConfig(model=tiny, steps=80, batch_size=16, warmup=8, eval_every=20,
+    base = TrainConfig(gpt=tiny, steps=80, batch_size=16, warmup=8, eval_every=20,
                        eval_windows=48, sample_tokens=0)
     ds_train = [100, 1000, 10000]
 specs = ([MethodSpec("embeddings")] + [MethodSpec("fastfood", d=k) for k in ds_train]
          + [MethodSpec("full")])
-print(f"D = {count_params(base.model, non_embedding=True):,} non-embedding weights")
+print(f"D = {count_params(base.gpt, non_embedding=True):,} non-embedding weights")
 results = compare(specs, base, OUT,
                   title="chapter 03: Fastfood subspaces vs the two ends (held-out C4)")
 
 # %%
 emb, full = results["embeddings"]["val_loss"], results["full"]["val_loss"]
-print(f"{'model':<22} {'trainable':>10} {'val loss':>9} {'share of the full-vs-embeddings gap':>37}")
+print(f"{'model':<22} {'non-emb. trainable':>18} {'val loss':>9} "
+      f"{'share of the full-vs-embeddings gap':>37}")
 for s in results.values():
     share = (emb - s["val_loss"]) / (emb - full) if emb != full else float("nan")
-    print(f"{s['label']:<22} {s['n_trainable']:>10,} {s['val_loss']:>9.3f} {share:>37.0%}")
+    print(f"{s['label']:<22} {s['n_trainable']:>18,} {s['val_loss']:>9.3f} {share:>37.0%}")
 
 # %% [markdown]
 # ## Takeaways
@@ -243,16 +288,24 @@ for s in results.values():
 # %%
 ff = [s for s in results.values() if s["label"].startswith("fastfood")]
 best = min(ff, key=lambda s: s["val_loss"])
-print(f"""Takeaways (run took {time.time() - START:.0f} s):
-  - The Walsh-Hadamard transform as a Kronecker product of small matmuls ran at
-    {t_fast / t_copy:.0f} copies' time here, against {t_bfly / t_copy:.0f} for the butterfly.
-  - Fastfood columns pass for Gaussian noise (kurtosis 3); the post's FFT version gives exactly
-    orthogonal but sinusoidal columns (kurtosis 1.5), not Gaussian-looking ones.
-  - Fastfood's cost is nearly flat in d, so d in the thousands is affordable; the dense basis
-    costs d times more per product.
-  - Trained on {base.steps * base.tokens_per_step:,} tokens, the best Fastfood model
-    ('{best['label']}') reaches {best['val_loss']:.3f}, against {emb:.3f} for embeddings only
-    and {full:.3f} for full training: it closes
-    {(emb - best['val_loss']) / (emb - full):.0%} of the gap with
-    {best['n_trainable'] / count_params(base.model, non_embedding=True):.1%} of the trainable
-    numbers.""")
+D_model = count_params(base.gpt, non_embedding=True)
+takeaways = [
+    f"The Walsh-Hadamard transform as a Kronecker product of small matmuls ran at "
+    f"{t_fast / t_copy:.0f} copies' time here, against {t_bfly / t_copy:.0f} for the butterfly.",
+    f"Fastfood's entries look Gaussian (kurtosis {kurt['Fastfood']:.2f}), but its columns are "
+    f"somewhat more correlated than independent Gaussian ones: mean |cos| {cos_ratio:.2f} times "
+    f"the dense basis's. The post's FFT version gives exactly orthogonal but sinusoidal columns "
+    f"(kurtosis {kurt['FFT-Fastfood']:.2f}), not Gaussian-looking ones.",
+    f"Fastfood's cost grows like log d, so d in the thousands is affordable; the dense basis "
+    f"costs about d / log d times more per product, not d times: {min(speedups.values()):.0f}x "
+    f"to {max(speedups.values()):.0f}x in this run's sweep.",
+    f"Trained on {base.steps * base.tokens_per_step:,} tokens, the best Fastfood model "
+    f"('{best['label']}') reaches {best['val_loss']:.3f}, against {emb:.3f} for embeddings only "
+    f"and {full:.3f} for full training: it closes {(emb - best['val_loss']) / (emb - full):.0%} "
+    f"of the gap with {best['n_trainable']:,} non-embedding trainable numbers, "
+    f"{best['n_trainable'] / D_model:.1%} of full training's {D_model:,} (the embeddings, "
+    f"trained in every run, are not counted)."]
+print(f"Takeaways (run took {time.time() - START:.0f} s):")
+for line in takeaways:
+    print(textwrap.fill(line, width=96, initial_indent="  - ", subsequent_indent="    ",
+                        break_on_hyphens=False))

@@ -1,10 +1,11 @@
-"""Random projections P (D, d): a few coefficients z (d,) in, a full parameter vector P z (D,) out.
+"""Random projections P (D, d): a few coefficients coef (d,) in, a full parameter vector (D,) out.
 
-A subspace method trains d numbers z and builds all D weights from them:
-`theta = theta_0 + sigma * (P z) / sqrt(d)` (see smolgpt/methods.py). The gradient for z is then
-`P^T (sigma * dL/dtheta) / sqrt(d)`, so every operator here has a forward `matvec` (z -> P z)
-and its exact transpose `rmatvec` (g -> P^T g). `dense()` builds P explicitly for tests on small sizes.
-`matvec(z, out=buf)` writes into a preallocated (D,) array, for the training hot path.
+`coef` is the subspace method's coefficient vector, written `a` in the math: the method trains
+these d numbers and builds all D weights from them, `theta = base + sigma * (P a) / sqrt(d)`
+(see smolgpt/methods/subspace.py). The gradient for a is then `P^T (sigma * dL/dtheta) / sqrt(d)`,
+so every operator here has a forward `matvec` (coef -> P coef) and its exact transpose `rmatvec`
+(g -> P^T g). `dense()` builds P explicitly for tests on small sizes.
+`matvec(coef, out=buf)` writes into a preallocated (D,) array, for the training hot path.
 
 Three ways to get P, all regenerated from an integer seed, never stored as a D x d matrix:
 
@@ -14,13 +15,14 @@ Three ways to get P, all regenerated from an integer seed, never stored as a D x
   Fastfood        blocks S H G Pi H B (Le, Sarlos, Smola    O(D log d)         O(D)
                   2013) stacked until D rows are covered
   FFTFastfood     Pi C B: the blog post's "permute a        O(D log D)         O(D)
-                  Fourier transform of sign-flipped z"
+                  Fourier transform of sign-flipped coef"
 
 The shared contract, so that the caller's `sigma` alone sets the scale:
   * entries of P have mean 0 and variance 1, like a dense N(0, 1) matrix, so every column has
     squared norm about D, and distinct columns are nearly orthogonal: the cosine between two
-    columns has std 1/sqrt(D) for DenseGaussian, sqrt(2/D) for Fastfood (see its docstring),
-    and is 0 for FFTFastfood (exactly orthogonal columns);
+    columns has std 1/sqrt(D) for DenseGaussian (mean |cos| sqrt(2 / (pi D))), sqrt(2/D) for
+    Fastfood, sqrt(2) wider (see its docstring), and is 0 for FFTFastfood (exactly orthogonal
+    columns);
   * methods work in the input's dtype (float32 for training, float64 for tests) and return that
     dtype; the random numbers are drawn once in float32, so both dtypes see the same matrix;
   * sizes must satisfy 1 <= d <= D; anything else raises ValueError (no silent cropping).
@@ -79,8 +81,8 @@ class _Projection:
     def shape(self):
         return (self.D, self.d)
 
-    def _z(self, z):
-        return _as_vector(z, self.d, "z (coefficients)")
+    def _coef(self, coef):
+        return _as_vector(coef, self.d, "coef (coefficients)")
 
     def _g(self, g):
         return _as_vector(g, self.D, "g (parameter-space vector)")
@@ -124,9 +126,10 @@ def _factor_sizes(n):
     H_n = H_f1 (x) H_f2 (x) ... (x) H_fm because, writing an index in mixed radix
     i = (i_1, ..., i_m), popcount(i & j) is the sum over the digits of popcount(i_p & j_p).
     Each factor is one pass of small matmuls costing 2 f flops per element, so small factors
-    mean few flops; too small and the passes become memory-bound numpy calls. Measured on
-    2^24 floats (in 256 KB chunks, one core): 1024 = 8 x 8 x 16 takes ~3.3 copies' time,
-    32 x 32 ~4.7, 16 x 64 ~5, 8 x 128 ~9; one dense 1024 x 1024 matmul ~60.
+    mean few flops; too small and the passes become memory-bound numpy calls. When this was
+    tuned (2^24 floats in 256 KB chunks, one core), factors of 8 to 16 beat two or three larger
+    ones, and all of them beat one dense n x n matmul by far; chapter 03 and `smolgpt bench`
+    time the transform on your machine.
     """
     k = n.bit_length() - 1
     m = -(-k // 4)  # number of factors, ceil(k / 4)
@@ -135,8 +138,9 @@ def _factor_sizes(n):
 
 # Every matmul below is cut into pieces of at most 512 x 16 x 16 = 2^17 multiply-adds, which
 # OpenBLAS runs on one thread (it only splits products above 2^18). On a cache-sized chunk, threads
-# cost more than they gain: one big call is 1.5-2x slower on an idle machine, and up to 100x slower
-# when another process keeps the second core busy (the threads wait for each other).
+# cost more than they gain: when measured, one big call was slower even on an idle machine, and
+# many times slower when another process kept the second core busy (the threads wait for each
+# other).
 _PIECE = 512
 
 
@@ -205,7 +209,8 @@ class DenseGaussian(_Projection):
     P is the stream of float32 normals of `np.random.default_rng(seed)`, read row by row. Reading
     the stream in chunks gives exactly the numbers one big draw would, so `chunk_rows` changes
     memory (chunk_rows * d floats) and speed, never the matrix. Each product regenerates all D * d
-    numbers, ~10 ns each on a small CPU: this is the O(D d) cost that motivates Fastfood.
+    numbers: this is the O(D d) cost that motivates Fastfood (chapter 02 prints the time per
+    number on your machine).
     """
 
     def __init__(self, D, d, seed, chunk_rows=None):
@@ -229,14 +234,14 @@ class DenseGaussian(_Projection):
             rng.standard_normal(out=rows, dtype=np.float32)
             yield r0, r1, rows if dtype == np.float32 else rows.astype(dtype)
 
-    def matvec(self, z, *, out=None):
-        """(d,) -> (D,): P z, one chunk of rows at a time (written into `out` if given)."""
-        z = self._z(z)
-        out = self._out(out, z.dtype)
-        for r0, r1, rows in self._row_chunks(z.dtype):
+    def matvec(self, coef, *, out=None):
+        """(d,) -> (D,): P coef, one chunk of rows at a time (written into `out` if given)."""
+        coef = self._coef(coef)
+        out = self._out(out, coef.dtype)
+        for r0, r1, rows in self._row_chunks(coef.dtype):
             # einsum rather than matmul: BLAS would spread this small product over threads,
-            # which is ~100x slower when another process keeps the second core busy.
-            np.einsum("rd,d->r", rows, z, out=out[r0:r1])          # (r, d) @ (d,) -> (r,)
+            # which is many times slower when another process keeps the second core busy.
+            np.einsum("rd,d->r", rows, coef, out=out[r0:r1])       # (r, d) @ (d,) -> (r,)
         return out
 
     def rmatvec(self, g):
@@ -260,7 +265,7 @@ class DenseGaussian(_Projection):
 class Fastfood(_Projection):
     """P (D, d) from stacked Fastfood blocks V_k = S_k H G_k Pi_k H B_k (Le, Sarlos, Smola 2013).
 
-    Block size n = the smallest power of 2 >= d; z is zero-padded to n, so only the first d
+    Block size n = the smallest power of 2 >= d; coef is zero-padded to n, so only the first d
     columns of each (n, n) block are used. Blocks k = 0, 1, ... are stacked until D rows are
     covered and the last one is cropped. Per block, all independent and drawn from the seed:
       B_k   random +-1 signs (n,)                      H    Walsh-Hadamard, unnormalised (+-1)
@@ -273,15 +278,24 @@ class Fastfood(_Projection):
     entry of M is, given B and Pi, a +-1 combination of the G's: exactly Gaussian. Hence the
     entries of P look like N(0, 1) (mean 0, variance 1, kurtosis close to 3).
 
-    Columns. Within a block the columns' Gram matrix is (up to S) B H Pi^T G^2 Pi H B: its
-    eigenvalues are the G_l^2, chi-square numbers of variance 2, where a square Gaussian matrix's
-    spread with variance 1. So column norms are nearly constant (each is exactly sqrt(n) ||G||
-    before S), while two columns' cosine has std sqrt(2/D), sqrt(2) wider than for a dense Gaussian.
+    Columns. Before S, the Gram matrix of a block's columns is
+    M^T M = B H Pi^T G (H H) G Pi H B = n (B H Pi^T) G^2 (Pi H B). Q = Pi H B / sqrt(n) is
+    orthogonal, so this is n^2 Q^T G^2 Q, with eigenvalues n^2 G_l^2 (those of the product
+    B H Pi^T G^2 Pi H B alone are n G_l^2). Every column has squared norm n ||G||^2, about n^2,
+    so the matrix of cosines between columns has eigenvalues n G_l^2 / ||G||^2, about G_l^2:
+    chi-square numbers with mean 1 and variance 2. For n independent Gaussian columns the
+    eigenvalues of the cosine matrix have mean 1 and variance 1 (Marchenko-Pastur). The sum of
+    the squared eigenvalues is the sum of the squared cosines, n of them on the diagonal equal to
+    1, so the off-diagonal cosines carry about 2n here against n for Gaussian columns: a cosine
+    within one block has variance about 2/n instead of 1/n. Stacking D/n independent blocks
+    averages them down to std sqrt(2/D) instead of 1/sqrt(D): Fastfood's columns are sqrt(2)
+    more correlated than independent Gaussian ones, while their norms are nearly constant (each
+    exactly sqrt(n) ||G|| before S).
 
-    Cost: two Hadamard transforms per block, O(D log n) = O(D log d); at D = 2^24, d = 1024 a
-    product takes ~13x the time of copying D floats. Memory: B (int8), G, S (float32) and two
-    int32 index tables, 17 bytes per row (270 MB at D = 2^24), plus the (D,) output. The random
-    numbers are float32, so a float64 product computes the same matrix with less rounding.
+    Cost: two Hadamard transforms per block, O(D log n) = O(D log d); `smolgpt bench` times a
+    product against copying D floats. Memory: B (int8), G, S (float32) and two int32 index
+    tables, 17 bytes per row, plus the (D,) output. The random numbers are float32, so a float64
+    product computes the same matrix with less rounding.
 
     `chunk_blocks` (default: 2^16 / n, at least 1) only sets how many blocks are transformed
     together; it never changes the matrix.
@@ -292,9 +306,9 @@ class Fastfood(_Projection):
         self.seed = operator.index(seed)
         n = 1 << (self.d - 1).bit_length()      # smallest power of 2 >= d
         nb = -(-self.D // n)                     # number of blocks, ceil(D / n)
-        # A chunk of 2^16 floats (256 KB in float32) keeps both work buffers in the 1 MB L2
-        # cache, so the passes between the matmuls run at cache speed: ~1.3x faster than
-        # transforming all blocks at once at D = 2^24 (13 instead of 17 copies' time).
+        # A chunk of 2^16 floats (256 KB in float32) keeps both work buffers in a 1 MB L2
+        # cache, so the passes between the matmuls run at cache speed: faster, when measured at
+        # D = 2^24, than transforming all blocks at once.
         cb = max(1, 2**16 // n) if chunk_blocks is None else operator.index(chunk_blocks)
         if cb < 1:
             raise ValueError(f"chunk_blocks must be >= 1, got {cb}.")
@@ -313,7 +327,7 @@ class Fastfood(_Projection):
 
         # Gather indices stored as positions inside a chunk's (chunk_blocks * n) buffer:
         # block k sits at offset (k % chunk_blocks) * n there. Storing them ready to use saves
-        # an index computation per call (measured: gather 1.3x faster at D = 2^24).
+        # an index computation per call (measured faster at D = 2^24).
         offset = ((np.arange(nb, dtype=np.int32) % cb) * n)[:, None]      # (nb, 1)
         self._B, self._G, self._S = B, G, S
         self._gather = perm + offset            # (nb, n): Pi
@@ -328,30 +342,30 @@ class Fastfood(_Projection):
             k1 = min(k0 + self.chunk_blocks, self.blocks)
             yield k0, k1, k0 * self.n, min(k1 * self.n, self.D)
 
-    def matvec(self, z, *, out=None):
-        """(d,) -> (D,): P z. Per block: v = B z, v = H v, v = G (Pi v), v = H v, rows = S v.
+    def matvec(self, coef, *, out=None):
+        """(d,) -> (D,): P coef. Per block: v = B coef, v = H v, v = G (Pi v), v = H v, rows = S v.
 
-        `out`, a preallocated (D,) array of z's dtype, saves allocating (and page-faulting) D
-        fresh floats on every call: about one copy's worth of time at D = 2^24.
+        `out`, a preallocated (D,) array of coef's dtype, saves allocating (and page-faulting) D
+        fresh floats on every call.
         """
-        z = self._z(z)
+        coef = self._coef(coef)
         n = self.n
-        zp = np.zeros(n, dtype=z.dtype)
-        zp[: self.d] = z                                            # (n,) z zero-padded to n
-        out = self._out(out, z.dtype)
-        a = np.empty((self.chunk_blocks, n), dtype=z.dtype)         # two work buffers, reused
+        cp = np.zeros(n, dtype=coef.dtype)
+        cp[: self.d] = coef                                         # (n,) coef zero-padded to n
+        out = self._out(out, coef.dtype)
+        a = np.empty((self.chunk_blocks, n), dtype=coef.dtype)      # two work buffers, reused
         b = np.empty_like(a)
         for k0, k1, r0, r1 in self._chunks():
             m = k1 - k0
             x, w = a[:m], b[:m]                                     # (m, n), one row per block
-            np.multiply(self._B[k0:k1], zp, out=x)                  # B z, each block its signs
-            x, w = _hadamard_rows(x, w)                             # H B z
+            np.multiply(self._B[k0:k1], cp, out=x)                  # B coef, each block its signs
+            x, w = _hadamard_rows(x, w)                             # H B coef
             # Pi: w[k, i] = x[k, pi_k(i)]. mode="wrap" skips the defensive copy that the default
             # mode="raise" makes when `out=` is given (the indices are valid by construction).
             np.take(x.reshape(-1), self._gather[k0:k1].reshape(-1), out=w.reshape(-1), mode="wrap")
             x, w = w, x
-            x *= self._G[k0:k1]                                     # G Pi H B z
-            x, w = _hadamard_rows(x, w)                             # H G Pi H B z
+            x *= self._G[k0:k1]                                     # G Pi H B coef
+            x, w = _hadamard_rows(x, w)                             # H G Pi H B coef
             np.multiply(x.reshape(-1)[: r1 - r0], self._S[r0:r1], out=out[r0:r1])  # S (...)
         return out
 
@@ -371,7 +385,7 @@ class Fastfood(_Projection):
             x, w = _hadamard_rows(x, w)                                 # H is symmetric: H^T = H
             x *= self._G[k0:k1]                                         # G is diagonal
             # Pi^T: w[k, j] = x[k, pi_k^-1(j)], a gather that undoes "w[k, i] = x[k, pi_k(i)]"
-            # (a gather is ~2x faster than the equivalent scatter w[pi] = x in NumPy)
+            # (in NumPy a gather is faster than the equivalent scatter w[pi] = x)
             np.take(x.reshape(-1), self._scatter[k0:k1].reshape(-1), out=w.reshape(-1), mode="wrap")
             x, w = w, x
             x, w = _hadamard_rows(x, w)                                 # H again
@@ -413,14 +427,14 @@ def _hartley(x):
 
 
 class FFTFastfood(_Projection):
-    """P (D, d) = [Pi C B]: sign-flipped z placed on frequencies 1..d, Hartley transform, permute.
+    """P (D, d) = [Pi C B]: sign-flipped coef on frequencies 1..d, Hartley transform, permute.
 
     The blog post's simpler Fastfood, "flip signs, Fourier transform, permute", made real and
     exactly transposable:
       * C is the Hartley matrix C[t, j] = cas(2 pi j t / L) (see _hartley), a real transform with
         orthogonal columns of squared norm L. Taking the real part of a complex DFT instead would
         duplicate every column in pairs (frequencies j and L - j) and halve the norms.
-      * z goes to frequencies 1..d, never 0: column 0 of C is constant, and a coefficient on it
+      * coef goes to frequencies 1..d, never 0: column 0 of C is constant, and a coefficient on it
         would shift every weight by the same amount.
       * B flips the sign of each coefficient; Pi is one random permutation of the L outputs, of
         which the first D are kept.
@@ -433,11 +447,11 @@ class FFTFastfood(_Projection):
     size ~d): it is the post's construction read literally, needs no block bookkeeping, and its
     columns are orthogonal. L = D whenever D is a fast FFT size (then P^T P = D I exactly);
     otherwise L is the next 2,3,5-smooth size (at most a few percent larger, since a prime L
-    would make the FFT 10-20x slower) and the L - D dropped rows leave the columns orthogonal up
-    to ~1/sqrt(D). L >= d + 1 always, so that frequencies 1..d exist.
+    would make the FFT many times slower) and the L - D dropped rows leave the columns orthogonal
+    up to ~1/sqrt(D). L >= d + 1 always, so that frequencies 1..d exist.
 
-    Cost: one real FFT of length L, O(D log D): ~75 copies' time at D = 2^24, d = 1024, 6x slower
-    than Fastfood. Memory: Pi's first D entries (int64, 8 bytes/row), plus the FFT's buffers.
+    Cost: one real FFT of length L, O(D log D), whatever d is; `smolgpt bench` times it next to
+    Fastfood. Memory: Pi's first D entries (int64, 8 bytes/row), plus the FFT's buffers.
     """
 
     def __init__(self, D, d, seed):
@@ -451,12 +465,12 @@ class FFTFastfood(_Projection):
         self._perm.flags.writeable = False
         self._frozen = True
 
-    def matvec(self, z, *, out=None):
-        """(d,) -> (D,): P z = (C y)[perm], y (L,) = B z at frequencies 1..d, zero elsewhere."""
-        z = self._z(z)
-        out = self._out(out, z.dtype)
-        y = np.zeros(self.L, dtype=z.dtype)
-        np.multiply(self._B, z, out=y[1 : self.d + 1])
+    def matvec(self, coef, *, out=None):
+        """(d,) -> (D,): P coef = (C y)[perm], y (L,) = B coef at frequencies 1..d, 0 elsewhere."""
+        coef = self._coef(coef)
+        out = self._out(out, coef.dtype)
+        y = np.zeros(self.L, dtype=coef.dtype)
+        np.multiply(self._B, coef, out=y[1 : self.d + 1])
         return np.take(_hartley(y), self._perm, out=out, mode="wrap")  # Pi: out[i] = (C y)[perm[i]]
 
     def rmatvec(self, g):
