@@ -12,6 +12,7 @@ figure is a median, ratios being medians of per-round ratios. Modules:
   model.py       forward+backward against the matmul rate (MFU) and every method's whole step
   transforms.py  the random projections against a memory copy and the dense basis
   vs_torch.py    smolgpt and PyTorch eager side by side, each in its own process
+  mpi.py         1 process x N threads vs N MPI processes x 1 thread (`smolgpt bench --mpi`)
   timing.py      the interleaved-rounds helper
 The CLI formats the dicts; everything here returns plain dicts, so `--json` carries every figure.
 """

@@ -35,6 +35,14 @@ def matmul_probe(n: int = PROBE_N):
     return (lambda: np.matmul(a, b, out=c)), 2 * n ** 3
 
 
+def matmul_gflops(repeats: int = 3) -> float:
+    """This machine's float32 matmul rate now (GFLOP/s, median of `repeats` products after a
+    warm-up): what a chapter quotes next to its wall time."""
+    fn, flops = matmul_probe()
+    times = rounds({"matmul": fn}, repeats)["matmul"]
+    return flops / median(times) / 1e9
+
+
 def flops_per_token(config: GPTConfig, T: int | None = None) -> int:
     """Model FLOPs of forward+backward per token (see the module docstring)."""
     C, V, nl = config.n_embd, config.vocab_size, config.n_layer
@@ -51,17 +59,24 @@ def random_batch(config: GPTConfig, batch_size: int, T: int | None = None, seed:
     return x, y
 
 
-def training_step(config: GPTConfig, spec: MethodSpec, x, y):
-    """(method, step): a function doing one whole training step of the method on (x, y)."""
+def training_step(config: GPTConfig, spec: MethodSpec, x, y, world=None):
+    """(method, step): a function doing one whole training step of the method on (x, y).
+
+    world: a `distributed.World` of several ranks: as in `smolgpt train`, each rank takes its
+    rows of the global batch (x, y) and the trainables' gradients are all-reduced."""
     method = build(spec, config)
     trainables = method.init()
     adam = adamw_init(trainables)
     decay = method.decay_keys(trainables)
+    if world is not None:
+        x, y = world.rows(x, y)
 
     def step():
         params = method.params(trainables)
-        _, grads = loss_and_grads(params, x, y, config, wanted=method.needed_grads)
+        loss, grads = loss_and_grads(params, x, y, config, wanted=method.needed_grads)
         tgrads = method.pullback(trainables, grads)
+        if world is not None:
+            world.mean(tgrads, loss)
         clip_grad_norm(tgrads, 1.0)
         adamw_step(trainables, tgrads, adam, 1e-4, AdamWConfig(), decay)
 
