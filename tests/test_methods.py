@@ -7,8 +7,8 @@ import pytest
 
 from smolgpt.gradcheck import numerical_grad, rel_error
 from smolgpt.methods import MethodError, MethodSpec, build
-from smolgpt.model import (GPTConfig, count_params, init_params, loss_and_grads, loss_only,
-                           non_embedding_table)
+from smolgpt.model import (GPTConfig, count_params, init_constant, init_params, loss_and_grads,
+                           loss_only, non_embedding_table)
 
 SMALL = GPTConfig(n_layer=2, n_head=2, n_embd=8, block_size=6, vocab_size=11)
 
@@ -23,6 +23,18 @@ SPECS = [
     MethodSpec("fft-fastfood", d=20),
     MethodSpec("fft-fastfood", d=4, per_tensor=True, offset=False),
     MethodSpec("lora", rank=2, alpha=3.0),
+    # chapter 07's options of the combination, each through the whole model
+    MethodSpec("basis", d=4, offset=False, coef_init="normal_inv_d", basis_scale="gpt2",
+               residual_scale=False, coverage="literal"),
+    MethodSpec("basis", d=3, offset=False, coef_init="inv_d", coverage="constants"),
+    MethodSpec("basis", d=3, per_tensor=True, offset=False, coef_init="normal",
+               coverage="trained"),
+    MethodSpec("basis", d=5, offset=False, coef_init="zeros"),
+    MethodSpec("fastfood", d=8, coverage="trained", basis_scale="gpt2", residual_scale=False),
+    MethodSpec("basis", d=4, coef_init="ones", coverage="constants"),
+    # SAID: a shared a, a scale per tensor; d=300 is larger than every tensor of SMALL
+    MethodSpec("said", d=20),
+    MethodSpec("said", d=300, seed=3),
 ]
 
 
@@ -54,7 +66,11 @@ def test_pullback_is_the_gradient(spec):
         # and a 1e-6 nudge changes the loss by ~1e-10, where float64 rounding of the loss
         # (~1e-16) already costs ~1e-6 relative. A 1e-4 nudge moves weights by only ~2e-6, so
         # its truncation error stays far below the bound while rounding drops 100x.
-        eps = 1e-4 if k == "coef" else 1e-6
+        # LayerNorm and bias tensors a subspace method trains directly sit next to weights of
+        # GPT-2's scale, so their gradients are as small, and get the same nudge.
+        # SAID's scales multiply offsets of that size too.
+        eps = 1e-4 if k in ("coef", "scale") or k in dict(getattr(method, "trained", ())) \
+            else 1e-6
         num = numerical_grad(f, t[k], eps=eps, indices=probe)
         ana = tg[k].reshape(-1) if probe is None else tg[k].reshape(-1)[probe]
         assert rel_error(ana, num) < 1e-7, (k, rel_error(ana, num))
@@ -132,3 +148,249 @@ def test_embeddings_only_trains_only_embeddings():
 def test_per_tensor_coefficients_shape():
     m = build(MethodSpec("basis", d=3, per_tensor=True), SMALL)
     assert m.init()["coef"].shape == (len(non_embedding_table(SMALL)), 3)
+
+
+# ---- the options of the combination (chapter 07) ---------------------------------------------
+
+WIDE = GPTConfig(n_layer=2, n_head=2, n_embd=64, block_size=8, vocab_size=50)
+
+
+def start(**options):
+    """The parameters a no-offset d=5 basis on WIDE starts at, in float64, with `options`."""
+    m = build(MethodSpec("basis", d=5, offset=False, **options), WIDE)
+    return m, m.params(m.init(np.float64))
+
+
+def near(x, value, n):
+    """|x - value| within 6 standard errors of an estimate from n draws of spread `value`."""
+    return abs(x - value) < 6 * value / math.sqrt(2 * n)
+
+
+def test_default_options_are_the_old_behaviour():
+    """coef_init 'default' is zeros with the offset and ones without; labels are unchanged."""
+    assert MethodSpec("basis", d=5, offset=False).label() == "basis d=5 no-offset"
+    for offset, fill in ((True, 0.0), (False, 1.0)):
+        m = build(MethodSpec("basis", d=5, offset=offset), SMALL)
+        assert np.array_equal(m.init()["coef"], np.full(5, fill, np.float32))
+        same = build(MethodSpec("basis", d=5, offset=offset, coef_init="zeros" if offset else
+                                "ones"), SMALL)
+        a, b = m.params(m.init(np.float64)), same.params(same.init(np.float64))
+        assert all(np.array_equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("how, mean, std", [("ones", 1.0, 0.0), ("inv_d", 0.2, 0.0),
+                                            ("zeros", 0.0, 0.0), ("normal", 0.0, 1.0),
+                                            ("normal_inv_d", 0.0, 1 / math.sqrt(5))])
+def test_coefficient_inits(how, mean, std):
+    m = build(MethodSpec("basis", d=5, per_tensor=True, offset=False, coef_init=how), WIDE)
+    a = m.init(np.float64)["coef"]                                   # (26, 5): 130 draws
+    if std == 0:
+        assert np.all(a == mean)
+    else:
+        assert abs(a.mean() - mean) < 6 * std / math.sqrt(a.size) and near(a.std(), std, a.size)
+    again = build(MethodSpec("basis", d=5, per_tensor=True, offset=False, coef_init=how), WIDE)
+    assert np.array_equal(again.init(np.float64)["coef"], a)        # drawn from the seed
+
+
+def test_basis_scale_and_residual_scale_set_the_weights_spread():
+    _, p = start(basis_scale="gpt2")                    # every W^k spread 0.02: sum of 5 at a=1
+    assert near(p["h.0.mlp.c_fc.weight"].std(), 0.02 * math.sqrt(5), 64 * 256)
+    _, p = start(coef_init="inv_d", basis_scale="gpt2")             # a = 1/d: 0.02 / sqrt(5)
+    assert near(p["h.0.mlp.c_fc.weight"].std(), 0.02 / math.sqrt(5), 64 * 256)
+    _, p = start()
+    assert near(p["h.1.mlp.c_proj.weight"].std(), 0.01, 256 * 64)   # 0.02 / sqrt(2 * 2)
+    _, p = start(residual_scale=False)
+    assert near(p["h.1.mlp.c_proj.weight"].std(), 0.02, 256 * 64)   # the Flax port's init
+    assert near(p["h.1.attn.c_proj.weight"].std(), 0.02, 64 * 64)
+    assert near(p["h.1.mlp.c_fc.weight"].std(), 0.02, 64 * 256)     # others unchanged
+
+
+def test_coverages():
+    m, p = start(coverage="literal")              # gains are the combination alone: near 0
+    g = np.concatenate([p[f"h.{i}.ln_{j}.weight"] for i in range(2) for j in (1, 2)])
+    assert abs(g.mean()) < 6 * 0.02 / math.sqrt(g.size) and near(g.std(), 0.02, g.size)
+    for coverage in ("constants", "trained"):
+        m, p = start(coverage=coverage)
+        assert all(np.all(p[n] == init_constant(n)) for n, s in non_embedding_table(WIDE)
+                   if len(s) == 1)
+        assert near(p["h.0.mlp.c_fc.weight"].std(), 0.02, 64 * 256)
+    n_rest = sum(math.prod(s) for _, s in non_embedding_table(WIDE) if len(s) == 1)
+    assert build(MethodSpec("basis", d=5, coverage="constants"), WIDE).n_trainable == 5
+    trained = build(MethodSpec("basis", d=5, coverage="trained"), WIDE)
+    assert trained.n_trainable == 5 + n_rest
+    t = trained.init()
+    assert set(t) - {"wte.weight", "wpe.weight", "coef"} == \
+        {n for n, s in non_embedding_table(WIDE) if len(s) == 1}
+    assert trained.decay_keys(t) == set() and trained.lr_groups(t) == {"coef": "coef_lr"}
+    assert set(trained.trainable_shapes()) == set(t)
+
+
+def test_every_non_default_option_is_in_the_label():
+    specs = [MethodSpec("basis", d=5, offset=False)] + [
+        MethodSpec("basis", d=5, offset=False, **o) for o in (
+            dict(coef_init="ones"), dict(coef_init="inv_d"), dict(coef_init="normal"),
+            dict(coef_init="normal_inv_d"), dict(basis_scale="gpt2"),
+            dict(residual_scale=False), dict(coverage="literal"), dict(coverage="constants"),
+            dict(coverage="trained"))]
+    assert len({s.label() for s in specs}) == len(specs)
+
+
+def test_coefficients_are_logged_every_step():
+    m = build(MethodSpec("basis", d=5, offset=False), SMALL)
+    logged = m.log_values(m.init())
+    assert logged["coef"] == [1.0] * 5 and abs(logged["coef_norm"] - math.sqrt(5)) < 1e-6
+    assert build(MethodSpec("full"), SMALL).log_values({}) == {}
+
+
+@pytest.mark.parametrize("spec, words", [
+    (dict(name="basis", coef_init="twos"), "--coef-init must be one of"),
+    (dict(name="basis", basis_scale="huge"), "--basis-scale must be one of"),
+    (dict(name="basis", coverage="some"), "--coverage must be one of"),
+    (dict(name="lora", coef_init="ones"), "only the subspace methods"),
+    (dict(name="full", residual_scale=False), "only the subspace methods"),
+    (dict(name="basis", coverage="literal"), "add --no-offset"),
+    (dict(name="basis", offset=False, coef_init="zeros", coverage="constants"),
+     "could never move"),
+])
+def test_bad_combination_options_are_refused(spec, words):
+    with pytest.raises(MethodError, match=words):
+        MethodSpec(**spec)
+
+
+def test_zeros_without_offset_moves_only_through_the_biases():
+    """Why MethodSpec refuses zeros without an offset when only weight matrices combine: with
+    every weight matrix 0, their gradients are exactly 0 (with coverage 'all' the bias and
+    LayerNorm coordinates still give a a gradient)."""
+    m = build(MethodSpec("basis", d=5, offset=False, coef_init="zeros"), SMALL)
+    t = m.init(np.float64)
+    rng = np.random.default_rng(0)
+    idx = rng.integers(0, SMALL.vocab_size, (2, 5))
+    _, grads = loss_and_grads(m.params(t), idx, np.roll(idx, -1, 1), SMALL)
+    assert all(np.all(grads[n] == 0) for n, s in non_embedding_table(SMALL) if len(s) == 2)
+    assert np.abs(m.pullback(t, grads)["coef"]).max() > 0
+
+
+# ---- SAID ----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("d", [5, 300])
+def test_said_is_its_formula_against_dense_projections(d):
+    """theta_t = theta0_t + lambda_t sigma_t (P_t a) / sqrt(d), each P_t built as a dense matrix
+    (the first D_t rows of its Fastfood when the tensor is smaller than d)."""
+    from smolgpt.model import init_std
+    m = build(MethodSpec("said", d=d), SMALL)
+    rng = np.random.default_rng(0)
+    t = m.init(np.float64)
+    t["coef"] = rng.standard_normal(d)
+    t["scale"] = rng.uniform(-2, 2, len(m.table))
+    p = m.params(t)
+    theta0 = init_params(SMALL, 0, np.float64)
+    for i, ((name, shape), op) in enumerate(zip(m.table, m.operators())):
+        P = op.dense()[:math.prod(shape)]                           # (D_t, d)
+        sigma = init_std(SMALL, name) or 0.02
+        want = theta0[name] + t["scale"][i] * sigma * (P @ t["coef"]).reshape(shape) / math.sqrt(d)
+        assert np.allclose(p[name], want, rtol=1e-12, atol=1e-14), name
+
+
+def test_said_counts_and_start():
+    m = build(MethodSpec("said", d=7), SMALL)
+    m_tensors = len(non_embedding_table(SMALL))
+    assert m.n_trainable == 7 + m_tensors
+    t = m.init()
+    assert np.all(t["coef"] == 0) and np.all(t["scale"] == 1) and t["scale"].shape == (m_tensors,)
+    assert set(m.trainable_shapes()) == set(t)
+    p, ref = m.params(m.init(np.float64)), init_params(SMALL, 0, np.float64)
+    assert all(np.array_equal(p[k], ref[k]) for k in ref)          # a = 0: exactly theta_0
+    assert m.lr_groups(t) == {"coef": "coef_lr", "scale": "scale_lr"} and m.decay_keys(t) == set()
+    assert build(MethodSpec("said", d=1000), GPTConfig.preset("gpt2")).n_trainable == 1000 + 146
+    assert MethodSpec("said", d=1000).label() == "said d=1000"
+
+
+def test_said_scale_has_no_gradient_until_a_moves():
+    m = build(MethodSpec("said", d=9), SMALL)
+    t = m.init(np.float64)
+    rng = np.random.default_rng(1)
+    idx = rng.integers(0, SMALL.vocab_size, (2, 5))
+    _, grads = loss_and_grads(m.params(t), idx, np.roll(idx, -1, 1), SMALL)
+    tg = m.pullback(t, grads)
+    assert np.all(tg["scale"] == 0) and np.abs(tg["coef"]).max() > 0
+
+
+@pytest.mark.parametrize("spec, words", [
+    (dict(name="said", d=4, per_tensor=True), "drop --per-tensor"),
+    (dict(name="said", d=4, offset=False), "drop --no-offset"),
+])
+def test_said_refuses_what_it_is_not(spec, words):
+    with pytest.raises(MethodError, match=words):
+        build(MethodSpec(**spec), SMALL)
+
+
+# ---- starting from saved weights (--init-from) -------------------------------------------------
+
+def some_weights(seed=7):
+    """A parameter dict of SMALL that is no random init of any method seed."""
+    rng = np.random.default_rng(seed)
+    return {k: rng.standard_normal(v.shape) * 0.1 for k, v in init_params(SMALL, 0).items()}
+
+
+@pytest.mark.parametrize("spec", [MethodSpec("full"), MethodSpec("embeddings"),
+                                  MethodSpec("basis", d=5), MethodSpec("fastfood", d=9),
+                                  MethodSpec("fft-fastfood", d=3, per_tensor=True),
+                                  MethodSpec("lora", rank=2), MethodSpec("said", d=11)],
+                         ids=lambda s: s.label().replace(" ", "_"))
+def test_every_method_starts_exactly_at_given_weights(spec):
+    start = some_weights()
+    m = build(spec, SMALL, start=start)
+    p = m.params(m.init(np.float64))
+    assert set(p) == set(start)
+    for k in start:
+        assert np.array_equal(p[k], start[k]), k
+    t = m.init(np.float64)                          # the caller's updates never reach the start
+    for v in t.values():
+        v += 1.0
+    assert all(np.array_equal(a, b) for a, b in zip(start.values(), some_weights().values()))
+
+
+def test_start_moves_with_the_trainables_as_before():
+    """Around given weights a method is the same map: params(t) - start == params0(t) - init."""
+    start = some_weights()
+    for spec in (MethodSpec("fastfood", d=9), MethodSpec("said", d=11), MethodSpec("lora", rank=2)):
+        a, b = build(spec, SMALL, start=start), build(spec, SMALL)
+        t = nudged_trainables(b, 2)
+        if "scale" in t:
+            t["scale"] = t["scale"] + 1
+        pa, pb, ref = a.params(t), b.params(t), init_params(SMALL, 0, np.float64)
+        for k in ref:
+            if k not in t:
+                assert np.allclose(pa[k] - start[k], pb[k] - ref[k], atol=1e-12), (spec, k)
+
+
+def test_a_lazy_start_is_read_only_when_needed():
+    calls = []
+
+    def loader():
+        calls.append(1)
+        return some_weights()
+
+    full = build(MethodSpec("full"), SMALL, start=loader)
+    full.params(some_weights())                     # full: the trainables are the model
+    assert calls == []
+    emb = build(MethodSpec("embeddings"), SMALL, start=loader)
+    emb.params(emb.init())
+    emb.params(emb.init())
+    assert calls == [1]
+
+
+@pytest.mark.parametrize("spec, words", [
+    (dict(name="basis", d=5, offset=False), "drop --no-offset"),
+    (dict(name="fastfood", d=5, coverage="constants"), "--coverage all"),
+])
+def test_start_needs_a_theta0(spec, words):
+    with pytest.raises(MethodError, match=words):
+        build(MethodSpec(**spec), SMALL, start=some_weights())
+
+
+def test_start_of_another_model_is_refused():
+    other = init_params(GPTConfig(n_layer=2, n_head=2, n_embd=16, block_size=6, vocab_size=11))
+    m = build(MethodSpec("embeddings"), SMALL, start=other)
+    with pytest.raises(MethodError, match="do not fit this model"):
+        m.init()

@@ -17,6 +17,11 @@ tests a method's name:
     method.decay_keys(t)        which trainables AdamW decays
     method.lr_groups(t)         {key: TrainConfig field holding its peak learning rate}; keys not
                                 listed use `lr`
+    method.log_values(t)        {name: a few numbers} worth a line in every step's log record
+                                (the subspace coefficients), or {}
+    method.start_from(params)   start from given weights instead of the seed's random init (a
+                                saved model, `--init-from`): full training trains them, every
+                                other method freezes them (the subspace methods as theta_0)
 
 A method is a small object holding only what is fixed (config, seeds, frozen arrays it can
 regenerate); it never holds the trainables, which the caller owns. The token and position
@@ -32,8 +37,13 @@ import numpy as np
 
 from ..model import EMBEDDING_NAMES, GPTConfig, count_params, init_params, param_table
 
-METHODS = ("full", "embeddings", "basis", "fastfood", "fft-fastfood", "lora")
+METHODS = ("full", "embeddings", "basis", "fastfood", "fft-fastfood", "lora", "said")
 SUBSPACE_KINDS = ("basis", "fastfood", "fft-fastfood")
+# How a subspace method's combination is instantiated (chapter 07 takes these apart); the first
+# of each is the default.
+COEF_INITS = ("default", "ones", "inv_d", "zeros", "normal", "normal_inv_d")
+BASIS_SCALES = ("normalised", "gpt2")
+COVERAGES = ("all", "literal", "constants", "trained")
 
 
 class MethodError(ValueError):
@@ -50,7 +60,8 @@ class MethodSpec:
     name: str = field(default="full", metadata=dict(
         flag="method", help="what is trained: " + ", ".join(METHODS) + ". full: every tensor; "
         "embeddings: only wte/wpe; basis: a dense random subspace; fastfood / fft-fastfood: the "
-        "same with a fast structured projection; lora: low-rank updates of a frozen random init"))
+        "same with a fast structured projection; lora: low-rank updates of a frozen random init; "
+        "said: one shared Fastfood subspace with a learned scale per tensor (Aghajanyan et al.)"))
     d: int = field(default=5, metadata=dict(
         help="subspace dimension: trainable numbers for the whole model, or for each tensor "
         "with --per-tensor"))
@@ -59,6 +70,25 @@ class MethodSpec:
     offset: bool = field(default=True, metadata=dict(
         flag="no-offset", help="the post's form theta = sum_k a_k W^k instead of Li et al.'s "
         "theta_0 + P a (a starts at ones instead of zeros)"))
+    coef_init: str = field(default="default", metadata=dict(
+        help="how the subspace coefficients a start: " + ", ".join(COEF_INITS) + ". default: "
+        "zeros with the offset, ones without; inv_d: every a_k = 1/d; normal: N(0, 1); "
+        "normal_inv_d: N(0, 1/d) (drawn from --method-seed)", neutral=True))
+    basis_scale: str = field(default="normalised", metadata=dict(
+        help="scale of each basis tensor W^k: normalised (sigma / sqrt(d): the weights have "
+        "GPT-2's spread sigma at a = ones, whatever d is) or gpt2 (every W^k a full GPT-2 init "
+        "of spread sigma, so the weights' spread is sigma |a|)", neutral=True))
+    residual_scale: bool = field(default=True, metadata=dict(
+        flag="no-residual-scale", help="give the basis's residual projections (attn.c_proj, "
+        "mlp.c_proj) the plain 0.02 of the Flax GPT-2 the post used, instead of GPT-2's "
+        "0.02 / sqrt(2 n_layer); a frozen offset keeps GPT-2's init either way", neutral=True))
+    coverage: str = field(default="all", metadata=dict(
+        help="which tensors the random combination spans: " + ", ".join(COVERAGES) + ". all: "
+        "every non-embedding tensor, added to GPT-2's constants (LayerNorm gains 1 + the "
+        "combination); literal: every tensor is the combination alone, LayerNorm gains and "
+        "biases included (needs --no-offset); constants: only the weight matrices, LayerNorm "
+        "and biases fixed at GPT-2's constants; trained: only the weight matrices, LayerNorm "
+        "and biases trained directly at --lr (and counted)", neutral=True))
     rank: int = field(default=4, metadata=dict(help="LoRA rank r"))
     alpha: float = field(default=8.0, metadata=dict(
         help="LoRA scale alpha; the update is (alpha / r) A B"))
@@ -71,19 +101,59 @@ class MethodSpec:
         if not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
             raise MethodError(f"method seed (--method-seed) must be an integer >= 0, "
                               f"got {self.seed!r}")
+        self._check_subspace_options()
         a = self.alpha
         if isinstance(a, bool) or not isinstance(a, (int, float)) or not math.isfinite(a) \
                 or a <= 0:
             raise MethodError(f"LoRA scale alpha (--alpha) must be a positive finite number, "
                               f"got {a!r}")
 
+    def _check_subspace_options(self):
+        """Refuse option values that do not exist, options of a method they do not apply to,
+        and combinations that cannot train."""
+        for name, flag, allowed in (("coef_init", "--coef-init", COEF_INITS),
+                                    ("basis_scale", "--basis-scale", BASIS_SCALES),
+                                    ("coverage", "--coverage", COVERAGES)):
+            if getattr(self, name) not in allowed:
+                raise MethodError(f"{flag} must be one of {', '.join(allowed)}, got "
+                                  f"{getattr(self, name)!r}")
+        changed = [flag for flag, is_default in (
+            ("--coef-init", self.coef_init == "default"),
+            ("--basis-scale", self.basis_scale == "normalised"),
+            ("--no-residual-scale", self.residual_scale is True),
+            ("--coverage", self.coverage == "all")) if not is_default]
+        if changed and self.name not in SUBSPACE_KINDS:
+            raise MethodError(f"{', '.join(changed)} shape(s) a random combination, so only the "
+                              f"subspace methods ({', '.join(SUBSPACE_KINDS)}) take it, not "
+                              f"{self.name!r}")
+        if self.coverage == "literal" and self.offset:
+            raise MethodError("--coverage literal makes every tensor the combination alone, with "
+                              "nothing added; the offset would add GPT-2's init back: add "
+                              "--no-offset, or use --coverage all")
+        if self.coef_init == "zeros" and not self.offset and self.coverage in ("constants",
+                                                                              "trained"):
+            # Every weight matrix would start at 0, where each one's gradient is a product with
+            # another that is 0 (e.g. dL/dW_fc goes through W_proj): a would never move.
+            raise MethodError("--coef-init zeros with --no-offset and --coverage "
+                              f"{self.coverage} starts every weight matrix at 0, where their "
+                              "gradients are exactly 0, so the coefficients could never move: "
+                              "keep the offset, or use --coverage all or literal")
+
     def label(self) -> str:
-        """A short human name, e.g. 'fastfood d=1000', 'basis 5/tensor', 'basis d=5 no-offset'."""
+        """A short human name, e.g. 'fastfood d=1000', 'basis 5/tensor', 'basis d=5 no-offset',
+        'basis d=5 no-offset a=inv_d coverage=literal' (every non-default option is named)."""
         if self.name in SUBSPACE_KINDS:
             label = f"{self.name} {self.d}/tensor" if self.per_tensor else f"{self.name} d={self.d}"
-            return label if self.offset else label + " no-offset"
+            label = label if self.offset else label + " no-offset"
+            extra = [f"a={self.coef_init}" if self.coef_init != "default" else "",
+                     f"basis-scale={self.basis_scale}" if self.basis_scale != "normalised" else "",
+                     "" if self.residual_scale else "no-residual-scale",
+                     f"coverage={self.coverage}" if self.coverage != "all" else ""]
+            return " ".join([label] + [e for e in extra if e])
         if self.name == "lora":
             return f"lora r={self.rank}"
+        if self.name == "said":
+            return f"said d={self.d}"
         return self.name
 
     def to_dict(self) -> dict:
@@ -94,12 +164,37 @@ class FullMethod:
     """Every tensor trained directly: the trainables are the parameters."""
 
     needed_grads = None                              # every gradient
+    _start = None                                    # start_from's weights (or their loader)
+
+    def start_from(self, params) -> None:
+        """Start from `params` (every tensor of this model, like init_params gives; or a
+        function of no arguments returning them, called when first needed) instead of the random
+        init drawn from the seed. Call before init() or params()."""
+        self._start = params
+
+    def start_weights(self, dtype) -> dict | None:
+        """start_from's weights in `dtype`, checked against the model's table, or None."""
+        if self._start is None:
+            return None
+        start = self._start() if callable(self._start) else self._start
+        want = dict(param_table(self.config))
+        got = {k: tuple(np.shape(v)) for k, v in start.items()}
+        if got != want:
+            bad = next((k for k in want if got.get(k) != want[k]), None) or sorted(set(got) -
+                                                                                  set(want))[0]
+            raise MethodError(f"the start weights do not fit this model: {bad} is "
+                              f"{got.get(bad, 'missing')}, the model needs {want.get(bad)}; "
+                              f"start from a checkpoint of the same model")
+        return {k: np.asarray(start[k], dtype=dtype) for k in want}
 
     def __init__(self, spec: MethodSpec, config: GPTConfig):
         self.spec, self.config = spec, config
         self.n_trainable = count_params(config, non_embedding=True)
 
     def init(self, dtype=np.float32):
+        start = self.start_weights(dtype)
+        if start is not None:                        # copies: the caller updates them in place
+            return {k: v.copy() for k, v in start.items()}
         return init_params(self.config, self.spec.seed, dtype)
 
     def trainable_shapes(self) -> dict[str, tuple[int, ...]]:
@@ -118,12 +213,16 @@ class FullMethod:
     def lr_groups(self, trainables):
         return {}                                    # everything at `lr`
 
+    def log_values(self, trainables) -> dict:
+        return {}                                    # nothing small enough to log every step
+
 
 class EmbeddingsOnlyMethod(FullMethod):
     """The baseline: wte and wpe trained, every other tensor frozen at its random init.
 
     Subclasses (the subspace methods, LoRA) build on the same frozen init, which is regenerated
-    from the method's seed on first use and kept, once per dtype.
+    from the method's seed on first use and kept, once per dtype; after `start_from(params)` the
+    frozen init is those weights instead (a pretrained model, adapted around its own weights).
     """
 
     needed_grads = frozenset(EMBEDDING_NAMES)
@@ -134,9 +233,12 @@ class EmbeddingsOnlyMethod(FullMethod):
         self._init_params = None
 
     def random_init(self, dtype):
-        """The frozen GPT-2 init (every tensor) in `dtype`, regenerated from the seed once."""
+        """The frozen GPT-2 init (every tensor) in `dtype`, regenerated from the seed once; the
+        start weights instead when the method was given some (`start_from`)."""
         if self._init_params is None or self._init_params["wte.weight"].dtype != dtype:
-            self._init_params = init_params(self.config, self.spec.seed, dtype)
+            start = self.start_weights(dtype)
+            self._init_params = start if start is not None else \
+                init_params(self.config, self.spec.seed, dtype)
         return self._init_params
 
     def init(self, dtype=np.float32):

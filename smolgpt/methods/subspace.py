@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import transforms
 from ..model import EMBEDDING_NAMES, GPTConfig, flat_layout, init_constant, init_std, \
-    non_embedding_table
+    is_residual_projection, non_embedding_table
 from .base import EmbeddingsOnlyMethod, MethodError, MethodSpec
 
 _OPERATORS = {"basis": transforms.DenseGaussian, "fastfood": transforms.Fastfood,
@@ -44,13 +44,33 @@ class SubspaceMethod(EmbeddingsOnlyMethod):
         All of the model's randomness then lives in the d directions.
     per_tensor: each tensor t gets its own P_t (D_t, d) and its own coefficients (row t of a
       (n_tensors, d) array): the post's "5 per tensor".
+
+    The choices the post left open (MethodSpec fields; the defaults are the form above):
+      coef_init: how a starts (default: zeros with the offset, ones without; or ones, 1/d,
+        zeros, N(0, 1), N(0, 1/d)).
+      basis_scale: "normalised" divides by sqrt(d) as above; "gpt2" does not, so every column
+        is a full GPT-2 init (spread sigma) and the weights' spread is sigma |a|.
+      residual_scale=False: sigma of the residual projections is 0.02, not 0.02 / sqrt(2 n_layer)
+        (the Flax port's init). A frozen offset theta_0 keeps GPT-2's init either way.
+      coverage: "all" (above), "literal" (base 0 everywhere: LayerNorm gains and biases are the
+        combination alone, the post's "every tensor" read literally), "constants" (theta and P
+        span only the 2-D weight matrices; LayerNorm and biases are GPT-2's constants, frozen)
+        or "trained" (the same, with LayerNorm and biases trainables of their own, counted in
+        n_trainable).
+    Starting a at zeros without an offset is allowed only when the combination spans the
+    LayerNorm and bias tensors: every weight matrix then starts at 0, where only those tensors'
+    gradients are non-zero (MethodSpec refuses the other coverages).
     """
 
     needed_grads = None                              # every non-embedding tensor moves with a
 
     def __init__(self, spec: MethodSpec, config: GPTConfig):
         super().__init__(spec, config)
-        self.table = non_embedding_table(config)
+        every = non_embedding_table(config)
+        spans_all = spec.coverage in ("all", "literal")
+        self.table = [(n, s) for n, s in every if spans_all or len(s) == 2]     # in theta
+        self.rest = [(n, s) for n, s in every if not (spans_all or len(s) == 2)]
+        self.trained = self.rest if spec.coverage == "trained" else []
         self.layout, self.D = flat_layout(self.table)
         d = spec.d
         if not isinstance(d, (int, np.integer)) or d < 1:
@@ -67,8 +87,23 @@ class SubspaceMethod(EmbeddingsOnlyMethod):
                 raise MethodError(f"d={d} is larger than the {self.D} non-embedding parameters it "
                                   f"spans: use d <= {self.D}")
             self.n_trainable = d
+        self.n_trainable += sum(math.prod(s) for _, s in self.trained)
         self._ops = None
         self._base = self._sigma = None
+        self._constants = None
+
+    def start_from(self, params) -> None:
+        """A saved model becomes theta_0 (Li et al.'s offset form, as Aghajanyan et al. use it to
+        fine-tune). Without the offset the weights are the combination alone, and with another
+        coverage than "all" some tensors are GPT-2's constants: neither can hold saved weights."""
+        if not self.spec.offset:
+            raise MethodError("--init-from needs the offset form, theta = theta_0 + P a with "
+                              "theta_0 the saved weights: drop --no-offset")
+        if self.spec.coverage != "all":
+            raise MethodError(f"--init-from with --coverage {self.spec.coverage} would replace "
+                              f"the saved LayerNorm and bias values by GPT-2's constants: use "
+                              f"--coverage all")
+        super().start_from(params)
 
     # -- the fixed pieces, built on first use ----------------------------------------------------
     def operators(self):
@@ -93,13 +128,36 @@ class SubspaceMethod(EmbeddingsOnlyMethod):
             for name, shape, off in self.layout:
                 n = math.prod(shape)
                 std = init_std(self.config, name)
+                if not self.spec.residual_scale and is_residual_projection(name):
+                    std *= math.sqrt(2 * self.config.n_layer)    # undo GPT-2's 1/sqrt(2 n_layer)
                 sigma[off:off + n] = std if std > 0 else 0.02
                 if theta0 is not None:
                     base[off:off + n] = theta0[name].reshape(-1)
-                elif std == 0:                       # GPT-2's constants: LayerNorm gains 1
-                    base[off:off + n] = init_constant(name)
+                elif std == 0 and self.spec.coverage != "literal":
+                    base[off:off + n] = init_constant(name)     # GPT-2's constants: gains 1
             self._base, self._sigma = base, sigma
         return self._base, self._sigma
+
+    def constants(self, dtype):
+        """{name: GPT-2's constant array} of the tensors outside theta, built once per dtype."""
+        if self._constants is None or any(v.dtype != dtype for v in self._constants.values()):
+            self._constants = {n: np.full(s, init_constant(n), dtype=dtype) for n, s in self.rest}
+        return self._constants
+
+    def column_scale(self) -> float:
+        """The factor on sigma * (P a): 1/sqrt(d) (normalised) or 1 (each column a GPT-2 init)."""
+        return 1.0 / math.sqrt(self.spec.d) if self.spec.basis_scale == "normalised" else 1.0
+
+    def initial_coef(self, shape, dtype):
+        """a at the start, as spec.coef_init says (random draws from the method's seed)."""
+        how, d = self.spec.coef_init, self.spec.d
+        if how == "default":
+            how = "zeros" if self.spec.offset else "ones"
+        if how in ("normal", "normal_inv_d"):
+            rng = np.random.default_rng([self.spec.seed, 2])   # 2: the coefficients' stream
+            a = rng.standard_normal(shape)                       # (d,) or (n_tensors, d)
+            return (a / math.sqrt(d) if how == "normal_inv_d" else a).astype(dtype)
+        return np.full(shape, {"zeros": 0.0, "ones": 1.0, "inv_d": 1.0 / d}[how], dtype=dtype)
 
     def _segments(self):
         """[(offset, size)] of each operator's slice of theta."""
@@ -110,18 +168,19 @@ class SubspaceMethod(EmbeddingsOnlyMethod):
     # -- the contract ------------------------------------------------------------------------------
     def init(self, dtype=np.float32):
         trainables = super().init(dtype)
-        fill = 0.0 if self.spec.offset else 1.0
-        trainables["coef"] = np.full(self.trainable_shapes()["coef"], fill, dtype=dtype)
+        trainables["coef"] = self.initial_coef(self.trainable_shapes()["coef"], dtype)
+        for name, shape in self.trained:                  # coverage "trained": GPT-2's start
+            trainables[name] = np.full(shape, init_constant(name), dtype=dtype)
         return trainables
 
     def trainable_shapes(self) -> dict[str, tuple[int, ...]]:
         shape = (len(self.table), self.spec.d) if self.spec.per_tensor else (self.spec.d,)
-        return {**super().trainable_shapes(), "coef": shape}
+        return {**super().trainable_shapes(), "coef": shape, **dict(self.trained)}
 
     def theta(self, coef):
         """coef (d,) or (n_tensors, d) -> theta (D,) = base + sigma * (P a) / sqrt(d)."""
         base, sigma = self.base_and_sigma(coef.dtype)
-        scale = 1.0 / math.sqrt(self.spec.d)
+        scale = self.column_scale()
         rows = coef.reshape(-1, self.spec.d)
         theta = np.empty(self.D, dtype=coef.dtype)
         for op, row, (off, n) in zip(self.operators(), rows, self._segments()):
@@ -136,21 +195,36 @@ class SubspaceMethod(EmbeddingsOnlyMethod):
         params = {k: trainables[k] for k in EMBEDDING_NAMES}
         for name, shape, off in self.layout:
             params[name] = theta[off:off + math.prod(shape)].reshape(shape)     # views, no copy
+        fixed = self.constants(theta.dtype) if self.rest and not self.trained else trainables
+        for name, _ in self.rest:                  # LayerNorm and biases outside the combination
+            params[name] = fixed[name]
         return params
 
     def pullback(self, trainables, grads):
         """dL/da = P^T (sigma * dL/dtheta) / sqrt(d): the transpose of the map, read backwards
-        (base is constant, so it contributes nothing)."""
+        (base is constant, so it contributes nothing; with basis_scale "gpt2" there is no
+        1/sqrt(d)). Tensors trained directly keep their own gradients."""
         coef = trainables["coef"]
         g = np.concatenate([grads[name].reshape(-1) for name, _, _ in self.layout])   # (D,)
         g *= self.base_and_sigma(coef.dtype)[1]
-        g *= 1.0 / math.sqrt(self.spec.d)
+        g *= self.column_scale()
         dcoef = np.empty_like(coef).reshape(-1, self.spec.d)
         for i, (op, (off, n)) in enumerate(zip(self.operators(), self._segments())):
             dcoef[i] = op.rmatvec(g[off:off + n])
         out = {k: grads[k] for k in EMBEDDING_NAMES}
         out["coef"] = dcoef.reshape(coef.shape)
+        for name, _ in self.trained:
+            out[name] = grads[name]
         return out
 
     def lr_groups(self, trainables):
         return {"coef": "coef_lr"}                     # coefficients have their own peak rate
+
+    def log_values(self, trainables) -> dict:
+        """The coefficients themselves when there are at most 16 (their trajectory is chapter
+        07's evidence), and always their norm |a|."""
+        coef = trainables["coef"]
+        out = {"coef_norm": float(np.linalg.norm(coef.astype(np.float64)))}   # no float32 overflow
+        if coef.size <= 16:
+            out["coef"] = [float(v) for v in coef.reshape(-1)]
+        return out
