@@ -181,9 +181,51 @@ def describe(meta: dict) -> str:
 
 def load_params(path):
     """A checkpoint -> (params dict, GPTConfig, MethodSpec): the model ready for sampling."""
+    trainables, _, meta = load(path)                 # validated: these cannot fail
+    return materialise(trainables, meta)
+
+
+def materialise(trainables: dict, meta: dict):
+    """A checkpoint's trainables and meta -> (params dict, GPTConfig, MethodSpec).
+
+    A run started from another model (`init_from`) rebuilds its frozen weights from that
+    checkpoint, which must still be there unchanged (its sha256 is in the meta); it is read only
+    if the method needs it (full training's trainables are the whole model already).
+    """
     from .methods import MethodSpec, build
     from .model import GPTConfig
-    trainables, _, meta = load(path)                 # validated: these cannot fail
     model = GPTConfig(**meta["model"])
     spec = MethodSpec(**meta["method"])
-    return build(spec, model).params(trainables), model, spec
+    train = meta.get("train")
+    source = train.get("init_from") if isinstance(train, dict) else None
+    start = None
+    if isinstance(source, str) and source:
+        start = lambda: start_params(source, model, meta.get("init_from_sha256"))  # noqa: E731
+    return build(spec, model, start=start).params(trainables), model, spec
+
+
+def start_params(path, config, sha256: str | None = None) -> dict:
+    """The weights of checkpoint `path` (any method, materialised) for a model `config` to start
+    from (`--init-from`). CheckpointError, one line, when the file is not there, is not the file
+    a run was started from (`sha256`), or holds another model."""
+    from .files import sha256_of
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"--init-from {path}: no checkpoint there; pass a checkpoint.npz "
+                              f"written by smolgpt train or smolgpt import" if sha256 is None else
+                              f"this model was started from {path}, which is gone: its frozen "
+                              f"weights live there; put that checkpoint back")
+    if sha256 is not None and sha256_of(path) != sha256:
+        raise CheckpointError(f"this model was started from {path}, which has changed since "
+                              f"(sha256 differs): its frozen weights were that file's; put the "
+                              f"original back")
+    params, model, _ = load_params(path)
+    if model != config:
+        raise CheckpointError(f"--init-from {path} holds a model with n_layer={model.n_layer} "
+                              f"n_head={model.n_head} n_embd={model.n_embd} block_size="
+                              f"{model.block_size} vocab={model.vocab_size}, this run's is "
+                              f"n_layer={config.n_layer} n_head={config.n_head} n_embd="
+                              f"{config.n_embd} block_size={config.block_size} vocab="
+                              f"{config.vocab_size}: give no model flags (they are taken from "
+                              f"the checkpoint) or the checkpoint's own")
+    return params

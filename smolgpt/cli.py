@@ -18,17 +18,24 @@ declares, so a new field is a new flag without touching this file.
 Errors in what you asked for print one line saying what to fix, and exit with status 2;
 a run that diverges exits with status 3 and keeps its last good checkpoint; Ctrl-C during
 training saves a checkpoint and exits with status 0 (before training starts: 130, nothing lost).
+
+`mpiexec -n N smolgpt train ...` trains one model on N processes (smolgpt/distributed.py). There
+an error on any rank prints one line and ends every rank (MPI_Abort) with the same status, since
+the other ranks would otherwise wait for it forever.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import io
 import json
 import os
 import sys
 from pathlib import Path
 
+from . import distributed
 from .methods import MethodSpec
 from .model import GPTConfig, count_params
 from .train import TrainConfig
@@ -39,10 +46,10 @@ from .train import TrainConfig
 
 def _dataclass_flags(parser, cls, groups: dict, title: str, skip=()):
     """One flag per field of `cls` that declares a help text, in the argument group its metadata
-    names, else `title` (created on first use). The flag is `--field-name` unless the metadata gives `flag`;
-    a bool field becomes a switch that sets the opposite of its default. Every default is None
-    here, so that with --resume only the flags the user typed override the checkpoint's settings;
-    the help shows the field's real default."""
+    names, else `title` (created on first use). The flag is `--field-name` unless the metadata
+    gives `flag`; a bool field becomes a switch that sets the opposite of its default. Every
+    default is None here, so that with --resume only the flags the user typed override the
+    checkpoint's settings; the help shows the field's real default."""
     for f in dataclasses.fields(cls):
         if "help" not in f.metadata or f.name in skip:
             continue
@@ -102,10 +109,17 @@ def _train_config(a: argparse.Namespace) -> TrainConfig:
 
     resume = getattr(a, "resume", None)
     base = TrainConfig.of_checkpoint(load(resume)[2], resume) if resume else TrainConfig()
+    changes = _typed(a, TrainConfig)
+    if changes.get("init_from"):
+        # absolute, since the run's frozen weights are read from there later; a new run's model
+        # is the starting checkpoint's unless flags change it (a mismatch is refused at start)
+        changes["init_from"] = str(Path(changes["init_from"]).expanduser().resolve())
+        if not resume:
+            start_model = GPTConfig(**load(changes["init_from"])[2]["model"])
+            base = dataclasses.replace(base, gpt=start_model)
     gpt = GPTConfig.preset(a.preset) if a.preset else base.gpt
     gpt = dataclasses.replace(gpt, **_typed(a, GPTConfig))
     spec = MethodSpec(**{**base.method.to_dict(), **_typed(a, MethodSpec)})
-    changes = _typed(a, TrainConfig)
     if "out" not in changes:
         # a resumed run continues next to its checkpoint; a new one goes to runs/<method>
         changes["out"] = str(Path(resume).parent) if resume else "runs/" + run_name(spec)
@@ -117,8 +131,23 @@ def _train_config(a: argparse.Namespace) -> TrainConfig:
 
 
 def cmd_train(a):
-    from .methods import build
+    from .distributed import world
     from .train import train
+    # under mpiexec, rank 0 reads the flags (and a --resume checkpoint) and the others get its
+    # config: they need not see the run folder at all
+    cfg = world().bcast(_checked_train_config(a) if world().lead else None)
+    summary = train(cfg, resume=a.resume, progress=not a.no_progress)
+    if summary["interrupted"] or not world().lead:
+        return                                # train() said where the checkpoint is
+    print(f"final validation loss {summary['val_loss']:.4f} after {summary['tokens']:,} tokens; "
+          f"checkpoint {summary['checkpoint']} ({summary['checkpoint_bytes']:,} bytes)")
+    if summary.get("sample"):
+        print("sample:", summary["sample"])
+
+
+def _checked_train_config(a) -> TrainConfig:
+    """The run's TrainConfig, refusing a start or resume that would replace another run."""
+    from .methods import build
     cfg = _train_config(a)
     build(cfg.method, cfg.gpt)                # validate the method's options before any data work
     old = Path(cfg.out) / "checkpoint.npz"
@@ -129,13 +158,7 @@ def cmd_train(a):
         raise ValueError(f"--out {cfg.out} holds another run's checkpoint ({old}), which resuming "
                          f"{a.resume} there would replace: leave out --out to continue next to "
                          f"the checkpoint, choose an empty --out, or pass --overwrite")
-    summary = train(cfg, resume=a.resume, progress=not a.no_progress)
-    if summary["interrupted"]:
-        return                                # train() said where the checkpoint is
-    print(f"final validation loss {summary['val_loss']:.4f} after {summary['tokens']:,} tokens; "
-          f"checkpoint {summary['checkpoint']} ({summary['checkpoint_bytes']:,} bytes)")
-    if summary.get("sample"):
-        print("sample:", summary["sample"])
+    return cfg
 
 
 def _require(ok: bool, flag: str, rule: str, value) -> None:
@@ -220,6 +243,13 @@ def cmd_bench(a):
     _require(1 <= a.d <= D, "--d", f"between 1 and the {D:,} non-embedding parameters of "
              f"{a.preset}", a.d)
     _require(a.threads is None or a.threads >= 1, "--threads", "at least 1", a.threads)
+    if a.mpi:                             # the MPI comparison alone (smolgpt/bench/mpi.py)
+        from .bench import mpi
+        cores = a.threads or len(os.sched_getaffinity(0))
+        r = mpi.run(config, batch_size=a.batch_size, steps=a.repeats, cores=cores,
+                    specs=mpi.default_specs(a.d))
+        print(json.dumps(r, indent=2) if a.json else mpi.format_report(r))
+        return
     if a.vs_torch:                        # fail on a missing torch before minutes of timing
         bench.check_torch()
     r = bench.run(config, batch_size=a.batch_size, repeats=a.repeats, subspace_d=a.d,
@@ -369,6 +399,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--vs-torch", action="store_true", help="also time Hugging Face's PyTorch "
                    "GPT-2 of the same shape side by side, interleaved, each in its own process "
                    "(needs pip install -e \".[hf]\")")
+    s.add_argument("--mpi", action="store_true", help="instead, train steps of full, fastfood "
+                   "--d and lora as 1 process x N threads and as N MPI processes x 1 thread "
+                   "(N: --threads, default every core): tokens/s and bytes all-reduced per step; "
+                   "--repeats timed steps per job (needs pip install -e \".[mpi]\")")
     s.add_argument("--json", action="store_true", help="print one JSON object")
     s.set_defaults(fn=cmd_bench)
 
@@ -385,26 +419,41 @@ def main(argv=None) -> int:
     from .data import DataError
     from .files import FolderInUse
     from .train import TrainingDiverged
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    if distributed.launcher_rank():           # under mpiexec, rank 0 alone prints --help or usage
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            args = parser.parse_args(argv)
+    else:
+        args = parser.parse_args(argv)
     try:
+        distributed.world()                   # under mpiexec: join the job before anything fails
         args.fn(args)
     except TrainingDiverged as e:
-        print(f"smolgpt: {e}", file=sys.stderr)
-        return 3
+        return _fail(3, f"smolgpt: {e}")
     except (ValueError, DataError, CheckpointError, FolderInUse, FileNotFoundError) as e:
-        print(f"smolgpt: error: {e}", file=sys.stderr)
-        return 2
+        return _fail(2, f"smolgpt: error: {e}")
     except BrokenPipeError:                   # `smolgpt sample ... | head`: the reader had enough
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # no flush error at exit
         return 0
     except OSError as e:                      # --out or --data-dir a file, no permission, disk full
-        print(f"smolgpt: error: {e}; check that the path is a folder you can write to and that "
-              f"the disk has space", file=sys.stderr)
-        return 2
+        return _fail(2, f"smolgpt: error: {e}; check that the path is a folder you can write to "
+                     f"and that the disk has space")
     except KeyboardInterrupt:                 # Ctrl-C outside the training loop (which saves)
-        print("smolgpt: interrupted; checkpoints already written are kept", file=sys.stderr)
-        return 130
+        return _fail(130, "smolgpt: interrupted; checkpoints already written are kept")
+    except Exception as e:
+        # a bug or a crash: under mpiexec, one line and every rank ended; in one process, the
+        # traceback as always
+        distributed.abort_all(1, f"smolgpt: {type(e).__name__}: {e}")
+        raise
     return 0
+
+
+def _fail(status: int, line: str) -> int:
+    """Print one line to stderr and return the exit status. Under mpiexec, end every rank
+    instead (MPI_Abort): the others would wait forever for this one in their next collective."""
+    distributed.abort_all(status, line)       # returns only in a 1-process world
+    print(line, file=sys.stderr)
+    return status
 
 
 if __name__ == "__main__":

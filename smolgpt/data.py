@@ -417,7 +417,8 @@ def _prepare(out: Path, source: dict, old: dict | None, force: bool, verbose: bo
     manifest = {"format": FORMAT, "tokenizer": ENCODING, "eot": EOT,
                 "eot_placement": "one EOT before every document", "dtype": "uint16",
                 "source": source, "splits": {s: splits[s] for s in SPLITS}}
-    write_atomic(out / MANIFEST, lambda f: f.write((json.dumps(manifest, indent=1) + "\n").encode()))
+    text = json.dumps(manifest, indent=1) + "\n"
+    write_atomic(out / MANIFEST, lambda f: f.write(text.encode()))
     return manifest
 
 
@@ -436,6 +437,72 @@ def prepare(out_dir=None, *, train_glob=None, val_glob=None, max_docs=None, forc
     old = _read_manifest(out)
     source = _requested_source(train_glob, val_glob, max_docs, old and old["source"])
     return _prepare(out, source, old, force, verbose)
+
+
+# ---------------------------------------------------------------------------------------------
+# Another domain: plain text files (for fine-tuning a C4 model on something else)
+# ---------------------------------------------------------------------------------------------
+
+SOURCES = "sources.json"         # which text files a prepare_text_files folder was made from
+
+
+def stdlib_files() -> list[Path]:
+    """The Python standard library's own top-level modules: every `*.py` directly in
+    `sysconfig.get_paths()["stdlib"]`, sorted by name. Text every machine with Python has
+    offline; which files (and so which tokens) depends on the Python version, so
+    `prepare_text_files` records each file's sha256."""
+    import sysconfig
+    root = Path(sysconfig.get_paths()["stdlib"])
+    files = sorted(p for p in root.glob("*.py") if p.is_file())
+    if not files:
+        raise DataError(f"no *.py files in the standard library folder {root} (a Python without "
+                        f"its sources?): pass other text files to prepare_text_files")
+    return files
+
+
+def prepare_text_files(out_dir, files, val_every: int = 10, verbose: bool = True) -> dict:
+    """Plain text files -> out_dir/{train,val}.bin + manifest.json, like `prepare`; returns the
+    manifest with "files" added: [{"name", "sha256", "bytes", "split"}] in the given order.
+
+    Each file is one document. The split is by file: file i (0-based, in the order given) is
+    validation iff i % val_every == val_every - 1, so no held-out text was ever seen in training.
+    The files are read as UTF-8 (an undecodable byte becomes U+FFFD) and written, one JSON line
+    per file, to out_dir/source/{train,val}.jsonl, which `prepare` then tokenizes; the list of
+    files with their sha256 is kept in out_dir/sources.json. A second call with the same files
+    reuses everything.
+    """
+    out = Path(out_dir)
+    files = [Path(f) for f in files]
+    if not isinstance(val_every, int) or val_every < 2:
+        raise DataError(f"val_every={val_every!r}: use an integer >= 2 (one file in val_every is "
+                        f"held out)")
+    if len(files) < val_every:
+        raise DataError(f"{len(files)} text file(s) are too few to hold out one in {val_every}: "
+                        f"give at least {val_every}")
+    lines = {"train": [], "val": []}
+    record = []
+    for i, path in enumerate(files):
+        try:
+            raw = path.read_bytes()
+        except OSError as e:
+            raise DataError(f"cannot read {path} ({_one_line(e)}): pass readable text files") \
+                from e
+        split = "val" if i % val_every == val_every - 1 else "train"
+        sha = hashlib.sha256(raw).hexdigest()
+        lines[split].append(json.dumps({"text": raw.decode("utf-8", errors="replace"),
+                                        "file": path.name, "sha256": sha}))
+        record.append({"name": path.name, "sha256": sha, "bytes": len(raw), "split": split})
+    for split, rows in lines.items():
+        payload = ("\n".join(rows) + "\n").encode()
+        target = out / "source" / f"{split}.jsonl"
+        if not target.is_file() or target.read_bytes() != payload:     # unchanged: keep it
+            write_atomic(target, lambda f: f.write(payload))
+    sources = {"val_every": val_every, "rule": f"file i is val iff i % {val_every} == "
+               f"{val_every - 1}", "folder": str(files[0].parent), "files": record}
+    write_atomic(out / SOURCES, lambda f: f.write((json.dumps(sources, indent=1) + "\n").encode()))
+    manifest = prepare(out, train_glob=str(out / "source" / "train.jsonl"),
+                       val_glob=str(out / "source" / "val.jsonl"), verbose=verbose)
+    return {**manifest, "files": record}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -47,6 +47,16 @@ def write_atomic(path, write: Callable[[BinaryIO], None], mode: int = 0o644) -> 
     return path.stat().st_size
 
 
+def sha256_of(path) -> str:
+    """The sha256 of a file's bytes, read in 1 MB pieces: a file's identity whatever its name."""
+    import hashlib
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 class FolderInUse(Exception):
     """Another live process holds a run folder's lock; the message names it."""
 

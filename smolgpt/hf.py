@@ -441,7 +441,7 @@ def export_hf(checkpoint_path, out_dir) -> Path:
         raise HFError(f"this model has vocab_size={config.vocab_size}, but the exported tokenizer "
                       f"is GPT-2's with {GPT2_VOCAB} tokens: only vocab_size {GPT2_VOCAB} models "
                       f"can be exported")
-    params = build(spec, config).params(trainables)          # the full weights, whatever method
+    params = ckpt.materialise(trainables, meta)[0]      # the full weights, whatever method
     # transformers refuses a safetensors archive whose metadata does not say format "pt"
     weights = save(to_hf_state_dict(params), metadata={"format": "pt"})     # bytes
     write_atomic(out / "model.safetensors", lambda f: f.write(weights))

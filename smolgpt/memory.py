@@ -62,9 +62,11 @@ def _method_floats(method, config: GPTConfig) -> dict:
         # base and sigma (2D), and the operator's own arrays (smolgpt/transforms.py): Fastfood's
         # B, G, S and two index tables, ~17 bytes a coordinate; FFT-Fastfood's permutation and
         # work buffers; a dense basis regenerates its rows in chunks (freed before the forward)
-        operator = {"fastfood": 5 * D, "fft-fastfood": 4 * D, "basis": 0}
+        # SAID: one Fastfood per tensor of max(D_t, d) rows, and its pullback recomputes P a
+        rows = sum(max(math.prod(s), method.spec.d) for _, s in method.table)
+        operator = {"fastfood": 5 * D, "fft-fastfood": 4 * D, "basis": 0, "said": 5 * rows}
         out["fixed"] = 2 * D + operator[method.spec.name]
-        out["pullback"] = D                                # sigma * dL/dtheta, concatenated
+        out["pullback"] = D * (2 if method.spec.name == "said" else 1)   # sigma * dL/dtheta
     elif isinstance(method, LoRAMethod):
         merged = sum(math.prod(s) for _, s in method.targets)
         out["built"] = merged                              # W_frozen + s A B, new arrays

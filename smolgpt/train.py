@@ -19,6 +19,8 @@ is allocated, the memory a step needs is estimated (`smolgpt.memory`), printed, 
 cannot fit in the memory available is refused.
 A run is reproducible: the same config and seed give the same losses bit for bit on the same
 machine, and a run resumed from a checkpoint continues exactly as if it had never stopped.
+Under `mpiexec -n N` (smolgpt/distributed.py) N processes train one model on shares of each
+global batch, summing their gradients; rank 0 alone evaluates and writes the run folder.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import contextlib
 import dataclasses
 import json
 import math
+import os
 import signal
 import time
 from dataclasses import dataclass, field
@@ -35,10 +38,10 @@ from pathlib import Path
 import numpy as np
 
 from . import checkpoint as ckpt
-from . import data, memory
-from .files import RunLock
+from . import data, distributed, memory
+from .files import RunLock, sha256_of
 from .methods import MethodSpec, build
-from .model import GPTConfig, loss_and_grads, loss_only
+from .model import EMBEDDING_NAMES, GPTConfig, loss_and_grads, loss_only
 from .optim import AdamWConfig, adamw_init, adamw_step, clip_grad_norm, first_nonfinite, lr_at
 
 # TrainConfig fields a resumed run may change: where things go, how often they are written, and
@@ -77,6 +80,14 @@ class TrainConfig:
         "peak learning rate of arrays trained directly (weights, embeddings, LoRA factors)"))
     coef_lr: float = field(default=0.3, metadata=_opt(
         "peak learning rate of subspace coefficients"))
+    scale_lr: float = field(default=0.03, metadata=_opt(
+        "peak learning rate of SAID's per-tensor scales (they start at 1)", neutral=True))
+    init_from: str | None = field(default=None, metadata=_opt(
+        "start from a saved model's weights (a smolgpt checkpoint of any method, or one made by "
+        "smolgpt import) instead of a random init: full trains them, embeddings and lora freeze "
+        "them, the subspace methods and said use them as theta_0 (offset form only). The model "
+        "flags must match it; left out, they are taken from it", "parameterization",
+        neutral=True))
     warmup: int = field(default=20, metadata=_opt("linear warmup steps"))
     min_lr_ratio: float = field(default=0.1, metadata=_opt(
         "the cosine schedule decays to this fraction of the peak"))
@@ -118,7 +129,7 @@ class TrainConfig:
             v = getattr(self, name)
             if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
                 raise bad(name, "a positive integer", v)
-        for name in ("lr", "coef_lr"):
+        for name in ("lr", "coef_lr", "scale_lr"):
             v = getattr(self, name)
             if not (number(v) and math.isfinite(v) and v > 0):
                 raise bad(name, "a positive finite number", v)
@@ -130,6 +141,8 @@ class TrainConfig:
                 raise bad(name, "a finite number >= 0", v)
         if not (number(self.min_lr_ratio) and 0 <= self.min_lr_ratio <= 1):
             raise bad("min_lr_ratio", "between 0 and 1", self.min_lr_ratio)
+        if self.init_from is not None and not (isinstance(self.init_from, str) and self.init_from):
+            raise bad("init_from", "the path of a checkpoint", self.init_from)
         if not isinstance(self.sample_tokens, (int, np.integer)) or self.sample_tokens < 0:
             raise bad("sample_tokens", "an integer >= 0 (0 for no sample)", self.sample_tokens)
         # numpy's own complaint about a negative seed names neither the seed nor the flag
@@ -185,29 +198,39 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, stop_at: int | Non
     Ctrl-C during training saves a checkpoint and returns with summary["interrupted"] = True.
     Raises TrainingDiverged if the loss, a gradient or the validation loss stops being finite;
     files.FolderInUse if another run holds cfg.out; NotEnoughMemory if a step cannot fit.
+    Under mpiexec every rank calls train() with the same cfg (smolgpt.distributed): cfg.batch_size
+    is the global batch, each rank trains on its share, rank 0 alone writes cfg.out, and every
+    rank returns rank 0's summary. An exception on one rank leaves the others waiting: end the
+    job then, as the command line does (`distributed.abort_all`), or run the script with
+    `python -m mpi4py`.
     """
     with _Run.open(cfg, resume, verbose) as run:        # holds cfg.out's lock until it returns
-        s = run.state
-        with _sigint_flag() as stop, _progress_bar(cfg, s.step, progress) as bar:
-            while s.step < cfg.steps and not stop.is_set():
+        s, world = run.state, run.world          # under MPI: rank 0 alone evaluates and writes
+        with _sigint_flag() as stop, _progress_bar(cfg, s.step, progress and world.lead) as bar:
+            stopping = world.any(stop.is_set())
+            while s.step < cfg.steps and not stopping:
                 t0 = time.perf_counter()
                 x, y = data.get_batch(run.train_tokens, cfg.batch_size, cfg.gpt.block_size, s.rng)
                 lr = lr_at(s.step, cfg.lr, cfg.warmup, cfg.steps, cfg.min_lr_ratio)
-                loss, gnorm = run.train_step(x, y, lr)   # params -> grads -> pullback -> AdamW
+                # this rank's rows of the global batch; the gradient is summed over ranks inside
+                loss, gnorm = run.train_step(*world.rows(x, y), lr)   # params -> grads -> AdamW
                 s.step += 1
+                # Ctrl-C reaches MPI ranks at different moments: every rank acts on one answer
+                stopping = world.any(stop.is_set() or s.step == stop_at)
                 dt = time.perf_counter() - t0
                 s.elapsed += dt
                 run.log.write(event="step", step=s.step, tokens=s.step * cfg.tokens_per_step,
                               loss=loss, lr=lr, grad_norm=gnorm,
-                              tok_per_s=cfg.tokens_per_step / dt)
+                              tok_per_s=cfg.tokens_per_step / dt,
+                              allreduce_bytes=world.step_bytes,      # 0 in one process
+                              **run.method.log_values(s.trainables))
                 bar.show(loss, cfg.tokens_per_step / dt)
-                if s.step % cfg.eval_every == 0 or s.step == cfg.steps:
+                if world.lead and (s.step % cfg.eval_every == 0 or s.step == cfg.steps):
                     bar.say(f"step {s.step}: val loss {run.evaluate():.4f}")
-                if s.step == stop_at:
-                    stop.set()
-                if s.step % cfg.checkpoint_every == 0 or s.step == cfg.steps or stop.is_set():
+                if world.lead and (s.step % cfg.checkpoint_every == 0 or s.step == cfg.steps
+                                   or stopping):
                     run.save()
-        return run.finish(interrupted=stop.is_set())
+        return world.bcast(run.finish(interrupted=stopping) if world.lead else None)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -254,6 +277,7 @@ class _Run:
     log: RunLog
     verbose: bool
     saved_step: int | None = None            # step of the checkpoint this run last wrote
+    world: distributed.World = field(default_factory=distributed.world)   # MPI rank and size
 
     @property
     def ckpt_path(self) -> Path:
@@ -263,11 +287,21 @@ class _Run:
     @contextlib.contextmanager
     def open(cls, cfg: TrainConfig, resume, verbose: bool):
         """Lock the run folder, then `_start` the run in it; yields the _Run. On leaving (normal
-        end, divergence, an exception, Ctrl-C) the log is closed and the lock released."""
-        method = build(cfg.method, cfg.gpt)
+        end, divergence, an exception, Ctrl-C) the log is closed and the lock released.
+        Under MPI only rank 0 does this; the other ranks `_follow` it and never touch cfg.out."""
+        start = ckpt.start_params(cfg.init_from, cfg.gpt) if cfg.init_from else None
+        method = build(cfg.method, cfg.gpt, start=start)
+        world = distributed.world()
+        world.check_batch(cfg.batch_size)
+        if not world.lead:
+            run = cls._follow(cfg, method, world)
+            yield run
+            run.log.close()
+            return
         with RunLock(cfg.out, note=verbose):
             run = cls._start(cfg, method, resume, verbose)
             try:
+                run._lead_the_ranks()
                 yield run
             finally:
                 run.log.close()
@@ -285,6 +319,8 @@ class _Run:
         data_id = {s: manifest["splits"][s]["sha256"] for s in data.SPLITS}
         meta = {"model": cfg.gpt.to_dict(), "method": cfg.method.to_dict(),
                 "train": cfg.to_dict(), "data": data_id}
+        if cfg.init_from:                   # what the frozen weights are; checked when loaded
+            meta["init_from_sha256"] = sha256_of(cfg.init_from)
         if resume is None:
             trainables = method.init()
             state = RunState(trainables, adamw_init(trainables), np.random.default_rng(cfg.seed),
@@ -321,6 +357,43 @@ class _Run:
                 print(f"note: the schedule was planned for {planned} steps and now "
                       f"runs to {cfg.steps}: the learning rate follows the new cosine from step "
                       f"{self.state.step}")
+        was, now = old.get("processes", 1), self.world.size
+        if was != now:                   # allowed: the batches, hence the tokens, are the same
+            self.log.write(event="processes_changed", step=self.state.step, old=was, new=now)
+            if self.verbose:
+                print(f"note: this run was trained by {was} MPI process(es) and continues on "
+                      f"{now}: the same global batches and tokens, but the gradient is summed "
+                      f"in another order, so the losses equal those of an unchanged run to "
+                      f"float32 rounding, not bit for bit")
+
+    def _lead_the_ranks(self):
+        """Under MPI, on rank 0: send the start state (fresh or resumed) to the other ranks, and
+        log and print what each step will all-reduce. Nothing in one process."""
+        w, cfg = self.world, self.cfg
+        if w.size == 1:
+            return
+        w.bcast(self.state)
+        nbytes = {k: a.nbytes for k, a in self.state.trainables.items()}   # = their gradients'
+        emb = sum(n for k, n in nbytes.items() if k in EMBEDDING_NAMES)
+        own = sum(nbytes.values()) - emb
+        self.log.write(event="mpi", processes=w.size, rows_per_process=cfg.batch_size // w.size,
+                       threads_per_process=w.threads, allreduce_bytes_per_step=emb + own + 9,
+                       embedding_bytes=emb, method_bytes=own)
+        if self.verbose:
+            print(f"[{cfg.method.label()}] {w.size} MPI processes, {cfg.batch_size // w.size} "
+                  f"sequences each of the global batch of {cfg.batch_size}; each step "
+                  f"all-reduces {emb + own + 9:,} bytes: {emb:,} of embedding gradients (wte's "
+                  f"is dense: the tied head touches every row), {own:,} of the method's own "
+                  f"and 9 of loss and stop flag")
+
+    @classmethod
+    def _follow(cls, cfg: TrainConfig, method, world) -> "_Run":
+        """An MPI rank other than 0: rank 0's start state, the training tokens (read once rank 0
+        has prepared them) and a log to nowhere. It never touches cfg.out."""
+        state = world.bcast(None)
+        splits, _ = data.load_splits(cfg.data_dir)
+        return cls(cfg, method, state, splits["train"], None, {},
+                   RunLog(Path(os.devnull), append=True), verbose=False, world=world)
 
     def train_step(self, x, y, lr: float) -> tuple[float, float]:
         """One optimizer step on (x, y): the chain rule through the parameterization, then
@@ -334,6 +407,7 @@ class _Run:
             params = method.params(s.trainables)                                 # a -> theta
             loss, grads = loss_and_grads(params, x, y, cfg.gpt, wanted=method.needed_grads)
             tgrads = method.pullback(s.trainables, grads)                        # dL/da
+            loss = self.world.mean(tgrads, loss)   # MPI: over all ranks' rows, the global batch's
             gnorm = clip_grad_norm(tgrads, cfg.grad_clip)      # not finite if any gradient is
         if not (math.isfinite(loss) and math.isfinite(gnorm)):
             what = ("the loss" if not math.isfinite(loss) else
@@ -368,7 +442,7 @@ class _Run:
         if bad:
             raise self.diverged(s.step, f"the trainable {bad}", "after the update")
         meta = {**self.meta, "step": s.step, "rng": s.rng.bit_generator.state,
-                "elapsed": s.elapsed, "val_curve": s.curve}
+                "elapsed": s.elapsed, "val_curve": s.curve, "processes": self.world.size}
         finished = s.step >= cfg.steps
         adam = None if finished and not cfg.keep_optimizer else s.adam
         nbytes = ckpt.save(self.ckpt_path, s.trainables, adam, meta)
@@ -378,7 +452,8 @@ class _Run:
     def diverged(self, at_step, what, value) -> TrainingDiverged:
         """Log it and return the error: the step, what is not finite, where the good state is."""
         self.log.write(event="diverged", step=at_step, what=what, value=value)
-        where = ("no checkpoint had been written yet" if not self.ckpt_path.exists() else
+        where = ("rank 0 says where the last good checkpoint is" if not self.world.lead else
+                 "no checkpoint had been written yet" if not self.ckpt_path.exists() else
                  f"the last good checkpoint is {self.ckpt_path}" +
                  (f" (step {self.saved_step})" if self.saved_step is not None else ""))
         self.log.close()
@@ -399,8 +474,9 @@ class _Run:
         if interrupted:
             self.log.write(event="interrupted", step=s.step, checkpoint=str(path))
             if self.verbose:
+                mpi = f"mpiexec -n {self.world.size} " if self.world.size > 1 else ""
                 print(f"interrupted at step {s.step}; checkpoint saved to {path}; continue "
-                      f"with: smolgpt train --resume {path}")
+                      f"with: {mpi}smolgpt train --resume {path}")
         else:
             if cfg.sample_tokens > 0:
                 from .sample import sample_text
@@ -449,6 +525,10 @@ def _resumed_state(cfg: TrainConfig, resume, meta: dict) -> tuple[RunState, dict
         raise ckpt.CheckpointError(
             f"checkpoint {resume} is for {ckpt.describe(old)}; this run is "
             f"{ckpt.describe(meta)}: resume with the checkpoint's own settings")
+    if old.get("init_from_sha256") != meta.get("init_from_sha256"):
+        raise ckpt.CheckpointError(
+            f"checkpoint {resume} was started from {cfg.init_from}, which has changed since: "
+            f"restore that checkpoint, or start a new run")
     if old.get("data") != meta["data"]:
         raise ckpt.CheckpointError(
             f"checkpoint {resume} was trained on other data than is prepared now: point "

@@ -286,3 +286,47 @@ def test_max_docs_must_be_positive(tmp_path, c4_globs):
 
 def test_unknown_split(prepared_data_dir):
     assert "'train' or 'val'" in raises_one_line(load_tokens, "test", prepared_data_dir)
+
+
+# ---- plain text files as a second domain -------------------------------------------------------
+
+def test_text_files_split_by_file_and_recorded(tmp_path, gpt2_encoding, monkeypatch):
+    folder = tmp_path / "texts"
+    folder.mkdir()
+    texts = [f"def f{i}():\n    return {i} * 'caf\u00e9'\n" for i in range(7)]
+    files = []
+    for i, t in enumerate(texts):
+        (folder / f"m{i}.py").write_text(t, encoding="utf-8")
+        files.append(folder / f"m{i}.py")
+    (folder / "m3.py").write_bytes(b"x = 1  # \xff not UTF-8\n")       # decoded with U+FFFD
+    texts[3] = "x = 1  # \ufffd not UTF-8\n"
+    out = tmp_path / "data"
+    m = data.prepare_text_files(out, files, val_every=3, verbose=False)
+    split = [f["split"] for f in m["files"]]
+    assert split == ["train", "train", "val", "train", "train", "val", "train"]
+    tokens = {s: np.fromfile(out / f"{s}.bin", dtype="<u2") for s in ("train", "val")}
+    for s in ("train", "val"):
+        want = [t for t, k in zip(texts, split) if k == s]
+        assert split_docs(tokens[s]) == [gpt2_encoding.encode_ordinary(t) for t in want]
+    rec = json.loads((out / data.SOURCES).read_text())
+    assert [f["sha256"] for f in rec["files"]] == \
+        [hashlib.sha256(p.read_bytes()).hexdigest() for p in files]
+    # the same files again: nothing is re-tokenized
+    monkeypatch.setattr(data, "tokenize", lambda *a, **k: pytest.fail("re-tokenized"))
+    again = data.prepare_text_files(out, files, val_every=3, verbose=False)
+    assert again["splits"] == m["splits"]
+
+
+def test_text_files_refuse_too_few_and_unreadable(tmp_path):
+    (tmp_path / "a.txt").write_text("a")
+    assert "too few" in raises_one_line(data.prepare_text_files, tmp_path / "d",
+                                        [tmp_path / "a.txt"], val_every=2)
+    assert "cannot read" in raises_one_line(data.prepare_text_files, tmp_path / "d",
+                                            [tmp_path / "a.txt", tmp_path / "gone.txt"],
+                                            val_every=2)
+
+
+def test_stdlib_files_are_a_sorted_list_of_modules():
+    files = data.stdlib_files()
+    assert len(files) > 50 and files == sorted(files)
+    assert any(f.name == "os.py" for f in files) and all(f.suffix == ".py" for f in files)

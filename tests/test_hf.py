@@ -29,6 +29,7 @@ SPECS = {
     "fastfood": MethodSpec("fastfood", d=8),
     "fft-fastfood": MethodSpec("fft-fastfood", d=4, per_tensor=True),
     "lora": MethodSpec("lora", rank=2),
+    "said": MethodSpec("said", d=8),
 }
 assert set(SPECS) == set(METHODS), "a new method needs an entry here"
 

@@ -8,11 +8,14 @@
 | `fastfood`     | the same with P a Fastfood transform                   | d (per tensor) |
 | `fft-fastfood` | the same with P the post's FFT version                 | d (per tensor) |
 | `lora`         | W = W_frozen + (alpha / r) A B on every 2-D weight     | r (m + n) each |
+| `said`         | tensor t: theta0_t + lambda_t * (fastfood offset)_t    | d + n_tensors  |
 
 The contract they all follow is in `base.py`; one file per family: `base.py` (full training and
-the embeddings-only baseline), `subspace.py` (random bases), `lora.py`.
+the embeddings-only baseline), `subspace.py` (random bases), `said.py` (one shared subspace
+with a learned scale per tensor), `lora.py`.
 
     method = build(MethodSpec("fastfood", d=1000), GPTConfig.preset("tiny"))
+    method = build(MethodSpec("said", d=1000), gpt, start=pretrained_params)   # fine-tuning
 """
 
 from __future__ import annotations
@@ -21,16 +24,25 @@ from ..model import GPTConfig
 from .base import (METHODS, SUBSPACE_KINDS, EmbeddingsOnlyMethod, FullMethod, MethodError,
                    MethodSpec)
 from .lora import LoRAMethod
+from .said import SAIDMethod
 from .subspace import SubspaceMethod
 
 _CLASSES = {"full": FullMethod, "embeddings": EmbeddingsOnlyMethod, "basis": SubspaceMethod,
-            "fastfood": SubspaceMethod, "fft-fastfood": SubspaceMethod, "lora": LoRAMethod}
+            "fastfood": SubspaceMethod, "fft-fastfood": SubspaceMethod, "lora": LoRAMethod,
+            "said": SAIDMethod}
 
 
-def build(spec: MethodSpec, config: GPTConfig):
-    """The method object for a spec on a model config."""
-    return _CLASSES[spec.name](spec, config)
+def build(spec: MethodSpec, config: GPTConfig, start=None):
+    """The method object for a spec on a model config.
+
+    start: weights to start from instead of the seed's random init (a params dict of this model,
+    or a function returning one, called on first need): see FullMethod.start_from.
+    """
+    method = _CLASSES[spec.name](spec, config)
+    if start is not None:
+        method.start_from(start)
+    return method
 
 
 __all__ = ["METHODS", "SUBSPACE_KINDS", "MethodError", "MethodSpec", "build", "FullMethod",
-           "EmbeddingsOnlyMethod", "SubspaceMethod", "LoRAMethod"]
+           "EmbeddingsOnlyMethod", "SubspaceMethod", "LoRAMethod", "SAIDMethod"]

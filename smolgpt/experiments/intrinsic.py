@@ -1,0 +1,123 @@
+"""Intrinsic dimension for a language model: the share of full training's gain a d-dimensional
+subspace reaches, and the smallest d that reaches 90% of it.
+
+At a fixed token budget, with L the final held-out loss of a run:
+
+    gap closed(d) = (L_base - L_d) / (L_base - L_full)
+
+L_base is the baseline that trains nothing but the embeddings (the subspace at d = 0: every
+non-embedding weight stays at theta_0), L_full trains everything. 0 means the d numbers added
+nothing, 1 that they did as well as full training. `d_int(level=0.9)` is the smallest d at which
+the curve of gap closed (the mean over seeds at each d) reaches `level`, interpolated linearly in
+log d between the two grid points around the first crossing; None when no grid point reaches it
+(then `max_fraction` says how far it got).
+
+Seeds: every configuration is run over a few seeds, and `bootstrap` resamples them (with
+replacement, B times): configurations that ran the same seeds are resampled together, so a
+replicate keeps seed s's pairing between the baseline, full training and every d (seed s gives
+all of them the same batches). The interval of d_int90 is the 2.5-97.5 percentile range of the
+replicates, a replicate that never reaches the level counting as "beyond the grid" (+inf).
+
+    curve = {d: [loss per seed], ...}
+    r = d_int(curve, base=[...], full=[...], level=0.9)
+    r["d_int"], r["lo"], r["hi"], r["reached_share"], r["max_fraction"]
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def gap_closed(loss, base: float, full: float):
+    """(L_base - L) / (L_base - L_full), elementwise."""
+    return (base - np.asarray(loss, dtype=np.float64)) / (base - full)
+
+
+def crossing(xs, fractions, level: float = 0.9) -> float | None:
+    """The smallest x at which the piecewise-linear curve (log x, fraction) reaches `level`.
+
+    xs ascending. The first grid point at or above the level is found; between it and the
+    point before, fraction is interpolated linearly in log x. If the first grid point is already
+    at the level, that x is returned (the grid says nothing below it). None if never reached.
+    """
+    xs = np.asarray(xs, dtype=np.float64)
+    f = np.asarray(fractions, dtype=np.float64)
+    above = np.flatnonzero(f >= level)
+    if len(above) == 0:
+        return None
+    i = int(above[0])
+    if i == 0:
+        return float(xs[0])
+    lx0, lx1 = math.log(xs[i - 1]), math.log(xs[i])
+    t = (level - f[i - 1]) / (f[i] - f[i - 1])                  # in (0, 1]: f[i-1] < level
+    return float(math.exp(lx0 + t * (lx1 - lx0)))
+
+
+def _means(values: dict, draw) -> dict:
+    """{key: mean of values[key] at the seed positions `draw(key)` picks}."""
+    return {k: float(np.mean(np.asarray(v, dtype=np.float64)[draw(k)])) for k, v in values.items()}
+
+
+def d_int(curve: dict, base, full, level: float = 0.9, n_boot: int = 4000, seed: int = 0,
+          ci: float = 0.95) -> dict:
+    """The intrinsic dimension at `level` of one curve, with a bootstrap interval over seeds.
+
+    curve: {x: [final loss per seed]} (x the trainable count, ascending or not); base, full:
+    [final loss per seed] of the embeddings-only baseline and full training. Lists are in seed
+    order; configurations with the same number of seeds are taken to share them (resampled
+    together). Returns {"xs", "fraction" (mean curve), "band_lo", "band_hi" (per-x percentile
+    band), "d_int", "lo", "hi" (None / inf when not reached), "reached_share" (replicates that
+    reach the level), "max_fraction", "max_lo", "max_hi", "at" (the x of the largest mean
+    fraction), "n_seeds" {x: count}}.
+    """
+    xs = sorted(curve)
+    values = {**{x: curve[x] for x in xs}, "base": base, "full": full}
+    n = {k: len(v) for k, v in values.items()}
+    if min(n.values()) < 1:
+        raise ValueError("every configuration needs at least one seed")
+
+    def fractions(means):
+        return gap_closed([means[x] for x in xs], means["base"], means["full"])
+
+    point = fractions(_means(values, lambda k: slice(None)))
+    rng = np.random.default_rng(seed)
+    reps, ints = [], []
+    for _ in range(n_boot):
+        shared = {}                                     # one draw per seed count: paired seeds
+        for size in set(n.values()):
+            shared[size] = rng.integers(0, size, size)
+        f = fractions(_means(values, lambda k: shared[n[k]]))
+        reps.append(f)
+        c = crossing(xs, f, level)
+        ints.append(math.inf if c is None else c)
+    reps = np.array(reps)                               # (n_boot, len(xs))
+    tail = (1 - ci) / 2 * 100
+    ints = np.array(ints)
+    best = int(np.argmax(point))
+    # "lower" / "higher" pick replicates themselves, so +inf (not reached) stays +inf
+    lo = float(np.percentile(ints, tail, method="lower"))
+    hi = float(np.percentile(ints, 100 - tail, method="higher"))
+    return {"xs": xs, "fraction": point.tolist(),
+            "band_lo": np.percentile(reps, tail, axis=0).tolist(),
+            "band_hi": np.percentile(reps, 100 - tail, axis=0).tolist(),
+            "d_int": crossing(xs, point, level), "lo": lo, "hi": hi,
+            "reached_share": float(np.mean(np.isfinite(ints))),
+            "max_fraction": float(point[best]), "at": xs[best],
+            "max_lo": float(np.percentile(reps[:, best], tail)),
+            "max_hi": float(np.percentile(reps[:, best], 100 - tail)),
+            "n_seeds": {x: n[x] for x in xs}, "level": level}
+
+
+def describe(r: dict, unit: str = "trainable numbers") -> str:
+    """One line: 'd_int90 = 2,300 (95% bootstrap interval 1,100 to 9,800)', or the fraction
+    reached when the level is not."""
+    pct = f"{r['level']:.0%}"
+    if r["d_int"] is not None:
+        hi = "beyond the grid" if math.isinf(r["hi"]) else f"{r['hi']:,.0f}"
+        return (f"d_int{pct[:-1]} = {r['d_int']:,.0f} {unit} (95% bootstrap interval "
+                f"{r['lo']:,.0f} to {hi}; {r['reached_share']:.0%} of replicates reach {pct})")
+    return (f"{pct} not reached: largest fraction reached {r['max_fraction']:.1%} at "
+            f"{r['at']:,} {unit} (95% bootstrap interval {r['max_lo']:.1%} to "
+            f"{r['max_hi']:.1%})")

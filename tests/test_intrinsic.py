@@ -1,0 +1,55 @@
+"""The intrinsic-dimension metric: gap closed, the crossing on log d, the bootstrap over seeds."""
+
+import math
+
+import pytest
+
+from smolgpt.experiments.intrinsic import crossing, d_int, describe, gap_closed
+
+
+def test_gap_closed_is_zero_at_the_baseline_and_one_at_full():
+    assert list(gap_closed([7.0, 6.0, 6.5], base=7.0, full=6.0)) == [0.0, 1.0, 0.5]
+
+
+def test_crossing_interpolates_on_log_d():
+    # 0.8 at d=100, 1.0 at d=10,000: 0.9 is half way in log d, at d=1,000
+    assert crossing([1, 100, 10_000], [0.1, 0.8, 1.0]) == pytest.approx(1000.0)
+    assert crossing([10, 100], [0.95, 0.99]) == 10.0          # already there at the first point
+    assert crossing([10, 100], [0.5, 0.89]) is None
+    # the FIRST crossing counts, even if the curve dips again later
+    assert crossing([1, 10, 100], [0.9, 0.5, 0.95]) == 1.0
+
+
+def test_d_int_without_noise_has_a_zero_width_interval():
+    base, full = [8.0] * 3, [6.0] * 3
+    curve = {1: [7.8] * 3, 100: [6.4] * 3, 10_000: [6.0] * 3}           # 0.1, 0.8, 1.0
+    r = d_int(curve, base, full, n_boot=200)
+    assert r["d_int"] == pytest.approx(1000.0) and r["lo"] == r["hi"] == pytest.approx(1000.0)
+    assert r["reached_share"] == 1.0 and r["fraction"] == pytest.approx([0.1, 0.8, 1.0])
+    assert "d_int90 = 1,000" in describe(r)
+
+
+def test_not_reached_reports_the_largest_fraction_and_its_interval():
+    base, full = [8.0, 8.1, 7.9], [6.0, 6.1, 5.9]
+    curve = {10: [7.0, 7.2, 6.8], 1000: [6.6, 6.8, 6.4], 100_000: [6.9, 7.0, 6.8]}
+    r = d_int(curve, base, full, n_boot=500)
+    assert r["d_int"] is None and math.isinf(r["hi"]) and r["at"] == 1000
+    assert r["max_fraction"] == pytest.approx(0.7)
+    assert r["max_lo"] <= 0.7 <= r["max_hi"]
+    assert "not reached: largest fraction reached 70.0% at 1,000" in describe(r)
+
+
+def test_seeds_are_resampled_together():
+    """Seed 1 is worse for every configuration alike: paired resampling keeps the fraction
+    exact, as it would be for every single seed."""
+    base, full = [8.0, 9.0], [6.0, 7.0]
+    curve = {10: [7.0, 8.0], 100: [6.1, 7.1]}                      # 0.5 and 0.95 on each seed
+    r = d_int(curve, base, full, n_boot=300)
+    assert r["band_lo"] == pytest.approx([0.5, 0.95]) and r["band_hi"] == pytest.approx([0.5, 0.95])
+    assert r["lo"] == pytest.approx(r["d_int"]) and r["hi"] == pytest.approx(r["d_int"])
+
+
+def test_fewer_seeds_at_one_d_is_allowed():
+    r = d_int({10: [7.0, 7.1, 6.9], 100_000: [6.1]}, [8.0, 8.0, 8.0], [6.0, 6.0, 6.0],
+              n_boot=100)
+    assert r["n_seeds"] == {10: 3, 100_000: 1} and r["d_int"] is not None
