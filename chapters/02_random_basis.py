@@ -12,12 +12,12 @@ Writes: out/02_basis/val_curves.png, out/02_basis/regeneration.png, run logs und
 """
 
 # %%
-import textwrap
 import time
 
 import numpy as np
 
-from smolgpt.experiments import compare, out_dir, quick_config, quick_mode, save_figure
+from smolgpt.experiments import (compare, out_dir, print_takeaways, quick_config, quick_mode,
+                                 save_figure)
 from smolgpt.methods import MethodSpec, build
 from smolgpt.model import GPTConfig, count_params, init_params, loss_only, non_embedding_table
 from smolgpt.train import TrainConfig
@@ -188,22 +188,22 @@ results = compare(specs, base, OUT,
                   title="chapter 02: random-basis models vs embeddings only (held-out C4)")
 
 # %%
-emb = results["embeddings"]["val_loss"]
+emb = results["embeddings"]["mean"]
 print(f"{'model':<32} {'non-emb. trainable':>18} {'final val loss':>15} {'vs embeddings-only':>19}")
 for s in results.values():
-    print(f"{s['label']:<32} {s['n_trainable']:>18,} {s['val_loss']:>15.3f} "
-          f"{s['val_loss'] - emb:>+19.3f}")
+    print(f"{s['label']:<32} {s['n_trainable']:>18,} {s['mean']:>15.3f} "
+          f"{s['mean'] - emb:>+19.3f}")
 
 # %% [markdown]
 # ## Takeaways
 
 # %%
 best = min((s for s in results.values() if s["label"].startswith("basis")),
-           key=lambda s: s["val_loss"])
+           key=lambda s: s["mean"])
 form = {True: [], False: []}
 for s in results.values():
     if s["label"].startswith("basis"):
-        form["no-offset" not in s["label"]].append(s["val_loss"])
+        form["no-offset" not in s["label"]].append(s["mean"])
 better = "no-offset" if min(form[False]) < min(form[True]) else "offset"
 gap_forms = abs(min(form[False]) - min(form[True]))
 verdict = ("the two forms ended within 0.01 nats of each other, so at this budget the start"
@@ -219,11 +219,8 @@ takeaways = [
     "lr*sigma for every d, but one unit of a single coefficient moves the weights by "
     "sigma/sqrt(d), less as d grows.",
     f"On held-out C4 after {base.steps * base.tokens_per_step:,} tokens, the best random-basis "
-    f"model here is '{best['label']}' at {best['val_loss']:.3f}, "
-    f"{best['val_loss'] - emb:+.3f} nats against embeddings only ({emb:.3f}).",
+    f"model here is '{best['label']}' at {best['mean']:.3f}, "
+    f"{best['mean'] - emb:+.3f} nats against embeddings only ({emb:.3f}).",
     f"Best with no offset {min(form[False]):.3f}, best with the offset "
     f"{min(form[True]):.3f}: {verdict}."]
-print(f"Takeaways (run took {time.time() - START:.0f} s):")
-for line in takeaways:
-    print(textwrap.fill(line, width=96, initial_indent="  - ", subsequent_indent="    ",
-                        break_on_hyphens=False))
+print_takeaways(takeaways, START)

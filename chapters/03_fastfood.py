@@ -14,7 +14,6 @@ Writes: out/03_fastfood/{columns.png, scaling.png, val_curves.png} and run logs.
 
 # %%
 import math
-import textwrap
 import time
 import tracemalloc
 
@@ -25,7 +24,8 @@ import scipy.stats
 import matplotlib.pyplot as plt
 import matplotlib.ticker
 
-from smolgpt.experiments import compare, out_dir, quick_config, quick_mode, save_figure
+from smolgpt.experiments import (compare, out_dir, print_takeaways, quick_config, quick_mode,
+                                 save_figure)
 from smolgpt.methods import MethodSpec
 from smolgpt.model import GPTConfig, count_params
 from smolgpt.train import TrainConfig
@@ -275,19 +275,19 @@ results = compare(specs, base, OUT,
                   title="chapter 03: Fastfood subspaces vs the two ends (held-out C4)")
 
 # %%
-emb, full = results["embeddings"]["val_loss"], results["full"]["val_loss"]
+emb, full = results["embeddings"]["mean"], results["full"]["mean"]
 print(f"{'model':<22} {'non-emb. trainable':>18} {'val loss':>9} "
       f"{'share of the full-vs-embeddings gap':>37}")
 for s in results.values():
-    share = (emb - s["val_loss"]) / (emb - full) if emb != full else float("nan")
-    print(f"{s['label']:<22} {s['n_trainable']:>18,} {s['val_loss']:>9.3f} {share:>37.0%}")
+    share = (emb - s["mean"]) / (emb - full) if emb != full else float("nan")
+    print(f"{s['label']:<22} {s['n_trainable']:>18,} {s['mean']:>9.3f} {share:>37.0%}")
 
 # %% [markdown]
 # ## Takeaways
 
 # %%
 ff = [s for s in results.values() if s["label"].startswith("fastfood")]
-best = min(ff, key=lambda s: s["val_loss"])
+best = min(ff, key=lambda s: s["mean"])
 D_model = count_params(base.gpt, non_embedding=True)
 takeaways = [
     f"The Walsh-Hadamard transform as a Kronecker product of small matmuls ran at "
@@ -300,12 +300,9 @@ takeaways = [
     f"costs about d / log d times more per product, not d times: {min(speedups.values()):.0f}x "
     f"to {max(speedups.values()):.0f}x in this run's sweep.",
     f"Trained on {base.steps * base.tokens_per_step:,} tokens, the best Fastfood model "
-    f"('{best['label']}') reaches {best['val_loss']:.3f}, against {emb:.3f} for embeddings only "
-    f"and {full:.3f} for full training: it closes {(emb - best['val_loss']) / (emb - full):.0%} "
+    f"('{best['label']}') reaches {best['mean']:.3f}, against {emb:.3f} for embeddings only "
+    f"and {full:.3f} for full training: it closes {(emb - best['mean']) / (emb - full):.0%} "
     f"of the gap with {best['n_trainable']:,} non-embedding trainable numbers, "
     f"{best['n_trainable'] / D_model:.1%} of full training's {D_model:,} (the embeddings, "
     f"trained in every run, are not counted)."]
-print(f"Takeaways (run took {time.time() - START:.0f} s):")
-for line in takeaways:
-    print(textwrap.fill(line, width=96, initial_indent="  - ", subsequent_indent="    ",
-                        break_on_hyphens=False))
+print_takeaways(takeaways, START)

@@ -73,19 +73,79 @@ def test_chapter_04(tmp_path, prepared_data_dir):
     assert (tmp_path / "04_lora" / "val_curves.png").stat().st_size > 10_000
 
 
+def test_chapter_07(tmp_path, prepared_data_dir):
+    out = run_chapter("07_five_parameters.py", tmp_path, prepared_data_dir)
+    settings = ["baseline (5 in all)", "a = 1/d", "a ~ N(0, 1)", "a ~ N(0, 1/d)",
+                "a = 0 + frozen offset", "W^k at GPT-2 scale", "no residual scaling",
+                "literal: LN, biases in", "LN, biases constant", "LN, biases trained",
+                "a at the embeddings' rate", "post: literal, GPT-2 scale, no res., one rate"]
+    table = (tmp_path / "07_five_parameters" / "results.md").read_text()
+    rows = {r.split(" | ")[0][2:]: r for r in table.splitlines()
+            if r.startswith("| ") and not r.startswith("| setting")}
+    assert set(settings) <= set(rows)
+    for name in settings:           # two paired intervals per row, each around its mean
+        ivs = re.findall(r"([-+][0-9.]+) \[([-+][0-9.]+), ([-+][0-9.]+)\]", rows[name])
+        assert len(ivs) == 2, rows[name]
+        for diff, lo, hi in ivs:
+            assert float(lo) <= float(diff) <= float(hi)
+        verdict = rows[name].split(" | ")[4]
+        diff, lo, hi = map(float, ivs[0])
+        assert verdict == ("learns" if hi < 0 else "worse" if lo > 0 else "nothing")
+    # the mechanism: with LayerNorm gains inside the combination a's gradient is far smaller
+    grad = dict(re.findall(r"^(.+?)\s+[0-9.]+\s+([0-9.]+e[-+][0-9]+)\s+[-+nan0-9.e]+$", out,
+                           re.M))
+    assert float(grad["literal: LN, biases in"]) < 0.2 * float(grad["baseline (5 in all)"])
+    # at the embeddings' rate (1e-3) two steps move no coefficient by more than ~2e-3
+    moved = dict(re.findall(r"^(.+?)\s+[0-9.]+\s+[0-9.]+\s+([0-9.]+)$", out, re.M))
+    assert float(moved["a at the embeddings' rate"]) < 0.01
+    assert float(moved["baseline (5 in all)"]) > 0.05
+    assert "FAQ 3, answered at this scale" in out and "GFLOP/s" in out
+    for f in ("effects.png", "coefficients.png", "mechanism.png"):
+        assert (tmp_path / "07_five_parameters" / f).stat().st_size > 10_000
+
+
 def test_chapter_05(tmp_path, prepared_data_dir):
     out = run_chapter("05_race.py", tmp_path, prepared_data_dir)
-    table = (tmp_path / "05_race" / "results.md").read_text().splitlines()
-    assert len(table) == 2 + 6                              # header, rule, six methods
-    # every link of the post's ordering gets a verdict computed from the losses
-    verdicts = re.findall(r"^(.+?)\s+(holds|does NOT hold)\s+\(([0-9.]+) vs ([0-9.]+)", out, re.M)
-    assert len(verdicts) == 4
-    for link, verdict, a, b in verdicts[:3]:               # 'x < y' holds iff y - x > 0.01
-        assert (verdict == "holds") == (float(b) - float(a) > 0.01), link
-    logs = list((tmp_path / "05_race").glob("*/log.jsonl"))
-    assert len(logs) == 6
+    text = (tmp_path / "05_race" / "results.md").read_text()
+    assert text.count("| method |") == 2                    # one table per protocol
+    rows = [r for r in text.splitlines() if r.startswith("| ") and "method" not in r]
+    assert len(rows) == 2 * 6 and all("+-" in r for r in rows)     # mean +- s.e. everywhere
+    # every link of the post's ordering gets a verdict from a paired interval, per protocol
+    links = re.findall(r"^  (.+?) < (.+?)\s+(holds|REVERSED|not resolved)\s+.*= ([-+0-9.]+), "
+                       r"95% interval \[([-+0-9.]+), ([-+0-9.]+)\] over (\d+) seeds", out, re.M)
+    assert len(links) == 8
+    for _, _, said, diff, lo, hi, n in links:
+        lo, hi, diff = float(lo), float(hi), float(diff)
+        assert lo <= diff <= hi and int(n) == 2
+        assert (said == "holds") == (lo > 0) and (said == "REVERSED") == (hi < 0)
+    unigram = numbers_after(out, "add-one smoothing)")[0]
+    assert 7 < unigram < 11
     assert (tmp_path / "05_race" / "val_curves.png").stat().st_size > 10_000
-    # the logs alone redraw the plot
+    # a second run reuses every run it made the first time
+    again = run_chapter("05_race.py", tmp_path, prepared_data_dir)
+    assert "reusing" in again and "final loss" not in again.split("Takeaways")[0].split(
+        "own rates:")[0].split("post's protocol:")[1]
+    logs = list((tmp_path / "runs").glob("*/log.jsonl"))
+    assert len(logs) >= 6
     from smolgpt.cli import main
-    assert main(["plot", *map(str, logs), "--out", str(tmp_path / "redrawn.png")]) == 0
+    assert main(["plot", *map(str, logs[:3]), "--out", str(tmp_path / "redrawn.png")]) == 0
     assert (tmp_path / "redrawn.png").stat().st_size > 10_000
+
+
+def test_chapter_08(tmp_path, prepared_data_dir):
+    import json
+    out = run_chapter("08_intrinsic_dimension.py", tmp_path, prepared_data_dir)
+    # d_int90 with its bootstrap interval, or the largest fraction reached with its interval,
+    # for both regimes and both methods
+    found = re.findall(r"^(from scratch|fine-tuning)\s+(DID \(Fastfood\)|SAID)\s+"
+                       r"(d_int90 = [\d,]+ .*95% bootstrap interval [\d,]+ to .*|"
+                       r"90% not reached: largest fraction reached .*95% bootstrap interval .*)$",
+                       out, flags=re.M)
+    assert {(regime, method) for regime, method, _ in found} == {
+        (r, m) for r in ("from scratch", "fine-tuning") for m in ("DID (Fastfood)", "SAID")}
+    folder = tmp_path / "08_intrinsic_dimension"
+    assert (folder / "gap_closed.png").stat().st_size > 10_000
+    assert len(json.loads((folder / "d_int.json").read_text())) == 4
+    files = json.loads((folder / "stdlib_files.json").read_text())["files"]
+    assert files and all(len(f["sha256"]) == 64 for f in files)
+    assert {f["split"] for f in files} == {"train", "val"}

@@ -1,15 +1,19 @@
 """Everything the chapters share, in one place.
 
-- `chapter.py`: quick mode, output folders, saving (and in a notebook showing) figures;
-- `runs.py`: training several parameterizations on the same tokens, and their table;
+- `chapter.py`: quick mode and chapter settings, output folders, saving (and in a notebook
+  showing) figures;
+- `runs.py`: the experiment runner: every run made once, kept, reused; seeds; final scores;
+- `stats.py`: mean +- standard error, paired intervals between methods;
+- `sweep.py` and `tuned.py`: learning-rate sweeps, and the rates they chose;
+- `reference.py`: the context-free (unigram) reference loss;
 - `figures.py`: validation curves redrawn from run logs (also `smolgpt plot`).
 
     from smolgpt.experiments import compare, out_dir, quick_mode, save_figure
 """
 
-from .chapter import out_dir, quick_mode, save_figure
+from .chapter import chapter_int, out_dir, print_takeaways, quick_mode, save_figure
 from .figures import plot_val_curves, read_log
-from .runs import QUICK_MODEL, compare, markdown_table, quick_config, run_name
+from .runs import QUICK_MODEL, compare, markdown_table, quick_config, run_name, run_seeds
 
-__all__ = ["out_dir", "quick_mode", "save_figure", "plot_val_curves", "read_log", "QUICK_MODEL",
-           "compare", "markdown_table", "quick_config", "run_name"]
+__all__ = ["chapter_int", "out_dir", "print_takeaways", "quick_mode", "save_figure", "plot_val_curves", "read_log",
+           "QUICK_MODEL", "compare", "markdown_table", "quick_config", "run_name", "run_seeds"]

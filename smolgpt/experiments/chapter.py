@@ -67,6 +67,43 @@ def check_environment() -> None:
                                f"folder you can write to): point {var} at a writable folder")
 
 
+def chapter_int(name: str, default: int, minimum: int = 1) -> int:
+    """An integer setting of a chapter: `--name N` on its command line, else the environment
+    variable SMOLGPT_<NAME>, else `default` (e.g. chapter_int("seeds", 3))."""
+    flag, var = f"--{name}", f"SMOLGPT_{name.upper()}"
+    args = sys.argv[1:]
+    raw, where = os.environ.get(var), var
+    if flag in args:
+        i = args.index(flag)
+        raw, where = (args[i + 1] if i + 1 < len(args) else ""), flag
+    if raw is None or raw == "":
+        if where == flag:
+            fail(f"{flag} needs a whole number after it")
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        fail(f"{where}={raw!r} is not a whole number")
+    if value < minimum:
+        fail(f"{where}={value} is below {minimum}")
+    return value
+
+
+def print_takeaways(lines, start: float) -> None:
+    """The closing bullet points of a chapter, wrapped, under a header giving the run's wall time
+    since `start` (a time.time()) and this machine's float32 matmul rate, so that the time means
+    something on another machine."""
+    import textwrap
+    import time
+
+    from ..bench.model import matmul_gflops
+    print(f"Takeaways (this run took {time.time() - start:.0f} s on a machine whose float32 matmul "
+          f"rate is {matmul_gflops():.0f} GFLOP/s):")
+    for line in lines:
+        print(textwrap.fill(line, width=96, initial_indent="  - ", subsequent_indent="    ",
+                            break_on_hyphens=False))
+
+
 def quick_mode() -> bool:
     """True when the chapter should run its small, under-a-minute version. Called first by
     every chapter, it also checks the environment (see the module docstring)."""

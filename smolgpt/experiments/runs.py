@@ -34,8 +34,8 @@ from pathlib import Path
 from .. import data
 from ..checkpoint import CheckpointError, load_params
 from ..evaluate import evaluate_params
-from ..files import write_atomic
-from ..methods import MethodSpec
+from ..files import sha256_of, write_atomic
+from ..methods import MethodSpec, build
 from ..model import GPTConfig
 from ..train import TrainConfig, train
 from .figures import plot_val_curves
@@ -72,9 +72,34 @@ def with_seed(cfg: TrainConfig, seed: int) -> TrainConfig:
     return dataclasses.replace(cfg, seed=seed, method=dataclasses.replace(cfg.method, seed=seed))
 
 
+# TrainConfig fields that never change a run's numbers: where and how often things are written.
+NOT_IN_KEY = ("out", "data_dir", "checkpoint_every", "keep_optimizer", "sample_tokens")
+
+
+def _settings(obj) -> dict:
+    """A config dataclass as a dict for the run key. A field whose metadata says `neutral` and
+    whose value is its default is left out: such a default reproduces exactly what runs did
+    before the field existed, so adding an option does not orphan every finished run."""
+    out = {}
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value):
+            out[f.name] = _settings(value)
+        elif not (f.metadata.get("neutral") and value == f.default):
+            out[f.name] = value
+    return out
+
+
 def run_key(cfg: TrainConfig, data_id: dict) -> str:
-    """The identity of a run: its settings (not where it is written), its data, the version."""
-    settings = {k: v for k, v in cfg.to_dict().items() if k not in ("out", "data_dir")}
+    """The identity of a run: its settings (not where it is written), its data, the version.
+
+    A learning-rate field the method never reads (coef_lr for full training, say) is left out,
+    so that runs which differ only there are recognised as the same run."""
+    used = {"lr", *build(cfg.method, cfg.gpt).lr_groups({}).values()}
+    ignore = set(NOT_IN_KEY) | ({"coef_lr"} - used)
+    settings = {k: v for k, v in _settings(cfg).items() if k not in ignore}
+    if cfg.init_from:           # the weights it starts from by their content, not their path
+        settings["init_from"] = "sha256:" + sha256_of(cfg.init_from)
     blob = json.dumps({"version": RESULTS_VERSION, "config": settings, "data": data_id},
                       sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -115,7 +140,8 @@ def run(cfg: TrainConfig, *, final_windows: int = FINAL_WINDOWS, fresh: bool | N
     summary["final"] = final_score(folder, cfg, splits["val"], final_windows)
     if verbose and not summary["reused"]:
         print(f"  {summary['label']:<28} seed {cfg.seed}  {summary['n_trainable']:>9,} "
-              f"non-embedding trainable: final loss {summary['final']['loss']:.4f} +- {summary['final']['loss_se']:.4f}"
+              f"non-embedding trainable: final loss {summary['final']['loss']:.4f} +- "
+              f"{summary['final']['loss_se']:.4f}"
               f"  ({summary['elapsed']:.0f} s)")
     return summary
 
@@ -123,7 +149,9 @@ def run(cfg: TrainConfig, *, final_windows: int = FINAL_WINDOWS, fresh: bool | N
 def _train_into(cfg: TrainConfig, folder: Path) -> dict:
     """Train into `folder`, resuming an interrupted attempt when its checkpoint is usable."""
     ckpt = folder / "checkpoint.npz"
-    cfg = dataclasses.replace(cfg, out=str(folder), sample_tokens=0)
+    # A finished run is never resumed (a longer run is another run), so its last checkpoint
+    # keeps the weights only: a third of the size for full training.
+    cfg = dataclasses.replace(cfg, out=str(folder), sample_tokens=0, keep_optimizer=False)
     if ckpt.exists():
         try:
             return train(cfg, resume=ckpt, progress=False, verbose=False)
@@ -151,30 +179,41 @@ def run_seeds(cfg: TrainConfig, seeds, **kwargs) -> list[dict]:
 
 def compare(specs, base: TrainConfig, out: Path | None = None, title: str | None = None,
             seeds=(0,), verbose: bool = True, **kwargs) -> dict:
-    """Every spec on the same base config and seeds; returns {run name: result}.
+    """Every spec on the same base config and seeds; see compare_configs."""
+    return compare_configs([dataclasses.replace(base, method=spec) for spec in specs], out,
+                           title, seeds, verbose, **kwargs)
 
-    A result is {"label", "n_trainable", "runs": [summary per seed], "final": [final loss per
-    seed], "mean", "se"}. Seed s gives every method the same batches (paired comparisons).
-    With a title and out, the validation curves are drawn to out/val_curves.png. The curves are
-    the cheap periodic validation (cfg.eval_windows windows); "final" is each run's score on the
-    runner's many more final windows, so the two differ by that evaluation's sampling error.
+
+def compare_configs(configs, out: Path | None = None, title: str | None = None, seeds=(0,),
+                    verbose: bool = True, references=(), **kwargs) -> dict:
+    """Every config over the same seeds; returns {run name: result}.
+
+    A result is {"label", "n_trainable", "config", "runs": [summary per seed], "final": [final
+    loss per seed], "mean", "se"}. Seed s gives every config the same batches when they share
+    the batch size and block size (paired comparisons). With a title and out, the validation
+    curves are drawn to out/val_curves.png, with `references` [(label, loss)] as lines. The
+    curves are the cheap periodic validation (cfg.eval_windows windows); "final" is each run's
+    score on the runner's many more final windows, so the two differ by that evaluation's
+    sampling error.
     """
     seeds = tuple(seeds)
-    if verbose:
-        print(f"{len(specs)} methods x {len(seeds)} seed(s), {base.steps} steps of "
-              f"{base.tokens_per_step:,} tokens each (finished runs are reused from "
+    if verbose and configs:
+        c = configs[0]
+        print(f"{len(configs)} configurations x {len(seeds)} seed(s), {c.steps} steps of "
+              f"{c.tokens_per_step:,} tokens each (finished runs are reused from "
               f"{runs_root()}):")
     results = {}
-    for spec in specs:
-        runs = run_seeds(dataclasses.replace(base, method=spec), seeds, verbose=verbose, **kwargs)
+    for cfg in configs:
+        runs = run_seeds(cfg, seeds, verbose=verbose, **kwargs)
         final = [r["final"]["loss"] for r in runs]
         mean, se = mean_se(final)
-        results[run_name(spec)] = {"label": spec.label(), "n_trainable": runs[0]["n_trainable"],
-                                   "runs": runs, "final": final, "mean": mean, "se": se,
-                                   "val_loss": mean}
+        results[run_name(cfg.method)] = {"label": cfg.method.label(), "config": cfg,
+                                         "n_trainable": runs[0]["n_trainable"], "runs": runs,
+                                         "final": final, "mean": mean, "se": se}
     if title is not None and out is not None:
         plot_val_curves({r["label"]: [Path(s["dir"]) / "log.jsonl" for s in r["runs"]]
-                         for r in results.values()}, Path(out) / "val_curves.png", title=title)
+                         for r in results.values()}, Path(out) / "val_curves.png", title=title,
+                        references=references)
     return results
 
 

