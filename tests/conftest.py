@@ -77,3 +77,28 @@ def one_blas_thread():
     from threadpoolctl import threadpool_limits
     with threadpool_limits(1, user_api="blas"):
         yield
+
+
+@pytest.fixture(scope="module")
+def finished_run(prepared_data_dir, tmp_path_factory) -> Path:
+    """A 3-step `full` run: run/checkpoint.npz and run/log.jsonl. Nothing may change them."""
+    from smolgpt.model import GPTConfig
+    from smolgpt.train import TrainConfig, train
+    out = tmp_path_factory.mktemp("finished_run")
+    gpt = GPTConfig(n_layer=1, n_head=2, n_embd=16, block_size=16)     # test_cli.TINY
+    train(TrainConfig(gpt=gpt, steps=3, batch_size=2, warmup=1, eval_every=2, eval_windows=4,
+                      out=str(out), data_dir=str(prepared_data_dir), sample_tokens=0),
+          progress=False, verbose=False)
+    return out
+
+
+@pytest.fixture
+def no_progress_bars():
+    """`datasets` draws a progress bar on stderr while it reads JSON lines; that is progress
+    output, not error text, so it is switched off while a case runs."""
+    import datasets
+    was_on = not datasets.are_progress_bars_disabled()
+    datasets.disable_progress_bars()
+    yield
+    if was_on:
+        datasets.enable_progress_bars()

@@ -21,7 +21,6 @@ import pytest
 from smolgpt import data as data_mod
 from smolgpt.cli import build_parser, main
 from smolgpt.model import GPTConfig, count_params, forward, init_params
-from smolgpt.train import TrainConfig, train
 
 TINY = GPTConfig(n_layer=1, n_head=2, n_embd=16, block_size=16)
 TINY_FLAGS = ["--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size", "16",
@@ -30,28 +29,6 @@ D_TINY = count_params(TINY, non_embedding=True)       # 3312 numbers a global su
 
 
 pytestmark = pytest.mark.usefixtures("one_blas_thread")
-
-
-@pytest.fixture(scope="module")
-def finished_run(prepared_data_dir, tmp_path_factory) -> Path:
-    """A 3-step `full` run: run/checkpoint.npz and run/log.jsonl. Nothing may change them."""
-    out = tmp_path_factory.mktemp("finished_run")
-    train(TrainConfig(gpt=TINY, steps=3, batch_size=2, warmup=1, eval_every=2, eval_windows=4,
-                      out=str(out), data_dir=str(prepared_data_dir), sample_tokens=0),
-          progress=False, verbose=False)
-    return out
-
-
-@pytest.fixture
-def no_progress_bars():
-    """`datasets` draws a progress bar on stderr while it reads JSON lines; that is progress
-    output, not error text, so it is switched off while a case runs."""
-    import datasets
-    was_on = not datasets.are_progress_bars_disabled()
-    datasets.disable_progress_bars()
-    yield
-    if was_on:
-        datasets.enable_progress_bars()
 
 
 def run(argv, capsys) -> tuple[int, str, str]:

@@ -23,8 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_cli import (DOCS, TINY, TINY_FLAGS, Case, finished_run, jsonl,  # noqa: F401 (fixture)
-                      no_progress_bars, run, snapshot, the_error_line)
+from test_cli import DOCS, TINY, TINY_FLAGS, Case, jsonl, run, snapshot, the_error_line
 
 from smolgpt import checkpoint as ckpt
 from smolgpt import memory as memory_mod
