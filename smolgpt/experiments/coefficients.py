@@ -8,6 +8,7 @@ and a few fixed batches (x, y), each (B, T):
     losses = line_scan(method, t, direction, ts, batches, gpt)   # L(a + t * direction) per t
     scales = tensor_scales(method, coef)                 # |W_t(a)| / |W_t at GPT-2's init|
     steps, coefs = coef_trajectory(log_path)             # a over training, from a run's log
+    changes = weight_changes(checkpoint_path)            # how far training moved each kind of tensor
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import math
 
 import numpy as np
 
-from ..model import init_constant, init_std, loss_and_grads, loss_only
+from ..model import EMBEDDING_NAMES, init_constant, init_std, loss_and_grads, loss_only
 
 
 def mean_loss(method, trainables, batches, gpt) -> float:
@@ -85,3 +86,44 @@ def coef_trajectory(log_path) -> tuple[np.ndarray, np.ndarray]:
                 steps.append(r["step"])
                 coefs.append(r["coef"])
     return np.array(steps), np.array(coefs, dtype=np.float64).reshape(len(steps), -1)
+
+
+# The kinds of non-embedding tensor, by the end of their name: every block has one of each.
+TENSOR_KINDS = {"attn.c_attn.weight": "attention in", "attn.c_proj.weight": "attention out",
+                "mlp.c_fc.weight": "MLP in", "mlp.c_proj.weight": "MLP out",
+                ".bias": "linear biases", "ln_": "LayerNorm"}
+
+
+def tensor_kind(name: str) -> str:
+    """The kind of a non-embedding tensor: one of TENSOR_KINDS' values (LayerNorm gains and
+    biases together; the final LayerNorm too)."""
+    if ".ln_" in name or name.startswith("ln_f"):
+        return "LayerNorm"
+    for ending, kind in TENSOR_KINDS.items():
+        if name.endswith(ending):
+            return kind
+    raise ValueError(f"{name} is not a non-embedding tensor of GPT-2")
+
+
+def weight_changes(checkpoint_path) -> dict[str, float]:
+    """{kind: root-mean-square change per entry} of a trained model's non-embedding tensors,
+    from where its run started to its checkpoint, with "all" for every non-embedding entry.
+
+    The start is rebuilt from the run's own method and seed (its random init, or theta_0 for a
+    subspace), so no second file is needed."""
+    from .. import checkpoint
+    from ..methods import build
+    trainables, _, meta = checkpoint.load(checkpoint_path)
+    final, model, spec = checkpoint.materialise(trainables, meta)
+    method = build(spec, model)
+    start = method.params(method.init(trainables["wte.weight"].dtype))
+    sums: dict[str, list[float]] = {}
+    for name, w in final.items():
+        if name in EMBEDDING_NAMES:
+            continue
+        d = np.asarray(w, dtype=np.float64) - np.asarray(start[name], dtype=np.float64)
+        for key in (tensor_kind(name), "all"):
+            acc = sums.setdefault(key, [0.0, 0])
+            acc[0] += float(np.dot(d.ravel(), d.ravel()))
+            acc[1] += d.size
+    return {k: math.sqrt(total / n) for k, (total, n) in sums.items()}

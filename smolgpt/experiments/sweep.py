@@ -64,3 +64,22 @@ def format_sweep(r: dict) -> str:
         lines.append(f"  no choice: the best value is the {edge} of the grid; extend the grid "
                      f"past {r['best']:g}")
     return "\n".join(lines)
+
+
+def tune(base: TrainConfig, field: str, grid, seeds=(0,), extend: int = 2, verbose: bool = True,
+         **kwargs) -> dict:
+    """`sweep`, and while its best value sits on an edge of the grid, one more value past that
+    edge (at the grid's own spacing) and the sweep again, at most `extend` times. The values
+    already run are reused from the runner's cache, so each extension costs one run per seed.
+    The result is the last sweep's; its "interior" says whether a choice was found."""
+    grid = sorted(float(v) for v in grid)
+    r = sweep(base, field, grid, seeds, verbose, **kwargs)
+    for _ in range(extend):
+        if r["interior"]:
+            break
+        lower = r["best"] == grid[0]
+        step = grid[1] / grid[0] if lower else grid[-1] / grid[-2]
+        value = float(f"{(grid[0] / step if lower else grid[-1] * step):.3g}")
+        grid = [value] + grid if lower else grid + [value]
+        r = sweep(base, field, grid, seeds, verbose, **kwargs)
+    return r

@@ -1,0 +1,67 @@
+"""The experiment runner's statistics and the learning-rate tuner, on values whose answers are
+known without training (the runs themselves are exercised by the chapter tests)."""
+
+import math
+
+import numpy as np
+import pytest
+import scipy.stats
+
+from smolgpt.experiments import sweep as sweep_module
+from smolgpt.experiments.stats import mean_se, paired_interval, verdict
+from smolgpt.methods import MethodSpec
+from smolgpt.train import TrainConfig
+
+
+def test_paired_interval_is_students_t_on_the_differences():
+    a = [7.0, 7.2, 7.1, 7.3]
+    b = [7.1, 7.28, 7.22, 7.38]
+    d = np.subtract(b, a)
+    half = scipy.stats.t.ppf(0.975, 3) * d.std(ddof=1) / 2
+    iv = paired_interval(a, b)
+    assert iv["diff"] == pytest.approx(d.mean())
+    assert (iv["lo"], iv["hi"]) == pytest.approx((d.mean() - half, d.mean() + half))
+    assert verdict(iv) == "<"                      # every b is above its a: a is lower
+    assert verdict(paired_interval(b, a)) == ">"
+    assert verdict(paired_interval(a, [7.1, 7.1, 7.2, 7.2])) == "~"   # differences straddle 0
+
+
+def test_one_seed_gives_no_interval_and_no_verdict():
+    iv = paired_interval([7.0], [7.5])
+    assert math.isnan(iv["lo"]) and verdict(iv) == "~"
+    assert math.isnan(mean_se([7.0])[1])
+    with pytest.raises(ValueError, match="same seeds"):
+        paired_interval([1.0, 2.0], [1.0, 2.0, 3.0])
+
+
+def _fake_runs(best: float, calls: list):
+    """run_seeds stand-in: the final loss is (log10 lr - log10 best)^2, recorded per call."""
+    def run_seeds(cfg, seeds, verbose=True, **kwargs):
+        calls.append(cfg.coef_lr)
+        return [{"final": {"loss": (math.log10(cfg.coef_lr) - math.log10(best)) ** 2 + 7}}
+                for _ in seeds]
+    return run_seeds
+
+
+@pytest.mark.parametrize("best, grid_after", [
+    (0.3, [0.1, 0.3, 1.0]),                       # interior at once: no extension
+    (3.0, [0.1, 0.3, 1.0, 3.33, 11.1]),           # past the top edge: two steps of x1/0.3
+    (0.08, [0.0333, 0.1, 0.3, 1.0]),              # one step down, at the grid's own spacing
+])
+def test_tune_extends_the_grid_until_the_best_is_interior(monkeypatch, best, grid_after):
+    calls = []
+    monkeypatch.setattr(sweep_module, "run_seeds", _fake_runs(best, calls))
+    base = TrainConfig(method=MethodSpec("fastfood", d=10))
+    r = sweep_module.tune(base, "coef_lr", [0.1, 0.3, 1.0], seeds=(0,), extend=2)
+    assert r["grid"] == pytest.approx(grid_after, rel=1e-2)
+    assert r["interior"]
+    assert r["best"] == pytest.approx(min(grid_after, key=lambda v: abs(math.log(v / best))),
+                                      rel=1e-2)
+
+
+def test_tune_gives_up_after_extend_steps_and_says_the_edge(monkeypatch):
+    monkeypatch.setattr(sweep_module, "run_seeds", _fake_runs(100.0, []))
+    r = sweep_module.tune(TrainConfig(method=MethodSpec("fastfood", d=10)), "coef_lr",
+                          [0.1, 0.3, 1.0], seeds=(0,), extend=1)
+    assert not r["interior"] and r["best"] == r["grid"][-1]
+    assert "extend the grid" in sweep_module.format_sweep(r)
