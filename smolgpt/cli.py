@@ -267,11 +267,19 @@ def cmd_bench(a):
 
 
 def cmd_sweep(a):
-    from .experiments.sweep import format_sweep, sweep
+    from .experiments.sweep import format_sweep, tune
     cfg = _train_config(a)
-    values = [float(v) for v in a.grid.split(",") if v.strip()]
-    seeds = range(a.seeds)
-    print(format_sweep(sweep(cfg, a.field, values, seeds=seeds)))
+    try:
+        values = [float(v) for v in a.grid.split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"--grid {a.grid!r}: give comma-separated numbers, e.g. "
+                         f"1e-3,3e-3,1e-2") from None
+    if any(not (v > 0 and v < float("inf")) for v in values):
+        raise ValueError(f"--grid {a.grid!r}: every learning rate must be a positive number")
+    if a.seeds < 1 or a.extend < 0:
+        raise ValueError(f"--seeds must be 1 or more and --extend 0 or more, got --seeds "
+                         f"{a.seeds} --extend {a.extend}")
+    print(format_sweep(tune(cfg, a.field, values, seeds=range(a.seeds), extend=a.extend)))
 
 
 def cmd_plot(a):
@@ -329,10 +337,14 @@ def build_parser() -> argparse.ArgumentParser:
                        "(finished runs are reused), and name the best value only if it is "
                        "interior to the grid (both neighbours worse).")
     _add_train_args(s, run_flags=False)
-    s.add_argument("--field", choices=("lr", "coef_lr"), default="lr", help="which rate to "
-                   "sweep (default lr)")
+    s.add_argument("--field", choices=("lr", "coef_lr", "scale_lr"), default="lr",
+                   help="which rate to sweep (default lr; coef_lr: a subspace's coefficients; "
+                   "scale_lr: SAID's per-tensor scales)")
     s.add_argument("--grid", required=True, help="comma-separated values, e.g. 3e-4,1e-3,3e-3")
     s.add_argument("--seeds", type=int, default=2, help="seeds per value, 0..N-1 (default 2)")
+    s.add_argument("--extend", type=int, default=0, help="while the best value is on an edge of "
+                   "the grid, add the next value past it (at the grid's own spacing), at most "
+                   "N times (default 0)")
     s.set_defaults(fn=cmd_sweep)
 
     s = sub.add_parser("sample", help="generate text from a checkpoint")

@@ -93,6 +93,13 @@ START = {"event": "start", "method": "full", "n_trainable": 3312}
 EVAL = {"event": "eval", "step": 2, "tokens": 64, "val_loss": 10.8}
 
 AUDIT = [
+    # sweep: a grid that is not one
+    ("sweep: a word in the grid", lambda c: ["sweep", "--data-dir", c.data, "--grid", "1e-3,fast"],
+     ["--grid", "comma-separated numbers"]),
+    ("sweep: a zero rate", lambda c: ["sweep", "--data-dir", c.data, "--grid", "0,1e-3,1e-2"],
+     ["--grid", "positive"]),
+    ("sweep: no seeds", lambda c: ["sweep", "--data-dir", c.data, "--grid", "1e-3,3e-3,1e-2",
+                                   "--seeds", "0"], ["--seeds must be 1 or more"]),
     # train: values their type allows but their meaning does not
     ("train: absurd batch size", lambda c: c.train("--batch-size", "100000000"),
      ["a training step needs about", "TB", "available", "lower --batch-size (now 100000000)"]),

@@ -8,7 +8,7 @@ and a few fixed batches (x, y), each (B, T):
     losses = line_scan(method, t, direction, ts, batches, gpt)   # L(a + t * direction) per t
     scales = tensor_scales(method, coef)                 # |W_t(a)| / |W_t at GPT-2's init|
     steps, coefs = coef_trajectory(log_path)             # a over training, from a run's log
-    changes = weight_changes(checkpoint_path)            # how far training moved each kind of tensor
+    changes = weight_changes(checkpoint_path)            # how far a run moved each tensor kind
 """
 
 from __future__ import annotations
