@@ -9,23 +9,29 @@ weights rather than just its embeddings?
 Assumes: `pip install -e ".[test]"` from the repository root; C4 reachable through `datasets`,
 or local files named by SMOLGPT_C4_FILES / SMOLGPT_C4_VAL_FILES (see data/README.md).
 Takes: about 8 minutes on a 2-core CPU (quick mode, SMOLGPT_QUICK=1: under a minute).
-Writes: out/01_gpt2/val_curves.png and the two runs' logs and checkpoints under out/01_gpt2/.
+Writes: out/01_gpt2/val_curves.png; the runs are kept by the experiment runner under out/runs/
+(shared with chapters 03 and 05).
 """
 
 # %%
 import dataclasses
 import math
 import time
+from pathlib import Path
 
 import numpy as np
 
 from smolgpt import layers
-from smolgpt.experiments import out_dir, plot_val_curves, quick_config, quick_mode
+from smolgpt.checkpoint import load_params
+from smolgpt.experiments import chapter_int, out_dir, print_takeaways, quick_config, quick_mode
+from smolgpt.experiments.runs import compare_configs
+from smolgpt.experiments.stats import fmt, paired_interval
+from smolgpt.experiments.tuned import RACE, at_tuned_rates
 from smolgpt.gradcheck import check_layer, numerical_grad, rel_error
-from smolgpt.methods import MethodSpec, build
+from smolgpt.methods import MethodSpec
 from smolgpt.model import (GPTConfig, count_params, init_params, loss_and_grads,
                            loss_only, param_table)
-from smolgpt.train import TrainConfig, train
+from smolgpt.sample import sample_text
 
 QUICK = quick_mode()
 OUT = out_dir("01_gpt2")
@@ -110,54 +116,65 @@ print(f"loss at init {loss_only(params, idx, np.roll(idx, -1, 1), config):.3f} "
 
 # %% [markdown]
 # ## 4. Training on C4: everything vs embeddings only
-# Two runs on the same tokens in the same order. `full` trains every tensor. `embeddings`
-# trains only the token and position tables and leaves every transformer weight at its random
-# init: the baseline the post measures every reduced model against. Whatever `full` gains over
-# it is what training the transformer itself buys.
+# Two ways of training on the same tokens in the same order. `full` trains every tensor.
+# `embeddings` trains only the token and position tables and leaves every transformer weight at
+# its random init: the baseline the post measures every reduced model against. Whatever `full`
+# gains over it is what training the transformer itself buys.
+#
+# Both run at the race's budget (chapter 05: 64 steps of 8 x 128 C4 tokens), each at the
+# learning rate its own sweep chose (`smolgpt.experiments.tuned`), over several seeds: seed s
+# gives both the same batches, so their difference is paired by seed. The experiment runner keeps
+# finished runs under out/runs/, and chapters 03 and 05 reuse these same runs.
 
 # %%
+SEEDS = tuple(range(chapter_int("seeds", 2 if QUICK else 3, minimum=2)))
 if QUICK:
-    base = quick_config(steps=12, sample_tokens=12)
+    base = quick_config(steps=12)
+    configs = [dataclasses.replace(base, method=MethodSpec(n)) for n in ("full", "embeddings")]
+    scoring = dict(final_windows=16)
 else:
-    base = TrainConfig(gpt=config, steps=240, batch_size=16, warmup=20, eval_every=40,
-                       eval_windows=64, sample_tokens=40)
-runs = {}
-for name in ("full", "embeddings"):
-    cfg = dataclasses.replace(base, method=MethodSpec(name), out=str(OUT / name))
-    runs[name] = train(cfg, progress=False)
-    s = runs[name]
-    print(f"{name:<11} {build(cfg.method, base.gpt).n_trainable:>9,} trainable non-embedding "
-          f"parameters: val loss {s['val_curve'][0][2]:.3f} -> {s['val_loss']:.3f} after "
-          f"{s['tokens']:,} tokens in {s['elapsed']:.0f} s ({s['tokens'] / s['elapsed']:,.0f} tok/s)")
-
-# %%
-fig = plot_val_curves([OUT / n / "log.jsonl" for n in runs], OUT / "val_curves.png",
-                      title="chapter 01: full training vs embeddings only (held-out C4)")
-print(f"figure: {fig}")
-gap = runs["embeddings"]["val_loss"] - runs["full"]["val_loss"]
-print(f"full training ends {gap:.3f} nats/token below embeddings-only "
-      f"(perplexity {math.exp(runs['full']['val_loss']):.0f} vs "
-      f"{math.exp(runs['embeddings']['val_loss']):.0f})")
+    configs = [at_tuned_rates(RACE, MethodSpec(n)) for n in ("full", "embeddings")]
+    scoring = {}
+results = compare_configs(configs, OUT, seeds=SEEDS, **scoring,
+                          title=f"chapter 01: full training vs embeddings only, {len(SEEDS)} "
+                                f"seeds (held-out C4)")
+full, emb = results["full"], results["embeddings"]
+for r in (full, emb):
+    first = r["runs"][0]
+    print(f"{r['label']:<11} {r['n_trainable']:>9,} trainable non-embedding parameters, lr "
+          f"{r['config'].lr:g}: final held-out loss {fmt(r['mean'], r['se'])} over "
+          f"{len(SEEDS)} seeds after {first['tokens']:,} tokens "
+          f"(seed 0 trained in {first['elapsed']:.0f} s)")
+gap = paired_interval(full["final"], emb["final"])
+print(f"full training ends {gap['diff']:.3f} nats/token below embeddings only (95% interval "
+      f"{gap['lo']:.3f} to {gap['hi']:.3f} over {gap['n']} paired seeds; perplexity "
+      f"{math.exp(full['mean']):,.0f} vs {math.exp(emb['mean']):,.0f})")
 
 # %% [markdown]
 # ## 5. What they write
-# Sampled with temperature 1 and top-k 40 from an empty prompt (a document start).
+# Sampled from seed 0's model with temperature 1 and top-k 40 from an empty prompt (a document
+# start). After this few tokens neither writes sentences; full training has picked up more of
+# the local word statistics.
 
 # %%
-for name, s in runs.items():
-    print(f"--- {name} ---\n{s.get('sample', '').strip()}\n")
+for r in (full, emb):
+    params, model, _ = load_params(Path(r["runs"][0]["dir"]) / "checkpoint.npz")
+    print(f"--- {r['label']} ---\n{sample_text(params, model, max_new_tokens=40).strip()}\n")
 
 # %% [markdown]
 # ## Takeaways
 
 # %%
-print(f"""Takeaways (run took {time.time() - START:.0f} s):
-  - Every backward here agrees with finite differences in float64: each layer to
-    {layer_worst:.0e}, the whole model to {worst:.0e} (a wrong term would show as 1e-3 or worse);
-    the rest of the project trusts these derivatives.
-  - The tied 50,257-word head is most of the work of a small GPT-2: its logits are computed in
-    chunks and turned into their own gradient on the spot.
-  - Trained on the same {runs['full']['tokens']:,} C4 tokens, full training reaches
-    {runs['full']['val_loss']:.2f} nats/token against {runs['embeddings']['val_loss']:.2f} for
-    embeddings only: a gap of {gap:.2f}. The next chapters ask how much of that gap a handful
-    of trained numbers can close.""")
+takeaways = [
+    "Every backward here agrees with finite differences in float64: each layer to "
+    f"{layer_worst:.0e}, the whole model to {worst:.0e} (a wrong term would show as 1e-3 or "
+    "worse); the rest of the project trusts these derivatives.",
+    "The tied 50,257-word head is most of the work of a small GPT-2: its logits are computed "
+    "in chunks and turned into their own gradient on the spot.",
+    f"Trained on the same {full['runs'][0]['tokens']:,} C4 tokens over {len(SEEDS)} seeds, "
+    f"full training reaches {fmt(full['mean'], full['se'])} nats/token against "
+    f"{fmt(emb['mean'], emb['se'])} for embeddings only: a gap of {gap['diff']:.2f} (95% "
+    f"interval {gap['lo']:.2f} to {gap['hi']:.2f}). The next chapters ask how much of that "
+    "gap a handful of trained numbers can close.",
+]
+print_takeaways(takeaways, START)

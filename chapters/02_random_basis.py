@@ -8,18 +8,23 @@ or 5 per tensor learn, compared with training only the embeddings?
 
 Assumes: chapter 01 (the model, the training loop); C4 as in data/README.md.
 Takes: about 9 minutes on a 2-core CPU (quick mode, SMOLGPT_QUICK=1: under a minute).
-Writes: out/02_basis/val_curves.png, out/02_basis/regeneration.png, run logs under out/02_basis/.
+Writes: out/02_basis/val_curves.png, out/02_basis/regeneration.png; the runs are kept by the
+experiment runner under out/runs/ (shared with chapter 05).
 """
 
 # %%
+import dataclasses
 import time
 
 import numpy as np
 
-from smolgpt.experiments import (compare, out_dir, print_takeaways, quick_config, quick_mode,
+from smolgpt.experiments import (chapter_int, out_dir, print_takeaways, quick_config, quick_mode,
                                  save_figure)
 from smolgpt.methods import MethodSpec, build
 from smolgpt.model import GPTConfig, count_params, init_params, loss_only, non_embedding_table
+from smolgpt.experiments.runs import FINAL_WINDOWS, compare_configs, run_name
+from smolgpt.experiments.stats import fmt, paired_interval, verdict
+from smolgpt.experiments.tuned import RACE, at_tuned_rates
 from smolgpt.train import TrainConfig
 from smolgpt.transforms import DenseGaussian
 
@@ -166,33 +171,62 @@ save_figure(fig, OUT / "regeneration.png")
 # is cheap enough to train with, which is what we do now.
 #
 # ## 4. Training: 5 numbers, 5 per tensor, and the embeddings-only baseline
-# Same C4 windows in the same order for every run; only the parameterization changes.
-# Embeddings and subspace coefficients learn with Adam, each at its own peak learning rate
-# (printed below); from section 2, a coefficient rate lr moves each weight by about lr times its
-# init scale per step. Both rates were picked by a short learning-rate sweep that this chapter
-# does not rerun.
+# Same C4 windows in the same order for every run (seed s gives every model the same batches);
+# only the parameterization changes. The budget is the race's (chapter 05: 64 steps of 8 x 128
+# tokens), over several seeds. Embeddings and subspace coefficients learn with Adam, each at its
+# own peak learning rate: from section 2, a coefficient rate lr moves each weight by about lr
+# times its init scale per step. The rates are the ones the race's sweeps chose
+# (`smolgpt.experiments.tuned`) for the no-offset forms; each offset form uses its no-offset
+# twin's rate (it was not swept separately).
 
 # %%
-if QUICK:
-    base = quick_config(steps=10)
-else:
-    base = TrainConfig(gpt=tiny, steps=100, batch_size=16, warmup=10, eval_every=20,
-                       eval_windows=48, sample_tokens=0)
-print(f"peak learning rates: embeddings {base.lr}, subspace coefficients {base.coef_lr}")
+SEEDS = tuple(range(chapter_int("seeds", 2 if QUICK else 3, minimum=2)))
+base = quick_config(steps=10) if QUICK else RACE
 specs = [MethodSpec("embeddings"),
          MethodSpec("basis", d=5),
          MethodSpec("basis", d=5, offset=False),
          MethodSpec("basis", d=5, per_tensor=True),
          MethodSpec("basis", d=5, per_tensor=True, offset=False)]
-results = compare(specs, base, OUT,
-                  title="chapter 02: random-basis models vs embeddings only (held-out C4)")
+
+
+def at_rates(spec):
+    """base with `spec` at its tuned rates (an offset form: its no-offset twin's)."""
+    if QUICK:
+        return dataclasses.replace(base, method=spec)
+    twin = dataclasses.replace(spec, offset=False) if spec.name == "basis" else spec
+    return dataclasses.replace(at_tuned_rates(base, twin), method=spec)
+
+
+configs = [at_rates(spec) for spec in specs]
+results = compare_configs(configs, OUT, seeds=SEEDS, final_windows=16 if QUICK else FINAL_WINDOWS,
+                          title=f"chapter 02: random-basis models vs embeddings only, "
+                                f"{len(SEEDS)} seeds (held-out C4)")
 
 # %%
-emb = results["embeddings"]["mean"]
-print(f"{'model':<32} {'non-emb. trainable':>18} {'final val loss':>15} {'vs embeddings-only':>19}")
+emb = results["embeddings"]
+print(f"{'model':<28} {'trainable':>9} {'lr':>7} {'coef lr':>7} {'final loss':>16} "
+      f"{'minus embeddings only [95% interval]':>38}")
+vs_emb = {}
 for s in results.values():
-    print(f"{s['label']:<32} {s['n_trainable']:>18,} {s['mean']:>15.3f} "
-          f"{s['mean'] - emb:>+19.3f}")
+    iv = vs_emb[s["label"]] = paired_interval(emb["final"], s["final"])
+    shown = "" if s is emb else f"{iv['diff']:+.3f} [{iv['lo']:+.3f}, {iv['hi']:+.3f}]"
+    rate = "-" if s is emb else f"{s['config'].coef_lr:g}"
+    print(f"{s['label']:<28} {s['n_trainable']:>9,} {s['config'].lr:>7g} {rate:>7} "
+          f"{fmt(s['mean'], s['se'], 4):>16} {shown:>38}")
+
+# %% [markdown]
+# Offset or not? For each kind of basis, the two forms as a paired difference over the seeds.
+
+# %%
+forms = {}
+for kind, kw in (("5 in all", {}), ("5 per tensor", dict(per_tensor=True))):
+    with_offset = results[run_name(MethodSpec("basis", d=5, **kw))]
+    without = results[run_name(MethodSpec("basis", d=5, offset=False, **kw))]
+    iv = forms[kind] = paired_interval(with_offset["final"], without["final"])
+    print(f"  {kind}: no offset minus offset = {iv['diff']:+.4f}, 95% interval "
+          f"[{iv['lo']:+.4f}, {iv['hi']:+.4f}] over {iv['n']} seeds: "
+          + {"<": "the offset form is lower", ">": "the no-offset form is lower",
+             "~": "not resolved"}[verdict(iv)])
 
 # %% [markdown]
 # ## Takeaways
@@ -200,16 +234,8 @@ for s in results.values():
 # %%
 best = min((s for s in results.values() if s["label"].startswith("basis")),
            key=lambda s: s["mean"])
-form = {True: [], False: []}
-for s in results.values():
-    if s["label"].startswith("basis"):
-        form["no-offset" not in s["label"]].append(s["mean"])
-better = "no-offset" if min(form[False]) < min(form[True]) else "offset"
-gap_forms = abs(min(form[False]) - min(form[True]))
-verdict = ("the two forms ended within 0.01 nats of each other, so at this budget the start"
-           " made little difference" if gap_forms < 0.01 else
-           f"in this single run the {better} start ended {gap_forms:.3f} nats lower; whether and"
-           " how the start matters is the post's open question about initialization")
+learn = {">": "lower than embeddings only", "<": "higher than embeddings only",
+         "~": "not resolved against embeddings only"}
 takeaways = [
     f"Counted the post's way (non-embedding trainables), GPT-2 small's \"5 per tensor\" model "
     f"trains {5 * n_tensors} numbers and the global basis 5; storing a dense basis for d = 1000 "
@@ -218,9 +244,13 @@ takeaways = [
     "The 1/sqrt(d) keeps the weights' spread at sigma and one Adam step's per-weight move near "
     "lr*sigma for every d, but one unit of a single coefficient moves the weights by "
     "sigma/sqrt(d), less as d grows.",
-    f"On held-out C4 after {base.steps * base.tokens_per_step:,} tokens, the best random-basis "
-    f"model here is '{best['label']}' at {best['mean']:.3f}, "
-    f"{best['mean'] - emb:+.3f} nats against embeddings only ({emb:.3f}).",
-    f"Best with no offset {min(form[False]):.3f}, best with the offset "
-    f"{min(form[True]):.3f}: {verdict}."]
+    f"On held-out C4 after {base.steps * base.tokens_per_step:,} tokens over {len(SEEDS)} seeds, "
+    f"the best random-basis model here is '{best['label']}' at {fmt(best['mean'], best['se'])}, "
+    f"{vs_emb[best['label']]['diff']:+.3f} nats against embeddings only "
+    f"({fmt(emb['mean'], emb['se'])}; 95% interval [{vs_emb[best['label']]['lo']:+.3f}, "
+    f"{vs_emb[best['label']]['hi']:+.3f}]: {learn[verdict(vs_emb[best['label']])]}).",
+    "Offset or not (no offset minus offset, paired over seeds): " + "; ".join(
+        f"{kind} {iv['diff']:+.3f} [{iv['lo']:+.3f}, {iv['hi']:+.3f}]"
+        + (" (not resolved)" if verdict(iv) == "~" else "") for kind, iv in forms.items())
+    + "."]
 print_takeaways(takeaways, START)

@@ -11,10 +11,12 @@ number of trainable numbers, which one can express what?
 
 Assumes: chapters 01-03; C4 as in data/README.md.
 Takes: about 7 minutes on a 2-core CPU (quick mode, SMOLGPT_QUICK=1: under a minute).
-Writes: out/04_lora/{toy_fit.png, toy_spectra.png, val_curves.png} and run logs.
+Writes: out/04_lora/{toy_fit.png, toy_spectra.png, val_curves.png}; the runs are kept by the
+experiment runner under out/runs/ (shared with chapter 05).
 """
 
 # %%
+import dataclasses
 import math
 import time
 
@@ -22,11 +24,14 @@ import numpy as np
 
 import matplotlib.pyplot as plt
 
-from smolgpt.experiments import compare, out_dir, quick_config, quick_mode, save_figure
+from smolgpt.experiments import (chapter_int, out_dir, print_takeaways, quick_config, quick_mode,
+                                 save_figure)
+from smolgpt.experiments.runs import FINAL_WINDOWS, compare_configs
+from smolgpt.experiments.stats import fmt, paired_interval, verdict
+from smolgpt.experiments.tuned import RACE, at_tuned_rates
 from smolgpt.methods import MethodSpec, build
 from smolgpt.model import GPTConfig
 from smolgpt.optim import AdamWConfig, adamw_init, adamw_step, lr_at
-from smolgpt.train import TrainConfig
 from smolgpt.transforms import DenseGaussian
 
 QUICK = quick_mode()
@@ -143,49 +148,54 @@ save_figure(fig, OUT / "toy_spectra.png")
 
 # %% [markdown]
 # ## 2. The same question on GPT-2
-# LoRA on every weight matrix of `tiny` (attention c_attn and c_proj, MLP c_fc and c_proj) at a
-# few ranks, against a Fastfood subspace with exactly as many trainable numbers, and the
-# embeddings-only baseline. Same C4 windows for every run. One caveat on fairness: each method
-# uses the project's default learning rates (LoRA's A and B train at the arrays' lr 1e-3, the
-# Fastfood coefficients at 0.3), chosen by a short sweep on full training and Fastfood, none on
-# LoRA; a tuned LoRA learning rate could move its numbers.
+# LoRA on every weight matrix of `tiny` (attention c_attn and c_proj, MLP c_fc and c_proj) at
+# rank 4, against a Fastfood subspace with exactly as many trainable numbers (32,768), and the
+# embeddings-only baseline, at the race's budget (chapter 05: 64 steps of 8 x 128 C4 tokens) over
+# several seeds; seed s gives every run the same batches. Rates: LoRA and the embeddings at the
+# ones their own sweeps chose (`smolgpt.experiments.tuned`); Fastfood's coefficients at the rate
+# chosen for its race entry, d = 5,000 (not swept again at this d), its embeddings at theirs.
 
 # %%
+SEEDS = tuple(range(chapter_int("seeds", 2 if QUICK else 3, minimum=2)))
 tiny = GPTConfig.preset("tiny")
+base = quick_config(steps=8) if QUICK else RACE
+rank = 1 if QUICK else 4
+lora = MethodSpec("lora", rank=rank)
+twin = MethodSpec("fastfood", d=build(lora, base.gpt).n_trainable)
 if QUICK:
-    base = quick_config(steps=8)
-    ranks = [1]
+    configs = [dataclasses.replace(base, method=m) for m in (MethodSpec("embeddings"), lora, twin)]
 else:
-    base = TrainConfig(gpt=tiny, steps=80, batch_size=16, warmup=8, eval_every=20,
-                       eval_windows=48, sample_tokens=0)
-    ranks = [1, 8]
-specs = [MethodSpec("embeddings")]
-for rank in ranks:
-    lora = MethodSpec("lora", rank=rank)
-    specs += [lora, MethodSpec("fastfood", d=build(lora, base.gpt).n_trainable)]
-results = compare(specs, base, OUT, title="chapter 04: LoRA vs Fastfood at equal trainable counts")
+    race_ff = at_tuned_rates(base, MethodSpec("fastfood", d=5000))
+    configs = [at_tuned_rates(base, MethodSpec("embeddings")), at_tuned_rates(base, lora),
+               dataclasses.replace(race_ff, method=twin)]
+results = compare_configs(configs, OUT, seeds=SEEDS, final_windows=16 if QUICK else FINAL_WINDOWS,
+                          title=f"chapter 04: LoRA vs Fastfood at equal trainable counts, "
+                                f"{len(SEEDS)} seeds")
 
 # %%
-emb = results["embeddings"]["mean"]
-for rank in ranks:
-    lo = next(s for s in results.values() if s["label"] == f"lora r={rank}")
-    ff = next(s for s in results.values()
-              if s["label"] == f"fastfood d={lo['n_trainable']}")
-    print(f"{lo['n_trainable']:>7,} trainable: LoRA r={rank} {lo['mean']:.3f}, Fastfood "
-          f"{ff['mean']:.3f}, embeddings only {emb:.3f} -> "
-          f"{'LoRA' if lo['mean'] < ff['mean'] else 'Fastfood'} ahead by "
-          f"{abs(lo['mean'] - ff['mean']):.3f}")
+emb, lo, ff = results.values()
+for res in (emb, lo, ff):
+    print(f"{res['label']:<16} {res['n_trainable']:>7,} trainable, lr {res['config'].lr:g}"
+          + (f", coef_lr {res['config'].coef_lr:g}" if res is ff else "")
+          + f": final held-out loss {fmt(res['mean'], res['se'], 4)}")
+lora_vs_ff = paired_interval(lo["final"], ff["final"])            # Fastfood minus LoRA
+ahead = {"<": "LoRA is lower", ">": "Fastfood is lower", "~": "not resolved"}[verdict(lora_vs_ff)]
+print(f"Fastfood minus LoRA = {lora_vs_ff['diff']:+.4f}, 95% interval [{lora_vs_ff['lo']:+.4f}, "
+      f"{lora_vs_ff['hi']:+.4f}] over {lora_vs_ff['n']} seeds: {ahead}")
 
 # %% [markdown]
 # ## Takeaways
 
 # %%
-print(f"""Takeaways (run took {time.time() - START:.0f} s):
-  - With the same {k} numbers on one layer, LoRA fits a low-rank change almost exactly and a
-    diffuse one poorly; a random subspace gets the same small share of either. LoRA's learned
-    update has rank {r}; the subspace's is full rank.
-  - That is the FAQ's point: LoRA restricts which *functions* a layer can add (rank-r maps),
-    the basis method restricts which *parameter vectors* are reachable (a random plane) but
-    leaves every activation direction in play.
-  - On GPT-2 at equal counts and default learning rates, the lines above say which restriction
-    cost less on C4 at this scale and budget.""")
+takeaways = [
+    f"With the same {k} numbers on one layer, LoRA fits a low-rank change almost exactly and "
+    "a diffuse one poorly; a random subspace gets the same small share of either. LoRA's "
+    f"learned update has rank {r}; the subspace's is full rank.",
+    "That is the FAQ's point: LoRA restricts which *functions* a layer can add (rank-r "
+    "maps), the basis method restricts which *parameter vectors* are reachable (a random "
+    "plane) but leaves every activation direction in play.",
+    f"On GPT-2 at {lo['n_trainable']:,} trainable numbers each, over {len(SEEDS)} seeds, "
+    f"Fastfood minus LoRA is {lora_vs_ff['diff']:+.3f} nats (95% interval "
+    f"{lora_vs_ff['lo']:+.3f} to {lora_vs_ff['hi']:+.3f}): {ahead}.",
+]
+print_takeaways(takeaways, START)

@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def run_chapter(name, tmp_path, data_dir):
     env = {**os.environ, "SMOLGPT_QUICK": "1", "SMOLGPT_OUT": str(tmp_path),
-           "SMOLGPT_DATA_DIR": str(data_dir), "MPLBACKEND": "Agg"}
+           "SMOLGPT_RUNS": str(tmp_path / "runs"), "SMOLGPT_DATA_DIR": str(data_dir),
+           "MPLBACKEND": "Agg"}
     proc = subprocess.run([sys.executable, str(ROOT / "chapters" / name)], env=env, cwd=ROOT,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -38,7 +39,12 @@ def test_chapter_01(tmp_path, prepared_data_dir):
     init_loss = numbers_after(out, "loss at init")[0]
     assert abs(init_loss - 10.825) < 0.1
     assert (tmp_path / "01_gpt2" / "val_curves.png").stat().st_size > 10_000
-    assert (tmp_path / "01_gpt2" / "full" / "checkpoint.npz").exists()
+    for name in ("full", "embeddings"):                      # two seeds each, kept by the runner
+        assert len(list((tmp_path / "runs").glob(f"{name}_seed*/checkpoint.npz"))) == 2
+    gap = re.search(r"full training ends ([0-9.]+) nats/token below embeddings only \(95% "
+                    r"interval ([-0-9.]+) to ([-0-9.]+) over 2 paired seeds", out)
+    assert gap and float(gap[2]) <= float(gap[1]) <= float(gap[3])
+    assert "--- full ---" in out and "--- embeddings ---" in out
 
 
 def test_chapter_02(tmp_path, prepared_data_dir):
@@ -49,6 +55,10 @@ def test_chapter_02(tmp_path, prepared_data_dir):
     assert abs(float(gb["GPT-2 small"].replace(",", "")) - 85_056_000 * 1000 * 4 / 1e9) < 0.01
     for f in ("val_curves.png", "regeneration.png"):
         assert (tmp_path / "02_basis" / f).stat().st_size > 10_000
+    # every basis model against embeddings only, and each offset pair, as paired intervals
+    assert len(re.findall(r"^basis .*[-+][0-9.]+ \[[-+][0-9.]+, [-+][0-9.]+\]$", out,
+                          flags=re.M)) == 4
+    assert len(re.findall(r"no offset minus offset = .* over 2 seeds", out)) == 2
 
 
 def test_chapter_03(tmp_path, prepared_data_dir):
@@ -57,8 +67,14 @@ def test_chapter_03(tmp_path, prepared_data_dir):
                            flags=re.M))
     assert abs(float(kurt["dense Gaussian"]) - 3) < 0.2 and abs(float(kurt["Fastfood"]) - 3) < 0.2
     assert abs(float(kurt["FFT-Fastfood"]) - 1.5) < 0.1
-    for f in ("columns.png", "scaling.png", "val_curves.png"):
+    for f in ("columns.png", "scaling.png", "val_curves.png", "weight_changes.png"):
         assert (tmp_path / "03_fastfood" / f).stat().st_size > 10_000
+    # each d gets its own coefficient rate, chosen only when interior to its grid
+    assert len(re.findall(r"chosen: coef_lr = [0-9.e-]+ \(both neighbours are worse\)", out)) == 2
+    assert re.search(r"^(Still flat|Not flat) in d|  - (Still flat|Not flat) in d", out, flags=re.M)
+    changes = re.findall(r"^(fastfood d=\d+|full)\s+((?:[0-9.]+e[-+]\d+\s*){7})$", out,
+                         flags=re.M)
+    assert len(changes) == 3 and all(float(v) > 0 for _, row in changes for v in row.split())
 
 
 def test_chapter_04(tmp_path, prepared_data_dir):
@@ -71,6 +87,9 @@ def test_chapter_04(tmp_path, prepared_data_dir):
     ranks = dict(re.findall(r"^(lora|subspace)\s+update fitted .*: (\d+) of", out, flags=re.M))
     assert int(ranks["lora"]) == 2 and int(ranks["subspace"]) > 2
     assert (tmp_path / "04_lora" / "val_curves.png").stat().st_size > 10_000
+    iv = re.search(r"Fastfood minus LoRA = ([-+][0-9.]+), 95% interval \[([-+][0-9.]+), "
+                   r"([-+][0-9.]+)\] over 2 seeds", out)
+    assert iv and float(iv[2]) <= float(iv[1]) <= float(iv[3])
 
 
 def test_chapter_07(tmp_path, prepared_data_dir):

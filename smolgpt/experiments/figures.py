@@ -52,7 +52,8 @@ def plot_val_curves(logs, path, title="validation loss on held-out C4", referenc
 
     logs: log.jsonl paths (one curve each), or {label: [log paths of its seeds]} (the mean over
         seeds, with a band of +- one standard error where there are several).
-    references: [(label, loss)] drawn as horizontal lines, e.g. the unigram loss.
+    references: [(label, loss)] drawn as horizontal lines, e.g. the unigram loss (one far below
+        or above the curves is named in the legend instead, so it does not squash them).
     Curves are labelled with their trainable non-embedding parameter count.
     """
     import matplotlib.pyplot as plt
@@ -77,7 +78,13 @@ def plot_val_curves(logs, path, title="validation loss on held-out C4", referenc
         if len(runs) > 1:
             se = losses.std(axis=0, ddof=1) / np.sqrt(len(runs))
             ax.fill_between(tokens, mean - se, mean + se, color=line.get_color(), alpha=0.2)
+    lo, hi = ax.get_ylim()
     for label, value in references:
+        if value < lo - 0.25 * (hi - lo) or value > hi + 0.25 * (hi - lo):
+            # far off the curves' scale (a short run): named in the legend, not drawn
+            ax.plot([], [], color="gray", ls=":", lw=1,
+                    label=f"{label} {value:.2f} (off the axis)")
+            continue
         ax.axhline(value, color="gray", ls=":", lw=1)
         ax.annotate(f"{label} {value:.2f}", (1.0, value), xycoords=("axes fraction", "data"),
                     xytext=(-4, 3), textcoords="offset points", ha="right", fontsize=7,
