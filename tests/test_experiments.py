@@ -2,6 +2,7 @@
 known without training (the runs themselves are exercised by the chapter tests)."""
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -65,3 +66,34 @@ def test_tune_gives_up_after_extend_steps_and_says_the_edge(monkeypatch):
                           [0.1, 0.3, 1.0], seeds=(0,), extend=1)
     assert not r["interior"] and r["best"] == r["grid"][-1]
     assert "extend the grid" in sweep_module.format_sweep(r)
+
+
+def test_a_run_being_made_by_another_process_is_waited_for_and_reused(
+        prepared_data_dir, tmp_path, monkeypatch, capsys):
+    import dataclasses
+    import threading
+    import time
+
+    from smolgpt.experiments import runs
+    from smolgpt.files import RunLock
+
+    monkeypatch.setenv("SMOLGPT_RUNS", str(tmp_path / "runs"))
+    cfg = dataclasses.replace(runs.quick_config(steps=2), data_dir=str(prepared_data_dir),
+                              method=MethodSpec("embeddings"))
+    first = runs.run(cfg, final_windows=4)
+    folder = Path(first["dir"])
+    summary = (folder / "summary.json").read_bytes()
+    (folder / "summary.json").unlink()          # as if another process were still making it
+    maker = RunLock(folder).acquire()
+    real_sleep = time.sleep
+    monkeypatch.setattr(runs.time, "sleep", lambda s: real_sleep(0.02))
+    got = {}
+    waiter = threading.Thread(target=lambda: got.update(runs.run(cfg, final_windows=4)))
+    waiter.start()
+    real_sleep(0.5)
+    assert waiter.is_alive()                      # it waits while the folder is held
+    (folder / "summary.json").write_bytes(summary)
+    maker.release()                               # the maker finishes
+    waiter.join(timeout=30)
+    assert got["reused"] and got["final"]["loss"] == first["final"]["loss"]
+    assert "is being made by another process" in capsys.readouterr().out

@@ -29,12 +29,13 @@ import json
 import math
 import os
 import shutil
+import time
 from pathlib import Path
 
 from .. import data
 from ..checkpoint import CheckpointError, load_params
 from ..evaluate import evaluate_params
-from ..files import sha256_of, write_atomic
+from ..files import FolderInUse, RunLock, sha256_of, write_atomic
 from ..methods import MethodSpec, build
 from ..model import GPTConfig
 from ..train import TrainConfig, train
@@ -126,14 +127,14 @@ def run(cfg: TrainConfig, *, final_windows: int = FINAL_WINDOWS, fresh: bool | N
     done = folder / "summary.json"
     if _fresh_requested(fresh) and folder.exists():
         shutil.rmtree(folder)
-    if done.exists():
+    summary = None if done.exists() else _train_or_wait(cfg, folder, done, verbose)
+    if summary is None:
         summary = json.loads(done.read_text())
         summary["reused"] = True
         if verbose:
             print(f"  reusing {folder} ({summary['label']}, seed {cfg.seed}, trained "
                   f"in {summary['elapsed']:.0f} s)")
     else:
-        summary = _train_into(cfg, folder)
         summary.update(label=cfg.method.label(), seed=cfg.seed, key=key, reused=False)
         write_atomic(done, lambda f: f.write(json.dumps(summary).encode()))
     summary["dir"] = str(folder)
@@ -144,6 +145,36 @@ def run(cfg: TrainConfig, *, final_windows: int = FINAL_WINDOWS, fresh: bool | N
               f"{summary['final']['loss_se']:.4f}"
               f"  ({summary['elapsed']:.0f} s)")
     return summary
+
+
+def _train_or_wait(cfg: TrainConfig, folder: Path, done: Path, verbose: bool,
+                   poll: float = 5.0, grace: float = 15.0) -> dict | None:
+    """Train the run, or, while another process is making the very same run (two chapters
+    started at once), wait for it and return None: the caller then reuses what it made."""
+    said = False
+    while True:
+        try:
+            with RunLock(folder, note=False):        # only a probe: train() takes it again
+                pass
+        except FolderInUse:
+            if verbose and not said:
+                print(f"  waiting: {folder.name} is being made by another process; it will be "
+                      f"reused when it is finished")
+                said = True
+            time.sleep(poll)
+            continue
+        # free, with a checkpoint but no summary: either an interrupted run, or one whose maker
+        # has just released the folder and is writing its summary; give the latter a moment
+        waited = 0.0
+        while (folder / "checkpoint.npz").exists() and not done.exists() and waited < grace:
+            time.sleep(1.0)
+            waited += 1.0
+        if done.exists():
+            return None
+        try:
+            return _train_into(cfg, folder)
+        except FolderInUse:                          # taken between the probe and train()
+            continue
 
 
 def _train_into(cfg: TrainConfig, folder: Path) -> dict:
