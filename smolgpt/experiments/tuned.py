@@ -34,6 +34,9 @@ TUNED: dict[str, dict] = {
     "full": {"lr": 3e-3, "grid": (3e-4, 1e-3, 3e-3, 1e-2),
              "final": (9.3793, 7.8588, 7.8462, 7.9417)},
     "lora r=4": {"lr": 3e-3, "grid": (1e-3, 3e-3, 1e-2), "final": (7.9616, 7.9278, 7.9482)},
+    # coefficient rates, swept with the embeddings at their own lr (3e-3)
+    "basis d=5 no-offset": {"lr": 3e-3, "coef_lr": 0.3, "grid": (0.1, 0.3, 1.0),
+                            "final": (7.8292, 7.8067, 7.8232)},
 }
 
 
