@@ -40,6 +40,7 @@ from ..methods import MethodSpec, build
 from ..model import GPTConfig
 from ..train import TrainConfig, train
 from .figures import plot_val_curves
+from .reference import unigram_loss
 from .stats import mean_se
 
 RESULTS_VERSION = 1          # bump when a code change alters the numbers of a run
@@ -216,13 +217,14 @@ def compare(specs, base: TrainConfig, out: Path | None = None, title: str | None
 
 
 def compare_configs(configs, out: Path | None = None, title: str | None = None, seeds=(0,),
-                    verbose: bool = True, references=(), **kwargs) -> dict:
+                    verbose: bool = True, references=None, **kwargs) -> dict:
     """Every config over the same seeds; returns {run name: result}.
 
     A result is {"label", "n_trainable", "config", "runs": [summary per seed], "final": [final
     loss per seed], "mean", "se"}. Seed s gives every config the same batches when they share
     the batch size and block size (paired comparisons). With a title and out, the validation
-    curves are drawn to out/val_curves.png, with `references` [(label, loss)] as lines. The
+    curves are drawn to out/val_curves.png, with `references` [(label, loss)] as lines (by
+    default the context-free unigram line of the first config's data, also printed). The
     curves are the cheap periodic validation (cfg.eval_windows windows); "final" is each run's
     score on the runner's many more final windows, so the two differ by that evaluation's
     sampling error.
@@ -233,6 +235,11 @@ def compare_configs(configs, out: Path | None = None, title: str | None = None, 
         print(f"{len(configs)} configurations x {len(seeds)} seed(s), {c.steps} steps of "
               f"{c.tokens_per_step:,} tokens each (finished runs are reused from "
               f"{runs_root()}):")
+    if references is None and configs:
+        references = [context_free_reference(configs[0])]
+        if verbose:
+            print(f"  context-free reference: {references[0][0]} {references[0][1]:.3f} "
+                  f"(held-out loss of the training split's unigram, add-one smoothing)")
     results = {}
     for cfg in configs:
         runs = run_seeds(cfg, seeds, verbose=verbose, **kwargs)
@@ -246,6 +253,13 @@ def compare_configs(configs, out: Path | None = None, title: str | None = None, 
                          for r in results.values()}, Path(out) / "val_curves.png", title=title,
                         references=references)
     return results
+
+
+def context_free_reference(cfg: TrainConfig) -> tuple[str, float]:
+    """("unigram (context-free)", its held-out loss) for the data `cfg` trains on."""
+    splits, _ = data.load_splits(cfg.data_dir)
+    return "unigram (context-free)", unigram_loss(splits["train"], splits["val"],
+                                                  cfg.gpt.vocab_size)
 
 
 def markdown_table(results: dict) -> str:
