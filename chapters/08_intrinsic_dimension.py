@@ -363,6 +363,8 @@ full_sweep_h = 8 * train_s / 3600 if not FULL else train_s / 3600
 
 
 def short(r):
+    if r["at_first"]:
+        return f"d_int90 <= {r['xs'][0]:,} (the grid's smallest point is already at 90%)"
     if r["d_int"] is not None:
         hi = "beyond the grid" if math.isinf(r["hi"]) else f"{r['hi']:,.0f}"
         return f"d_int90 ~ {r['d_int']:,.0f} [{r['lo']:,.0f}, {hi}]"

@@ -29,6 +29,14 @@ def test_d_int_without_noise_has_a_zero_width_interval():
     assert "d_int90 = 1,000" in describe(r)
 
 
+def test_reached_at_the_first_point_is_an_upper_bound_only():
+    base, full = [8.0] * 2, [6.0] * 2
+    r = d_int({1: [6.1, 6.1], 100: [6.0, 6.0]}, base, full, n_boot=100)      # 95%, 100%
+    assert r["at_first"] and r["d_int"] == 1.0
+    assert describe(r).startswith("d_int90 <= 1 trainable numbers: the smallest point")
+    assert not d_int({1: [7.0, 7.0], 100: [6.0, 6.0]}, base, full, n_boot=100)["at_first"]
+
+
 def test_not_reached_reports_the_largest_fraction_and_its_interval():
     base, full = [8.0, 8.1, 7.9], [6.0, 6.1, 5.9]
     curve = {10: [7.0, 7.2, 6.8], 1000: [6.6, 6.8, 6.4], 100_000: [6.9, 7.0, 6.8]}

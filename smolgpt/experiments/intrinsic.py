@@ -70,7 +70,8 @@ def d_int(curve: dict, base, full, level: float = 0.9, n_boot: int = 4000, seed:
     together). Returns {"xs", "fraction" (mean curve), "band_lo", "band_hi" (per-x percentile
     band), "d_int", "lo", "hi" (None / inf when not reached), "reached_share" (replicates that
     reach the level), "max_fraction", "max_lo", "max_hi", "at" (the x of the largest mean
-    fraction), "n_seeds" {x: count}}.
+    fraction), "n_seeds" {x: count}, "at_first" (the smallest x already reaches the level: the
+    grid then bounds d_int from above only)}.
     """
     xs = sorted(curve)
     values = {**{x: curve[x] for x in xs}, "base": base, "full": full}
@@ -107,13 +108,18 @@ def d_int(curve: dict, base, full, level: float = 0.9, n_boot: int = 4000, seed:
             "max_fraction": float(point[best]), "at": xs[best],
             "max_lo": float(np.percentile(reps[:, best], tail)),
             "max_hi": float(np.percentile(reps[:, best], 100 - tail)),
-            "n_seeds": {x: n[x] for x in xs}, "level": level}
+            "n_seeds": {x: n[x] for x in xs}, "level": level,
+            "at_first": bool(point[0] >= level)}
 
 
 def describe(r: dict, unit: str = "trainable numbers") -> str:
     """One line: 'd_int90 = 2,300 (95% bootstrap interval 1,100 to 9,800)', or the fraction
     reached when the level is not."""
     pct = f"{r['level']:.0%}"
+    if r.get("at_first"):
+        return (f"d_int{pct[:-1]} <= {r['xs'][0]:,} {unit}: the smallest point of the grid "
+                f"already closes {r['fraction'][0]:.1%} of the gap (95% bootstrap band "
+                f"{r['band_lo'][0]:.1%} to {r['band_hi'][0]:.1%}); the grid says nothing below it")
     if r["d_int"] is not None:
         hi = "beyond the grid" if math.isinf(r["hi"]) else f"{r['hi']:,.0f}"
         return (f"d_int{pct[:-1]} = {r['d_int']:,.0f} {unit} (95% bootstrap interval "
