@@ -40,6 +40,7 @@ from smolgpt.bench.model import matmul_gflops
 from smolgpt.checkpoint import load_params
 from smolgpt.evaluate import evaluate_params
 from smolgpt.experiments import chapter_int, out_dir, quick_mode, save_figure
+from smolgpt.experiments.coefficients import coef_trajectory
 from smolgpt.experiments.intrinsic import d_int, describe, gap_closed
 from smolgpt.experiments.runs import run, run_seeds
 from smolgpt.experiments.stats import paired_interval
@@ -222,6 +223,22 @@ print(f"naive loss ratio L_full / L_embeddings from scratch: "
       f"would already be 'at {np.mean(scratch['full']) / np.mean(scratch['base']):.0%} of full')")
 
 # %% [markdown]
+# **What one direction does.** At d = 1 the model is theta_0 + a * sigma * p: the frozen init plus
+# one random direction p, scaled per tensor by GPT-2's init scale sigma. Whatever p is, a large
+# |a| makes every weight a sum of two independent random draws, so the random part of the model
+# grows to sqrt(1 + a^2) times its init scale, and the sign of a hardly matters. The final a of
+# each seed, read from its log:
+
+# %%
+one_runs = run_seeds(dataclasses.replace(base, method=MethodSpec("fastfood", d=1)), SEEDS,
+                     final_windows=FINAL, verbose=False)
+a_final = [float(coef_trajectory(os.path.join(r["dir"], "log.jsonl"))[1][-1, 0])
+           for r in one_runs]
+grow = [math.sqrt(1 + a * a) for a in a_final]
+print(f"DID at d = 1, from scratch: final a per seed {', '.join(f'{a:+.2f}' for a in a_final)}; "
+      f"the random weights end {min(grow):.1f}x to {max(grow):.1f}x their init scale")
+
+# %% [markdown]
 # **Dense against Fastfood.** At small d the dense Gaussian basis is cheap enough to train with
 # too. If Fastfood is a faithful stand-in, the two should give the same loss up to the seeds'
 # spread: we compare them seed by seed (same batches, same theta_0, different P).
@@ -362,6 +379,10 @@ train_s = sum(s for _, s in TRAINED) + pre["elapsed"]
 full_sweep_h = 8 * train_s / 3600 if not FULL else train_s / 3600
 
 
+ONE_DIRECTION_NOTE = (" At this budget, turning the random weights up is most of what full "
+                      "training buys over a frozen random transformer at GPT-2's init scale.")
+
+
 def short(r):
     if r["at_first"]:
         return f"d_int90 <= {r['xs'][0]:,} (the grid's smallest point is already at 90%)"
@@ -378,6 +399,10 @@ print(f"""Takeaways (this run took {elapsed:.0f} s on a machine whose float32 ma
   - From scratch ({tokens:,} tokens per run, {len(SEEDS)} seeds): DID {short(s_did)};
     SAID {short(s_said)} trainable numbers.
   - Fine-tuning a C4 model to Python: DID {short(f_did)}; SAID {short(f_said)}.
+  - One random direction from scratch (DID, d = 1) closes {s_did['fraction'][0]:.0%} of the gap:
+    its coefficient ends at |a| = {min(abs(a) for a in a_final):.1f} to
+    {max(abs(a) for a in a_final):.1f}, which turns the random weights up to {min(grow):.1f}x to
+    {max(grow):.1f}x their init scale.{ONE_DIRECTION_NOTE if s_did['fraction'][0] >= 0.5 else ""}
   - Full training gains {np.mean(scratch['base']) - np.mean(scratch['full']):.2f} nats over
     embeddings only from scratch, and full fine-tuning
     {np.mean(finetune['base']) - np.mean(finetune['full']):.2f} nats over embeddings-only
