@@ -36,10 +36,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from smolgpt import data
-from smolgpt.bench.model import matmul_gflops
 from smolgpt.checkpoint import load_params
 from smolgpt.evaluate import evaluate_params
-from smolgpt.experiments import chapter_int, out_dir, quick_mode, save_figure
+from smolgpt.experiments import chapter_int, out_dir, print_takeaways, quick_mode, save_figure
 from smolgpt.experiments.coefficients import coef_trajectory
 from smolgpt.experiments.intrinsic import d_int, describe, gap_closed
 from smolgpt.experiments.runs import run, run_seeds
@@ -373,8 +372,6 @@ for kind in lam["from scratch"]:
 # Aghajanyan et al. found about 200 numbers reach 90% of full fine-tuning of RoBERTa on MRPC.
 
 # %%
-rate = matmul_gflops()
-elapsed = time.time() - START
 train_s = sum(s for _, s in TRAINED) + pre["elapsed"]
 full_sweep_h = 8 * train_s / 3600 if not FULL else train_s / 3600
 
@@ -394,28 +391,31 @@ def short(r):
 
 s_did, s_said = results["from scratch", "DID (Fastfood)"], results["from scratch", "SAID"]
 f_did, f_said = results["fine-tuning", "DID (Fastfood)"], results["fine-tuning", "SAID"]
-print(f"""Takeaways (this run took {elapsed:.0f} s on a machine whose float32 matmul rate is
-{rate:.0f} GFLOP/s; finished runs are reused, so a second run takes far less):
-  - From scratch ({tokens:,} tokens per run, {len(SEEDS)} seeds): DID {short(s_did)};
-    SAID {short(s_said)} trainable numbers.
-  - Fine-tuning a C4 model to Python: DID {short(f_did)}; SAID {short(f_said)}.
-  - One random direction from scratch (DID, d = 1) closes {s_did['fraction'][0]:.0%} of the gap:
-    its coefficient ends at |a| = {min(abs(a) for a in a_final):.1f} to
-    {max(abs(a) for a in a_final):.1f}, which turns the random weights up to {min(grow):.1f}x to
-    {max(grow):.1f}x their init scale.{ONE_DIRECTION_NOTE if s_did['fraction'][0] >= 0.5 else ""}
-  - Full training gains {np.mean(scratch['base']) - np.mean(scratch['full']):.2f} nats over
-    embeddings only from scratch, and full fine-tuning
-    {np.mean(finetune['base']) - np.mean(finetune['full']):.2f} nats over embeddings-only
-    fine-tuning (the untouched pretrained model scores {untouched:.2f} on the Python files).
-  - The largest fraction of full training's gain reached: from scratch
-    {s_did['max_fraction']:.0%} (DID, at {s_did['at']:,}) and {s_said['max_fraction']:.0%} (SAID, at
-    {s_said['at']:,}); fine-tuning {f_did['max_fraction']:.0%} and {f_said['max_fraction']:.0%}.
-    Above 100%, a subspace beat full training at this budget and rate.
-  - The papers: Li et al. measured d_int90 = 750 (MNIST, fully connected), 290 (MNIST, LeNet)
-    and 2,900 (CIFAR-10, LeNet), from scratch; Aghajanyan et al. about 200 for fine-tuning
-    RoBERTa on MRPC. Our runs see {tokens:,} tokens each: early training. The post's much longer
-    runs, where full training ends far ahead of every reduced model, suggest a larger d_int90
-    there; whether it grows with the budget is what --full (8 times the tokens per run)
-    measures. The training in this sweep took {train_s / 60:.0f} minutes (summed over its runs,
-    reused ones included), so the full sweep needs about {full_sweep_h:.1f} hours of training on
-    this machine.""")
+takeaways = [
+    f"From scratch ({tokens:,} tokens per run, {len(SEEDS)} seeds): DID {short(s_did)}; SAID "
+    f"{short(s_said)} trainable numbers.",
+    f"Fine-tuning a C4 model to Python: DID {short(f_did)}; SAID {short(f_said)}.",
+    f"One random direction from scratch (DID, d = 1) closes {s_did['fraction'][0]:.0%} of the "
+    f"gap: its coefficient ends at |a| = {min(map(abs, a_final)):.1f} to "
+    f"{max(map(abs, a_final)):.1f}, which turns the random weights up to {min(grow):.1f}x to "
+    f"{max(grow):.1f}x their init scale."
+    + (ONE_DIRECTION_NOTE if s_did["fraction"][0] >= 0.5 else ""),
+    f"Full training gains {np.mean(scratch['base']) - np.mean(scratch['full']):.2f} nats over "
+    f"embeddings only from scratch, and full fine-tuning "
+    f"{np.mean(finetune['base']) - np.mean(finetune['full']):.2f} nats over embeddings-only "
+    f"fine-tuning (the untouched pretrained model scores {untouched:.2f} on the Python files).",
+    f"The largest fraction of full training's gain reached: from scratch "
+    f"{s_did['max_fraction']:.0%} (DID, at {s_did['at']:,}) and {s_said['max_fraction']:.0%} "
+    f"(SAID, at {s_said['at']:,}); fine-tuning {f_did['max_fraction']:.0%} and "
+    f"{f_said['max_fraction']:.0%}. Above 100%, a subspace beat full training at this budget "
+    f"and rate.",
+    f"The papers: Li et al. measured d_int90 = 750 (MNIST, fully connected), 290 (MNIST, LeNet) "
+    f"and 2,900 (CIFAR-10, LeNet), from scratch; Aghajanyan et al. about 200 for fine-tuning "
+    f"RoBERTa on MRPC. Our runs see {tokens:,} tokens each: early training. The post's much "
+    f"longer runs, where full training ends far ahead of every reduced model, suggest a larger "
+    f"d_int90 there; whether it grows with the budget is what --full (8 times the tokens per "
+    f"run) measures. The training in this sweep took {train_s / 60:.0f} minutes (summed over "
+    f"its runs, reused ones included), so the full sweep needs about {full_sweep_h:.1f} hours "
+    f"of training on this machine.",
+]
+print_takeaways(takeaways, START)

@@ -158,6 +158,7 @@ def test_chapter_08(tmp_path, prepared_data_dir):
     # for both regimes and both methods
     found = re.findall(r"^(from scratch|fine-tuning)\s+(DID \(Fastfood\)|SAID)\s+"
                        r"(d_int90 = [\d,]+ .*95% bootstrap interval [\d,]+ to .*|"
+                       r"d_int90 <= [\d,]+ .*95% bootstrap band .*|"
                        r"90% not reached: largest fraction reached .*95% bootstrap interval .*)$",
                        out, flags=re.M)
     assert {(regime, method) for regime, method, _ in found} == {
