@@ -10,6 +10,9 @@ To reproduce a row (the grid is the one printed next to it):
 
     smolgpt sweep --method embeddings --steps 64 --batch-size 8 --warmup 6 --eval-every 16 \\
         --eval-windows 32 --sample-tokens 0 --seeds 1 --field lr --grid 1e-3,3e-3,1e-2,3e-2
+
+(for a coefficient rate: `--lr 3e-3 --field coef_lr --grid 0.1,0.3,1 --extend 2` and the
+method's flags, e.g. `--method basis --d 5 --per-tensor --no-offset`).
 """
 
 from __future__ import annotations
@@ -37,6 +40,10 @@ TUNED: dict[str, dict] = {
     # coefficient rates, swept with the embeddings at their own lr (3e-3)
     "basis d=5 no-offset": {"lr": 3e-3, "coef_lr": 0.3, "grid": (0.1, 0.3, 1.0),
                             "final": (7.8292, 7.8067, 7.8232)},
+    # grid extended twice past its top edge (`--extend 2`) before the best was interior
+    "basis 5/tensor no-offset": {"lr": 3e-3, "coef_lr": 3.33,
+                                 "grid": (0.1, 0.3, 1.0, 3.33, 11.1),
+                                 "final": (7.9394, 7.8756, 7.8295, 7.8071, 8.0430)},
 }
 
 
