@@ -11,9 +11,11 @@ domain (the Python standard library's source), measured the same way and put on 
 
 Assumes: chapters 02-05 (random subspaces, Fastfood, the race); C4 as in data/README.md; the
 Python standard library's own `*.py` files (every Python has them, so no download).
-Takes: about 25 minutes the first time on an idle 2-core CPU at 66 GFLOP/s (an estimate from the
-runs' tokens and the model's FLOPs: ~90 short runs of a 2-layer model, 2.5M tokens in all);
-finished runs are reused, so a second run takes about a minute. The closing lines print this
+Takes: ~97 short runs of a 2-layer model, 2.5M tokens in all. Measured once from an empty cache
+while three to five other experiments shared the same 2 cores: 125 minutes, at a matmul rate of
+20 GFLOP/s measured at its end. Alone on an idle 2-core CPU at 66 GFLOP/s, about 25 minutes is
+an estimate from the runs' tokens and the model's FLOPs. Finished runs are reused, so a second
+run takes under a minute (24 s here). The closing lines print this
 run's wall time and this machine's float32 matmul rate. Quick mode (SMOLGPT_QUICK=1): under a
 minute. The full sweep (`--full`, or SMOLGPT_FULL=1) trains every run, and the pretrained
 model, 8 times longer: about 8 times the default's time (4 hours), which the closing lines
@@ -314,8 +316,8 @@ ax.set_ylim(YLIM[0] - 0.05, YLIM[1] + 0.05)
 ax.set(xlabel="trainable non-embedding numbers (d for DID, d + one scale per tensor for SAID)",
        ylabel="gap closed: (L_emb - L_d) / (L_emb - L_full)",
        title=f"gap closed against d: {MODEL.n_layer}x{MODEL.n_embd} GPT-2, {tokens:,} tokens per "
-             f"run, {len(SEEDS)} seeds\n(bands: 95% bootstrap over seeds; x: d_int90 with its "
-             f"interval, cut at the grid's end when some replicates never reach 90%)")
+             f"run, {len(SEEDS)} seeds\nbands: 95% bootstrap over seeds; x: d_int90 and its "
+             f"interval (cut at the grid's end)", fontsize=10)
 ax.legend(fontsize=8, loc="best")
 fig.tight_layout()
 save_figure(fig, OUT / "gap_closed.png")
