@@ -8,14 +8,19 @@ post's simpler FFT version) do the same job fast enough to train a GPT-2 in a su
 thousands of dimensions, and how much does d buy?
 
 Assumes: chapters 01-02; C4 as in data/README.md.
-Takes: about 7 minutes on a 2-core CPU (quick mode, SMOLGPT_QUICK=1: under a minute).
-Writes: out/03_fastfood/{columns.png, scaling.png, val_curves.png} and run logs.
+Takes: 21 or more runs of 65,536 tokens (each d's coefficient-rate sweep, then the other seeds;
+the two ends are shared with chapter 05): about 30 minutes on a quiet 2-core CPU at 66 GFLOP/s,
+estimated from the measured 77 s per run; quick mode (SMOLGPT_QUICK=1): about a minute.
+Writes: out/03_fastfood/{columns.png, scaling.png, val_curves.png, weight_changes.png}; the runs
+are kept by the experiment runner under out/runs/ and shared with chapter 05.
 """
 
 # %%
+import dataclasses
 import math
 import time
 import tracemalloc
+from pathlib import Path
 
 import numpy as np
 import scipy.linalg
@@ -24,11 +29,15 @@ import scipy.stats
 import matplotlib.pyplot as plt
 import matplotlib.ticker
 
-from smolgpt.experiments import (compare, out_dir, print_takeaways, quick_config, quick_mode,
+from smolgpt.experiments import (chapter_int, out_dir, print_takeaways, quick_config, quick_mode,
                                  save_figure)
+from smolgpt.experiments.coefficients import weight_changes
+from smolgpt.experiments.runs import compare_configs
+from smolgpt.experiments.stats import fmt, paired_interval, verdict
+from smolgpt.experiments.sweep import format_sweep, tune
+from smolgpt.experiments.tuned import RACE, at_tuned_rates
 from smolgpt.methods import MethodSpec
-from smolgpt.model import GPTConfig, count_params
-from smolgpt.train import TrainConfig
+from smolgpt.model import count_params
 from smolgpt.transforms import DenseGaussian, Fastfood, FFTFastfood, fwht
 
 QUICK = quick_mode()
@@ -254,41 +263,138 @@ save_figure(fig, OUT / "scaling.png")
 # needs more memory.
 #
 # ## 4. Training GPT-2 in a Fastfood subspace
-# The same C4 windows for every run. d = 100, 1,000 and 10,000 non-embedding trainable numbers
-# (10 and 100 in quick mode) for all D non-embedding weights (D is printed below), against the
-# two ends: embeddings only (no non-embedding trainables) and full training (all D). The
-# embeddings are trained in every run and counted in none.
+# The race's budget (chapter 05: 64 steps of 8 x 128 C4 tokens), d = 100, 1,000 and 10,000
+# non-embedding trainable numbers (10 and 100 in quick mode) for all D non-embedding weights (D is
+# printed below), against the two ends: embeddings only (no non-embedding trainables) and full
+# training (all D). The embeddings are trained in every run, at their own tuned rate, and counted
+# in none. Seed s gives every run the same batches, so differences are paired by seed.
+#
+# A subspace's coefficients need their own learning rate, and the right one may depend on d, so
+# each d gets its own short sweep (seed 0, every value a cached run of the experiment runner);
+# when the best rate sits on an edge of the grid, the grid is extended past it until the choice
+# is interior.
 
 # %%
-tiny = GPTConfig.preset("tiny")
+SEEDS = tuple(range(chapter_int("seeds", 2 if QUICK else 3, minimum=2)))
 if QUICK:
     base = quick_config(steps=8)
     ds_train = [10, 100]
+    scoring = dict(final_windows=16)
 else:
-    base = TrainConfig(gpt=tiny, steps=80, batch_size=16, warmup=8, eval_every=20,
-                       eval_windows=48, sample_tokens=0)
+    base = RACE
     ds_train = [100, 1000, 10000]
-specs = ([MethodSpec("embeddings")] + [MethodSpec("fastfood", d=k) for k in ds_train]
-         + [MethodSpec("full")])
-print(f"D = {count_params(base.gpt, non_embedding=True):,} non-embedding weights")
-results = compare(specs, base, OUT,
-                  title="chapter 03: Fastfood subspaces vs the two ends (held-out C4)")
+    scoring = {}
+ends = {name: dataclasses.replace(base, method=MethodSpec(name)) if QUICK else   # quick: defaults
+        at_tuned_rates(base, MethodSpec(name)) for name in ("embeddings", "full")}
+emb_lr = ends["embeddings"].lr
+print(f"D = {count_params(base.gpt, non_embedding=True):,} non-embedding weights; "
+      f"{base.steps} steps x {base.tokens_per_step:,} tokens = "
+      f"{base.steps * base.tokens_per_step:,} tokens per run; seeds {list(SEEDS)}; "
+      f"embeddings at lr {emb_lr:g}, full training at lr {ends['full'].lr:g}")
+
+chosen = {}
+for dn in ds_train:
+    r = tune(dataclasses.replace(base, method=MethodSpec("fastfood", d=dn), lr=emb_lr),
+             "coef_lr", [0.1, 0.3, 1.0], seeds=(0,), extend=1 if QUICK else 2, verbose=False,
+             **scoring)
+    print(format_sweep(r))
+    chosen[dn] = r["best"]
 
 # %%
-emb, full = results["embeddings"]["mean"], results["full"]["mean"]
-print(f"{'model':<22} {'non-emb. trainable':>18} {'val loss':>9} "
-      f"{'share of the full-vs-embeddings gap':>37}")
-for s in results.values():
-    share = (emb - s["mean"]) / (emb - full) if emb != full else float("nan")
-    print(f"{s['label']:<22} {s['n_trainable']:>18,} {s['mean']:>9.3f} {share:>37.0%}")
+configs = [ends["embeddings"]] + [
+    dataclasses.replace(base, method=MethodSpec("fastfood", d=dn), lr=emb_lr, coef_lr=chosen[dn])
+    for dn in ds_train] + [ends["full"]]
+results = compare_configs(configs, OUT, seeds=SEEDS, **scoring,
+                          title=f"chapter 03: Fastfood subspaces vs the two ends, "
+                                f"{len(SEEDS)} seeds (held-out C4)")
+by_label = {r["label"]: r for r in results.values()}
+emb, full = by_label["embeddings"], by_label["full"]
+print(f"\n{'model':<16} {'non-emb. trainable':>18} {'coef lr':>8} {'final loss':>16} "
+      f"{'share of the gap':>17}")
+for r in results.values():
+    share = (emb["mean"] - r["mean"]) / (emb["mean"] - full["mean"])
+    rate = f"{r['config'].coef_lr:g}" if r["label"].startswith("fastfood") else "-"
+    print(f"{r['label']:<16} {r['n_trainable']:>18,} {rate:>8} {fmt(r['mean'], r['se'], 4):>16} "
+          f"{share:>17.0%}")
+
+# %% [markdown]
+# Is the loss still flat in d? Each step up in d (and each d against embeddings only) as a
+# paired difference over the seeds, with its 95% interval: a difference is claimed only where
+# the interval excludes 0.
+
+# %%
+ff = [by_label[f"fastfood d={dn}"] for dn in ds_train]
+pairs = [(emb, f) for f in ff] + list(zip(ff, ff[1:]))
+steps_up = {}
+for a, b in pairs:
+    iv = paired_interval(b["final"], a["final"])          # a - b: > 0 when b is lower (better)
+    steps_up[a["label"], b["label"]] = iv, verdict(iv)
+    word = {"<": "lower", ">": "higher", "~": "not resolved"}[verdict(iv)]
+    print(f"  {b['label']:<16} vs {a['label']:<16} {a['label']} - {b['label']} = "
+          f"{iv['diff']:+.4f}, 95% interval [{iv['lo']:+.4f}, {iv['hi']:+.4f}]: "
+          f"{b['label']} {word}")
+
+# %% [markdown]
+# ## 5. What a small subspace changes, against full training
+# How far did each run move the transformer's weights? For every kind of non-embedding tensor,
+# the root-mean-square change per entry from where the run started (its random init) to where it
+# ended, averaged over the seeds. GPT-2 initialises the weight matrices with a standard deviation
+# of 0.02 (smaller for the residual projections) and the LayerNorm gains at 1, which sets the
+# scale of a change that matters.
+
+# %%
+changes = {}
+for r in results.values():
+    if r["label"] == "embeddings":
+        continue                                          # moves no non-embedding weight
+    per_seed = [weight_changes(Path(run["dir"]) / "checkpoint.npz") for run in r["runs"]]
+    changes[r["label"]] = {k: float(np.mean([c[k] for c in per_seed])) for k in per_seed[0]}
+kinds_order = ["attention in", "attention out", "MLP in", "MLP out", "linear biases",
+               "LayerNorm", "all"]
+print(f"{'rms change per entry':<22}" + "".join(f"{k:>14}" for k in kinds_order))
+for label, c in changes.items():
+    print(f"{label:<22}" + "".join(f"{c[k]:>14.2e}" for k in kinds_order))
+ratio = {label: c["all"] / changes["full"]["all"] for label, c in changes.items()
+         if label != "full"}
+print("rms change of all non-embedding weights against full training's: "
+      + ", ".join(f"{k} {v:.2g}x" for k, v in ratio.items()))
+
+fig, ax = plt.subplots(figsize=(10, 4.5))
+width = 0.8 / len(changes)
+for j, (label, c) in enumerate(changes.items()):
+    ax.bar(np.arange(len(kinds_order)) + (j - (len(changes) - 1) / 2) * width,
+           [c[k] for k in kinds_order], width, label=label)
+ax.set_yscale("log")
+ax.set_xticks(range(len(kinds_order)), kinds_order)
+ax.set(ylabel="rms change per entry (log)",
+       title=f"how far training moved each kind of tensor, mean of {len(SEEDS)} seeds")
+ax.grid(alpha=0.3, axis="y", which="both")
+ax.legend()
+fig.tight_layout()
+save_figure(fig, OUT / "weight_changes.png")
+
+# %% [markdown]
+# The subspace's pattern follows from its formula, theta = theta_0 + sigma * (P a) / sqrt(d)
+# (chapter 02): every entry moves by its tensor's init scale sigma times one entry of a random
+# combination of d random directions, so the rms change is about sigma |a| / sqrt(d) in every
+# kind of tensor alike (the residual projections, "out", have the smaller sigma and move
+# proportionally less). The coefficients choose how far to go along each random direction, never
+# which tensor moves: a LayerNorm gain, which starts at 1, moves by about as much as one entry of
+# a weight matrix whose entries are 0.02, so no subspace can turn a layer up or down. And a
+# random d-dimensional subspace sees, in expectation, only d / D of the gradient's squared norm
+# at any point. Full training moves each entry where its own gradient sends it.
 
 # %% [markdown]
 # ## Takeaways
 
 # %%
-ff = [s for s in results.values() if s["label"].startswith("fastfood")]
 best = min(ff, key=lambda s: s["mean"])
 D_model = count_params(base.gpt, non_embedding=True)
+flat = all(steps_up[a["label"], b["label"]][1] != "<" for a, b in zip(ff, ff[1:]))
+tenfold = "; ".join(
+    f"{a['label']} - {b['label']} = {iv['diff']:+.3f}, 95% interval [{iv['lo']:+.3f}, "
+    f"{iv['hi']:+.3f}]"
+    for a, b in zip(ff, ff[1:]) for iv in [steps_up[a["label"], b["label"]][0]])
 takeaways = [
     f"The Walsh-Hadamard transform as a Kronecker product of small matmuls ran at "
     f"{t_fast / t_copy:.0f} copies' time here, against {t_bfly / t_copy:.0f} for the butterfly.",
@@ -299,10 +405,19 @@ takeaways = [
     f"Fastfood's cost grows like log d, so d in the thousands is affordable; the dense basis "
     f"costs about d / log d times more per product, not d times: {min(speedups.values()):.0f}x "
     f"to {max(speedups.values()):.0f}x in this run's sweep.",
-    f"Trained on {base.steps * base.tokens_per_step:,} tokens, the best Fastfood model "
-    f"('{best['label']}') reaches {best['mean']:.3f}, against {emb:.3f} for embeddings only "
-    f"and {full:.3f} for full training: it closes {(emb - best['mean']) / (emb - full):.0%} "
-    f"of the gap with {best['n_trainable']:,} non-embedding trainable numbers, "
-    f"{best['n_trainable'] / D_model:.1%} of full training's {D_model:,} (the embeddings, "
-    f"trained in every run, are not counted)."]
+    f"Trained on {base.steps * base.tokens_per_step:,} tokens over {len(SEEDS)} seeds, each d at "
+    f"its own tuned coefficient rate, the best Fastfood model ('{best['label']}') reaches "
+    f"{fmt(best['mean'], best['se'])}, against {fmt(emb['mean'], emb['se'])} for embeddings "
+    f"only and {fmt(full['mean'], full['se'])} for full training: it closes "
+    f"{(emb['mean'] - best['mean']) / (emb['mean'] - full['mean']):.0%} of the gap with "
+    f"{best['n_trainable']:,} non-embedding trainable numbers, "
+    f"{best['n_trainable'] / D_model:.1%} "
+    f"of full training's {D_model:,} (the embeddings, trained in every run, are not counted).",
+    ("Still flat in d: no tenfold step in d lowered the loss by more than the seeds' spread ("
+     if flat else "Not flat in d: a tenfold step in d lowered the loss beyond the seeds' spread (")
+    + tenfold + ").",
+    "The subspaces moved the transformer's weights (rms per entry) "
+    + ", ".join(f"{v:.2g}x ({k})" for k, v in ratio.items())
+    + " as far as full training, the same in every kind of tensor relative to its init scale.",
+]
 print_takeaways(takeaways, START)
