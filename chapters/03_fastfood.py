@@ -380,7 +380,7 @@ save_figure(fig, OUT / "weight_changes.png")
 # kind of tensor alike (the residual projections, "out", have the smaller sigma and move
 # proportionally less). The coefficients choose how far to go along each random direction, never
 # which tensor moves: a LayerNorm gain, which starts at 1, moves by about as much as one entry of
-# a weight matrix whose entries are 0.02, so no subspace can turn a layer up or down. And a
+# a weight matrix whose entries are 0.02, so relative to their size the gains hardly move. And a
 # random d-dimensional subspace sees, in expectation, only d / D of the gradient's squared norm
 # at any point. Full training moves each entry where its own gradient sends it.
 
