@@ -317,7 +317,7 @@ ax.set(xlabel="trainable non-embedding numbers (d for DID, d + one scale per ten
        ylabel="gap closed: (L_emb - L_d) / (L_emb - L_full)",
        title=f"gap closed against d: {MODEL.n_layer}x{MODEL.n_embd} GPT-2, {tokens:,} tokens per "
              f"run, {len(SEEDS)} seeds\nbands: 95% bootstrap over seeds; x: d_int90 and its "
-             f"interval (cut at the grid's end)", fontsize=10)
+             f"interval (cut at the grid's end)")
 ax.legend(fontsize=8, loc="best")
 fig.tight_layout()
 save_figure(fig, OUT / "gap_closed.png")
