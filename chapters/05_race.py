@@ -8,8 +8,10 @@ ordering hold for our `tiny` GPT-2 on held-out C4, when every method sees exactl
 in the same order, over several seeds, and which differences are larger than the seeds' spread?
 
 Assumes: chapters 01-04; C4 as in data/README.md.
-Takes: up to 12 runs of 65,536 tokens per seed the first time (the closing lines print the wall
-time and this machine's float32 matmul rate); a second run reuses every finished run and takes seconds.
+Takes: up to 12 runs of 65,536 tokens per seed the first time. Measured from an empty cache on a
+quiet 2-core machine: 1,446 s (24 minutes) for 3 seeds at a float32 matmul rate of 207 GFLOP/s; the
+time scales with that rate, which the closing lines print next to this run's wall time. A second
+run reuses every finished run and takes seconds.
 Quick mode (SMOLGPT_QUICK=1): under a minute. More seeds: `--seeds 5` (or SMOLGPT_SEEDS=5);
 each extra seed costs up to 12 runs.
 Writes: out/05_race/val_curves.png, out/05_race/results.md; the runs themselves are kept by the

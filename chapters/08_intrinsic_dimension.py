@@ -45,6 +45,7 @@ from smolgpt.experiments.coefficients import coef_trajectory
 from smolgpt.experiments.intrinsic import d_int, describe, gap_closed
 from smolgpt.experiments.runs import run, run_seeds
 from smolgpt.experiments.stats import paired_interval
+from smolgpt.experiments.sweep import extended
 from smolgpt.methods import MethodSpec, build
 from smolgpt.model import GPTConfig, non_embedding_table
 from smolgpt.train import TrainConfig
@@ -154,8 +155,9 @@ ft_base = dataclasses.replace(base, data_dir=str(STDLIB_DIR))
 # subspace near d = D is nearly a rotation of the whole parameter space trained at the
 # coefficients' own rate, and at a short budget it can beat full training run at too timid a
 # rate. So the peak rate of the arrays trained directly is chosen first, as the one that gives
-# full training its lowest final loss (seed 0, a small grid), and then used for every array
-# trained directly in that regime: the embeddings of every method, and full training. The
+# full training its lowest final loss (seed 0, a small grid, extended past an edge best), and
+# then used for every array trained directly in that regime: the embeddings of every method,
+# and full training. The
 # coefficients keep their default rate. Then, for each seed: embeddings only, full training,
 # and for every d Li et al.'s offset form with a Fastfood projection ("DID", `fastfood`) and
 # SAID. Seed s gives every run the same batches.
@@ -171,15 +173,26 @@ def finals(cfg, seeds=SEEDS):
     return [r["final"]["loss"] for r in runs]
 
 
-def pick_lr(base_cfg, grid, title):
-    """The peak lr on `grid` that gives full training its lowest final loss (seed 0)."""
+def pick_lr(base_cfg, grid, title, extend=3):
+    """The peak lr that gives full training its lowest final loss (seed 0): first on `grid`,
+    then, while the best sits on an edge, with one more value past that edge (at most `extend`
+    times), so that the choice ends interior, with both neighbours worse."""
     if QUICK:
         return base_cfg.lr
-    loss = {lr: finals(dataclasses.replace(base_cfg, method=MethodSpec("full"), lr=lr),
-                       seeds=(0,))[0] for lr in grid}
-    best = min(loss, key=loss.get)
-    where = ("both neighbours are worse" if best not in (grid[0], grid[-1]) else
-             "on the edge of the grid: a better rate may lie beyond it")
+    loss, grid = {}, sorted(grid)
+    for tries in range(extend + 1):
+        for lr in grid:
+            if lr not in loss:
+                cfg = dataclasses.replace(base_cfg, method=MethodSpec("full"), lr=lr)
+                loss[lr] = finals(cfg, seeds=(0,))[0]
+        best = min(loss, key=loss.get)
+        interior = best not in (grid[0], grid[-1])
+        if interior or tries == extend:
+            break
+        grid = extended(grid, best)
+    where = ("both neighbours are worse" if interior else
+             f"still on the edge after {extend} extensions: a better rate may lie beyond it")
+    loss = dict(sorted(loss.items()))
     print(f"{title}: full training's final loss by peak lr (seed 0): "
           + ", ".join(f"{lr:g} -> {v:.4f}" for lr, v in loss.items()) + f"; chosen {best:g} "
           f"({where})")

@@ -77,9 +77,15 @@ def tune(base: TrainConfig, field: str, grid, seeds=(0,), extend: int = 2, verbo
     for _ in range(extend):
         if r["interior"]:
             break
-        lower = r["best"] == grid[0]
-        step = grid[1] / grid[0] if lower else grid[-1] / grid[-2]
-        value = float(f"{(grid[0] / step if lower else grid[-1] * step):.3g}")
-        grid = [value] + grid if lower else grid + [value]
+        grid = extended(grid, r["best"])
         r = sweep(base, field, grid, seeds, verbose, **kwargs)
     return r
+
+
+def extended(grid, best) -> list:
+    """The sorted `grid` with one more value past the edge that `best` sits on, at the spacing
+    of the grid's two values at that edge (rounded to 3 significant digits)."""
+    grid = sorted(grid)
+    if best == grid[0]:
+        return [float(f"{grid[0] * grid[0] / grid[1]:.3g}")] + grid
+    return grid + [float(f"{grid[-1] * grid[-1] / grid[-2]:.3g}")]
