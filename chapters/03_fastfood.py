@@ -369,7 +369,7 @@ ax.set_xticks(range(len(kinds_order)), kinds_order)
 ax.set(ylabel="rms change per entry (log)",
        title=f"how far training moved each kind of tensor, mean of {len(SEEDS)} seeds")
 ax.grid(alpha=0.3, axis="y", which="both")
-ax.legend()
+ax.legend(loc="lower center", ncol=len(changes), bbox_to_anchor=(0.5, 1.08))   # above the bars
 fig.tight_layout()
 save_figure(fig, OUT / "weight_changes.png")
 

@@ -79,7 +79,7 @@ SEEDS = tuple(range(chapter_int("seeds", 2 if QUICK else 3, minimum=2)))
 
 # %% [markdown]
 # ## 2. The model, the grid and the budget
-# Half an hour on two cores has to pay for some ninety runs, so this chapter uses a smaller
+# Half an hour on two cores has to pay for some 120 runs, so this chapter uses a smaller
 # GPT-2 than `tiny`: 2 layers of width 64 with the full vocabulary, whose non-embedding part D
 # is just above 10^5 (printed below), so that the grid of d can run from 1 all the way to D.
 # Every run, from scratch or fine-tuning, has the same budget of tokens and the same learning
@@ -95,7 +95,9 @@ if QUICK:
     FINAL = 8
     DENSE_D = (1,)
 else:
-    GRID = (1, 10, 100, 1000, 10_000, 100_000)
+    # a point per decade, and half-decades (300, 3,000) where fine-tuning crosses 90%: the
+    # crossing is interpolated between its two neighbours, so they should be close
+    GRID = (1, 10, 100, 300, 1000, 3000, 10_000, 100_000)
     steps = chapter_int("steps", 384 if FULL else 48, minimum=4)
     base = TrainConfig(gpt=MODEL, steps=steps, batch_size=8, warmup=max(1, steps // 10),
                        eval_every=max(1, steps // 4), eval_windows=16, lr=3e-3, sample_tokens=0)
