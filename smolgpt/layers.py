@@ -200,17 +200,25 @@ def gelu_backward(dout, cache):
     d gelu / dx = 0.5 (1 + t) + 0.5 x (1 - t^2) du/dx,   du/dx = sqrt(2/pi) (1 + 3 * 0.044715 x^2)
     """
     x, t = cache
-    du = x * x
-    du *= 3.0 * _GELU_A
-    du += 1.0                                        # du/dx / sqrt(2/pi)
-    g = t * t
-    np.subtract(1.0, g, out=g)                       # 1 - t^2
-    g *= x
-    g *= du
-    g *= 0.5 * _GELU_K                               # 0.5 x (1 - t^2) du/dx
-    g += 0.5
-    g += 0.5 * t                                     # + 0.5 (1 + t)
-    g *= dout
+    g = np.empty_like(x)
+    x2, t2, d2, g2 = (a.reshape(-1, x.shape[-1]) for a in (x, t, dout, g))   # (N, C') views
+
+    def rows(lo, hi):                                # on threads over rows, as the forward
+        xs, ts, gs = x2[lo:hi], t2[lo:hi], g2[lo:hi]
+        du = xs * xs
+        du *= 3.0 * _GELU_A
+        du += 1.0                                    # du/dx / sqrt(2/pi)
+        np.multiply(ts, ts, out=gs)
+        np.subtract(1.0, gs, out=gs)                 # 1 - t^2
+        gs *= xs
+        gs *= du
+        gs *= 0.5 * _GELU_K                          # 0.5 x (1 - t^2) du/dx
+        gs += 0.5
+        du = np.multiply(ts, 0.5, out=du)
+        gs += du                                     # + 0.5 (1 + t)
+        gs *= d2[lo:hi]
+
+    on_row_blocks(rows, x2.shape[0])
     return g
 
 
@@ -222,6 +230,13 @@ def gelu_backward(dout, cache):
 # i: at T = 1024 the blocks skip 44% of the T x T scores (and their exp and matmuls) that the
 # causal mask would zero anyway; a block's scores, (B, nh, 128, <= T), stay small.
 ATTN_BLOCK = 128
+# Heads a thread takes at once: as many as keep one block's scores for all of them within about
+# 512 KB (half a core's L2 here), so they stay in cache from the q k^T product through the
+# softmax to the product with v. `tiny` (T = 128) gets 8 heads per call instead of 1, which cut
+# its attention forward+backward from 10.5-12.4 to 6.5-7.8 ms per layer (medians of 7 calls, two
+# rounds, quiet 2-core machine): the Python and NumPy call overhead of one small head was most
+# of its cost. GPT-2 small (T = 1024) gets 1 head per call, as before.
+ATTN_GROUP_BYTES = 1 << 19
 
 
 def _causal_mask(T, dtype):
@@ -229,79 +244,94 @@ def _causal_mask(T, dtype):
     return np.triu(np.full((T, T), -np.inf, dtype=dtype), k=1)
 
 
+def _head_groups(n_heads, lo, hi, row_bytes):
+    """Contiguous groups of heads lo..hi-1 whose block of scores fits ATTN_GROUP_BYTES."""
+    size = max(1, ATTN_GROUP_BYTES // row_bytes)
+    return [(g, min(g + size, hi)) for g in range(lo, hi, size)]
+
+
 def attention_forward(qkv, n_head):
     """qkv (B, T, 3C) -> out (B, T, C): softmax(q k^T / sqrt(hs) + causal mask) v per head.
 
     Computed in blocks of ATTN_BLOCK query rows [t0, t1): those see only keys [0, t1), so a
     block's scores are (t1 - t0, t1) per head, and the causal mask is needed only on its last
-    (t1 - t0) columns. The B * nh heads are independent: each thread takes whole heads, and a
-    head's block of scores (<= 512 KB at T = 1024) stays in its core's cache from the q k^T
-    product through the softmax to the product with v. The cache holds each block's
-    probabilities, (B, nh, t1 - t0, t1).
+    (t1 - t0) columns. The B * nh heads are independent: each thread takes whole heads, a
+    cache-sized group of them per call (ATTN_GROUP_BYTES), and every head's numbers are the same
+    whatever the grouping or the thread count. The cache holds each block's probabilities,
+    (B, nh, t1 - t0, t1).
     """
     B, T, C3 = qkv.shape
     C = C3 // 3
     hs = C // n_head
+    H = B * n_head                                                      # heads, all independent
     heads = qkv.reshape(B, T, 3, n_head, hs).transpose(2, 0, 3, 1, 4)   # (3, B, nh, T, hs)
     q, k, v = heads[0], heads[1], heads[2]                              # (B, nh, T, hs) views
     scale = 1.0 / math.sqrt(hs)
-    qs = q * scale                                                      # (B, nh, T, hs)
-    # k^T made contiguous once: BLAS is slow on k^T as a view with a row stride of 3C
-    kt = np.ascontiguousarray(k.transpose(0, 1, 3, 2))                  # (B, nh, hs, T)
-    out = np.empty((B, T, n_head, hs), dtype=qkv.dtype)                # heads merged, below
-    y = out.transpose(0, 2, 1, 3)                                       # (B, nh, T, hs) view
+    qs = (q * scale).reshape(H, T, hs)                                  # (H, T, hs)
+    # k^T and v made contiguous once: BLAS is slow on views with a row stride of 3C
+    kt = np.ascontiguousarray(k.transpose(0, 1, 3, 2)).reshape(H, hs, T)   # (H, hs, T)
+    vc = np.ascontiguousarray(v).reshape(H, T, hs)                      # (H, T, hs)
+    y = np.empty((H, T, hs), dtype=qkv.dtype)                           # (H, T, hs)
     mask = _causal_mask(min(ATTN_BLOCK, T), qkv.dtype)
     blocks = [(t0, min(t0 + ATTN_BLOCK, T)) for t0 in range(0, T, ATTN_BLOCK)]
-    atts = [np.empty((B, n_head, t1 - t0, t1), dtype=qkv.dtype) for t0, t1 in blocks]
+    atts = [np.empty((H, t1 - t0, t1), dtype=qkv.dtype) for t0, t1 in blocks]
 
     def heads_(lo, hi):
-        for b, h in (divmod(i, n_head) for i in range(lo, hi)):
+        for g0, g1 in _head_groups(H, lo, hi, min(ATTN_BLOCK, T) * T * qkv.itemsize):
             for (t0, t1), att in zip(blocks, atts):
-                a = att[b, h]                                           # (tq, t1)
-                np.matmul(qs[b, h, t0:t1], kt[b, h, :, :t1], out=a)     # scores
-                a[:, t0:] += mask[:t1 - t0, :t1 - t0]                   # query t sees keys <= t
-                a -= a.max(axis=1, keepdims=True)                       # softmax, in place
+                a = att[g0:g1]                                          # (g, tq, t1)
+                np.matmul(qs[g0:g1, t0:t1], kt[g0:g1, :, :t1], out=a)   # scores
+                a[:, :, t0:] += mask[:t1 - t0, :t1 - t0]                # query t sees keys <= t
+                a -= a.max(axis=2, keepdims=True)                       # softmax, in place
                 np.exp(a, out=a)
-                a /= a.sum(axis=1, keepdims=True)
-                y[b, h, t0:t1] = a @ v[b, h, :t1]                       # (tq, hs)
+                a /= a.sum(axis=2, keepdims=True)
+                np.matmul(a, vc[g0:g1, :t1], out=y[g0:g1, t0:t1])       # (g, tq, hs)
 
-    on_items_with_own_blas(heads_, B * n_head)
-    return out.reshape(B, T, C), (q, k, v, atts, scale)
+    on_items_with_own_blas(heads_, H)
+    out = y.reshape(B, n_head, T, hs).transpose(0, 2, 1, 3).reshape(B, T, C)   # heads merged
+    return out, (q, k, v, atts, scale)
 
 
 def attention_backward(dout, cache):
-    """dout (B, T, C) -> dqkv (B, T, 3C). The forward read in reverse, block by block, head by
-    head (each thread takes whole heads, as in the forward):
+    """dout (B, T, C) -> dqkv (B, T, 3C). The forward read in reverse, block by block, a group
+    of heads at a time (each thread takes whole heads, as in the forward):
 
       y = att @ v            -> datt = dy @ v^T,  dv = att^T @ dy
       att = softmax(s)       -> ds = att * (datt - sum(datt * att, last axis))
                                 (masked entries have att = 0, so their ds is 0 for free)
       s = q @ k^T * scale    -> dq = ds @ k * scale,  dk = ds^T @ q * scale
     A block of queries [t0, t1) touched keys [0, t1): its dk and dv add into those rows.
+    q, k and v are cached as views into qkv (no copy kept between the passes); each is copied
+    here once into a (heads, T, hs) array, so that a group of heads is one strided slice.
     """
-    q, k, v, atts, scale = cache
+    q, k, v, atts, scale = cache                                     # (B, nh, T, hs) views
     B, nh, T, hs = q.shape
-    dy = dout.reshape(B, T, nh, hs).transpose(0, 2, 1, 3)            # (B, nh, T, hs)
-    dqkv = np.zeros((B, T, 3, nh, hs), dtype=dout.dtype)             # (B, T, 3, nh, hs)
-    dq, dk, dv = (dqkv[:, :, i].transpose(0, 2, 1, 3) for i in range(3))  # (B, nh, T, hs) views
+    H = B * nh
+    qc, kc = (np.ascontiguousarray(a).reshape(H, T, hs) for a in (q, k))   # (H, T, hs)
+    vt = np.ascontiguousarray(v.transpose(0, 1, 3, 2)).reshape(H, hs, T)   # (H, hs, T)
+    dy = np.ascontiguousarray(dout.reshape(B, T, nh, hs).transpose(0, 2, 1, 3)).reshape(H, T, hs)
+    dq = np.empty((H, T, hs), dtype=dout.dtype)                      # every row written once
+    dk, dv = (np.zeros((H, T, hs), dtype=dout.dtype) for _ in range(2))   # accumulated
 
     def heads_(lo, hi):
-        for b, h in (divmod(i, nh) for i in range(lo, hi)):
-            vt = np.ascontiguousarray(v[b, h].T)                     # (hs, T)
+        for g0, g1 in _head_groups(H, lo, hi, atts[0].shape[1] * T * dout.itemsize):
             for i, att in enumerate(atts):
                 t0 = i * ATTN_BLOCK
-                t1 = t0 + att.shape[2]
-                a = att[b, h]                                        # (tq, t1)
-                dyb = dy[b, h, t0:t1]                                # (tq, hs)
-                ds = dyb @ vt[:, :t1]                                # (tq, t1) datt
-                dv[b, h, :t1] += a.T @ dyb                           # (t1, hs)
-                ds -= np.einsum("ij,ij->i", ds, a)[:, None]         # sum(datt * att), no temp
+                t1 = t0 + att.shape[1]
+                a = att[g0:g1]                                       # (g, tq, t1)
+                dyb = dy[g0:g1, t0:t1]                               # (g, tq, hs)
+                ds = dyb @ vt[g0:g1, :, :t1]                         # (g, tq, t1) datt
+                dv[g0:g1, :t1] += a.transpose(0, 2, 1) @ dyb         # (g, t1, hs)
+                ds -= np.einsum("gij,gij->gi", ds, a)[:, :, None]   # sum(datt * att), no temp
                 ds *= a
                 ds *= scale                                          # ds, scaled for q and k
-                dq[b, h, t0:t1] = ds @ k[b, h, :t1]                  # (tq, hs)
-                dk[b, h, :t1] += ds.T @ q[b, h, t0:t1]               # (t1, hs)
+                np.matmul(ds, kc[g0:g1, :t1], out=dq[g0:g1, t0:t1])  # (g, tq, hs)
+                dk[g0:g1, :t1] += ds.transpose(0, 2, 1) @ qc[g0:g1, t0:t1]   # (g, t1, hs)
 
-    on_items_with_own_blas(heads_, B * nh)
+    on_items_with_own_blas(heads_, H)
+    dqkv = np.empty((B, T, 3, nh, hs), dtype=dout.dtype)             # (B, T, 3, nh, hs)
+    for j, dpart in enumerate((dq, dk, dv)):
+        dqkv[:, :, j] = dpart.reshape(B, nh, T, hs).transpose(0, 2, 1, 3)
     return dqkv.reshape(B, T, 3 * nh * hs)
 
 
