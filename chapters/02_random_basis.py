@@ -7,7 +7,8 @@ trainable numbers, `W = a_1 W^1 + ... + a_d W^d`, how much can 5 numbers (for th
 or 5 per tensor learn, compared with training only the embeddings?
 
 Assumes: chapter 01 (the model, the training loop); C4 as in data/README.md.
-Takes: about 9 minutes on a 2-core CPU (quick mode, SMOLGPT_QUICK=1: under a minute).
+Takes: 284 s on a quiet 2-core CPU at 182 GFLOP/s after chapter 05 had made 9 of its 15 runs (the
+closing lines print this run's time and rate); quick mode (SMOLGPT_QUICK=1): under a minute.
 Writes: out/02_basis/val_curves.png, out/02_basis/regeneration.png; the runs are kept by the
 experiment runner under out/runs/ (shared with chapter 05).
 """

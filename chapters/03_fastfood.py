@@ -9,8 +9,9 @@ thousands of dimensions, and how much does d buy?
 
 Assumes: chapters 01-02; C4 as in data/README.md.
 Takes: 21 or more runs of 65,536 tokens (each d's coefficient-rate sweep, then the other seeds;
-the two ends are shared with chapter 05): about 30 minutes on a quiet 2-core CPU at 66 GFLOP/s,
-estimated from the measured 77 s per run; quick mode (SMOLGPT_QUICK=1): about a minute.
+the two ends are shared with chapter 05): 784 s on a quiet 2-core CPU at 210 GFLOP/s after
+chapter 05 had made its runs (the closing lines print this run's time and rate); quick mode
+(SMOLGPT_QUICK=1): about a minute.
 Writes: out/03_fastfood/{columns.png, scaling.png, val_curves.png, weight_changes.png}; the runs
 are kept by the experiment runner under out/runs/ and shared with chapter 05.
 """

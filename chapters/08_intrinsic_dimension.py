@@ -11,15 +11,13 @@ domain (the Python standard library's source), measured the same way and put on 
 
 Assumes: chapters 02-05 (random subspaces, Fastfood, the race); C4 as in data/README.md; the
 Python standard library's own `*.py` files (every Python has them, so no download).
-Takes: ~97 short runs of a 2-layer model, 2.5M tokens in all. Measured once from an empty cache
-while three to five other experiments shared the same 2 cores: 125 minutes, at a matmul rate of
-20 GFLOP/s measured at its end. Alone on an idle 2-core CPU at 66 GFLOP/s, about 25 minutes is
-an estimate from the runs' tokens and the model's FLOPs. Finished runs are reused, so a second
-run takes under a minute (24 s here). The closing lines print this
-run's wall time and this machine's float32 matmul rate. Quick mode (SMOLGPT_QUICK=1): under a
-minute. The full sweep (`--full`, or SMOLGPT_FULL=1) trains every run, and the pretrained
-model, 8 times longer: about 8 times the default's time (4 hours), which the closing lines
-project from this run. More seeds: `--seeds 5` (or SMOLGPT_SEEDS=5); another budget per run:
+Takes: ~120 short runs of a 2-layer model. Measured on a quiet 2-core CPU: 969 s from an empty
+cache with six grid points (at 202 GFLOP/s), then 258 s for the two half-decade points and one
+more fine-tuning rate: about 20 minutes in all. Finished runs are reused, so a second run takes
+under a minute. The closing lines print this run's wall time and this machine's float32 matmul
+rate. Quick mode (SMOLGPT_QUICK=1): under a minute. The full sweep (`--full`, or
+SMOLGPT_FULL=1) trains every run, and the pretrained model, 8 times longer: about 8 times the
+default's training time, which the closing lines project from this run. More seeds: `--seeds 5` (or SMOLGPT_SEEDS=5); another budget per run:
 `--steps N` (default 48 steps of 8 x 64 tokens).
 Writes: out/08_intrinsic_dimension/{gap_closed.png, results.md, d_int.json, stdlib_files.json};
 the runs are kept by the experiment runner under out/runs/.

@@ -267,7 +267,7 @@ def attention_forward(qkv, n_head):
     heads = qkv.reshape(B, T, 3, n_head, hs).transpose(2, 0, 3, 1, 4)   # (3, B, nh, T, hs)
     q, k, v = heads[0], heads[1], heads[2]                              # (B, nh, T, hs) views
     scale = 1.0 / math.sqrt(hs)
-    qs = (q * scale).reshape(H, T, hs)                                  # (H, T, hs)
+    qs = np.multiply(q, scale, order="C").reshape(H, T, hs)             # (H, T, hs), no copy
     # k^T and v made contiguous once: BLAS is slow on views with a row stride of 3C
     kt = np.ascontiguousarray(k.transpose(0, 1, 3, 2)).reshape(H, hs, T)   # (H, hs, T)
     vc = np.ascontiguousarray(v).reshape(H, T, hs)                      # (H, T, hs)
