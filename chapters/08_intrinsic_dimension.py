@@ -17,8 +17,9 @@ more fine-tuning rate: about 20 minutes in all. Finished runs are reused, so a s
 under a minute. The closing lines print this run's wall time and this machine's float32 matmul
 rate. Quick mode (SMOLGPT_QUICK=1): under a minute. The full sweep (`--full`, or
 SMOLGPT_FULL=1) trains every run, and the pretrained model, 8 times longer: about 8 times the
-default's training time, which the closing lines project from this run. More seeds: `--seeds 5` (or SMOLGPT_SEEDS=5); another budget per run:
-`--steps N` (default 48 steps of 8 x 64 tokens).
+default's training time, which the closing lines project from this run. More seeds:
+`--seeds 5` (or SMOLGPT_SEEDS=5); another budget per run: `--steps N` (default 48 steps of
+8 x 64 tokens).
 Writes: out/08_intrinsic_dimension/{gap_closed.png, results.md, d_int.json, stdlib_files.json};
 the runs are kept by the experiment runner under out/runs/.
 """
@@ -157,10 +158,9 @@ ft_base = dataclasses.replace(base, data_dir=str(STDLIB_DIR))
 # rate. So the peak rate of the arrays trained directly is chosen first, as the one that gives
 # full training its lowest final loss (seed 0, a small grid, extended past an edge best), and
 # then used for every array trained directly in that regime: the embeddings of every method,
-# and full training. The
-# coefficients keep their default rate. Then, for each seed: embeddings only, full training,
-# and for every d Li et al.'s offset form with a Fastfood projection ("DID", `fastfood`) and
-# SAID. Seed s gives every run the same batches.
+# and full training. The coefficients keep their default rate. Then, for each seed: embeddings
+# only, full training, and for every d Li et al.'s offset form with a Fastfood projection
+# ("DID", `fastfood`) and SAID. Seed s gives every run the same batches.
 
 # %%
 TRAINED = []                     # (tokens, training seconds) of every run, reused ones included
