@@ -18,7 +18,8 @@ Assumes: chapters 02 and 05 (the random basis, the race); C4 as in data/README.m
 Takes: 39 runs of 20,480 tokens plus the probes. Measured from an empty cache on a quiet 2-core
 machine: 611 s (10 minutes) at a float32 matmul rate of 204 GFLOP/s; the time scales with that
 rate, which the closing lines print next to this run's wall time. Quick mode
-(SMOLGPT_QUICK=1) is for the tests. `--seeds N` / `--steps N` (or SMOLGPT_SEEDS / SMOLGPT_STEPS) shrink or grow the study.
+(SMOLGPT_QUICK=1) is for the tests. `--seeds N` / `--steps N` (or SMOLGPT_SEEDS /
+SMOLGPT_STEPS) shrink or grow the study.
 Writes: out/07_five_parameters/effects.png, coefficients.png, mechanism.png, results.md; the
 runs (log.jsonl with the coefficients after every step, checkpoint) under the runs folder.
 """
