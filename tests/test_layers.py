@@ -154,9 +154,11 @@ def test_attention_matches_dense_softmax(rng, monkeypatch):
 
 
 @pytest.mark.parametrize("threads", [1, 2, 3])
-def test_threaded_passes_equal_one_thread(monkeypatch, threads):
-    """Head, attention and GELU split rows over threads: every row is computed the same way
-    whatever the split, so the results are bit-identical to one thread (float32, as trained)."""
+@pytest.mark.parametrize("group_bytes", [1, 1 << 19])
+def test_threaded_passes_equal_one_thread(monkeypatch, threads, group_bytes):
+    """Head, attention and GELU split rows over threads, and attention takes its heads in
+    groups: every row is computed the same way whatever the split or the grouping, so the
+    results are bit-identical to one thread taking one head at a time (float32, as trained)."""
     rng = np.random.default_rng(7)
     x = rng.standard_normal((37, 16)).astype(np.float32)
     w = (0.3 * rng.standard_normal((101, 16))).astype(np.float32)
@@ -169,12 +171,15 @@ def test_threaded_passes_equal_one_thread(monkeypatch, threads):
     def run():
         head = layers.cross_entropy_head(x, w, t, chunk=16)
         att, cache = layers.attention_forward(qkv, 2)
+        gelu, gelu_cache = layers.gelu_forward(x)
         return [np.float32(head[0]), head[1], head[2], att, layers.attention_backward(dout, cache),
-                layers.gelu_forward(x)[0]]
+                gelu, layers.gelu_backward(x[::-1], gelu_cache)]
 
     monkeypatch.setattr(layers, "THREADS", 1)
+    monkeypatch.setattr(layers, "ATTN_GROUP_BYTES", 1)                # one head per call
     one = run()
     monkeypatch.setattr(layers, "THREADS", threads)
+    monkeypatch.setattr(layers, "ATTN_GROUP_BYTES", group_bytes)      # 1 or all 4 heads per call
     for a, b in zip(one, run()):
         assert np.array_equal(a, b)
 
