@@ -8,8 +8,9 @@ weights rather than just its embeddings?
 
 Assumes: `pip install -e ".[test]"` from the repository root; C4 reachable through `datasets`,
 or local files named by SMOLGPT_C4_FILES / SMOLGPT_C4_VAL_FILES (see data/README.md).
-Takes: 6 runs of 65,536 tokens, 26-30 s each on a quiet 2-core CPU at ~205 GFLOP/s (about 3
-minutes), or seconds when chapter 05 has made them; quick mode (SMOLGPT_QUICK=1): under a minute.
+Takes: 6 runs of 65,536 tokens, 26-30 s each on a quiet 2-core CPU at ~205 GFLOP/s (so about 3
+minutes from an empty cache, by those run times; 6 s measured when chapter 05 had made them);
+quick mode (SMOLGPT_QUICK=1): under a minute.
 Writes: out/01_gpt2/val_curves.png; the runs are kept by the experiment runner under out/runs/
 (shared with chapters 03 and 05).
 """

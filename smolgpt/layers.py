@@ -244,7 +244,7 @@ def _causal_mask(T, dtype):
     return np.triu(np.full((T, T), -np.inf, dtype=dtype), k=1)
 
 
-def _head_groups(n_heads, lo, hi, row_bytes):
+def _head_groups(lo, hi, row_bytes):
     """Contiguous groups of heads lo..hi-1 whose block of scores fits ATTN_GROUP_BYTES."""
     size = max(1, ATTN_GROUP_BYTES // row_bytes)
     return [(g, min(g + size, hi)) for g in range(lo, hi, size)]
@@ -257,8 +257,8 @@ def attention_forward(qkv, n_head):
     block's scores are (t1 - t0, t1) per head, and the causal mask is needed only on its last
     (t1 - t0) columns. The B * nh heads are independent: each thread takes whole heads, a
     cache-sized group of them per call (ATTN_GROUP_BYTES), and every head's numbers are the same
-    whatever the grouping or the thread count. The cache holds each block's probabilities,
-    (B, nh, t1 - t0, t1).
+    whatever the grouping or the thread count. The cache holds q, k, v (views into qkv) and each
+    block's probabilities, (B * nh, t1 - t0, t1).
     """
     B, T, C3 = qkv.shape
     C = C3 // 3
@@ -277,7 +277,7 @@ def attention_forward(qkv, n_head):
     atts = [np.empty((H, t1 - t0, t1), dtype=qkv.dtype) for t0, t1 in blocks]
 
     def heads_(lo, hi):
-        for g0, g1 in _head_groups(H, lo, hi, min(ATTN_BLOCK, T) * T * qkv.itemsize):
+        for g0, g1 in _head_groups(lo, hi, min(ATTN_BLOCK, T) * T * qkv.itemsize):
             for (t0, t1), att in zip(blocks, atts):
                 a = att[g0:g1]                                          # (g, tq, t1)
                 np.matmul(qs[g0:g1, t0:t1], kt[g0:g1, :, :t1], out=a)   # scores
@@ -314,7 +314,7 @@ def attention_backward(dout, cache):
     dk, dv = (np.zeros((H, T, hs), dtype=dout.dtype) for _ in range(2))   # accumulated
 
     def heads_(lo, hi):
-        for g0, g1 in _head_groups(H, lo, hi, atts[0].shape[1] * T * dout.itemsize):
+        for g0, g1 in _head_groups(lo, hi, atts[0].shape[1] * T * dout.itemsize):
             for i, att in enumerate(atts):
                 t0 = i * ATTN_BLOCK
                 t1 = t0 + att.shape[1]
