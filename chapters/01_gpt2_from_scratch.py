@@ -21,6 +21,7 @@ import math
 import time
 from pathlib import Path
 
+import smolgpt  # noqa: F401  first: it tells BLAS how to wait, before NumPy loads BLAS
 import numpy as np
 
 from smolgpt import layers

@@ -17,6 +17,7 @@ experiment runner under out/runs/ (shared with chapter 05).
 import dataclasses
 import time
 
+import smolgpt  # noqa: F401  first: it tells BLAS how to wait, before NumPy loads BLAS
 import numpy as np
 
 from smolgpt.experiments import (chapter_int, out_dir, print_takeaways, quick_config, quick_mode,

@@ -23,6 +23,7 @@ import time
 import tracemalloc
 from pathlib import Path
 
+import smolgpt  # noqa: F401  first: it tells BLAS how to wait, before NumPy loads BLAS
 import numpy as np
 import scipy.linalg
 import scipy.stats

@@ -21,6 +21,7 @@ import dataclasses
 import math
 import time
 
+import smolgpt  # noqa: F401  first: it tells BLAS how to wait, before NumPy loads BLAS
 import numpy as np
 
 import matplotlib.pyplot as plt

@@ -30,6 +30,7 @@ import math
 import textwrap
 import time
 
+import smolgpt  # noqa: F401  first: it tells BLAS how to wait, before NumPy loads BLAS
 import numpy as np
 
 from smolgpt import checkpoint, data

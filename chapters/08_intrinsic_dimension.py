@@ -34,6 +34,7 @@ import sys
 import time
 
 import matplotlib.pyplot as plt
+import smolgpt  # noqa: F401  first: it tells BLAS how to wait, before NumPy loads BLAS
 import numpy as np
 
 from smolgpt import data

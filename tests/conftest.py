@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+import smolgpt  # noqa: F401  before any test module loads NumPy (smolgpt/__init__.py says why)
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
 

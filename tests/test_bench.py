@@ -47,3 +47,29 @@ def test_vs_torch_same_loss_on_both_sides():
     r = vs_torch.compare("tiny", 1, 8, 1, threads=1)
     assert abs(r["smolgpt"]["first_loss"] - r["torch"]["first_loss"]) < 1e-4
     assert r["smolgpt"]["peak_rss_mb"] > 0 and r["torch"]["peak_rss_mb"] > 0
+
+
+def _spin_seen(code: str, **env) -> list[str]:
+    """Run `code` in a fresh interpreter with OPENBLAS_THREAD_TIMEOUT set as in env (absent
+    unless given); it prints the variable and smolgpt's record of it."""
+    import os
+    import subprocess
+    import sys
+    environ = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    environ.update(env)
+    tail = "import os, smolgpt; print(os.environ.get('OPENBLAS_THREAD_TIMEOUT'), " \
+           "smolgpt.BLAS_THREAD_TIMEOUT)"
+    out = subprocess.run([sys.executable, "-c", code + tail], env=environ, check=True,
+                         capture_output=True, text=True).stdout
+    return out.split()
+
+
+def test_smolgpt_sets_blas_spin_before_numpy_and_keeps_a_users_choice():
+    assert _spin_seen("") == ["4", "4"]                               # set: NumPy not loaded yet
+    assert _spin_seen("", OPENBLAS_THREAD_TIMEOUT="12") == ["12", "12"]   # the user's, kept
+    assert _spin_seen("import numpy; ") == ["None", "None"]          # too late: not pretended
+    r = {"config": MICRO.to_dict(), "batch_size": 1, "threads": 1, "matmul_gflops": 1.0,
+         "matmul_gflops_best": 1.0, "mfu_ok": False, "blas_thread_timeout": None,
+         "model": {"seconds": 1.0, "tokens_per_s": 1.0, "gflops": 1.0, "mfu": 0.5,
+                   "mfu_spread": (0.5, 0.5)}}
+    assert "default spin of 2^28 cycles" in bench.format_report(r)

@@ -103,7 +103,8 @@ def compare(preset: str, batch_size: int, T: int, n_rounds: int, threads: int) -
               "threads": threads, "rounds": n_rounds,
               "matmul_gflops": probe_flops / median(times["matmul"]) / 1e9,
               "torch_attention": ready["torch"]["attention"],
-              "blas_threads": {s: ready[s]["blas_threads"] for s in ("smolgpt", "torch")}}
+              "blas_threads": {s: ready[s]["blas_threads"] for s in ("smolgpt", "torch")},
+              "blas_thread_timeout": ready["smolgpt"]["blas_thread_timeout"]}
     for side in ("smolgpt", "torch"):
         mfu = [(model_flops / t) / (probe_flops / m)
                for t, m in zip(times[side], times["matmul"])]
@@ -138,8 +139,13 @@ def format_report(r: dict) -> str:
         lo, hi = c["speedup_spread"]
         lines.append(f"  smolgpt / torch speed: {c['speedup']:.2f}x (rounds: {lo:.2f}x-{hi:.2f}x,"
                      f" {c['rounds']} rounds; matmul rate {c['matmul_gflops']:.0f} GFLOP/s; "
-                     f"torch attention: {c['torch_attention']})")
+                     f"torch attention: {c['torch_attention']}; smolgpt's OpenBLAS spin: "
+                     f"{_spin(c['blas_thread_timeout'])})")
     return "\n".join(lines)
+
+
+def _spin(timeout: str | None) -> str:
+    return "2^28 cycles (default)" if timeout is None else f"2^{timeout} cycles"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -215,7 +221,9 @@ def worker_main(args_json: str) -> None:
         out.write(json.dumps(obj) + "\n")
         out.flush()
 
-    say({"ready": True, "attention": attention, "blas_threads": _blas_threads()})
+    from .. import BLAS_THREAD_TIMEOUT
+    say({"ready": True, "attention": attention, "blas_threads": _blas_threads(),
+         "blas_thread_timeout": BLAS_THREAD_TIMEOUT})
     for line in sys.stdin:
         if line.strip() == "step":
             say({"loss": step()})
