@@ -5,6 +5,7 @@ import importlib.util
 
 import pytest
 
+import smolgpt
 from smolgpt import bench
 from smolgpt.bench import timing, vs_torch
 from smolgpt.model import GPTConfig
@@ -49,27 +50,52 @@ def test_vs_torch_same_loss_on_both_sides():
     assert r["smolgpt"]["peak_rss_mb"] > 0 and r["torch"]["peak_rss_mb"] > 0
 
 
-def _spin_seen(code: str, **env) -> list[str]:
-    """Run `code` in a fresh interpreter with OPENBLAS_THREAD_TIMEOUT set as in env (absent
-    unless given); it prints the variable and smolgpt's record of it."""
+def _fresh_python(code: str, **env) -> list[str]:
+    """The words `code` prints in a fresh interpreter whose environment has none of the
+    variables smolgpt's import looks at, except those given in env."""
     import os
     import subprocess
     import sys
-    environ = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    unset = ("OPENBLAS_THREAD_TIMEOUT", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_",
+             "GLIBC_TUNABLES")
+    environ = {k: v for k, v in os.environ.items() if k not in unset}
     environ.update(env)
-    tail = "import os, smolgpt; print(os.environ.get('OPENBLAS_THREAD_TIMEOUT'), " \
-           "smolgpt.BLAS_THREAD_TIMEOUT)"
-    out = subprocess.run([sys.executable, "-c", code + tail], env=environ, check=True,
-                         capture_output=True, text=True).stdout
-    return out.split()
+    return subprocess.run([sys.executable, "-c", code], env=environ, check=True,
+                          capture_output=True, text=True).stdout.split()
+
+
+SPIN = "import os, smolgpt; print(os.environ.get('OPENBLAS_THREAD_TIMEOUT'), " \
+       "smolgpt.BLAS_THREAD_TIMEOUT)"
 
 
 def test_smolgpt_sets_blas_spin_before_numpy_and_keeps_a_users_choice():
-    assert _spin_seen("") == ["4", "4"]                               # set: NumPy not loaded yet
-    assert _spin_seen("", OPENBLAS_THREAD_TIMEOUT="12") == ["12", "12"]   # the user's, kept
-    assert _spin_seen("import numpy; ") == ["None", "None"]          # too late: not pretended
+    assert _fresh_python(SPIN) == ["4", "4"]                          # set: NumPy not loaded yet
+    assert _fresh_python(SPIN, OPENBLAS_THREAD_TIMEOUT="12") == ["12", "12"]   # the user's, kept
+    assert _fresh_python("import numpy; " + SPIN) == ["None", "None"]   # too late: not pretended
     r = {"config": MICRO.to_dict(), "batch_size": 1, "threads": 1, "matmul_gflops": 1.0,
-         "matmul_gflops_best": 1.0, "mfu_ok": False, "blas_thread_timeout": None,
+         "matmul_gflops_best": 1.0, "mfu_ok": False,
+         "process": {"blas_thread_timeout": None, "keeps_freed_memory": False},
          "model": {"seconds": 1.0, "tokens_per_s": 1.0, "gflops": 1.0, "mfu": 0.5,
                    "mfu_spread": (0.5, 0.5)}}
-    assert "default spin of 2^28 cycles" in bench.format_report(r)
+    assert "OpenBLAS's default 2^28 cycles" in bench.format_report(r)
+
+
+# Allocate, fill and free a 100 MB array five times; print smolgpt's flag and the page faults
+# of the last four rounds (the first one maps the memory in any case).
+REFAULTS = """
+import resource, smolgpt, numpy as np
+def faults(): return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+np.ones(25_000_000, np.float32)
+before = faults()
+for _ in range(4): np.ones(25_000_000, np.float32)
+print(smolgpt.KEEPS_FREED_MEMORY, faults() - before)
+"""
+
+
+@pytest.mark.skipif(not smolgpt.KEEPS_FREED_MEMORY, reason="glibc's malloc settings only")
+def test_freed_memory_is_reused_without_page_faults_unless_the_user_set_malloc():
+    kept, faults = _fresh_python(REFAULTS)
+    assert kept == "True" and int(faults) < 50
+    kept, faults = _fresh_python(REFAULTS, MALLOC_TRIM_THRESHOLD_="131072")  # glibc's default
+    # each round faults its 100 MB in anew: 24,414 pages of 4 KB, or 48 huge pages at the least
+    assert kept == "False" and int(faults) >= 4 * 48

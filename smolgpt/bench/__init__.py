@@ -46,18 +46,21 @@ def set_threads(threads: int | None) -> int:
     return layers.THREADS
 
 
-def blas_thread_timeout() -> str | None:
-    """OPENBLAS_THREAD_TIMEOUT as OpenBLAS read it in this process (see smolgpt/__init__.py):
-    its idle threads spin 2^n cycles after a product; None = OpenBLAS's default, n = 28."""
+def process_settings() -> dict:
+    """The two settings smolgpt's import makes for the process (see smolgpt/__init__.py), as
+    in force here: OpenBLAS's idle spin (None = its default, 2^28 cycles) and whether freed
+    memory is kept for the next step."""
     import smolgpt
-    return smolgpt.BLAS_THREAD_TIMEOUT
+    return {"blas_thread_timeout": smolgpt.BLAS_THREAD_TIMEOUT,
+            "keeps_freed_memory": smolgpt.KEEPS_FREED_MEMORY}
 
 
-def _spin_line(timeout: str | None) -> str:
-    if timeout is None:
-        return ("OpenBLAS idle threads: its default spin of 2^28 cycles (NumPy was loaded before "
-                "smolgpt; import smolgpt first to have 2^4)")
-    return f"OpenBLAS idle threads: spin 2^{timeout} cycles (OPENBLAS_THREAD_TIMEOUT={timeout})"
+def format_process_settings(p: dict) -> str:
+    timeout = p["blas_thread_timeout"]
+    spin = ("OpenBLAS's default 2^28 cycles (NumPy was loaded before smolgpt)" if timeout is None
+            else f"2^{timeout} cycles")
+    memory = "kept for reuse" if p["keeps_freed_memory"] else "returned to the OS (malloc default)"
+    return f"process: BLAS threads spin {spin} after a product; freed memory {memory}"
 
 
 def run(config: GPTConfig, batch_size: int = 16, repeats: int = 5, subspace_d: int = 1000,
@@ -69,7 +72,7 @@ def run(config: GPTConfig, batch_size: int = 16, repeats: int = 5, subspace_d: i
     methods' whole steps; steps=False skips them; transforms adds the projections' benchmark.
     """
     result = {"config": config.to_dict(), "batch_size": batch_size,
-              "threads": set_threads(threads), "blas_thread_timeout": blas_thread_timeout()}
+              "threads": set_threads(threads), "process": process_settings()}
     specs = default_specs(subspace_d) if steps else None
     result.update(bench_model(config, batch_size, repeats, specs, step_repeats))
     result["targets"] = {"mfu": TARGET_MFU, "step_vs_fwd_bwd": TARGET_STEP_RATIO}
@@ -109,7 +112,7 @@ def format_report(r: dict) -> str:
         f"model: n_layer={c['n_layer']} n_head={c['n_head']} n_embd={c['n_embd']} "
         f"block_size={c['block_size']} vocab={c['vocab_size']}, batch {r['batch_size']}, "
         f"{r['threads']} threads",
-        _spin_line(r.get("blas_thread_timeout")),
+        format_process_settings(r["process"]),
         f"float32 matmul rate of this machine: {r['matmul_gflops']:.1f} GFLOP/s median "
         f"(best {r['matmul_gflops_best']:.1f}), timed in each round next to the model",
         f"forward+backward: {m['seconds'] * 1e3:.1f} ms = {m['tokens_per_s']:,.0f} tokens/s, "
@@ -137,6 +140,8 @@ def format_vs_torch(r: dict) -> str:
         if "mfu_ok" in c:
             line += f"; >= {TARGET_MFU_GPT2:.0%} of the matmul rate -> {_ok(c['mfu_ok'])}"
         lines.append(line)
+    if r["cases"]:
+        lines.append("smolgpt's " + format_process_settings(r["cases"][0]["smolgpt_process"]))
     return "\n".join(lines)
 
 

@@ -104,7 +104,7 @@ def compare(preset: str, batch_size: int, T: int, n_rounds: int, threads: int) -
               "matmul_gflops": probe_flops / median(times["matmul"]) / 1e9,
               "torch_attention": ready["torch"]["attention"],
               "blas_threads": {s: ready[s]["blas_threads"] for s in ("smolgpt", "torch")},
-              "blas_thread_timeout": ready["smolgpt"]["blas_thread_timeout"]}
+              "smolgpt_process": ready["smolgpt"]["process"]}
     for side in ("smolgpt", "torch"):
         mfu = [(model_flops / t) / (probe_flops / m)
                for t, m in zip(times[side], times["matmul"])]
@@ -139,13 +139,8 @@ def format_report(r: dict) -> str:
         lo, hi = c["speedup_spread"]
         lines.append(f"  smolgpt / torch speed: {c['speedup']:.2f}x (rounds: {lo:.2f}x-{hi:.2f}x,"
                      f" {c['rounds']} rounds; matmul rate {c['matmul_gflops']:.0f} GFLOP/s; "
-                     f"torch attention: {c['torch_attention']}; smolgpt's OpenBLAS spin: "
-                     f"{_spin(c['blas_thread_timeout'])})")
+                     f"torch attention: {c['torch_attention']})")
     return "\n".join(lines)
-
-
-def _spin(timeout: str | None) -> str:
-    return "2^28 cycles (default)" if timeout is None else f"2^{timeout} cycles"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -221,9 +216,9 @@ def worker_main(args_json: str) -> None:
         out.write(json.dumps(obj) + "\n")
         out.flush()
 
-    from .. import BLAS_THREAD_TIMEOUT
+    from . import process_settings
     say({"ready": True, "attention": attention, "blas_threads": _blas_threads(),
-         "blas_thread_timeout": BLAS_THREAD_TIMEOUT})
+         "process": process_settings()})
     for line in sys.stdin:
         if line.strip() == "step":
             say({"loss": step()})
