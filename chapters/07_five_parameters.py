@@ -34,8 +34,7 @@ import smolgpt  # noqa: F401  first: it tells BLAS how to wait, before NumPy loa
 import numpy as np
 
 from smolgpt import checkpoint, data
-from smolgpt.bench.model import matmul_probe
-from smolgpt.bench.timing import median, rounds
+from smolgpt.bench.model import matmul_gflops
 from smolgpt.experiments import chapter_int, out_dir, quick_config, quick_mode, run_seeds, \
     save_figure
 from smolgpt.experiments.coefficients import (coef_gradient, coef_trajectory, line_scan,
@@ -437,8 +436,7 @@ clauses.append(f"in the baseline the coefficients moved every kind of weight mat
 faq = "FAQ 3, answered at this scale: " + "; ".join(clauses) + "."
 
 # %%
-fn, flops = matmul_probe()
-rate_gflops = flops / median(rounds({"mm": fn}, 3)["mm"]) / 1e9
+rate_gflops = matmul_gflops()
 lines = [
     f"Against embeddings only ({fmt(emb_mean, emb_se)}), {len(learners)} of {len(names)} "
     f"settings learn (paired 95% interval below 0); the baseline is {show(vs_emb[BASE_NAME])}.",

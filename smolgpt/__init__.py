@@ -25,6 +25,9 @@ rate 170-200 GFLOP/s); neither changes a single number smolgpt computes.
    unchanged (measured: 546 and 2,391 MB either way), but it keeps that peak until it exits.
    Left alone if MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_ or GLIBC_TUNABLES is set: a
    user's own malloc settings win. `KEEPS_FREED_MEMORY` records whether it was made.
+
+SMOLGPT_PROCESS_DEFAULTS=1 in the environment makes neither setting. `smolgpt bench --vs-torch`
+starts its PyTorch worker so: PyTorch is timed as its users run it.
 """
 
 import os as _os
@@ -33,8 +36,10 @@ import sys as _sys
 BLAS_SPIN_VAR = "OPENBLAS_THREAD_TIMEOUT"
 BLAS_SPIN_DEFAULT = "4"
 MALLOC_VARS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES")
+DEFAULTS_VAR = "SMOLGPT_PROCESS_DEFAULTS"
+PROCESS_DEFAULTS = _os.environ.get(DEFAULTS_VAR) == "1"    # True: neither setting is made
 
-if "numpy" not in _sys.modules:
+if "numpy" not in _sys.modules and not PROCESS_DEFAULTS:
     _os.environ.setdefault(BLAS_SPIN_VAR, BLAS_SPIN_DEFAULT)
 # What OpenBLAS reads (or read) in this process: None = its own default, 2^28 cycles.
 BLAS_THREAD_TIMEOUT = _os.environ.get(BLAS_SPIN_VAR) or None
@@ -42,7 +47,7 @@ BLAS_THREAD_TIMEOUT = _os.environ.get(BLAS_SPIN_VAR) or None
 
 def _keep_freed_memory() -> bool:
     """Setting 2 of the module docstring; True if glibc took it."""
-    if any(v in _os.environ for v in MALLOC_VARS):
+    if PROCESS_DEFAULTS or any(v in _os.environ for v in MALLOC_VARS):
         return False
     try:
         if not _os.confstr("CS_GNU_LIBC_VERSION").startswith("glibc"):

@@ -52,10 +52,13 @@ def process_settings() -> dict:
     memory is kept for the next step."""
     import smolgpt
     return {"blas_thread_timeout": smolgpt.BLAS_THREAD_TIMEOUT,
-            "keeps_freed_memory": smolgpt.KEEPS_FREED_MEMORY}
+            "keeps_freed_memory": smolgpt.KEEPS_FREED_MEMORY,
+            "defaults_asked": smolgpt.PROCESS_DEFAULTS}
 
 
 def format_process_settings(p: dict) -> str:
+    if p.get("defaults_asked"):
+        return "process: BLAS and malloc at their defaults (SMOLGPT_PROCESS_DEFAULTS=1)"
     timeout = p["blas_thread_timeout"]
     spin = ("OpenBLAS's default 2^28 cycles (NumPy was loaded before smolgpt)" if timeout is None
             else f"2^{timeout} cycles")
@@ -65,7 +68,7 @@ def format_process_settings(p: dict) -> str:
 
 def run(config: GPTConfig, batch_size: int = 16, repeats: int = 5, subspace_d: int = 1000,
         transforms: bool = False, threads: int | None = None, steps: bool = True,
-        step_repeats: int = 3) -> dict:
+        step_repeats: int = 5) -> dict:
     """The in-process benchmark as one dict (what `smolgpt bench --json` prints).
 
     repeats: rounds of forward+backward vs the matmul probe; step_repeats: rounds of the
@@ -141,7 +144,8 @@ def format_vs_torch(r: dict) -> str:
             line += f"; >= {TARGET_MFU_GPT2:.0%} of the matmul rate -> {_ok(c['mfu_ok'])}"
         lines.append(line)
     if r["cases"]:
-        lines.append("smolgpt's " + format_process_settings(r["cases"][0]["smolgpt_process"]))
+        for side in ("smolgpt", "torch"):
+            lines.append(f"{side}'s " + format_process_settings(r["cases"][0]["process"][side]))
     return "\n".join(lines)
 
 

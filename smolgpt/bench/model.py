@@ -23,16 +23,24 @@ from ..model import GPTConfig, loss_and_grads
 from ..optim import AdamWConfig, adamw_init, adamw_step, clip_grad_norm
 from .timing import median, median_ratio, rounds, spread
 
-PROBE_N = 2048      # the matmul probe: an n x n x n float32 product
+PROBE_N = 2048      # the matmul probe: n x n x n float32 products,
+PROBE_PRODUCTS = 4  # this many per call (~0.35 s at 200 GFLOP/s): one product alone, ~0.09 s,
+                    # was too short a sample next to a step of seconds (its rounds spread ~2x)
+PROBE_FLOPS = PROBE_PRODUCTS * 2 * PROBE_N ** 3
 
 
-def matmul_probe(n: int = PROBE_N):
-    """(fn, flops): a function computing one n x n x n float32 product, and its FLOP count."""
+def matmul_probe(n: int = PROBE_N, products: int = PROBE_PRODUCTS):
+    """(fn, flops): a function computing `products` n x n x n float32 products, and their FLOPs."""
     rng = np.random.default_rng(0)
     a = rng.standard_normal((n, n), dtype=np.float32)
     b = rng.standard_normal((n, n), dtype=np.float32)
     c = np.empty((n, n), dtype=np.float32)
-    return (lambda: np.matmul(a, b, out=c)), 2 * n ** 3
+
+    def fn():
+        for _ in range(products):
+            np.matmul(a, b, out=c)
+
+    return fn, products * 2 * n ** 3
 
 
 def matmul_gflops(repeats: int = 3) -> float:
@@ -91,7 +99,7 @@ def default_specs(subspace_d: int = 1000) -> list[MethodSpec]:
 
 
 def bench_model(config: GPTConfig, batch_size: int, repeats: int = 5,
-                specs: list[MethodSpec] | None = None, step_repeats: int = 3) -> dict:
+                specs: list[MethodSpec] | None = None, step_repeats: int = 5) -> dict:
     """Forward+backward against the matmul probe (`repeats` rounds), then every method's step
     against forward+backward (`step_repeats` rounds). Returns the figures as one dict."""
     x, y = random_batch(config, batch_size)

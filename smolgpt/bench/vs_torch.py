@@ -9,7 +9,9 @@ both first losses). What is timed is one forward+backward of that batch.
 Each side lives in its own worker subprocess, so `ru_maxrss` (the peak resident memory the OS
 counted) is that side's own; a third worker times the float32 matmul probe, so each round
 yields an MFU for both sides. Every worker gets the same thread count (OpenBLAS/OpenMP/MKL via
-the environment, `torch.set_num_threads`, and smolgpt's `layers.THREADS`). The parent sends
+the environment, `torch.set_num_threads`, and smolgpt's `layers.THREADS`); the PyTorch worker
+runs without the process settings smolgpt's import makes (smolgpt/__init__.py), as PyTorch's users
+run it, and the report says which settings each side had. The parent sends
 "step" to one worker after the other, A B A B (`timing.rounds`), and reports median tokens/s,
 the median of per-round ratios and its spread.
 
@@ -25,6 +27,7 @@ import resource
 import subprocess
 import sys
 
+from .. import BLAS_SPIN_VAR, DEFAULTS_VAR
 from ..model import GPTConfig
 from .timing import median, rounds, spread
 
@@ -58,6 +61,9 @@ class _Worker:
     def __init__(self, side: str, config: GPTConfig, batch_size: int, T: int, threads: int):
         env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads),
                    MKL_NUM_THREADS=str(threads))
+        if side == "torch":                 # PyTorch as its users run it: without the process
+            env[DEFAULTS_VAR] = "1"         # settings smolgpt's import makes (smolgpt/__init__.py)
+            env.pop(BLAS_SPIN_VAR, None)    # (set in this process's environment by that import)
         args = json.dumps({"side": side, "config": config.to_dict(), "batch_size": batch_size,
                            "T": T, "threads": threads})
         self.side = side
@@ -85,7 +91,7 @@ class _Worker:
 
 def compare(preset: str, batch_size: int, T: int, n_rounds: int, threads: int) -> dict:
     """One case: smolgpt and torch, A B A B for n_rounds (after one warm-up step each)."""
-    from .model import PROBE_N, flops_per_token
+    from .model import PROBE_FLOPS, flops_per_token
     config = GPTConfig.preset(preset)
     workers = {side: _Worker(side, config, batch_size, T, threads)
                for side in ("smolgpt", "torch", "matmul")}
@@ -98,13 +104,13 @@ def compare(preset: str, batch_size: int, T: int, n_rounds: int, threads: int) -
         info = {side: w.finish() for side, w in workers.items()}
     tokens = batch_size * T
     model_flops = flops_per_token(config, T) * tokens
-    probe_flops = 2 * PROBE_N ** 3
+    probe_flops = PROBE_FLOPS
     result = {"preset": preset, "config": config.to_dict(), "batch_size": batch_size, "T": T,
               "threads": threads, "rounds": n_rounds,
               "matmul_gflops": probe_flops / median(times["matmul"]) / 1e9,
               "torch_attention": ready["torch"]["attention"],
               "blas_threads": {s: ready[s]["blas_threads"] for s in ("smolgpt", "torch")},
-              "smolgpt_process": ready["smolgpt"]["process"]}
+              "process": {s: ready[s]["process"] for s in ("smolgpt", "torch")}}
     for side in ("smolgpt", "torch"):
         mfu = [(model_flops / t) / (probe_flops / m)
                for t, m in zip(times[side], times["matmul"])]
@@ -197,7 +203,7 @@ def _matmul_side(config, x, y, threads):
     probe, _ = matmul_probe()
 
     def step():
-        probe()                                         # one PROBE_N^3 product; no loss to say
+        probe()                                         # PROBE_PRODUCTS products; no loss to say
 
     return step, "-"
 
