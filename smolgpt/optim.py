@@ -67,8 +67,9 @@ def adamw_step(trainables: dict[str, np.ndarray], grads: dict[str, np.ndarray], 
         # The update is ~12 elementwise passes. Over the whole arrays (wte alone is 25 MB on
         # `tiny`) each pass would stream w, g, m, v through memory again and allocate fresh
         # temporaries; block by block, a block stays in the core's cache for all twelve.
-        scratch = np.empty(min(_BLOCK, w.size), dtype=w.dtype)
-        for w_, g_, m_, v_ in _blocks(w, g, m, v):
+        blocks = _blocks(w, g, m, v)
+        scratch = np.empty(blocks[0][0].size, dtype=w.dtype)        # the largest block
+        for w_, g_, m_, v_ in blocks:
             tmp = scratch[:w_.size].reshape(w_.shape)
             # m = b1*m + (1-b1)*g and v = b2*v + (1-b2)*g^2, in place
             m_ *= b1

@@ -85,18 +85,22 @@ def test_nonfinite_gradient_gives_nonfinite_norm_and_no_scaling():
 
 
 def test_adamw_blocks_equal_one_block(monkeypatch):
-    # the cache-sized blocks of adamw_step do the same arithmetic as one pass over each array
+    # the cache-sized blocks of adamw_step do the same arithmetic as one pass over each array;
+    # a non-contiguous array, larger than a block, is updated as one block
     from smolgpt import optim
     rng = np.random.default_rng(1)
-    w0 = {"w": rng.standard_normal((50, 30)).astype(np.float32), "b": np.ones(7, np.float32)}
+    w0 = {"w": rng.standard_normal((50, 30)).astype(np.float32), "b": np.ones(7, np.float32),
+          "t": rng.standard_normal((40, 20)).astype(np.float32).T}        # F-ordered
     g = {k: rng.standard_normal(v.shape).astype(np.float32) for k, v in w0.items()}
     results = []
-    for block in (64, 1 << 20):
+    for block in (1 << 20, 64):
         monkeypatch.setattr(optim, "_BLOCK", block)
-        w = {k: v.copy() for k, v in w0.items()}
+        w = {k: v.copy(order="K") for k, v in w0.items()}
         s = adamw_init(w)
         for _ in range(3):
             adamw_step(w, g, s, lr=0.1, decay_keys={"w"})
         results.append(w)
-    for k in w0:
-        assert np.array_equal(results[0][k], results[1][k])
+    assert not np.array_equal(results[0]["w"], w0["w"])                  # it moved
+    for r in results[1:]:
+        for k in w0:
+            assert np.array_equal(results[0][k], r[k]), k
