@@ -394,7 +394,8 @@ def cross_entropy_head(x, wte, targets, chunk=1024, with_grads=True):
     into their own gradient, pushed back into dx and dwte, and dropped. Peak memory is chunk x V
     floats (200 MB at the default 1024 rows) instead of N x V, and every pass is in place.
     The three matmuls per chunk use BLAS's threads; the elementwise passes between them (np.exp
-    alone is ~4 ns per logit, single-threaded) run on THREADS threads over blocks of rows.
+    alone is ~0.5 ns per logit on one core, measured on a 200 GFLOP/s machine; 52M logits a chunk)
+    run on THREADS threads over blocks of rows.
     """
     N, C = x.shape
     V = wte.shape[0]
