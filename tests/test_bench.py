@@ -99,3 +99,29 @@ def test_freed_memory_is_reused_without_page_faults_unless_the_user_set_malloc()
     kept, faults = _fresh_python(REFAULTS, MALLOC_TRIM_THRESHOLD_="131072")  # glibc's default
     # each round faults its 100 MB in anew: 24,414 pages of 4 KB, or 48 huge pages at the least
     assert kept == "False" and int(faults) >= 4 * 48
+
+
+# Two AdamW steps of full training on `tiny` (batch 2: its 51 MB logits exceed glibc's default
+# mmap threshold, so both malloc policies are exercised); prints a digest of the losses and weights.
+TWO_STEPS = """
+import hashlib, smolgpt
+from smolgpt.bench.model import random_batch
+from smolgpt.methods import MethodSpec, build
+from smolgpt.model import GPTConfig, loss_and_grads
+from smolgpt.optim import adamw_init, adamw_step, clip_grad_norm
+cfg = GPTConfig.preset("tiny"); x, y = random_batch(cfg, 2)
+method = build(MethodSpec("full"), cfg); w = method.init(); state = adamw_init(w)
+h = hashlib.sha256()
+for _ in range(2):
+    loss, g = loss_and_grads(method.params(w), x, y, cfg)
+    clip_grad_norm(g, 1.0); adamw_step(w, g, state, 1e-3); h.update(repr(loss).encode())
+for k in sorted(w): h.update(w[k].tobytes())
+print(smolgpt.KEEPS_FREED_MEMORY or smolgpt.BLAS_THREAD_TIMEOUT is not None, h.hexdigest())
+"""
+
+
+def test_process_settings_change_no_number():
+    made, digest = _fresh_python(TWO_STEPS)
+    plain, plain_digest = _fresh_python(TWO_STEPS, SMOLGPT_PROCESS_DEFAULTS="1")
+    assert made == "True" and plain == "False"               # the settings were on, then off
+    assert digest == plain_digest
