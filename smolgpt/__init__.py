@@ -1,9 +1,10 @@
 """smolgpt: a GPT-2 in NumPy with hand-written backward passes, trained through few parameters.
 
 Importing smolgpt makes two settings for the process, here, because the first must come before
-NumPy loads its BLAS. Together they took `tiny`'s forward+backward (batch 16) from 830-980 ms to
-660 ms and GPT-2 small's (1 x 1024) from 6.9-7.4 s to 5.5 s on a 2-core machine (float32 matmul
-rate 170-200 GFLOP/s); neither changes a single number smolgpt computes.
+NumPy loads its BLAS. `smolgpt bench --vs-torch` on a 2-core machine (float32 matmul rate
+186-205 GFLOP/s) measured `tiny`'s forward+backward (batch 16) at 58% of the matmul rate without
+them and 68-71% with them, GPT-2 small (1 x 1024) at 125 tokens/s without and 206-214 with.
+Neither changes a single number smolgpt computes (tests/test_bench.py checks two steps).
 
 1. BLAS threads sleep when a product is done. OpenBLAS (the BLAS NumPy ships with) keeps its
    worker threads spinning for 2^28 CPU cycles, about 0.1 s, after every matrix product, in case
@@ -11,7 +12,7 @@ rate 170-200 GFLOP/s); neither changes a single number smolgpt computes.
    attention's heads) on threads of its own between products (`layers.on_row_blocks`), and on a
    2-core machine the spinning thread takes the core they need. OpenBLAS reads
    OPENBLAS_THREAD_TIMEOUT=n (spin 2^n cycles, n from 4 to 30) once, when it is loaded; 4, the
-   smallest, lets its threads sleep at once. Worth 770-890 -> 710-790 ms on `tiny`.
+   smallest, lets its threads sleep at once. Alone, it took `tiny` from 770-890 to 710-790 ms.
    If NumPy was imported before smolgpt, OpenBLAS has read the variable already and this does
    nothing: import smolgpt first. `BLAS_THREAD_TIMEOUT` records what OpenBLAS read.
 
@@ -21,8 +22,9 @@ rate 170-200 GFLOP/s); neither changes a single number smolgpt computes.
    top of the heap to the operating system, so the next step takes it back one page fault at a
    time: ~20,000 faults per `tiny` step, ~200,000 per GPT-2 small step, each page zeroed again.
    Serving every allocation below 1 GB from the heap (M_MMAP_THRESHOLD) and never trimming it
-   (M_TRIM_THRESHOLD = -1) ends that: under 200 faults per step. The process's peak memory is
-   unchanged (measured: 546 and 2,391 MB either way), but it keeps that peak until it exits.
+   (M_TRIM_THRESHOLD = -1) ends that: under 200 faults per step, and on top of the first
+   setting `tiny` went from ~830 to ~660 ms. The process's peak memory is unchanged (measured:
+   546 and 2,391 MB either way), but it keeps that peak until it exits.
    Left alone if MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_ or GLIBC_TUNABLES is set: a
    user's own malloc settings win. `KEEPS_FREED_MEMORY` records whether it was made.
 
