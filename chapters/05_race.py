@@ -9,7 +9,7 @@ in the same order, over several seeds, and which differences are larger than the
 
 Assumes: chapters 01-04; C4 as in data/README.md.
 Takes: up to 12 runs of 65,536 tokens per seed the first time. Measured from an empty cache on a
-quiet 2-core machine: 1,446 s (24 minutes) for 3 seeds at a float32 matmul rate of 207 GFLOP/s; the
+2-core machine: 1,253 s (21 minutes) for 3 seeds at a float32 matmul rate of 190 GFLOP/s; the
 time scales with that rate, which the closing lines print next to this run's wall time. A second
 run reuses every finished run and takes seconds.
 Quick mode (SMOLGPT_QUICK=1): under a minute. More seeds: `--seeds 5` (or SMOLGPT_SEEDS=5);
