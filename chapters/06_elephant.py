@@ -16,9 +16,9 @@ elephant is the one of Mayer, Khairy and Howard, "Drawing an elephant with four 
 parameters", Am. J. Phys. 78, 648 (2010); the code that draws and fits it is
 `smolgpt/elephant.py`.
 
-**Time.** About 2 seconds on a 2-core CPU, most of it importing matplotlib and writing the GIF;
-quick mode (`SMOLGPT_QUICK=1` or `--quick`: fewer GIF frames, Adam steps and random restarts)
-about 1.5.
+**Time.** About 3.5 seconds on a 2-core CPU (float32 matmul rate ~190 GFLOP/s, though little of
+it is matmul), most of it importing matplotlib and writing the GIF; quick mode (`SMOLGPT_QUICK=1`
+or `--quick`: fewer GIF frames, Adam steps and random restarts) about 3.
 
 **Writes** to `out/06_elephant/` (or `$SMOLGPT_OUT/06_elephant/`): `elephant.png`,
 `harmonics.png`, `wiggle.gif` with one of its frames as `wiggle_frame.png`, `fit_progress.png`,
@@ -28,6 +28,7 @@ about 1.5.
 # %%
 import time
 
+import smolgpt  # noqa: F401  first: it tells BLAS how to wait, before NumPy loads BLAS
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.animation import FuncAnimation, PillowWriter

@@ -33,8 +33,8 @@ import shutil
 import sys
 import time
 
-import matplotlib.pyplot as plt
 import smolgpt  # noqa: F401  first: it tells BLAS how to wait, before NumPy loads BLAS
+import matplotlib.pyplot as plt
 import numpy as np
 
 from smolgpt import data

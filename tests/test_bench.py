@@ -56,8 +56,7 @@ def _fresh_python(code: str, **env) -> list[str]:
     import os
     import subprocess
     import sys
-    unset = ("OPENBLAS_THREAD_TIMEOUT", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_",
-             "GLIBC_TUNABLES")
+    unset = (smolgpt.BLAS_SPIN_VAR, smolgpt.DEFAULTS_VAR) + smolgpt.MALLOC_VARS
     environ = {k: v for k, v in os.environ.items() if k not in unset}
     environ.update(env)
     return subprocess.run([sys.executable, "-c", code], env=environ, check=True,

@@ -172,3 +172,18 @@ def test_chapter_08(tmp_path, prepared_data_dir):
     files = json.loads((folder / "stdlib_files.json").read_text())["files"]
     assert files and all(len(f["sha256"]) == 64 for f in files)
     assert {f["split"] for f in files} == {"train", "val"}
+
+
+def test_every_chapter_imports_smolgpt_before_numpy():
+    # smolgpt's import sets how OpenBLAS's threads wait, which works only before NumPy loads
+    # OpenBLAS (smolgpt/__init__.py); matplotlib and scipy load NumPy too
+    import ast
+    loads_numpy = {"numpy", "matplotlib", "scipy", "datasets", "tiktoken"}
+    for path in sorted((ROOT / "chapters").glob("[0-9][0-9]_*.py")):
+        for node in ast.parse(path.read_text()).body:
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            tops = {n.split(".")[0] for n in names}
+            if "smolgpt" in tops:
+                break
+            assert not tops & loads_numpy, f"{path.name} imports {tops & loads_numpy} before smolgpt"
