@@ -87,7 +87,8 @@ def _add_train_args(p: argparse.ArgumentParser, run_flags: bool = True):
     model = "model (a preset, optionally resized)"
     groups = {model: p.add_argument_group(model)}
     groups[model].add_argument("--preset", help="model size preset: tiny (default; 4 layers x "
-                               "128) or gpt2 (GPT-2 small, 124M)")
+                               "128), tiny-bytes (the same body reading UTF-8 bytes) or gpt2 "
+                               "(GPT-2 small, 124M)")
     _dataclass_flags(p, GPTConfig, groups, model)
     _dataclass_flags(p, MethodSpec, groups, "parameterization")
     _dataclass_flags(p, TrainConfig, groups, "optimisation", skip=() if run_flags else ("out",))
@@ -172,7 +173,7 @@ def cmd_prepare(a):
     _require(a.max_docs is None or a.max_docs >= 1, "--max-docs", "at least 1 (leave it out for "
              "every local document)", a.max_docs)
     m = prepare(a.data_dir, train_glob=a.train_glob, val_glob=a.val_glob, max_docs=a.max_docs,
-                force=a.force)
+                force=a.force, tokenizer=a.tokenizer)
     print(m["source"]["description"])
     for split in SPLITS:
         s = m["splits"][split]
@@ -195,8 +196,8 @@ def cmd_sample(a):
              f"{MAX_SEED - a.num} (sample i uses seed + i)", a.seed)
     params, gpt, spec = load_params(a.checkpoint)
     if a.prompt:
-        from .data import get_encoding
-        n = len(get_encoding().encode_ordinary(a.prompt))
+        from .data import encode
+        n = len(encode(a.prompt, gpt.tokenizer))
         if n > gpt.block_size:
             print(f"note: the prompt is {n} tokens, longer than the model's context of "
                   f"{gpt.block_size}: the model sees only its last {gpt.block_size}")
@@ -310,12 +311,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("prepare", help="tokenize C4 into uint16 token files (train/val)",
-                       description="Tokenize C4 with GPT-2's BPE into the data folder. Offline, "
+                       description="Tokenize C4 with GPT-2's BPE (or into UTF-8 bytes) into the "
+                       "data folder. Offline, "
                        "name local C4 JSON-lines files with --train-glob/--val-glob or "
                        "SMOLGPT_C4_FILES/SMOLGPT_C4_VAL_FILES; otherwise C4 is streamed with "
                        "`datasets`.")
     s.add_argument("--data-dir", help="output folder (default $SMOLGPT_DATA_DIR, else data/ of "
-                   "the checkout)")
+                   "the checkout; bytes go to its bytes/ subfolder)")
+    s.add_argument("--tokenizer", choices=("gpt2", "bytes"), default="gpt2",
+                   help="gpt2 (GPT-2's BPE, default) or bytes (UTF-8 bytes, for --preset "
+                   "tiny-bytes)")
     s.add_argument("--train-glob", help="training JSON-lines(.gz) files (default "
                    "$SMOLGPT_C4_FILES); alone, every 20th document is held out for validation")
     s.add_argument("--val-glob", help="validation files (default $SMOLGPT_C4_VAL_FILES)")

@@ -1,4 +1,8 @@
-"""C4 English in, two flat arrays of GPT-2 token ids out, and random windows of them as batches.
+"""C4 English in, two flat arrays of token ids out, and random windows of them as batches.
+
+Two tokenizers turn text into ids (`TOKENIZERS`): GPT-2's BPE, the default everywhere, and raw
+UTF-8 bytes (ids 0-255, plus 256 as the document separator), which the byte-level model
+`tiny-bytes` reads. Each prepares into its own folder (`data_dir(tokenizer)`).
 
 The whole pipeline, in the order this file goes through it:
 
@@ -16,6 +20,9 @@ The whole pipeline, in the order this file goes through it:
 
          [EOT, doc0 tokens..., EOT, doc1 tokens..., EOT, doc2 tokens...]
 
+     With the `bytes` tokenizer the ids are the documents' UTF-8 bytes and the separator
+     before each document is 256, the one id no byte can take.
+
   3. Store (`prepare`): `train.bin` and `val.bin`, raw little-endian uint16 (GPT-2 has 50257
      ids, which fit), plus `manifest.json` recording the source, document and token counts,
      the sha256 of each .bin and the tokenizer. Later runs asking for the same source reuse
@@ -25,7 +32,8 @@ The whole pipeline, in the order this file goes through it:
      y the last T, so y[b, t] is the token that follows x[b, :t+1].
 
 Where the files go (`data_dir`): `$SMOLGPT_DATA_DIR`, else the repository's `data/` (the folder
-next to this package, as with `pip install -e .`), else `./data`.
+next to this package, as with `pip install -e .`), else `./data`; the byte-level data goes to a
+`bytes/` folder inside that one.
 
 Every problem a user can fix is raised as `DataError`, with a one-line message that says what
 was wrong and how to fix it. Errors from deep inside `datasets`/`pyarrow`/`gzip` are wrapped
@@ -55,6 +63,9 @@ from .files import write_atomic
 
 ENCODING = "gpt2"
 EOT = 50256                      # "<|endoftext|>", the last of GPT-2's 50257 ids
+BYTE_SEP = 256                   # the byte tokenizer's document separator, after the 256 bytes
+TOKENIZERS = {"gpt2": 50257, "bytes": 257}     # tokenizer -> vocabulary size
+SEPARATOR = {"gpt2": EOT, "bytes": BYTE_SEP}   # tokenizer -> the id before every document
 DTYPE = np.dtype("<u2")          # uint16, little-endian on disk whatever the machine
 SPLITS = ("train", "val")
 VAL_EVERY = 20                   # one-glob split: document i is validation iff i % 20 == 19
@@ -92,14 +103,63 @@ def get_encoding() -> tiktoken.Encoding:
             f"export TIKTOKEN_CACHE_DIR=/path/to/tiktoken-cache") from e
 
 
-def data_dir() -> Path:
-    """Where train.bin, val.bin and manifest.json live (the folder need not exist yet)."""
+def check_tokenizer(tokenizer: str) -> str:
+    if tokenizer not in TOKENIZERS:
+        raise DataError(f"unknown tokenizer {tokenizer!r}: use one of {sorted(TOKENIZERS)}")
+    return tokenizer
+
+
+def encode(text: str, tokenizer: str = ENCODING) -> list[int]:
+    """One text -> its ids, no separator added (a prompt, say)."""
+    if check_tokenizer(tokenizer) == "bytes":
+        return list(text.encode("utf-8"))
+    return get_encoding().encode_ordinary(text)
+
+
+def decode(ids, tokenizer: str = ENCODING) -> str:
+    """Ids -> text. Bytes that do not form valid UTF-8 (a model can emit any byte) become
+    U+FFFD; a byte model's document separator is written as a blank line."""
+    if check_tokenizer(tokenizer) == "bytes":
+        docs = (bytes(b for b in part) for part in _split(list(ids), BYTE_SEP))
+        return "\n\n".join(d.decode("utf-8", errors="replace") for d in docs)
+    return get_encoding().decode(list(ids))
+
+
+def _split(ids: list[int], sep: int) -> list[list[int]]:
+    parts, cur = [], []
+    for i in ids:
+        if i == sep:
+            parts.append(cur)
+            cur = []
+        else:
+            cur.append(i)
+    return parts + [cur]
+
+
+def token_bytes(tokenizer: str = ENCODING) -> np.ndarray:
+    """(V,) int64: how many UTF-8 bytes each id stands for; 0 for the document separator."""
+    if check_tokenizer(tokenizer) == "bytes":
+        lengths = np.ones(TOKENIZERS["bytes"], dtype=np.int64)
+    else:
+        enc = get_encoding()
+        lengths = np.array([len(enc.decode_single_token_bytes(i)) for i in range(enc.n_vocab)],
+                           dtype=np.int64)
+    lengths[SEPARATOR[tokenizer]] = 0                         # a document boundary, not text
+    return lengths
+
+
+def data_dir(tokenizer: str = ENCODING) -> Path:
+    """Where train.bin, val.bin and manifest.json live (the folder need not exist yet): GPT-2
+    tokens in the data folder itself, bytes in its `bytes/` subfolder."""
     if os.environ.get("SMOLGPT_DATA_DIR"):
-        return Path(os.environ["SMOLGPT_DATA_DIR"]).expanduser()
-    repo = Path(__file__).resolve().parent.parent          # smolgpt/.. in a source checkout
-    if (repo / "pyproject.toml").exists() or (repo / "setup.cfg").exists():
-        return repo / "data"
-    return Path.cwd() / "data"                              # installed into site-packages
+        root = Path(os.environ["SMOLGPT_DATA_DIR"]).expanduser()
+    else:
+        repo = Path(__file__).resolve().parent.parent          # smolgpt/.. in a source checkout
+        if (repo / "pyproject.toml").exists() or (repo / "setup.cfg").exists():
+            root = repo / "data"
+        else:
+            root = Path.cwd() / "data"                          # installed into site-packages
+    return root if check_tokenizer(tokenizer) == ENCODING else root / tokenizer
 
 
 # ---------------------------------------------------------------------------------------------
@@ -313,13 +373,22 @@ def _read_split(source: dict, split: str, verbose: bool) -> list[str]:
 # Step 2: tokenize
 # ---------------------------------------------------------------------------------------------
 
-def tokenize(texts: list[str], enc: tiktoken.Encoding | None = None) -> np.ndarray:
+def tokenize(texts: list[str], enc: tiktoken.Encoding | None = None,
+             tokenizer: str = ENCODING) -> np.ndarray:
     """n documents -> (N,) uint16 = [EOT, doc0..., EOT, doc1..., ...], N = n + sum(len(doc_i)).
+
+    With tokenizer="bytes": [256, doc0's UTF-8 bytes..., 256, doc1's bytes..., ...].
 
     tiktoken's batch encoder runs its Rust BPE on a thread pool (the GIL is released), so
     ~6M characters take well under a second on 2 cores. Documents go in chunks of 1000 so
     the Python lists of ids (28 bytes per int) never hold more than one chunk.
     """
+    if check_tokenizer(tokenizer) == "bytes":
+        parts = []
+        for text in texts:
+            raw = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)           # (n_i,)
+            parts += [np.array([BYTE_SEP], dtype=DTYPE), raw.astype(DTYPE)]
+        return np.concatenate(parts) if parts else np.empty(0, DTYPE)
     enc = enc or get_encoding()
     threads = os.cpu_count() or 1
     parts = []
@@ -343,18 +412,25 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _read_manifest(out: Path) -> dict | None:
-    """The manifest in `out`, or None if there is none or it is not one this code wrote."""
+def _read_manifest(out: Path, tokenizer: str = ENCODING) -> dict | None:
+    """The manifest in `out`, or None if there is none or it is not one this code wrote.
+    A folder prepared with the other tokenizer is refused, not re-made over."""
     path = out / MANIFEST
     if not path.exists():
         return None
     try:
         m = json.loads(path.read_text())
-        ok = (m["format"] == FORMAT and m["tokenizer"] == ENCODING and m["eot"] == EOT
+        other = m["tokenizer"] in TOKENIZERS and m["tokenizer"] != tokenizer
+        ok = (m["format"] == FORMAT and m["tokenizer"] == tokenizer
+              and m["eot"] == SEPARATOR[tokenizer]
               and m["dtype"] == "uint16" and isinstance(m["source"], dict)
               and all(isinstance(m["splits"][s]["tokens"], int) for s in SPLITS))
     except (ValueError, KeyError, TypeError):
-        ok = False
+        ok = other = False
+    if other:
+        raise DataError(f"{out} holds data made with the {m['tokenizer']!r} tokenizer, but this "
+                        f"model reads {tokenizer!r}; give it another data folder (the default "
+                        f"for {tokenizer!r} is {data_dir(tokenizer)})")
     if not ok:
         print(f"data: note: {path} is unreadable or from another format; preparing afresh")
         return None
@@ -380,7 +456,8 @@ def _same(a: dict, b: dict) -> bool:
     return strip(a) == strip(b)
 
 
-def _prepare(out: Path, source: dict, old: dict | None, force: bool, verbose: bool) -> dict:
+def _prepare(out: Path, source: dict, old: dict | None, force: bool, verbose: bool,
+             tokenizer: str = ENCODING) -> dict:
     """Make `out` hold `source` tokenized; reuse what is there if it is that and intact."""
     say = print if verbose else (lambda *a, **k: None)
     if old is not None and not force and _same(old["source"], source):
@@ -402,20 +479,21 @@ def _prepare(out: Path, source: dict, old: dict | None, force: bool, verbose: bo
                   f"{source['description']}; re-preparing")
         todo, splits = list(SPLITS), {}
 
-    enc = get_encoding()                        # fail on the tokenizer before reading anything
+    # fail on the tokenizer before reading anything
+    enc = get_encoding() if tokenizer == ENCODING else None
     out.mkdir(parents=True, exist_ok=True)
     for split in todo:
         t0 = time.perf_counter()
         texts = _read_split(source, split, verbose)
-        tokens = tokenize(texts, enc)                                    # (N,) uint16
+        tokens = tokenize(texts, enc, tokenizer)                         # (N,) uint16
         payload = tokens.tobytes()
         write_atomic(out / f"{split}.bin", lambda f: f.write(payload))
         splits[split] = {"file": f"{split}.bin", "documents": len(texts),
                          "tokens": int(tokens.size), "sha256": hashlib.sha256(payload).hexdigest()}
         say(f"data: {split}: {len(texts):,} documents -> {tokens.size:,} tokens "
             f"-> {out / (split + '.bin')} ({time.perf_counter() - t0:.1f} s)")
-    manifest = {"format": FORMAT, "tokenizer": ENCODING, "eot": EOT,
-                "eot_placement": "one EOT before every document", "dtype": "uint16",
+    manifest = {"format": FORMAT, "tokenizer": tokenizer, "eot": SEPARATOR[tokenizer],
+                "eot_placement": "one separator before every document", "dtype": "uint16",
                 "source": source, "splits": {s: splits[s] for s in SPLITS}}
     text = json.dumps(manifest, indent=1) + "\n"
     write_atomic(out / MANIFEST, lambda f: f.write(text.encode()))
@@ -423,7 +501,7 @@ def _prepare(out: Path, source: dict, old: dict | None, force: bool, verbose: bo
 
 
 def prepare(out_dir=None, *, train_glob=None, val_glob=None, max_docs=None, force=False,
-            verbose=True) -> dict:
+            verbose=True, tokenizer: str = ENCODING) -> dict:
     """Tokenize a source into out_dir/{train,val}.bin + manifest.json; return the manifest.
 
     Source: `train_glob`/`val_glob` if given, else $SMOLGPT_C4_FILES/$SMOLGPT_C4_VAL_FILES,
@@ -432,11 +510,12 @@ def prepare(out_dir=None, *, train_glob=None, val_glob=None, max_docs=None, forc
     (validation: a tenth of it, at least 1); None = every local document or 20000/2000 online.
     Reuses the files when the manifest has the same source and each .bin matches its size and
     sha256; re-makes a .bin that does not (printing a note). `force` re-makes everything.
+    `tokenizer`: "gpt2" (GPT-2's BPE) or "bytes" (UTF-8 bytes); out_dir defaults to its folder.
     """
-    out = Path(out_dir) if out_dir is not None else data_dir()
-    old = _read_manifest(out)
+    out = Path(out_dir) if out_dir is not None else data_dir(check_tokenizer(tokenizer))
+    old = _read_manifest(out, tokenizer)
     source = _requested_source(train_glob, val_glob, max_docs, old and old["source"])
-    return _prepare(out, source, old, force, verbose)
+    return _prepare(out, source, old, force, verbose, tokenizer)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -509,34 +588,35 @@ def prepare_text_files(out_dir, files, val_every: int = 10, verbose: bool = True
 # Step 4: read
 # ---------------------------------------------------------------------------------------------
 
-def read_manifest(out_dir=None) -> dict | None:
-    """The manifest of the prepared data in out_dir (default data_dir()), or None."""
-    return _read_manifest(Path(out_dir) if out_dir is not None else data_dir())
+def read_manifest(out_dir=None, tokenizer: str = ENCODING) -> dict | None:
+    """The manifest of the prepared data in out_dir (default data_dir(tokenizer)), or None."""
+    return _read_manifest(Path(out_dir) if out_dir is not None else data_dir(tokenizer),
+                          tokenizer)
 
 
-def load_splits(out_dir=None) -> tuple[dict[str, np.ndarray], dict]:
+def load_splits(out_dir=None, tokenizer: str = ENCODING) -> tuple[dict[str, np.ndarray], dict]:
     """Both splits as (N,) uint16 read-only memmaps, and the manifest; each file checked once.
 
     Uses whatever out_dir holds if its files match the manifest (whatever the env vars say:
     call prepare() to change the source); re-makes a damaged .bin from the manifest's own
     source; prepares with the defaults (env vars, else online C4) when there is nothing yet.
     """
-    out = Path(out_dir) if out_dir is not None else data_dir()
-    old = _read_manifest(out)
+    out = Path(out_dir) if out_dir is not None else data_dir(check_tokenizer(tokenizer))
+    old = _read_manifest(out, tokenizer)
     if old is not None:
-        manifest = _prepare(out, old["source"], old, force=False, verbose=False)
+        manifest = _prepare(out, old["source"], old, False, False, tokenizer)
     else:
-        manifest = prepare(out)
+        manifest = prepare(out, tokenizer=tokenizer)
     splits = {s: np.memmap(out / manifest["splits"][s]["file"], dtype=DTYPE, mode="r")
               for s in SPLITS}
     return splits, manifest
 
 
-def load_tokens(split: str, out_dir=None) -> np.ndarray:
+def load_tokens(split: str, out_dir=None, tokenizer: str = ENCODING) -> np.ndarray:
     """(N,) uint16 read-only memmap of one split ("train" or "val"); see load_splits."""
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}; use 'train' or 'val'")
-    return load_splits(out_dir)[0][split]
+    return load_splits(out_dir, tokenizer)[0][split]
 
 
 # ---------------------------------------------------------------------------------------------

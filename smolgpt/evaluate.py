@@ -15,7 +15,8 @@ What is measured, precisely (N tokens in the split, T = block_size):
     perplexity = exp(loss).
   - bits per byte: the total nats / ln 2 / bytes, where `bytes` counts the UTF-8 bytes of the
     text the predicted tokens decode to: the sum of each predicted token's length in tiktoken's
-    byte table, which is exactly the documents' UTF-8 text (the BPE is lossless). The end-of-text
+    byte table, which is exactly the documents' UTF-8 text (the BPE is lossless; a byte model's
+    ids are the bytes). The end-of-text
     token between documents is predicted and its nats count, but it stands for no text and adds
     0 bytes. Unlike the loss, this does not depend on the tokenizer: models with other
     vocabularies, byte-level ones included, are compared on the same footing.
@@ -73,13 +74,6 @@ def token_nll(params, idx, targets, config: GPTConfig, chunk: int = 512) -> np.n
     return nll.reshape(B, T)
 
 
-def token_bytes(enc) -> np.ndarray:
-    """(V,) int64: how many UTF-8 bytes each token id stands for; 0 for end-of-text."""
-    lengths = np.array([len(enc.decode_single_token_bytes(i)) for i in range(enc.n_vocab)])
-    lengths[data.EOT] = 0                                     # a document boundary, not text
-    return lengths.astype(np.int64)
-
-
 def ratio_se(num: np.ndarray, den: np.ndarray) -> float | None:
     """Standard error of sum(num) / sum(den) over W sampling units (delta method)."""
     W = len(num)
@@ -121,7 +115,7 @@ def evaluate_params(params, config: GPTConfig, tokens: np.ndarray, batch_size: i
     """A parameter dict on a token array (N,) -> the numbers described in the module docstring."""
     t0 = time.perf_counter()
     starts, counted, T = windows(len(tokens), config.block_size, max_windows)
-    nbytes_of = token_bytes(data.get_encoding())
+    nbytes_of = data.token_bytes(config.tokenizer)            # (V,)
     W = len(starts)
     nats = np.empty(W, dtype=np.float64)                      # S_w
     nbytes = np.empty(W, dtype=np.int64)                      # b_w
@@ -163,7 +157,7 @@ def evaluate_checkpoint(path, data_dir=None, batch_size: int = 8, max_windows: i
     bits_per_byte, bits_per_byte_se, tokens, bytes, windows, window, whole_split, split_tokens,
     seconds, and the checkpoint, method and model it measured."""
     params, config, spec = load_params(path)
-    tokens = data.load_tokens("val", data_dir)
+    tokens = data.load_tokens("val", data_dir, config.tokenizer)
     result = evaluate_params(params, config, tokens, batch_size, max_windows, progress)
     return {"checkpoint": str(path), "method": spec.label(), "model": config.to_dict(), **result}
 

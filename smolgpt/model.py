@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from . import layers
+from .data import TOKENIZERS
 
 EMBEDDING_NAMES = ("wte.weight", "wpe.weight")
 
@@ -46,12 +47,23 @@ class GPTConfig:
     n_embd: int = field(default=128, metadata=dict(help="width C of the residual stream"))
     block_size: int = field(default=128, metadata=dict(help="context length T in tokens"))
     vocab_size: int = 50257          # GPT-2's BPE; not a flag: the tokenizer fixes it
+    # which text-to-ids map the model reads (smolgpt.data.TOKENIZERS); not a flag: the preset
+    # fixes it. `neutral`: at its default it is left out of a run's key, as before it existed.
+    tokenizer: str = field(default="gpt2", metadata=dict(neutral=True))
 
     def __post_init__(self):
         for name in ("n_layer", "n_head", "n_embd", "block_size", "vocab_size"):
             value = getattr(self, name)
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        if self.tokenizer not in TOKENIZERS:
+            raise ConfigError(f"unknown tokenizer {self.tokenizer!r}: use one of "
+                              f"{sorted(TOKENIZERS)}")
+        # (the default tokenizer is not held to this: gradient checks use GPT-2 models with a
+        # handful of ids that never read text)
+        if self.vocab_size < TOKENIZERS[self.tokenizer] and self.tokenizer != "gpt2":
+            raise ConfigError(f"vocab_size={self.vocab_size} is smaller than the "
+                              f"{self.tokenizer!r} tokenizer's {TOKENIZERS[self.tokenizer]} ids")
         if self.n_embd % self.n_head:
             raise ConfigError(
                 f"n_embd={self.n_embd} is not divisible by n_head={self.n_head}: pick n_head among "
@@ -72,6 +84,11 @@ PRESETS = {
     # non-embedding part is 0.8M parameters; the tied 50257 x 128 embedding (6.4M) dominates
     # both the count and the compute, as the vocabulary head does for every small GPT.
     "tiny": GPTConfig(n_layer=4, n_head=4, n_embd=128, block_size=128),
+    # The same 4 x 128 body reading UTF-8 bytes (256 values and a document separator) over a
+    # context of 256 bytes: its embeddings shrink from 6.4M to 66k parameters, so ~92% of its
+    # weights are in the transformer body, against 11% for `tiny`. The long race's model.
+    "tiny-bytes": GPTConfig(n_layer=4, n_head=4, n_embd=128, block_size=256, vocab_size=257,
+                            tokenizer="bytes"),
     # GPT-2 small, the post's model: 124,439,808 parameters, 85,056,000 of them non-embedding.
     "gpt2": GPTConfig(n_layer=12, n_head=12, n_embd=768, block_size=1024),
 }

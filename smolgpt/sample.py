@@ -40,10 +40,9 @@ def generate(params, prompt_ids, config: GPTConfig, max_new_tokens: int = 40,
 
 def sample_text(params, config: GPTConfig, prompt: str = "", max_new_tokens: int = 40,
                 temperature: float = 1.0, top_k: int | None = 40, seed: int = 0) -> str:
-    """Decode a sample with tiktoken's gpt2 encoding. An empty prompt starts from end-of-text."""
-    from .data import EOT, get_encoding
-    enc = get_encoding()
-    start = enc.encode_ordinary(prompt) if prompt else [EOT]
+    """Decode a sample with the model's tokenizer (GPT-2's BPE, or bytes). An empty prompt
+    starts from the document separator (GPT-2's end-of-text), as every training document does."""
+    from .data import SEPARATOR, decode, encode
+    start = encode(prompt, config.tokenizer) if prompt else [SEPARATOR[config.tokenizer]]
     ids = generate(params, start, config, max_new_tokens, temperature, top_k, seed)
-    new = ids[len(start):]
-    return prompt + enc.decode(new)
+    return prompt + decode(ids[len(start):], config.tokenizer)

@@ -46,7 +46,7 @@ from .optim import AdamWConfig, adamw_init, adamw_step, clip_grad_norm, first_no
 
 # TrainConfig fields a resumed run may change: where things go, how often they are written, and
 # `steps` (to extend a run; the cosine schedule is then stretched, and the resume says so).
-RESUME_MAY_CHANGE = frozenset({"out", "data_dir", "eval_every", "checkpoint_every",
+RESUME_MAY_CHANGE = frozenset({"out", "data_dir", "eval_every", "eval_log", "checkpoint_every",
                                "sample_tokens", "steps", "keep_optimizer"})
 MAX_SEED = 2**32 - 1
 
@@ -99,6 +99,9 @@ class TrainConfig:
     seed: int = field(default=0, metadata=_opt("seed of the batch order"))
     eval_every: int = field(default=50, metadata=_opt(
         "validation loss every N steps (and at the last)", "evaluation and output"))
+    eval_log: bool = field(default=False, metadata=_opt(
+        "also evaluate at every power-of-two step (1, 2, 4, ...), so that one run gives the "
+        "validation loss at log-spaced budgets", "evaluation and output", neutral=True))
     eval_windows: int = field(default=64, metadata=_opt(
         "fixed held-out windows in the validation loss", "evaluation and output"))
     checkpoint_every: int = field(default=100, metadata=_opt(
@@ -156,6 +159,12 @@ class TrainConfig:
     @property
     def tokens_per_step(self) -> int:
         return self.batch_size * self.gpt.block_size
+
+    def evaluates_at(self, step: int) -> bool:
+        """Whether the loop measures the validation loss after `step`: every eval_every steps,
+        at the last, and with eval_log at each power of two."""
+        return (step % self.eval_every == 0 or step == self.steps
+                or (self.eval_log and step & (step - 1) == 0))
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -225,7 +234,7 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, stop_at: int | Non
                               allreduce_bytes=world.step_bytes,      # 0 in one process
                               **run.method.log_values(s.trainables))
                 bar.show(loss, cfg.tokens_per_step / dt)
-                if world.lead and (s.step % cfg.eval_every == 0 or s.step == cfg.steps):
+                if world.lead and cfg.evaluates_at(s.step):
                     bar.say(f"step {s.step}: val loss {run.evaluate():.4f}")
                 if world.lead and (s.step % cfg.checkpoint_every == 0 or s.step == cfg.steps
                                    or stopping):
@@ -311,7 +320,7 @@ class _Run:
         """Load the data, check the memory a step needs, and start afresh or from the
         checkpoint `resume`."""
         out = Path(cfg.out)
-        splits, manifest = data.load_splits(cfg.data_dir)
+        splits, manifest = data.load_splits(cfg.data_dir, cfg.gpt.tokenizer)
         for split in sorted(splits, key=lambda k: len(splits[k])):     # the shortest first
             data.check_fits(splits[split], cfg.gpt.block_size, f"the prepared {split} split")
         _check_memory(cfg, method, verbose)                 # before the first big array
@@ -391,7 +400,7 @@ class _Run:
         """An MPI rank other than 0: rank 0's start state, the training tokens (read once rank 0
         has prepared them) and a log to nowhere. It never touches cfg.out."""
         state = world.bcast(None)
-        splits, _ = data.load_splits(cfg.data_dir)
+        splits, _ = data.load_splits(cfg.data_dir, cfg.gpt.tokenizer)
         return cls(cfg, method, state, splits["train"], None, {},
                    RunLog(Path(os.devnull), append=True), verbose=False, world=world)
 
@@ -521,7 +530,8 @@ def _resumed_state(cfg: TrainConfig, resume, meta: dict) -> tuple[RunState, dict
         raise ckpt.CheckpointError(
             f"checkpoint {resume} has a bad metadata field 'step' ({step!r}, expected a count of "
             f"steps >= 0): it was edited; use an earlier checkpoint or start a new run")
-    if old["model"] != meta["model"] or old["method"] != meta["method"]:
+    # compared as configs: a checkpoint from before the tokenizer field is the same GPT-2
+    if GPTConfig(**old["model"]) != cfg.gpt or old["method"] != meta["method"]:
         raise ckpt.CheckpointError(
             f"checkpoint {resume} is for {ckpt.describe(old)}; this run is "
             f"{ckpt.describe(meta)}: resume with the checkpoint's own settings")
