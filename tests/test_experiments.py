@@ -1,6 +1,8 @@
 """The experiment runner's statistics and the learning-rate tuner, on values whose answers are
-known without training (the runs themselves are exercised by the chapter tests)."""
+known without training (the runs themselves are exercised by the chapter tests); the record of
+finished runs and a run stopped short, on a micro model."""
 
+import json
 import math
 from pathlib import Path
 
@@ -8,9 +10,12 @@ import numpy as np
 import pytest
 import scipy.stats
 
+from smolgpt.experiments import runs as runs_module
 from smolgpt.experiments import sweep as sweep_module
+from smolgpt.experiments.runs import Record, run
 from smolgpt.experiments.stats import mean_se, paired_interval, verdict
 from smolgpt.methods import MethodSpec
+from smolgpt.model import GPTConfig
 from smolgpt.train import TrainConfig
 
 
@@ -97,3 +102,58 @@ def test_a_run_being_made_by_another_process_is_waited_for_and_reused(
     waiter.join(timeout=30)
     assert got["reused"] and got["final"]["loss"] == first["final"]["loss"]
     assert "is being made by another process" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------------------------------
+# The runner on real (tiny) runs: the committed record, and a run stopped short
+
+
+@pytest.fixture
+def micro_run(prepared_data_dir, tmp_path, monkeypatch, one_blas_thread):
+    monkeypatch.setenv("SMOLGPT_RUNS", str(tmp_path / "runs"))
+    gpt = GPTConfig(n_layer=1, n_head=2, n_embd=16, block_size=16)
+    return TrainConfig(gpt=gpt, steps=4, batch_size=2, warmup=1, eval_every=4, eval_windows=2,
+                       sample_tokens=0, data_dir=str(prepared_data_dir))
+
+
+def test_a_recorded_run_is_reused_without_its_folder(micro_run, tmp_path):
+    record, cfg = tmp_path / "record.jsonl", micro_run
+    first = run(cfg, final_windows=4, verbose=False, record=record)
+    assert not first["reused"]
+    lines = record.read_text().splitlines()
+    assert len(lines) == 1 and json.loads(lines[0])["key"] == first["key"]
+    import shutil
+    shutil.rmtree(tmp_path / "runs")                     # a fresh clone has no run folders
+    again = run(cfg, final_windows=4, verbose=False, record=record)
+    assert again["reused"] and again["dir"] is None
+    assert again["final"] == first["final"] and again["val_curve"] == [list(p) for p in
+                                                                      first["val_curve"]]
+    assert not (tmp_path / "runs").exists()              # nothing was trained
+    # another final-window count is another score: not taken from the record
+    assert Record(record).get(first["key"], 8) is None
+
+
+def test_a_damaged_record_names_its_line(tmp_path):
+    path = tmp_path / "record.jsonl"
+    path.write_text('{"key": "a"}\nnot json\n')
+    with pytest.raises(ValueError, match="line 2 is not a run record"):
+        Record(path).runs()
+
+
+def test_a_run_stopped_short_is_not_kept_as_finished(micro_run, tmp_path, monkeypatch):
+    """Ctrl-C inside a run: train() saves and returns 'interrupted'; the runner must neither
+    keep that as the finished run nor record it, and the next request resumes it."""
+    record = tmp_path / "record.jsonl"
+    real_train = runs_module.train
+    monkeypatch.setattr(runs_module, "train",
+                        lambda cfg, **kw: real_train(cfg, stop_at=2, **kw))
+    with pytest.raises(KeyboardInterrupt, match="stopped at step 2 of 4"):
+        run(micro_run, final_windows=4, verbose=False, record=record)
+    assert not record.exists()
+    assert not list((tmp_path / "runs").glob("*/summary.json"))
+    monkeypatch.setattr(runs_module, "train", real_train)
+    done = run(micro_run, final_windows=4, verbose=False, record=record)
+    assert done["step"] == 4 and not done["interrupted"]
+    assert [p[0] for p in done["val_curve"]] == [0, 4]
+    uninterrupted = run(micro_run, final_windows=4, verbose=False, fresh=True)
+    assert uninterrupted["val_loss"] == done["val_loss"]          # resumed exactly

@@ -114,21 +114,38 @@ def _fresh_requested(fresh: bool | None) -> bool:
 
 
 def run(cfg: TrainConfig, *, final_windows: int = FINAL_WINDOWS, fresh: bool | None = None,
-        verbose: bool = True) -> dict:
+        verbose: bool = True, record: Path | None = None) -> dict:
     """Train `cfg` (or reuse the finished run) and score it; returns the run's summary.
 
     The summary is train()'s, plus: "dir" (the run folder), "reused" (True when nothing was
     trained now), "seed", "label", and "final": {"loss", "loss_se", "bits_per_byte", ...} on
     `final_windows` held-out windows.
+
+    `record`: a JSON-lines file of finished runs' summaries, kept in the repository for runs
+    that take hours (see `Record`). A run found there by its key is not trained again, even
+    from a fresh clone with no run folders ("dir" is then None); a run trained now is added.
     """
-    splits, manifest = data.load_splits(cfg.data_dir)
+    splits, manifest = data.load_splits(cfg.data_dir, cfg.gpt.tokenizer)
     data_id = {s: manifest["splits"][s]["sha256"] for s in data.SPLITS}
     key = run_key(cfg, data_id)
+    book = Record(record) if record is not None else None
+    if book is not None and not _fresh_requested(fresh):
+        kept = book.get(key, final_windows)
+        if kept is not None:
+            if verbose:
+                print(f"  reusing {kept['label']}, seed {cfg.seed} from {record} (trained in "
+                      f"{kept['elapsed']:.0f} s)")
+            return kept
     folder = runs_root() / f"{run_name(cfg.method)}_seed{cfg.seed}_{key}"
     done = folder / "summary.json"
     if _fresh_requested(fresh) and folder.exists():
         shutil.rmtree(folder)
     summary = None if done.exists() else _train_or_wait(cfg, folder, done, verbose)
+    if summary is not None and summary["interrupted"]:
+        # Ctrl-C: the checkpoint is saved and the next request resumes it; a run stopped short
+        # must never be kept (or recorded) as finished
+        raise KeyboardInterrupt(f"{folder.name} stopped at step {summary['step']} of "
+                                f"{cfg.steps}; asking for it again resumes it")
     if summary is None:
         summary = json.loads(done.read_text())
         summary["reused"] = True
@@ -140,6 +157,8 @@ def run(cfg: TrainConfig, *, final_windows: int = FINAL_WINDOWS, fresh: bool | N
         write_atomic(done, lambda f: f.write(json.dumps(summary).encode()))
     summary["dir"] = str(folder)
     summary["final"] = final_score(folder, cfg, splits["val"], final_windows)
+    if book is not None:
+        book.add(summary, cfg, final_windows)
     if verbose and not summary["reused"]:
         print(f"  {summary['label']:<28} seed {cfg.seed}  {summary['n_trainable']:>9,} "
               f"non-embedding trainable: final loss {summary['final']['loss']:.4f} +- "
@@ -204,6 +223,61 @@ def final_score(folder: Path, cfg: TrainConfig, val_tokens, windows: int) -> dic
     return result
 
 
+class Record:
+    """Finished runs kept as small JSON lines (summary, validation curve, final score, config;
+    never weights), keyed as the runner keys runs. Runs that take hours outlive the machine
+    that made them: committed with a chapter, they let its tables and figures rebuild from a
+    fresh clone in seconds, and a later session carry on where an earlier one stopped."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    def runs(self) -> dict[str, dict]:
+        """{key: record} of every line in the file (a later line for a key wins)."""
+        if not self.path.exists():
+            return {}
+        out = {}
+        for i, line in enumerate(self.path.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+                out[rec["key"]] = rec
+            except (ValueError, KeyError, TypeError) as e:
+                raise ValueError(f"{self.path} line {i} is not a run record ({e}); restore the "
+                                 f"file from the repository or remove that line") from None
+        return out
+
+    def get(self, key: str, final_windows: int) -> dict | None:
+        rec = self.runs().get(key)
+        if rec is None or rec.get("final_windows") != final_windows:
+            return None
+        return {**rec, "reused": True, "dir": None}
+
+    def add(self, summary: dict, cfg: TrainConfig, final_windows: int) -> None:
+        keep = ("label", "seed", "key", "n_trainable", "step", "tokens", "elapsed", "val_loss",
+                "val_curve", "final")
+        rec = {k: summary[k] for k in keep}
+        rec.update(final_windows=final_windows, config=cfg.to_dict(), blas=blas_kernel())
+        for k in ("out", "data_dir"):                  # where it ran, not what it is
+            rec["config"].pop(k, None)
+        lines = [json.dumps(r) for k, r in self.runs().items() if k != rec["key"]]
+        text = "\n".join(lines + [json.dumps(rec)]) + "\n"
+        write_atomic(self.path, lambda f: f.write(text.encode()))
+
+
+def blas_kernel() -> str:
+    """The BLAS library and the CPU kernel it runs (e.g. 'openblas SkylakeX'), as threadpoolctl
+    reports them; the long runs record it, since the kernel changes float32 rounding."""
+    try:
+        from threadpoolctl import threadpool_info
+        info = [i for i in threadpool_info() if i.get("user_api") == "blas"]
+        return " ".join(str(info[0].get(k)) for k in ("internal_api", "architecture")) \
+            if info else "unknown"
+    except ImportError:
+        return "unknown"
+
+
 def run_seeds(cfg: TrainConfig, seeds, **kwargs) -> list[dict]:
     """The same configuration over several seeds (batch order and method draws)."""
     return [run(with_seed(cfg, s), **kwargs) for s in seeds]
@@ -257,7 +331,7 @@ def compare_configs(configs, out: Path | None = None, title: str | None = None, 
 
 def context_free_reference(cfg: TrainConfig) -> tuple[str, float]:
     """("unigram (context-free)", its held-out loss) for the data `cfg` trains on."""
-    splits, _ = data.load_splits(cfg.data_dir)
+    splits, _ = data.load_splits(cfg.data_dir, cfg.gpt.tokenizer)
     return "unigram (context-free)", unigram_loss(splits["train"], splits["val"],
                                                   cfg.gpt.vocab_size)
 
