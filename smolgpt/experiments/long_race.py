@@ -1,0 +1,174 @@
+"""The long race (chapter 09): the six racers of chapter 05 on two models, over long budgets.
+
+    plan = LongRace("bytes")                   # or "tiny"
+    rates = plan.tune()                        # each racer's rate, interior to its sweep
+    results = plan.race(rates, seeds=(0, 1, 2))
+
+Two models share one transformer body (4 layers x 128) and differ in what they read:
+- `bytes` (`tiny-bytes`): UTF-8 bytes, 257 ids, a context of 256 bytes. ~92% of its weights
+  are in the body, so the body has to do the learning;
+- `tiny`: GPT-2's 50,257 BPE tokens, a context of 128. 89% of its weights are embeddings,
+  which every racer trains.
+
+Every run is evaluated at each power-of-two step (`TrainConfig.eval_log`) on the same fixed
+held-out windows, so one run gives its loss at log-spaced budgets. Those points lie *inside*
+one cosine schedule planned for the full budget: a run planned for a smaller budget would have
+decayed its rate sooner and end a little lower. Each run's final score is the runner's, on 256
+held-out windows.
+
+Rates are tuned per model at a proxy budget of a quarter of the full one (seed 0, grids
+extended until the best is interior, `sweep.tune`), and the choice is checked at the full
+budget for full training and for 5 in all: the chosen rate must beat both neighbours there too.
+Every finished run is kept in a record committed with the chapter (`runs.Record`), so the
+chapter's tables and figures rebuild from a fresh clone without training.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import numpy as np
+
+from .. import data
+from ..methods import MethodSpec
+from ..model import GPTConfig
+from ..train import TrainConfig
+from .runs import FINAL_WINDOWS, QUICK_MODEL, run_seeds
+from .sweep import tune
+
+# racer -> its parameterization; the field of chapter 05
+RACERS = {
+    "full": MethodSpec("full"),
+    "LoRA": MethodSpec("lora", rank=4),
+    "5 per tensor": MethodSpec("basis", d=5, per_tensor=True, offset=False),
+    "Fastfood": MethodSpec("fastfood", d=5000),
+    "5 in all": MethodSpec("basis", d=5, offset=False),
+    "embeddings only": MethodSpec("embeddings"),
+}
+# racer -> (the rate its sweep tunes, the starting grid). Arrays trained directly tune `lr`;
+# the subspace racers tune `coef_lr` with `lr` (their embeddings) at embeddings only's choice.
+# The grids are centred on the rates chapter 05's sweeps chose on `tiny` at 65k tokens.
+GRIDS = {
+    "embeddings only": ("lr", (1e-3, 3e-3, 1e-2)),
+    "full": ("lr", (1e-3, 3e-3, 1e-2)),
+    "LoRA": ("lr", (1e-3, 3e-3, 1e-2)),
+    "5 in all": ("coef_lr", (0.1, 0.3, 1.0)),
+    "5 per tensor": ("coef_lr", (1.0, 3.33, 11.1)),
+    "Fastfood": ("coef_lr", (0.3, 1.0, 3.33)),
+}
+CHECKED = ("full", "5 in all")      # whose choice is checked again at the full budget
+
+# model -> (preset, optimizer steps of 16 sequences at the full budget)
+MODELS = {"bytes": ("tiny-bytes", 1024), "tiny": ("tiny", 512)}
+QUICK_STEPS = 8
+QUICK_BYTES = GPTConfig(n_layer=2, n_head=2, n_embd=64, block_size=64, vocab_size=257,
+                        tokenizer="bytes")
+
+
+def data_folder(tokenizer: str) -> Path:
+    """The long race's own prepared data, beside the default folder of its tokenizer, so that
+    preparing its larger training set never changes what the other chapters read."""
+    return data.data_dir(tokenizer) / "long_race"
+
+
+@dataclasses.dataclass
+class LongRace:
+    """One model's part of the long race: its configs, its tuning and its seeded runs."""
+
+    model: str                            # "bytes" or "tiny"
+    quick: bool = False
+    record: Path | None = None            # runs.Record file of finished runs
+
+    def __post_init__(self):
+        preset, steps = MODELS[self.model]
+        gpt = GPTConfig.preset(preset)
+        if self.quick:
+            gpt, steps = (QUICK_BYTES if self.model == "bytes" else QUICK_MODEL), QUICK_STEPS
+        self.folder = data_folder(gpt.tokenizer)
+        self.base = TrainConfig(
+            gpt=gpt, steps=steps, batch_size=4 if self.quick else 16, warmup=max(2, steps // 32),
+            eval_every=steps, eval_log=True, eval_windows=8 if self.quick else 128,
+            sample_tokens=0, data_dir=str(self.folder))
+        self.final_windows = 16 if self.quick else FINAL_WINDOWS
+
+    @property
+    def unit(self) -> str:
+        return "bytes" if self.base.gpt.tokenizer == "bytes" else "tokens"
+
+    def prepare(self) -> dict:
+        """Tokenize the training files the environment names (SMOLGPT_C4_FILES) into the long
+        race's folder; reused when already there."""
+        return data.prepare(self.folder, tokenizer=self.base.gpt.tokenizer, verbose=False)
+
+    def budget(self, cfg: TrainConfig | None = None) -> int:
+        cfg = cfg or self.base
+        return cfg.steps * cfg.tokens_per_step
+
+    def proxy(self) -> TrainConfig:
+        """The tuning budget: a quarter of the full one, the warmup scaled with it."""
+        steps = max(4, self.base.steps // 4)
+        return dataclasses.replace(self.base, steps=steps, warmup=max(2, steps // 32))
+
+    def run(self, cfg: TrainConfig, seeds, verbose: bool = True) -> list[dict]:
+        return run_seeds(cfg, seeds, verbose=verbose, record=self.record,
+                         final_windows=self.final_windows)
+
+    def tune(self, verbose: bool = True) -> dict:
+        """{racer: {"field", "value", "sweep"}}: each racer's rate, tuned at the proxy budget
+        (seed 0) by `sweep.tune`, embeddings only's `lr` first, since the subspace racers train
+        their embeddings at it while their coefficient rate is swept."""
+        chosen, proxy = {}, self.proxy()
+        for racer in ["embeddings only"] + [r for r in GRIDS if r != "embeddings only"]:
+            field, grid = GRIDS[racer]
+            base = dataclasses.replace(proxy, method=RACERS[racer])
+            if field == "coef_lr":
+                base = dataclasses.replace(base, lr=chosen["embeddings only"]["value"])
+            r = tune(base, field, grid, seeds=(0,), extend=2, verbose=verbose,
+                     record=self.record, final_windows=self.final_windows)
+            chosen[racer] = {"field": field, "value": r["best"], "sweep": r}
+        return chosen
+
+    def config(self, racer: str, rates: dict, scale: float = 1.0) -> TrainConfig:
+        """The full-budget config of a racer at its tuned rate (times `scale`, for checks)."""
+        cfg = dataclasses.replace(self.base, method=RACERS[racer])
+        if rates[racer]["field"] == "coef_lr":
+            cfg = dataclasses.replace(cfg, lr=rates["embeddings only"]["value"])
+        field = rates[racer]["field"]
+        return dataclasses.replace(cfg, **{field: rates[racer]["value"] * scale})
+
+    def race(self, rates: dict, seeds, verbose: bool = True) -> dict:
+        """{racer: [summary per seed]} at the full budget, each racer at its tuned rate. Seed
+        by seed, so that a race cut short holds whole seeds of every racer."""
+        out = {racer: [] for racer in RACERS}
+        for seed in seeds:
+            for racer in RACERS:
+                out[racer] += self.run(self.config(racer, rates), (seed,), verbose)
+        return out
+
+    def check(self, rates: dict, verbose: bool = True) -> dict:
+        """{racer: {scale: final loss}} for the CHECKED racers at the full budget, seed 0, at
+        the chosen rate and at its two neighbours on the sweep's grid spacing."""
+        out = {}
+        for racer in CHECKED:
+            grid = rates[racer]["sweep"]["grid"]
+            step = grid[1] / grid[0]                        # the grid's ratio, ~3
+            out[racer] = {s: self.run(self.config(racer, rates, s), (0,), verbose)[0]
+                          ["final"]["loss"] for s in (1 / step, 1.0, step)}
+        return out
+
+    def bits_per_token_to_byte(self) -> float:
+        """Predicted tokens per UTF-8 byte in the fixed validation windows, so that a curve's
+        nats per token become bits per byte: bpb = loss * this / ln 2. 1 for bytes, but for the
+        document separators, which stand for no text."""
+        val = data.load_tokens("val", self.folder, self.base.gpt.tokenizer)
+        _, y = data.eval_windows(val, self.base.eval_windows, self.base.gpt.block_size)
+        nbytes = data.token_bytes(self.base.gpt.tokenizer)[y].sum()
+        return float(y.size / nbytes)
+
+
+def curve(summary: dict, ratio: float) -> tuple[np.ndarray, np.ndarray]:
+    """A run's validation curve as (budget in tokens, bits per byte), step 0 left out."""
+    pts = np.array([(t, v) for _, t, v in summary["val_curve"] if t > 0], dtype=np.float64)
+    return pts[:, 0], pts[:, 1] * ratio / math.log(2)
