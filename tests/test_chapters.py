@@ -187,3 +187,44 @@ def test_every_chapter_imports_smolgpt_before_numpy():
             if "smolgpt" in tops:
                 break
             assert not tops & loads_numpy, f"{path.name} imports {tops & loads_numpy} before smolgpt"
+
+
+def test_chapter_09(tmp_path, prepared_data_dir):
+    data_dir = tmp_path / "data"        # the chapter prepares its own, larger training set
+    out = run_chapter("09_long_race.py", tmp_path, data_dir)
+    text = (tmp_path / "09_long_race" / "results.md").read_text()
+    rows = [r for r in text.splitlines() if r.startswith("| ") and "racer" not in r]
+    assert len(rows) == 6 + 1 and all("+-" in r for r in rows[:6])   # 6 racers, the unigram
+    links = re.findall(r"^  (.+?) < (.+?)\s+(holds|REVERSED|not resolved)\s+.*= ([-+0-9.]+) "
+                       r"bits per byte, 95% \[([-+0-9.]+), ([-+0-9.]+)\]", out, re.M)
+    assert len(links) == 4
+    for _, _, said, diff, lo, hi in links:
+        lo, hi, diff = float(lo), float(hi), float(diff)
+        assert lo <= diff <= hi
+        assert (said == "holds") == (lo > 0) and (said == "REVERSED") == (hi < 0)
+    assert len(re.findall(r"holds at the full budget|does NOT hold at the full budget", out)) == 2
+    for name in ("race.png", "gap_closed.png"):
+        assert (tmp_path / "09_long_race" / name).stat().st_size > 10_000
+    # the second run takes every run from the record: nothing is trained, no run folder is new
+    folders = set((tmp_path / "runs").iterdir())
+    again = run_chapter("09_long_race.py", tmp_path, data_dir)
+    assert set((tmp_path / "runs").iterdir()) == folders
+    def takeaways(text):                       # without their first line, the wall time
+        return text.split("Takeaways")[1].split("\n", 1)[1]
+    assert takeaways(again) == takeaways(out)
+
+
+def test_the_long_race_record_is_what_the_runner_made():
+    """Every committed run of chapter 09 is keyed by its own config, data and the results
+    version: an edited line, or a code change that bumped RESULTS_VERSION, fails here."""
+    import json
+    from smolgpt.experiments.runs import run_key
+    from smolgpt.train import TrainConfig
+    path = ROOT / "chapters" / "results" / "09_long_race.jsonl"
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    assert records
+    for r in records:
+        cfg = TrainConfig.from_dict(r["config"])
+        assert run_key(cfg, r["data"]) == r["key"], r["label"]
+        assert r["final"]["windows"] == r["final_windows"] == 256
+        assert [p[0] for p in r["val_curve"]][-1] == cfg.steps == r["step"]

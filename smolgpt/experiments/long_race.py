@@ -125,7 +125,8 @@ class LongRace:
             base = dataclasses.replace(proxy, method=RACERS[racer])
             if field == "coef_lr":
                 base = dataclasses.replace(base, lr=chosen["embeddings only"]["value"])
-            r = tune(base, field, grid, seeds=(0,), extend=2, verbose=verbose,
+            r = tune(base, field, grid, seeds=(0,), extend=0 if self.quick else 2,
+                     verbose=verbose,
                      record=self.record, final_windows=self.final_windows)
             chosen[racer] = {"field": field, "value": r["best"], "sweep": r}
         return chosen
@@ -172,3 +173,80 @@ def curve(summary: dict, ratio: float) -> tuple[np.ndarray, np.ndarray]:
     """A run's validation curve as (budget in tokens, bits per byte), step 0 left out."""
     pts = np.array([(t, v) for _, t, v in summary["val_curve"] if t > 0], dtype=np.float64)
     return pts[:, 0], pts[:, 1] * ratio / math.log(2)
+
+
+def budgets(results: dict) -> np.ndarray:
+    """The budgets (tokens) at which every run of a race was evaluated, step 0 left out."""
+    first = next(iter(results.values()))[0]
+    return np.array([t for _, t, _ in first["val_curve"] if t > 0], dtype=np.int64)
+
+
+def losses(results: dict, racer: str) -> np.ndarray:
+    """(seeds, budgets) validation loss in nats per token of one racer, seed by seed."""
+    return np.array([[v for _, t, v in r["val_curve"] if t > 0] for r in results[racer]])
+
+
+def gap_closed(results: dict) -> dict:
+    """{racer: (budgets,) share of full training's gain over embeddings only that the racer
+    keeps}, from the means over seeds: (E - M) / (E - F). 1 is full training, 0 embeddings
+    only; undefined (nan) where full training is not ahead of embeddings only."""
+    E, F = losses(results, "embeddings only").mean(0), losses(results, "full").mean(0)
+    gain = E - F
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return {r: np.where(gain > 0, (E - losses(results, r).mean(0)) / gain, np.nan)
+                for r in results}
+
+
+def plot_race(races: dict, refs: dict, train_size: dict, path) -> Path:
+    """Held-out bits per byte against the budget, one panel per model: each racer's mean over
+    seeds with its seeds' range as a band, the context-free unigram line, and the end of the
+    first pass over the training data where a race goes past it."""
+    import matplotlib.pyplot as plt
+
+    from .chapter import save_figure
+    fig, axes = plt.subplots(1, len(races), figsize=(6.2 * len(races), 4.6), squeeze=False)
+    for ax, (model, (plan, results)) in zip(axes[0], races.items()):
+        ratio = plan.bits_per_token_to_byte()
+        x = budgets(results)
+        for racer in results:
+            y = losses(results, racer) * ratio / math.log(2)             # (seeds, budgets)
+            line, = ax.plot(x, y.mean(0), marker=".", label=racer)
+            ax.fill_between(x, y.min(0), y.max(0), color=line.get_color(), alpha=0.2)
+        ax.axhline(refs[model], color="gray", ls="--", lw=1, label="unigram (context-free)")
+        if x[-1] > train_size[model]:
+            ax.axvline(train_size[model], color="k", ls=":", lw=1, label="one pass over the data")
+        ax.set_xscale("log")
+        ax.set_xlabel(f"training budget ({plan.unit})")
+        ax.set_ylabel("held-out bits per byte")
+        ax.set_title(f"{model}: {plan.base.gpt.n_layer} x {plan.base.gpt.n_embd} body, "
+                     f"{len(results['full'])} seeds")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def plot_gap_closed(races: dict, path) -> Path:
+    """Each reduced racer's share of full training's gain over embeddings only, against the
+    budget, one line style per model."""
+    import matplotlib.pyplot as plt
+
+    from .chapter import save_figure
+    fig, ax = plt.subplots(figsize=(7.5, 4.6))
+    colors = {}
+    for (model, (plan, results)), ls in zip(races.items(), ("-", "--")):
+        x = budgets(results) * (1 if plan.unit == "bytes" else 1 / plan.bits_per_token_to_byte())
+        for racer, share in gap_closed(results).items():
+            if racer in ("full", "embeddings only"):
+                continue
+            line, = ax.plot(x, share, ls=ls, marker=".", color=colors.get(racer),
+                            label=f"{racer} ({model})")
+            colors[racer] = line.get_color()
+    ax.axhline(1, color="k", lw=0.8)
+    ax.axhline(0, color="k", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_xlabel("training budget (UTF-8 bytes of text seen)")
+    ax.set_ylabel("share of full training's gain kept")
+    ax.set_title("gap closed between embeddings only (0) and full training (1)")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return save_figure(fig, path)

@@ -158,7 +158,7 @@ def run(cfg: TrainConfig, *, final_windows: int = FINAL_WINDOWS, fresh: bool | N
     summary["dir"] = str(folder)
     summary["final"] = final_score(folder, cfg, splits["val"], final_windows)
     if book is not None:
-        book.add(summary, cfg, final_windows)
+        book.add(summary, cfg, final_windows, data_id)
     if verbose and not summary["reused"]:
         print(f"  {summary['label']:<28} seed {cfg.seed}  {summary['n_trainable']:>9,} "
               f"non-embedding trainable: final loss {summary['final']['loss']:.4f} +- "
@@ -254,11 +254,12 @@ class Record:
             return None
         return {**rec, "reused": True, "dir": None}
 
-    def add(self, summary: dict, cfg: TrainConfig, final_windows: int) -> None:
+    def add(self, summary: dict, cfg: TrainConfig, final_windows: int, data_id: dict) -> None:
         keep = ("label", "seed", "key", "n_trainable", "step", "tokens", "elapsed", "val_loss",
                 "val_curve", "final")
         rec = {k: summary[k] for k in keep}
-        rec.update(final_windows=final_windows, config=cfg.to_dict(), blas=blas_kernel())
+        rec.update(final_windows=final_windows, config=cfg.to_dict(), data=data_id,
+                   blas=blas_kernel())
         for k in ("out", "data_dir"):                  # where it ran, not what it is
             rec["config"].pop(k, None)
         lines = [json.dumps(r) for k, r in self.runs().items() if k != rec["key"]]

@@ -1,0 +1,222 @@
+# %% [markdown]
+"""
+# Chapter 09 — The long race: when the transformer has to do the learning
+
+Question: chapter 05 reproduced the post's race on `tiny` at 65,536 tokens. There, most of what
+any racer learns sits in the embeddings, which every racer trains: `tiny` has 6.4M embedding
+weights against 0.8M in its transformer body. Does the post's "giant gap" between full training
+and every reduced model open on a model whose body holds most of the weights, over budgets long
+enough for full training to pass the context-free unigram line? And does the post's ordering
+(full < LoRA < 5 per tensor < 5 in all ~ embeddings only) hold there?
+
+Design: the six racers of chapter 05 on two models that share one 4 x 128 body: `tiny-bytes`,
+which reads UTF-8 bytes (257 ids, 92% of its weights in the body), and `tiny`, which reads GPT-2
+tokens (11% in the body). Each racer at its own rate, tuned per model at a quarter of the budget
+and checked at the full budget; 3 seeds; every run evaluated at each power-of-two step, so one
+run gives its held-out loss at log-spaced budgets. Scores in bits per byte put both models on one
+scale.
+
+Assumes: chapters 01-05; the training set of the long race is larger than the other chapters':
+point SMOLGPT_C4_FILES at every C4 training file you have (the results below were made with five
+sample files of C4 'en' minus a held-out one, 3,591 documents, ~8M bytes).
+Takes: hours the first time (its closing lines print the wall time and the machine's matmul
+rate). Every finished run is kept in chapters/results/09_long_race.jsonl, committed with the
+chapter, so a second run, also from a fresh clone, retrains nothing and takes seconds.
+`--models bytes` (or SMOLGPT_MODELS) runs one model only. Quick mode (SMOLGPT_QUICK=1) is for the
+tests: a micro byte model, a few steps.
+Writes: out/09_long_race/race.png, gap_closed.png, results.md.
+"""
+
+# %%
+import os
+import time
+from pathlib import Path
+
+import smolgpt  # noqa: F401  first: it tells BLAS how to wait, before NumPy loads BLAS
+import numpy as np
+
+from smolgpt import data
+from smolgpt.experiments import out_dir, print_takeaways, quick_mode
+from smolgpt.experiments.long_race import (CHECKED, RACERS, LongRace, budgets, gap_closed,
+                                           losses, plot_gap_closed, plot_race)
+from smolgpt.experiments.reference import unigram_loss
+from smolgpt.experiments.runs import blas_kernel
+from smolgpt.experiments.stats import fmt, mean_se, paired_interval, verdict
+from smolgpt.experiments.sweep import format_sweep
+from smolgpt.model import GPTConfig, count_params
+
+QUICK = quick_mode()
+OUT = out_dir("09_long_race")
+START = time.time()
+RECORD = (OUT / "record.jsonl" if QUICK else
+          Path(__file__).resolve().parent / "results" / "09_long_race.jsonl")
+MODELS = os.environ.get("SMOLGPT_MODELS", "bytes" if QUICK else "bytes,tiny").split(",")
+SEEDS = (0, 1) if QUICK else (0, 1, 2)
+
+# %% [markdown]
+# ## Two models, one body
+# The two models differ only in what they read. The embedding table has one row per id: GPT-2's
+# 50,257 tokens make `tiny` mostly embeddings, 257 byte values make `tiny-bytes` mostly body.
+# Every racer trains the embeddings, so on `tiny` even "embeddings only" trains most weights.
+
+# %%
+for name in ("tiny", "tiny-bytes"):
+    g = GPTConfig.preset(name)
+    body, total = count_params(g, non_embedding=True), count_params(g)
+    print(f"{name:<11} reads {g.tokenizer:<5} (V = {g.vocab_size:>6,}, context {g.block_size}): "
+          f"{body:,} body weights of {total:,} = {body / total:.0%} in the transformer body")
+
+# %% [markdown]
+# ## The data and the budgets
+# The byte model sees 4,096 bytes per step (16 windows of 256), `tiny` 2,048 tokens (16 of 128);
+# one GPT-2 token is about 4.5 bytes of C4 text, so the two budgets cover similar amounts of
+# text. A budget past one pass over the training set repeats data; Muennighoff et al. (2023,
+# "Scaling Data-Constrained Language Models") found up to about four passes worth nearly as much
+# as new data, and the figure marks where a pass ends if a race gets there.
+
+# %%
+plans, train_size, unigram = {}, {}, {}
+for model in MODELS:
+    plan = LongRace(model, quick=QUICK, record=RECORD)
+    m = plan.prepare()
+    n = m["splits"]["train"]["tokens"]
+    splits, _ = data.load_splits(plan.folder, plan.base.gpt.tokenizer)
+    val = splits["val"]
+    per_byte = (len(val) - 1) / data.token_bytes(plan.base.gpt.tokenizer)[val[1:]].sum()
+    unigram[model] = unigram_loss(splits["train"], val, plan.base.gpt.vocab_size) * per_byte \
+        / np.log(2)
+    plans[model], train_size[model] = plan, n
+    print(f"{model}: training split {n:,} {plan.unit}; full budget {plan.budget():,} "
+          f"{plan.unit} = {plan.budget() / n:.2f} passes; unigram line {unigram[model]:.3f} "
+          f"bits per byte")
+
+# %% [markdown]
+# ## Each racer's rate, per model
+# A rate tuned on `tiny` at 65k tokens need not suit a byte model at 4M bytes. Each racer's rate
+# is swept at a quarter of the budget (seed 0), the grid extended until its best value has a
+# worse neighbour on both sides. The subspace racers sweep their coefficient rate with their
+# embeddings at embeddings only's chosen rate.
+
+# %%
+rates = {}
+for model, plan in plans.items():
+    print(f"\n{model}: tuning at {plan.budget(plan.proxy()):,} {plan.unit} per run")
+    rates[model] = plan.tune(verbose=False)
+    for racer, r in rates[model].items():
+        print(format_sweep(r["sweep"]).replace(r["sweep"]["method"], racer, 1))
+
+# %% [markdown]
+# ## The race
+# Every racer at its rate, 3 seeds; seed s gives every racer the same batches in the same order,
+# so differences between racers are paired seed by seed.
+
+# %%
+races = {}
+for model, plan in plans.items():
+    print(f"\n{model}: {len(RACERS)} racers x {len(SEEDS)} seeds of {plan.budget():,} "
+          f"{plan.unit}")
+    races[model] = (plan, plan.race(rates[model], SEEDS, verbose=False))
+
+# %% [markdown]
+# ## Is each tuned rate still best at the full budget?
+# The sweeps ran at a quarter of the budget. For full training and for 5 in all, the chosen rate
+# and its two grid neighbours run again at the full budget (seed 0); the choice stands if both
+# neighbours end worse.
+
+# %%
+checks = {}
+for model, plan in plans.items():
+    checks[model] = plan.check(rates[model], verbose=False)
+    for racer in CHECKED:
+        (lo, x1), (mid, x2), (hi, x3) = sorted(checks[model][racer].items())
+        field, value = rates[model][racer]["field"], rates[model][racer]["value"]
+        ok = x2 < x1 and x2 < x3
+        print(f"{model} {racer}: {field} x{lo:.2g} {x1:.4f}, x1 {x2:.4f}, x{hi:.2g} {x3:.4f} -> "
+              f"{'holds' if ok else 'does NOT hold'} at the full budget ({field} = {value:g})")
+
+# %% [markdown]
+# ## The table at the full budget
+# Final held-out loss on 256 windows per run, mean +- standard error over seeds, in bits per
+# byte (the runner's bytes count of the scored text) and in nats per token of each model's own
+# ids.
+
+# %%
+def final(results, racer, key="bits_per_byte"):
+    return [r["final"][key] for r in results[racer]]
+
+
+lines = []
+for model, (plan, results) in races.items():
+    rows = [f"### {model} at {plan.budget():,} {plan.unit}, {len(SEEDS)} seeds", "",
+            "| racer | trainable non-embedding | bits per byte | nats per token |",
+            "|---|---:|---:|---:|"]
+    for racer in sorted(results, key=lambda r: np.mean(final(results, r))):
+        rows.append(f"| {racer} | {results[racer][0]['n_trainable']:,} | "
+                    f"{fmt(*mean_se(final(results, racer)))} | "
+                    f"{fmt(*mean_se(final(results, racer, 'loss')))} |")
+    rows.append(f"| unigram (context-free) | | {unigram[model]:.3f} | |")
+    print("\n".join(rows) + "\n")
+    lines += rows + [""]
+
+# %% [markdown]
+# ## The post's ordering, link by link
+# For each link, the per-seed differences (paired) and their 95% t-interval: a link holds only
+# when its interval excludes 0 in the post's direction. "Kept" is each racer's share of full
+# training's gain over embeddings only: 100% is as good as full training, 0% no better than
+# training the embeddings alone.
+
+# %%
+LINKS = [("full", "LoRA"), ("LoRA", "5 per tensor"), ("5 per tensor", "5 in all"),
+         ("5 in all", "embeddings only")]
+said = {"<": "holds", ">": "REVERSED", "~": "not resolved"}
+verdicts, kept = {}, {}
+for model, (plan, results) in races.items():
+    print(f"\n{model}:")
+    for a, b in LINKS:
+        iv = paired_interval(final(results, a), final(results, b))
+        verdicts[model, a, b] = verdict(iv)
+        print(f"  {a + ' < ' + b:<30} {said[verdict(iv)]:<13} {b} - {a} = {iv['diff']:+.4f} "
+              f"bits per byte, 95% [{iv['lo']:+.4f}, {iv['hi']:+.4f}]")
+    E, F = np.mean(final(results, "embeddings only")), np.mean(final(results, "full"))
+    kept[model] = {r: (E - np.mean(final(results, r))) / (E - F) for r in results}
+    print("  kept: " + ", ".join(f"{r} {kept[model][r]:.0%}" for r in RACERS
+                                 if r not in ("full", "embeddings only")))
+
+# %% [markdown]
+# ## Along the way
+# The same runs at every power-of-two step. These points lie inside one cosine schedule planned
+# for the full budget, so they are not what a run planned for that smaller budget would reach,
+# but every racer is measured at the same points of the same schedule.
+
+# %%
+for model, (plan, results) in races.items():
+    x, share = budgets(results), gap_closed(results)
+    full = losses(results, "full").mean(0) * plan.bits_per_token_to_byte() / np.log(2)
+    crossed = x[full < unigram[model]]
+    print(f"{model}: full training passes the unigram line at "
+          f"{f'{crossed[0]:,} {plan.unit}' if len(crossed) else 'no budget raced'}")
+    last = min(5, len(x))
+    for racer in ("LoRA", "5 per tensor", "Fastfood", "5 in all"):
+        print(f"  {racer:<13} kept " + " ".join(f"{s:5.0%}" for s in share[racer][-last:]) +
+              f"  at the last {last} budgets ({x[-last]:,} to {x[-1]:,} {plan.unit})")
+race_png = plot_race(races, unigram, train_size, OUT / "race.png")
+gap_png = plot_gap_closed(races, OUT / "gap_closed.png")
+(OUT / "results.md").write_text("\n".join(lines))
+print(f"table: {OUT / 'results.md'}")
+
+# %% [markdown]
+# ## Takeaways
+
+# %%
+takeaways = [f"Every run is kept in {RECORD.name}: a second run retrains nothing. This process's "
+             f"BLAS kernel: {blas_kernel()} (each recorded run names the one it trained with)."]
+for model, (plan, results) in races.items():
+    links = "; ".join(f"{a} < {b} {said[verdicts[model, a, b]]}" for a, b in LINKS)
+    takeaways.append(
+        f"{model} at {plan.budget():,} {plan.unit}, {len(SEEDS)} seeds: {links}. Full training "
+        f"{fmt(*mean_se(final(results, 'full')))} bits per byte, embeddings only "
+        f"{fmt(*mean_se(final(results, 'embeddings only')))}, unigram line "
+        f"{unigram[model]:.3f}; 5 in all keeps {kept[model]['5 in all']:.0%} of full "
+        f"training's gain, 5 per tensor {kept[model]['5 per tensor']:.0%}, LoRA "
+        f"{kept[model]['LoRA']:.0%}.")
+print_takeaways(takeaways, START)
