@@ -40,9 +40,9 @@ from smolgpt.experiments import out_dir, print_takeaways, quick_mode
 from smolgpt.experiments.long_race import (CHECKED, RACERS, LongRace, budgets, gap_closed,
                                            losses, plot_gap_closed, plot_race)
 from smolgpt.experiments.reference import unigram_loss
-from smolgpt.experiments.runs import blas_kernel
 from smolgpt.experiments.stats import fmt, mean_se, paired_interval, verdict
 from smolgpt.experiments.sweep import format_sweep
+from smolgpt.layers import blas_kernel
 from smolgpt.model import GPTConfig, count_params
 
 QUICK = quick_mode()
