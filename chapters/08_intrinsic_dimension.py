@@ -12,8 +12,10 @@ domain (the Python standard library's source), measured the same way and put on 
 Assumes: chapters 02-05 (random subspaces, Fastfood, the race); C4 as in data/README.md; the
 Python standard library's own `*.py` files (every Python has them, so no download).
 Takes: about 240 runs' worth of training of a 2-layer model (each of the five pretrained models
-counts as twelve runs); the chapter prints the count and, at its end, its wall time and this
-machine's float32 matmul rate. Every run is kept: by the experiment runner under out/runs/, and
+counts as twelve runs). On a 2-core CPU at ~200 GFLOP/s that is about 36 minutes from an empty
+cache: an estimate from the earlier version's measured 9.2 s per run's worth, to be replaced by
+this version's own measurement. The chapter prints the count and, at its end, its wall time and
+this machine's float32 matmul rate. Every run is kept: by the experiment runner under out/runs/, and
 as a line of chapters/results/08_intrinsic_dimension.jsonl, committed, so the numbers behind
 the README are in the repository and a test re-makes a part of them from scratch. A second run
 reuses everything. Quick mode (SMOLGPT_QUICK=1): under a minute. The full sweep (`--full`, or
