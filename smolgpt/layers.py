@@ -42,6 +42,15 @@ def _default_threads() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
+def blas_kernel() -> str:
+    """The BLAS library and the CPU kernel it runs, e.g. 'openblas SkylakeX'. Kernels differ in
+    speed and in float32 rounding, so benchmarks print it and long runs record it."""
+    libs = [c for c in _blas.lib_controllers if c.user_api == "blas"] if _blas else []
+    if not libs:
+        return "unknown"
+    return f"{libs[0].internal_api} {getattr(libs[0], 'architecture', None) or 'unknown'}"
+
+
 THREADS = _default_threads()     # threads for elementwise passes; set to 1 to run them inline
 _pool: ThreadPoolExecutor | None = None
 _pool_size = 0

@@ -30,6 +30,21 @@ def test_run_reports_every_figure():
     assert all(s["vs_fwd_bwd"] > 0 for s in r["steps"])
     text = bench.format_report(r)
     assert "of the matmul rate" in text and "fastfood d=10" in text
+    assert f"BLAS {r['process']['blas_kernel']};" in text
+
+
+def test_the_kernel_named_is_the_one_openblas_runs():
+    """OPENBLAS_CORETYPE forces a kernel; the bench and the long runs' records name it."""
+    import os
+    import subprocess
+    import sys
+    code = "import smolgpt, numpy; from smolgpt.layers import blas_kernel; print(blas_kernel())"
+    forced = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env={**os.environ, "OPENBLAS_CORETYPE": "Haswell"}, check=True)
+    kernel = forced.stdout.strip()
+    if not kernel.startswith("openblas"):
+        pytest.skip(f"NumPy's BLAS here is {kernel}, not OpenBLAS")
+    assert kernel == "openblas Haswell"
 
 
 def test_vs_torch_without_torch_says_what_to_install(monkeypatch):

@@ -194,7 +194,7 @@ def test_chapter_09(tmp_path, prepared_data_dir):
     out = run_chapter("09_long_race.py", tmp_path, data_dir)
     text = (tmp_path / "09_long_race" / "results.md").read_text()
     rows = [r for r in text.splitlines() if r.startswith("| ") and "racer" not in r]
-    assert len(rows) == 6 + 1 and all("+-" in r for r in rows[:6])   # 6 racers, the unigram
+    assert len(rows) == 7 + 1 and all("+-" in r for r in rows[:7])   # 7 racers, the unigram
     links = re.findall(r"^  (.+?) < (.+?)\s+(holds|REVERSED|not resolved)\s+.*= ([-+0-9.]+) "
                        r"bits per byte, 95% \[([-+0-9.]+), ([-+0-9.]+)\]", out, re.M)
     assert len(links) == 4

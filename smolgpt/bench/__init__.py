@@ -47,11 +47,14 @@ def set_threads(threads: int | None) -> int:
 
 
 def process_settings() -> dict:
-    """The two settings smolgpt's import makes for the process (see smolgpt/__init__.py), as
+    """The BLAS kernel in use (OpenBLAS picks one per CPU unless OPENBLAS_CORETYPE forces one)
+    and the two settings smolgpt's import makes for the process (see smolgpt/__init__.py), as
     in force here: OpenBLAS's idle spin (None = its default, 2^28 cycles) and whether freed
     memory is kept for the next step."""
     import smolgpt
-    return {"blas_thread_timeout": smolgpt.BLAS_THREAD_TIMEOUT,
+
+    from ..layers import blas_kernel
+    return {"blas_kernel": blas_kernel(), "blas_thread_timeout": smolgpt.BLAS_THREAD_TIMEOUT,
             "keeps_freed_memory": smolgpt.KEEPS_FREED_MEMORY,
             "defaults_asked": smolgpt.PROCESS_DEFAULTS}
 
@@ -63,7 +66,9 @@ def format_process_settings(p: dict) -> str:
     spin = ("OpenBLAS's default 2^28 cycles (NumPy was loaded before smolgpt)" if timeout is None
             else f"2^{timeout} cycles")
     memory = "kept for reuse" if p["keeps_freed_memory"] else "returned to the OS (malloc default)"
-    return f"process: BLAS threads spin {spin} after a product; freed memory {memory}"
+    kernel = p.get("blas_kernel", "unknown")
+    return (f"process: BLAS {kernel}; BLAS threads spin {spin} after a product; freed memory "
+            f"{memory}")
 
 
 def run(config: GPTConfig, batch_size: int = 16, repeats: int = 5, subspace_d: int = 1000,

@@ -1,4 +1,5 @@
-"""The long race (chapter 09): the six racers of chapter 05 on two models, over long budgets.
+"""The long race (chapter 09): the six racers of chapter 05 (and a volume knob) on two models,
+over long budgets.
 
     plan = LongRace("bytes")                   # or "tiny"
     rates = plan.tune()                        # each racer's rate, interior to its sweep
@@ -38,13 +39,16 @@ from ..train import TrainConfig
 from .runs import FINAL_WINDOWS, QUICK_MODEL, run_seeds
 from .sweep import tune
 
-# racer -> its parameterization; the field of chapter 05
+# racer -> its parameterization: the field of chapter 05, and "1 in all", a single number that
+# scales the whole random body (chapter 07's volume knob), to see how much of what 5 in all
+# keeps one knob already explains
 RACERS = {
     "full": MethodSpec("full"),
     "LoRA": MethodSpec("lora", rank=4),
     "5 per tensor": MethodSpec("basis", d=5, per_tensor=True, offset=False),
     "Fastfood": MethodSpec("fastfood", d=5000),
     "5 in all": MethodSpec("basis", d=5, offset=False),
+    "1 in all": MethodSpec("basis", d=1, offset=False),
     "embeddings only": MethodSpec("embeddings"),
 }
 # racer -> (the rate its sweep tunes, the starting grid). Arrays trained directly tune `lr`;
@@ -55,6 +59,7 @@ GRIDS = {
     "full": ("lr", (1e-3, 3e-3, 1e-2)),
     "LoRA": ("lr", (1e-3, 3e-3, 1e-2)),
     "5 in all": ("coef_lr", (0.1, 0.3, 1.0)),
+    "1 in all": ("coef_lr", (0.1, 0.3, 1.0)),
     "5 per tensor": ("coef_lr", (1.0, 3.33, 11.1)),
     "Fastfood": ("coef_lr", (0.3, 1.0, 3.33)),
 }

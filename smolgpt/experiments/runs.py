@@ -36,6 +36,7 @@ from .. import data
 from ..checkpoint import CheckpointError, load_params
 from ..evaluate import evaluate_params
 from ..files import FolderInUse, RunLock, sha256_of, write_atomic
+from ..layers import blas_kernel
 from ..methods import MethodSpec, build
 from ..model import GPTConfig
 from ..train import TrainConfig, train
@@ -265,18 +266,6 @@ class Record:
         lines = [json.dumps(r) for k, r in self.runs().items() if k != rec["key"]]
         text = "\n".join(lines + [json.dumps(rec)]) + "\n"
         write_atomic(self.path, lambda f: f.write(text.encode()))
-
-
-def blas_kernel() -> str:
-    """The BLAS library and the CPU kernel it runs (e.g. 'openblas SkylakeX'), as threadpoolctl
-    reports them; the long runs record it, since the kernel changes float32 rounding."""
-    try:
-        from threadpoolctl import threadpool_info
-        info = [i for i in threadpool_info() if i.get("user_api") == "blas"]
-        return " ".join(str(info[0].get(k)) for k in ("internal_api", "architecture")) \
-            if info else "unknown"
-    except ImportError:
-        return "unknown"
 
 
 def run_seeds(cfg: TrainConfig, seeds, **kwargs) -> list[dict]:
