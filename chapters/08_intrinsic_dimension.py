@@ -46,9 +46,10 @@ from smolgpt.evaluate import evaluate_params
 from smolgpt.experiments import chapter_int, out_dir, print_takeaways, quick_mode, save_figure
 from smolgpt.experiments.coefficients import coef_trajectory
 from smolgpt.experiments.intrinsic import d_int, describe, gap_closed, stable_weights
-from smolgpt.experiments.runs import Record, blas_kernel, run, run_seeds, with_seed
+from smolgpt.experiments.runs import Record, run, run_seeds, with_seed
 from smolgpt.experiments.stats import paired_interval
 from smolgpt.experiments.sweep import extended
+from smolgpt.layers import blas_kernel
 from smolgpt.methods import MethodSpec, build
 from smolgpt.model import GPTConfig, non_embedding_table
 from smolgpt.train import TrainConfig
