@@ -11,17 +11,19 @@ domain (the Python standard library's source), measured the same way and put on 
 
 Assumes: chapters 02-05 (random subspaces, Fastfood, the race); C4 as in data/README.md; the
 Python standard library's own `*.py` files (every Python has them, so no download).
-Takes: ~120 short runs of a 2-layer model. Measured on a quiet 2-core CPU: 969 s from an empty
-cache with six grid points (at 202 GFLOP/s), then 258 s for the two half-decade points and one
-more fine-tuning rate: about 20 minutes in all. Finished runs are reused, so a second run takes
-under a minute. The closing lines print this run's wall time and this machine's float32 matmul
-rate. Quick mode (SMOLGPT_QUICK=1): under a minute. The full sweep (`--full`, or
-SMOLGPT_FULL=1) trains every run, and the pretrained model, 8 times longer: about 8 times the
-default's training time, which the closing lines project from this run. More seeds:
-`--seeds 5` (or SMOLGPT_SEEDS=5); another budget per run: `--steps N` (default 48 steps of
-8 x 64 tokens).
-Writes: out/08_intrinsic_dimension/{gap_closed.png, results.md, d_int.json, stdlib_files.json};
-the runs are kept by the experiment runner under out/runs/.
+Takes: about 240 runs' worth of training of a 2-layer model (each of the five pretrained models
+counts as twelve runs). On a 2-core CPU at ~200 GFLOP/s that is about 36 minutes from an empty
+cache: an estimate from the earlier version's measured 9.2 s per run's worth, to be replaced by
+this version's own measurement. The chapter prints the count and, at its end, its wall time and
+this machine's float32 matmul rate. Every run is kept: by the experiment runner under out/runs/, and
+as a line of chapters/results/08_intrinsic_dimension.jsonl, committed, so the numbers behind
+the README are in the repository and a test re-makes a part of them from scratch. A second run
+reuses everything. Quick mode (SMOLGPT_QUICK=1): under a minute. The full sweep (`--full`, or
+SMOLGPT_FULL=1) trains every run, and the pretrained models, 8 times longer. More seeds from
+scratch: `--seeds 5` (or SMOLGPT_SEEDS=5); more fine-tuning replicates: `--replicates 8`;
+another budget per run: `--steps N` (default 48 steps of 8 x 64 tokens).
+Writes: out/08_intrinsic_dimension/{gap_closed.png, results.md, d_int.json, stdlib_files.json,
+pretrained/}; the record of finished runs (above).
 """
 
 # %%
@@ -32,6 +34,7 @@ import os
 import shutil
 import sys
 import time
+from pathlib import Path
 
 import smolgpt  # noqa: F401  first: it tells BLAS how to wait, before NumPy loads BLAS
 import matplotlib.pyplot as plt
@@ -42,10 +45,11 @@ from smolgpt.checkpoint import load_params
 from smolgpt.evaluate import evaluate_params
 from smolgpt.experiments import chapter_int, out_dir, print_takeaways, quick_mode, save_figure
 from smolgpt.experiments.coefficients import coef_trajectory
-from smolgpt.experiments.intrinsic import d_int, describe, gap_closed
-from smolgpt.experiments.runs import run, run_seeds
+from smolgpt.experiments.intrinsic import d_int, describe, gap_closed, stable_weights
+from smolgpt.experiments.runs import Record, run, run_seeds, with_seed
 from smolgpt.experiments.stats import paired_interval
 from smolgpt.experiments.sweep import extended
+from smolgpt.layers import blas_kernel
 from smolgpt.methods import MethodSpec, build
 from smolgpt.model import GPTConfig, non_embedding_table
 from smolgpt.train import TrainConfig
@@ -55,7 +59,10 @@ FULL = not QUICK and ("--full" in sys.argv[1:] or
                       os.environ.get("SMOLGPT_FULL", "").strip().lower() in ("1", "true", "yes"))
 OUT = out_dir("08_intrinsic_dimension")
 START = time.time()
-SEEDS = tuple(range(chapter_int("seeds", 2 if QUICK else 3, minimum=2)))
+SEEDS = tuple(range(chapter_int("seeds", 2 if QUICK else 3, minimum=2)))       # from scratch
+REPLICATES = tuple(range(chapter_int("replicates", 2 if QUICK else 5, minimum=2)))  # fine-tune
+RECORD = (OUT / "record.jsonl" if QUICK else
+          Path(__file__).resolve().parent / "results" / "08_intrinsic_dimension.jsonl")
 
 # %% [markdown]
 # ## 1. The metric, stated exactly
@@ -72,55 +79,66 @@ SEEDS = tuple(range(chapter_int("seeds", 2 if QUICK else 3, minimum=2)))
 # with L the final held-out loss at one fixed token budget, the same for every run. d_int90 is
 # the smallest d with gap closed >= 0.9, found on the seed-averaged curve and interpolated
 # linearly in log d between the grid points around the first crossing; its interval is a
-# bootstrap over seeds (`smolgpt.experiments.intrinsic`). Aghajanyan et al. also state their
-# threshold as 90% of full fine-tuning's accuracy; for us "full" is full fine-tuning and the
-# baseline is the pretrained model fine-tuned embeddings-only. Where 90% is not reached, we report
-# the largest fraction reached, and where on the grid.
+# bootstrap over seeds (`smolgpt.experiments.intrinsic`), where in fine-tuning a "seed" is a
+# whole replicate with its own pretrained model (section 5 says why). Aghajanyan et al. also
+# state their threshold as 90% of full fine-tuning's accuracy; for us "full" is full fine-tuning
+# and the baseline is the pretrained model fine-tuned embeddings-only. Where 90% is not reached,
+# we report the largest fraction reached, and where on the grid.
 
 # %% [markdown]
-# ## 2. The model, the grid and the budget
-# Half an hour on two cores has to pay for some 120 runs, so this chapter uses a smaller
-# GPT-2 than `tiny`: 2 layers of width 64 with the full vocabulary, whose non-embedding part D
-# is just above 10^5 (printed below), so that the grid of d can run from 1 all the way to D.
-# Every run, from scratch or fine-tuning, has the same budget of tokens and the same learning
-# rates (printed below; section 4 checks the rate of the arrays trained directly against the
-# project's default).
+# ## 2. The model, the grids and the budget
+# Some 240 runs' worth of training on two cores needs a smaller GPT-2 than `tiny`: 2 layers of
+# width 64 with the full vocabulary, whose non-embedding part D is just above 10^5 (printed
+# below), so that the grid of d can run from 1 all the way to D. Every run, from scratch or
+# fine-tuning, has the same budget of tokens; the rates are printed below (section 4 chooses the
+# rate of the arrays trained directly). The two regimes get different grids: from scratch a point
+# per decade is enough (section 4 shows why), while fine-tuning crosses 90% somewhere between a
+# few hundred and a few thousand, so there the grid is dense from 300 to 10,000 (1, 2, 3 and 5
+# thousand): d_int90 is interpolated between the two points around the crossing, and they should
+# be close.
 
 # %%
 MODEL = GPTConfig(n_layer=2, n_head=2, n_embd=64, block_size=32 if QUICK else 64)
 if QUICK:
-    GRID = (1, 1000)
+    SCRATCH_GRID = FT_GRID = (1, 1000)
     base = TrainConfig(gpt=MODEL, steps=3, batch_size=4, warmup=1, eval_every=3, eval_windows=2,
                        lr=3e-3, sample_tokens=0)
     FINAL = 8
     DENSE_D = (1,)
 else:
-    # a point per decade, and half-decades (300, 3,000) where fine-tuning crosses 90%: the
-    # crossing is interpolated between its two neighbours, so they should be close
-    GRID = (1, 10, 100, 300, 1000, 3000, 10_000, 100_000)
+    SCRATCH_GRID = (1, 10, 100, 1000, 10_000, 100_000)
+    FT_GRID = (1, 100, 300, 1000, 2000, 3000, 5000, 10_000, 100_000)
     steps = chapter_int("steps", 384 if FULL else 48, minimum=4)
     base = TrainConfig(gpt=MODEL, steps=steps, batch_size=8, warmup=max(1, steps // 10),
                        eval_every=max(1, steps // 4), eval_windows=16, lr=3e-3, sample_tokens=0)
     FINAL = 128
     DENSE_D = (10, 100)
 PRETRAIN_STEPS = 6 * base.steps              # at twice the batch: 12 runs' worth of tokens
+SCRATCH_LRS = (3e-3, 1e-2, 3e-2, 1e-1)
+FT_LRS = (1e-3, 3e-3, 1e-2, 3e-2)
 D = sum(math.prod(s) for _, s in non_embedding_table(MODEL))
 M_TENSORS = len(non_embedding_table(MODEL))
 tokens = base.steps * base.tokens_per_step
-n_runs = (2 * len(SEEDS) * (2 + 2 * len(GRID)) + len(SEEDS) * len(DENSE_D)
-          + (0 if QUICK else 6) + 1)
+n_scratch = len(SEEDS) * (2 + 2 * len(SCRATCH_GRID) + len(DENSE_D)
+                          + (0 if QUICK else len(SCRATCH_LRS) - 1))
+# a pretrained model is 12 runs' worth; the rate grid gets one value past its edge
+n_ft = len(REPLICATES) * (12 + 2 + 2 * len(FT_GRID) + (0 if QUICK else len(FT_LRS)))
 print(f"model: {MODEL.n_layer} layers x {MODEL.n_embd}, context {MODEL.block_size}, vocabulary "
       f"{MODEL.vocab_size:,}; D = {D:,} non-embedding parameters in {M_TENSORS} tensors")
-print(f"grid of d: {', '.join(f'{d:,}' for d in GRID)}; seeds {list(SEEDS)}; every run "
-      f"{base.steps} steps x {base.tokens_per_step:,} tokens = {tokens:,} tokens, scored on "
-      f"{FINAL} held-out windows of {MODEL.block_size} tokens")
+print(f"grid of d from scratch: {', '.join(f'{d:,}' for d in SCRATCH_GRID)}; seeds {list(SEEDS)}")
+print(f"grid of d fine-tuning: {', '.join(f'{d:,}' for d in FT_GRID)}; replicates "
+      f"{list(REPLICATES)}, each with its own pretrained model")
+print(f"every run {base.steps} steps x {base.tokens_per_step:,} tokens = {tokens:,} tokens, scored "
+      f"on {FINAL} held-out windows of {MODEL.block_size} tokens")
 print(f"peak learning rates: {base.coef_lr:g} for the subspace coefficients a, {base.scale_lr:g} "
       f"for SAID's scales; the arrays trained directly get the rate section 4 chooses"
       f"{f' (quick mode: {base.lr:g})' if QUICK else ''}")
 print(f"SAID counts d coefficients plus one scale per tensor: d + {M_TENSORS} trainable numbers "
       f"(at d = 1: {build(MethodSpec('said', d=1), MODEL).n_trainable}); the x axis below is that "
       f"count")
-print(f"about {n_runs} runs in all{' (the full sweep)' if FULL else ''}")
+print(f"about {n_scratch + n_ft} runs' worth of training in all ({n_scratch} from scratch, {n_ft} "
+      f"fine-tuning, each pretrained model counted as 12){' (the full sweep)' if FULL else ''}; "
+      f"finished runs are reused from {RECORD}")
 
 # %% [markdown]
 # ## 3. The second domain: the Python standard library, held out by file
@@ -157,11 +175,15 @@ ft_base = dataclasses.replace(base, data_dir=str(STDLIB_DIR))
 # subspace near d = D is nearly a rotation of the whole parameter space trained at the
 # coefficients' own rate, and at a short budget it can beat full training run at too timid a
 # rate. So the peak rate of the arrays trained directly is chosen first, as the one that gives
-# full training its lowest final loss (seed 0, a small grid, extended past an edge best), and
-# then used for every array trained directly in that regime: the embeddings of every method,
-# and full training. The coefficients keep their default rate. Then, for each seed: embeddings
-# only, full training, and for every d Li et al.'s offset form with a Fastfood projection
-# ("DID", `fastfood`) and SAID. Seed s gives every run the same batches.
+# full training its lowest final loss averaged over the seeds (a small grid, extended past an
+# edge best), and then used for every array trained directly in that regime: the embeddings of
+# every method, and full training. The coefficients keep their default rate. The choice is made
+# on the mean over every seed, not on one: a rate picked by one seed's loss can flip to its
+# neighbour when that seed's numbers move in the third decimal (another machine's rounding
+# does that), and the rate moves every run of its regime. The margin to the next rate is printed.
+# Then, for each seed: embeddings only, full training, and for every d Li et al.'s offset form
+# with a Fastfood projection ("DID", `fastfood`) and SAID. Seed s gives every run the same
+# batches.
 
 # %%
 TRAINED = []                     # (tokens, training seconds) of every run, reused ones included
@@ -169,24 +191,22 @@ TRAINED = []                     # (tokens, training seconds) of every run, reus
 
 def finals(cfg, seeds=SEEDS):
     """Final held-out losses of cfg over seeds (trained now, or reused)."""
-    runs = run_seeds(cfg, seeds, final_windows=FINAL, verbose=False)
+    runs = run_seeds(cfg, seeds, final_windows=FINAL, verbose=False, record=RECORD)
     TRAINED.extend((r["tokens"], r["elapsed"]) for r in runs)
     return [r["final"]["loss"] for r in runs]
 
 
-def pick_lr(base_cfg, grid, title, extend=3):
-    """The peak lr that gives full training its lowest final loss (seed 0): first on `grid`,
-    then, while the best sits on an edge, with one more value past that edge (at most `extend`
-    times), so that the choice ends interior, with both neighbours worse."""
-    if QUICK:
-        return base_cfg.lr
+def pick_lr(losses_at, grid, title, extend=3):
+    """The peak lr whose full training has the lowest final loss averaged over seeds:
+    losses_at(lr) -> [final loss per seed]. First on `grid`, then, while the best sits on an edge,
+    with one more value past that edge (at most `extend` times), so that the choice ends
+    interior, with both neighbours worse."""
     loss, grid = {}, sorted(grid)
     for tries in range(extend + 1):
         for lr in grid:
             if lr not in loss:
-                cfg = dataclasses.replace(base_cfg, method=MethodSpec("full"), lr=lr)
-                loss[lr] = finals(cfg, seeds=(0,))[0]
-        best = min(loss, key=loss.get)
+                loss[lr] = losses_at(lr)
+        best = min(loss, key=lambda lr: np.mean(loss[lr]))
         interior = best not in (grid[0], grid[-1])
         if interior or tries == extend:
             break
@@ -194,30 +214,35 @@ def pick_lr(base_cfg, grid, title, extend=3):
     where = ("both neighbours are worse" if interior else
              f"still on the edge after {extend} extensions: a better rate may lie beyond it")
     loss = dict(sorted(loss.items()))
-    print(f"{title}: full training's final loss by peak lr (seed 0): "
-          + ", ".join(f"{lr:g} -> {v:.4f}" for lr, v in loss.items()) + f"; chosen {best:g} "
-          f"({where})")
+    runner = min((lr for lr in loss if lr != best), key=lambda lr: np.mean(loss[lr]))
+    margin = paired_interval(loss[best], loss[runner])                # runner-up minus best
+    print(f"{title}: full training's final loss by peak lr (mean over {len(loss[best])} seeds): "
+          + ", ".join(f"{lr:g} -> {np.mean(v):.4f}" for lr, v in loss.items()) + f"; chosen "
+          f"{best:g} ({where}); the next best, {runner:g}, is {margin['diff']:+.4f} worse, 95% "
+          f"interval [{margin['lo']:+.4f}, {margin['hi']:+.4f}]")
     return best
 
 
-def sweep(base_cfg, title):
-    """Baselines and the grid for both methods; {"base", "full", "did": {x: [...]}, "said"}."""
+def sweep(base_cfg, grid, title, losses=finals):
+    """Baselines and the grid for both methods; {"base", "full", "did": {x: [...]}, "said"}.
+    losses(cfg) -> [final loss per seed, or per replicate]."""
     t0 = time.time()
-    out = {"base": finals(dataclasses.replace(base_cfg, method=MethodSpec("embeddings"))),
-           "full": finals(dataclasses.replace(base_cfg, method=MethodSpec("full"))),
+    out = {"base": losses(dataclasses.replace(base_cfg, method=MethodSpec("embeddings"))),
+           "full": losses(dataclasses.replace(base_cfg, method=MethodSpec("full"))),
            "did": {}, "said": {}}
-    for d in GRID:
+    for d in grid:
         for key, spec in (("did", MethodSpec("fastfood", d=d)), ("said", MethodSpec("said", d=d))):
             x = build(spec, MODEL).n_trainable
-            out[key][x] = finals(dataclasses.replace(base_cfg, method=spec))
+            out[key][x] = losses(dataclasses.replace(base_cfg, method=spec))
     gain = paired_interval(out["full"], out["base"])                 # base - full, per seed
+    n = len(out["base"])
     print(f"{title}: embeddings only {np.mean(out['base']):.4f}, full {np.mean(out['full']):.4f} "
-          f"(mean over {len(SEEDS)} seeds; {time.time() - t0:.0f} s); full training's gain "
+          f"(mean over {n}; {time.time() - t0:.0f} s); full training's gain "
           f"{gain['diff']:.4f} nats, 95% interval [{gain['lo']:.4f}, {gain['hi']:.4f}]")
     if not gain["lo"] > 0:
-        print(f"  note: that gain is not resolved at {len(SEEDS)} seeds (its interval reaches 0), "
-              f"so the fractions below divide by noise")
-    for d, (xd, ld), (xs, ls) in zip(GRID, out["did"].items(), out["said"].items()):
+        print(f"  note: that gain is not resolved at {n} seeds (its interval reaches 0), so the "
+              f"fractions below divide by noise")
+    for d, (xd, ld), (xs, ls) in zip(grid, out["did"].items(), out["said"].items()):
         gd = gap_closed(ld, np.mean(out["base"]), np.mean(out["full"]))
         gs = gap_closed(ls, np.mean(out["base"]), np.mean(out["full"]))
         print(f"  d = {d:>7,}: DID loss {np.mean(ld):.4f}, gap closed {np.mean(gd):6.1%}   "
@@ -225,8 +250,12 @@ def sweep(base_cfg, title):
     return out
 
 
-base = dataclasses.replace(base, lr=pick_lr(base, (3e-3, 1e-2, 3e-2, 1e-1), "from scratch"))
-scratch = sweep(base, "from scratch on C4")
+SCRATCH, FINETUNE = "from scratch on C4", "fine-tuning on Python"
+if not QUICK:
+    base = dataclasses.replace(base, lr=pick_lr(
+        lambda lr: finals(dataclasses.replace(base, method=MethodSpec("full"), lr=lr)),
+        SCRATCH_LRS, "from scratch"))
+scratch = sweep(base, SCRATCH_GRID, SCRATCH)
 
 # %% [markdown]
 # The naive ratio shows why the gap, not the loss, is the measure: full training's loss divided
@@ -246,7 +275,7 @@ print(f"naive loss ratio L_full / L_embeddings from scratch: "
 
 # %%
 one_runs = run_seeds(dataclasses.replace(base, method=MethodSpec("fastfood", d=1)), SEEDS,
-                     final_windows=FINAL, verbose=False)
+                     final_windows=FINAL, verbose=False)      # the log is in the run's folder
 a_final = [float(coef_trajectory(os.path.join(r["dir"], "log.jsonl"))[1][-1, 0])
            for r in one_runs]
 grow = [math.sqrt(1 + a * a) for a in a_final]
@@ -268,31 +297,79 @@ for d in DENSE_D:
           f"{iv['n']} seeds")
 
 # %% [markdown]
-# ## 5. Fine-tuning: a C4 model adapted to Python
-# One model is pretrained, fully, on the C4 training split (made once by the experiment runner
-# and reused by every later run of this chapter). Every fine-tuning run starts from its weights
-# (`init_from`): full fine-tuning trains them all, embeddings-only fine-tuning (the baseline)
-# freezes every non-embedding tensor at them, and DID and SAID use them as theta_0, so at a = 0
-# each starts exactly at the pretrained model.
+# ## 5. Fine-tuning: C4 models adapted to Python
+# A model is pretrained, fully, on the C4 training split, and every fine-tuning run starts from
+# its weights (`init_from`): full fine-tuning trains them all, embeddings-only fine-tuning (the
+# baseline) freezes every non-embedding tensor at them, and DID and SAID use them as theta_0, so
+# at a = 0 each starts exactly at the pretrained model.
+#
+# Which pretrained model matters as much as which batches. An earlier version of this chapter
+# started every run from one pretrained model, chose the fine-tuning rate on one seed, and
+# bootstrapped over the fine-tuning seeds alone. Its d_int90 did not reproduce from an empty
+# cache, by far more than its interval allowed. Pretraining the same model under another BLAS
+# kernel's float rounding moves the fine-tuning baseline by about as much as a new seed does,
+# and can flip the chosen rate, which moves every fine-tuning run at once (the README gives the
+# runs). A pretrained model is one draw, like a seed. So here each replicate r has its own
+# pretrained model (pretraining seed r) and fine-tunes from it with seed r. The bootstrap over
+# replicates then covers both, and each replicate's own d_int90 is printed next to it.
+#
+# A pretrained model is kept as its weights alone, in a file whose bytes depend on nothing else
+# (`stable_weights`): the runs that start from it are identified by that file's checksum, so
+# they are found again (in out/runs/ or in the committed record) whenever the same weights are
+# made again, and only then.
 
 # %%
 pre_cfg = dataclasses.replace(base, method=MethodSpec("full"), steps=PRETRAIN_STEPS,
                               batch_size=4 if QUICK else 16, warmup=max(1, PRETRAIN_STEPS // 10),
                               eval_every=max(1, PRETRAIN_STEPS // 4))
-pre = run(pre_cfg, final_windows=FINAL, verbose=False)
-PRETRAINED = os.path.abspath(os.path.join(pre["dir"], "checkpoint.npz"))
-params, _, _ = load_params(PRETRAINED)
+c4_id = {k: v["sha256"] for k, v in data.load_splits(pre_cfg.data_dir)[1]["splits"].items()}
 stdlib_val = data.load_tokens("val", STDLIB_DIR)
-untouched = evaluate_params(params, MODEL, stdlib_val, batch_size=8, max_windows=FINAL)["loss"]
-print(f"pretrained on C4: {PRETRAIN_STEPS * pre_cfg.tokens_per_step:,} tokens, held-out C4 loss "
-      f"{pre['final']['loss']:.4f}; on the held-out Python files, untouched: {untouched:.4f}")
-print(f"its checkpoint: {PRETRAINED}")
-ft_base = dataclasses.replace(ft_base, init_from=PRETRAINED)
-ft_base = dataclasses.replace(ft_base, lr=pick_lr(ft_base, (1e-3, 3e-3, 1e-2, 3e-2), "fine-tuning"))
-finetune = sweep(ft_base, "fine-tuning on Python")
+book = Record(RECORD)
+PRETRAINED, pre_loss, untouched, pre_s = {}, [], [], 0.0
+for r in REPLICATES:
+    cfg = with_seed(pre_cfg, r)
+    # its weights are needed, so it is made (or reused) in out/runs/, and recorded there after
+    pre = run(cfg, final_windows=FINAL, verbose=False)
+    if pre["key"] not in book.runs():
+        book.add(pre, cfg, FINAL, c4_id)
+    PRETRAINED[r] = str(stable_weights(
+        Path(pre["dir"]) / "checkpoint.npz", OUT / "pretrained" / f"seed{r}_{pre['key']}.npz",
+        note={"pretraining run": pre["key"], "seed": r}))
+    params, _, _ = load_params(PRETRAINED[r])
+    pre_loss.append(pre["final"]["loss"])
+    untouched.append(evaluate_params(params, MODEL, stdlib_val, batch_size=8,
+                                     max_windows=FINAL)["loss"])
+    pre_s += pre["elapsed"]
+print(f"{len(REPLICATES)} models pretrained on C4, {PRETRAIN_STEPS} steps of "
+      f"{pre_cfg.tokens_per_step:,} tokens each ({PRETRAIN_STEPS * pre_cfg.tokens_per_step:,} "
+      f"tokens); held-out C4 loss per pretraining seed: "
+      f"{', '.join(f'{v:.4f}' for v in pre_loss)}")
+print(f"the same models on the held-out Python files, untouched: "
+      f"{', '.join(f'{v:.4f}' for v in untouched)}")
+print(f"their weights: {OUT / 'pretrained'}")
+
+
+def ft_finals(cfg):
+    """Final losses of a fine-tuning cfg over the replicates: replicate r starts from pretrained
+    model r and fine-tunes with seed r."""
+    runs = [run(with_seed(dataclasses.replace(cfg, init_from=PRETRAINED[r]), r),
+                final_windows=FINAL, verbose=False, record=RECORD) for r in REPLICATES]
+    TRAINED.extend((x["tokens"], x["elapsed"]) for x in runs)
+    return [x["final"]["loss"] for x in runs]
+
+
+if not QUICK:
+    ft_base = dataclasses.replace(ft_base, lr=pick_lr(
+        lambda lr: ft_finals(dataclasses.replace(ft_base, method=MethodSpec("full"), lr=lr)),
+        FT_LRS, "fine-tuning"))
+finetune = sweep(ft_base, FT_GRID, FINETUNE, losses=ft_finals)
 
 # %% [markdown]
-# ## 6. d_int90, both regimes, with bootstrap intervals over seeds
+# ## 6. d_int90, both regimes, with bootstrap intervals
+# From scratch the bootstrap resamples seeds; in fine-tuning it resamples replicates, each a
+# pretrained model with its own fine-tuning runs. Next to the interval, each seed's or
+# replicate's own d_int90 (its own curve against its own baseline and full run): their spread is
+# what one more run, made anywhere, would be drawn from.
 
 # %%
 results = {}
@@ -301,8 +378,33 @@ for regime, res in (("from scratch", scratch), ("fine-tuning", finetune)):
         r = d_int(res[key], res["base"], res["full"], level=0.9)
         results[regime, name] = r
         print(f"{regime:<12} {name:<15} {describe(r)}")
-(OUT / "d_int.json").write_text(json.dumps({f"{a} / {b}": r for (a, b), r in results.items()},
-                                           indent=1, default=float) + "\n")
+        if r["d_int"] is not None and not r["at_first"]:
+            print(f"{'':<28} each {'replicate' if regime == 'fine-tuning' else 'seed'} alone: "
+                  + ", ".join("not reached" if math.isinf(c) else f"{c:,.0f}" for c in r["each"]))
+(OUT / "d_int.json").write_text(json.dumps(
+    {f"{a} / {b}": {k: v for k, v in r.items() if k != "boot"} for (a, b), r in results.items()},
+    indent=1, default=float) + "\n")
+
+# %% [markdown]
+# **Does SAID need fewer numbers than DID?** The two curves share their replicates, and the two
+# bootstraps drew the same resamples (same seed), so the ratio of their d_int90 can be read
+# replicate by replicate and resample by resample.
+
+# %%
+f_did, f_said = results["fine-tuning", "DID (Fastfood)"], results["fine-tuning", "SAID"]
+if f_did["d_int"] is not None and f_said["d_int"] is not None:
+    ratio = np.array(f_said["boot"]) / np.array(f_did["boot"])          # inf / inf -> nan
+    ratio = ratio[np.isfinite(ratio)]
+    RATIO = {"point": f_said["d_int"] / f_did["d_int"],
+             "lo": float(np.percentile(ratio, 2.5)) if len(ratio) else math.nan,
+             "hi": float(np.percentile(ratio, 97.5)) if len(ratio) else math.nan,
+             "fewer": sum(s < d for s, d in zip(f_said["each"], f_did["each"]))}
+    print(f"fine-tuning: SAID's d_int90 / DID's = {RATIO['point']:.2f} (95% bootstrap interval "
+          f"{RATIO['lo']:.2f} to {RATIO['hi']:.2f}, over the resamples where both reach 90%); "
+          f"SAID needs fewer numbers in {RATIO['fewer']} of {len(REPLICATES)} replicates")
+else:
+    RATIO = None
+    print("fine-tuning: one of the two curves does not reach 90%, so there is no ratio")
 
 # %%
 fig, ax = plt.subplots(figsize=(9, 5.5))
@@ -330,8 +432,9 @@ ax.set_ylim(YLIM[0] - 0.05, YLIM[1] + 0.05)
 ax.set(xlabel="trainable non-embedding numbers (d for DID, d + one scale per tensor for SAID)",
        ylabel="gap closed: (L_emb - L_d) / (L_emb - L_full)",
        title=f"gap closed against d: {MODEL.n_layer}x{MODEL.n_embd} GPT-2, {tokens:,} tokens per "
-             f"run, {len(SEEDS)} seeds\nbands: 95% bootstrap over seeds; x: d_int90 and its "
-             f"interval (cut at the grid's end)")
+             f"run; {len(SEEDS)} seeds from scratch, {len(REPLICATES)} pretrained replicates "
+             f"fine-tuning\nbands: 95% bootstrap; x: d_int90 and its interval (cut at the grid's "
+             f"end)")
 ax.legend(fontsize=8, loc="best")
 fig.tight_layout()
 save_figure(fig, OUT / "gap_closed.png")
@@ -344,9 +447,9 @@ rows = ["| regime | method | d_int90 (95% bootstrap interval) or fraction reache
 for (regime, name), r in results.items():
     rows.append(f"| {regime} | {name} | {describe(r)} |")
 rows += ["", "| regime | d | DID gap closed | SAID gap closed |", "|---|---:|---:|---:|"]
-for regime in ("from scratch", "fine-tuning"):
+for regime, grid in (("from scratch", SCRATCH_GRID), ("fine-tuning", FT_GRID)):
     a, b = results[regime, "DID (Fastfood)"], results[regime, "SAID"]
-    for d, fa, fb in zip(GRID, a["fraction"], b["fraction"]):
+    for d, fa, fb in zip(grid, a["fraction"], b["fraction"]):
         rows.append(f"| {regime} | {d:,} | {fa:.1%} | {fb:.1%} |")
 (OUT / "results.md").write_text("\n".join(rows) + "\n")
 print("\n".join(rows))
@@ -354,18 +457,17 @@ print(f"table: {OUT / 'results.md'}")
 
 # %% [markdown]
 # ## 7. What SAID's scales learned
-# Each tensor's scale lambda_t starts at 1. Read from the last step of each run's log, averaged
-# over seeds and over the tensors of each kind: which parts of the network did SAID turn up or
-# down?
+# Each tensor's scale lambda_t starts at 1. Read from the last step of each run's log (so these
+# runs are asked for in out/runs/, where their logs are), averaged over seeds or replicates and
+# over the tensors of each kind: which parts of the network did SAID turn up or down?
 
 # %%
-mid = GRID[len(GRID) // 2]
+mid = 1000                                                 # on both grids
 
 
-def scales(base_cfg):
-    """{tensor kind: mean final lambda} of SAID at d = mid, over seeds."""
-    runs = run_seeds(dataclasses.replace(base_cfg, method=MethodSpec("said", d=mid)), SEEDS,
-                     final_windows=FINAL, verbose=False)
+def scales(configs):
+    """{tensor kind: mean final lambda} over the runs of `configs` (their logs)."""
+    runs = [run(cfg, final_windows=FINAL, verbose=False) for cfg in configs]
     kinds = {}
     for r in runs:
         last = [json.loads(line) for line in open(os.path.join(r["dir"], "log.jsonl"))
@@ -375,7 +477,12 @@ def scales(base_cfg):
     return {k: float(np.mean(v)) for k, v in kinds.items()}
 
 
-lam = {"from scratch": scales(base), "fine-tuning": scales(ft_base)}
+said_mid = MethodSpec("said", d=mid)
+lam = {"from scratch": scales([with_seed(dataclasses.replace(base, method=said_mid), s)
+                               for s in SEEDS]),
+       "fine-tuning": scales([with_seed(dataclasses.replace(ft_base, method=said_mid,
+                                                            init_from=PRETRAINED[r]), r)
+                              for r in REPLICATES])}
 print(f"SAID at d = {mid:,}: mean final scale per kind of tensor")
 for kind in lam["from scratch"]:
     print(f"  {kind:<22} from scratch {lam['from scratch'][kind]:6.3f}   fine-tuning "
@@ -388,7 +495,7 @@ for kind in lam["from scratch"]:
 # Aghajanyan et al. found about 200 numbers reach 90% of full fine-tuning of RoBERTa on MRPC.
 
 # %%
-train_s = sum(s for _, s in TRAINED) + pre["elapsed"]
+train_s = sum(s for _, s in TRAINED) + pre_s
 full_sweep_h = 8 * train_s / 3600 if not FULL else train_s / 3600
 
 
@@ -405,12 +512,26 @@ def short(r):
     return f"90% not reached; at most {r['max_fraction']:.0%} at {r['at']:,}"
 
 
+def spread(did, said):
+    """Each replicate's own d_int90, and SAID against DID."""
+    if did["d_int"] is None or said["d_int"] is None or did["at_first"] or said["at_first"]:
+        return ""
+    fmt = lambda v: "not reached" if math.isinf(v) else f"{v:,.0f}"      # noqa: E731
+    out = (f" Each replicate alone: DID {fmt(min(did['each']))} to {fmt(max(did['each']))}, "
+           f"SAID {fmt(min(said['each']))} to {fmt(max(said['each']))}.")
+    if RATIO is not None:
+        out += (f" SAID / DID = {RATIO['point']:.2f} [{RATIO['lo']:.2f}, {RATIO['hi']:.2f}]; "
+                f"SAID needs fewer numbers in {RATIO['fewer']} of {len(REPLICATES)} replicates.")
+    return out
+
+
 s_did, s_said = results["from scratch", "DID (Fastfood)"], results["from scratch", "SAID"]
 f_did, f_said = results["fine-tuning", "DID (Fastfood)"], results["fine-tuning", "SAID"]
 takeaways = [
     f"From scratch ({tokens:,} tokens per run, {len(SEEDS)} seeds): DID {short(s_did)}; SAID "
     f"{short(s_said)} trainable numbers.",
-    f"Fine-tuning a C4 model to Python: DID {short(f_did)}; SAID {short(f_said)}.",
+    f"Fine-tuning C4 models to Python ({len(REPLICATES)} replicates, each its own pretrained "
+    f"model): DID {short(f_did)}; SAID {short(f_said)}." + spread(f_did, f_said),
     f"One random direction from scratch (DID, d = 1) closes {s_did['fraction'][0]:.0%} of the "
     f"gap: its coefficient ends at |a| = {min(map(abs, a_final)):.1f} to "
     f"{max(map(abs, a_final)):.1f}, which turns the random weights up to {min(grow):.1f}x to "
@@ -419,7 +540,8 @@ takeaways = [
     f"Full training gains {np.mean(scratch['base']) - np.mean(scratch['full']):.2f} nats over "
     f"embeddings only from scratch, and full fine-tuning "
     f"{np.mean(finetune['base']) - np.mean(finetune['full']):.2f} nats over embeddings-only "
-    f"fine-tuning (the untouched pretrained model scores {untouched:.2f} on the Python files).",
+    f"fine-tuning (the untouched pretrained models score {min(untouched):.2f} to "
+    f"{max(untouched):.2f} on the Python files).",
     f"The largest fraction of full training's gain reached: from scratch "
     f"{s_did['max_fraction']:.0%} (DID, at {s_did['at']:,}) and {s_said['max_fraction']:.0%} "
     f"(SAID, at {s_said['at']:,}); fine-tuning {f_did['max_fraction']:.0%} and "
@@ -434,4 +556,7 @@ takeaways = [
     f"its runs, reused ones included), so the full sweep needs about {full_sweep_h:.1f} hours "
     f"of training on this machine.",
 ]
+takeaways.append(f"Every run is a line of {RECORD}: a second run, on any machine whose "
+                 f"pretrained models come out bit for bit the same, trains only those. This "
+                 f"process's BLAS kernel: {blas_kernel()} (each recorded run names its own).")
 print_takeaways(takeaways, START)

@@ -61,3 +61,34 @@ def test_fewer_seeds_at_one_d_is_allowed():
     r = d_int({10: [7.0, 7.1, 6.9], 100_000: [6.1]}, [8.0, 8.0, 8.0], [6.0, 6.0, 6.0],
               n_boot=100)
     assert r["n_seeds"] == {10: 3, 100_000: 1} and r["d_int"] is not None
+
+
+def test_each_seed_alone_and_paired_resamples():
+    base, full = [8.0, 8.0], [6.0, 6.0]
+    # seed 0 crosses between 10 and 100, seed 1 only at 1,000
+    curve = {10: [7.0, 7.4], 100: [6.0, 6.8], 1000: [6.0, 6.0]}
+    r = d_int(curve, base, full, n_boot=200)
+    assert r["each"][0] == pytest.approx(10 ** 1.8) and r["each"][1] == pytest.approx(10 ** 2.75)
+    # the same seed and seed counts draw the same resamples: a second curve's replicates pair up
+    other = d_int({10: [7.1, 7.5], 100: [6.1, 6.9], 1000: [6.0, 6.0]}, base, full, n_boot=200)
+    assert len(r["boot"]) == len(other["boot"]) == 200
+    assert all(b >= a for a, b in zip(r["boot"], other["boot"]))     # worse curve, later crossing
+    none = d_int({10: [7.0, 7.0]}, base, full, n_boot=10)
+    assert none["each"] == [math.inf, math.inf]
+
+
+def test_stable_weights_depend_on_the_weights_alone(tmp_path, finished_run):
+    import time
+    import numpy as np
+    from smolgpt.checkpoint import load_params, start_params
+    from smolgpt.experiments.intrinsic import stable_weights
+    src = finished_run / "checkpoint.npz"
+    a = stable_weights(src, tmp_path / "a.npz", note={"run": "x"})
+    time.sleep(1.1)                                    # nothing of the time may enter
+    b = stable_weights(src, tmp_path / "b.npz", note={"run": "x"})
+    assert a.read_bytes() == b.read_bytes()
+    params, gpt, _ = load_params(src)
+    again = start_params(a, gpt)
+    assert sorted(again) == sorted(params)
+    assert all(np.array_equal(again[k], params[k]) for k in params)
+    assert stable_weights(src, tmp_path / "c.npz", note={"run": "y"}).read_bytes() != a.read_bytes()

@@ -20,12 +20,26 @@ replicates, a replicate that never reaches the level counting as "beyond the gri
 
     curve = {d: [loss per seed], ...}
     r = d_int(curve, base=[...], full=[...], level=0.9)
-    r["d_int"], r["lo"], r["hi"], r["reached_share"], r["max_fraction"]
+    r["d_int"], r["lo"], r["hi"], r["reached_share"], r["max_fraction"], r["each"]
+
+`r["each"]` is every seed's own crossing (its own curve, its own baseline and full run): the
+spread a reader can check by eye, and the one a single re-run, made with other float rounding,
+should land in.
+
+Fine-tuning has a source of variation that one seed per run does not show: the pretrained
+model. Chapter 08 makes each seed a whole replicate (its own pretrained model, its own batch
+order, its own projections), so the same bootstrap over seeds covers both. `stable_weights`
+copies a pretrained run's weights into a file whose bytes depend on the weights alone (a run's
+checkpoint also records its wall time and its folder's path), so the runs started from it keep
+their identity when the same weights are made again, on any machine.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import zipfile
+from pathlib import Path
 
 import numpy as np
 
@@ -71,7 +85,11 @@ def d_int(curve: dict, base, full, level: float = 0.9, n_boot: int = 4000, seed:
     band), "d_int", "lo", "hi" (None / inf when not reached), "reached_share" (replicates that
     reach the level), "max_fraction", "max_lo", "max_hi", "at" (the x of the largest mean
     fraction), "n_seeds" {x: count}, "at_first" (the smallest x already reaches the level: the
-    grid then bounds d_int from above only)}.
+    grid then bounds d_int from above only), "each" (every seed's own crossing, inf where its
+    curve never reaches the level; empty when the configurations have different numbers of
+    seeds), "boot" (the n_boot replicates' crossings, inf for not reached: two calls with the
+    same `seed` and the same seed counts draw the same resamples, so their "boot" lists are
+    paired, and a ratio of two curves' d_int90 can be bootstrapped from them)}.
     """
     xs = sorted(curve)
     values = {**{x: curve[x] for x in xs}, "base": base, "full": full}
@@ -100,7 +118,12 @@ def d_int(curve: dict, base, full, level: float = 0.9, n_boot: int = 4000, seed:
     # "lower" / "higher" pick replicates themselves, so +inf (not reached) stays +inf
     lo = float(np.percentile(ints, tail, method="lower"))
     hi = float(np.percentile(ints, 100 - tail, method="higher"))
-    return {"xs": xs, "fraction": point.tolist(),
+    each = []
+    if len(set(n.values())) == 1:
+        for i in range(n["base"]):
+            c = crossing(xs, fractions(_means(values, lambda k: [i])), level)
+            each.append(math.inf if c is None else c)
+    return {"xs": xs, "fraction": point.tolist(), "each": each, "boot": ints.tolist(),
             "band_lo": np.percentile(reps, tail, axis=0).tolist(),
             "band_hi": np.percentile(reps, 100 - tail, axis=0).tolist(),
             "d_int": crossing(xs, point, level), "lo": lo, "hi": hi,
@@ -127,3 +150,32 @@ def describe(r: dict, unit: str = "trainable numbers") -> str:
     return (f"{pct} not reached: largest fraction reached {r['max_fraction']:.1%} at "
             f"{r['at']:,} {unit} (95% bootstrap interval {r['max_lo']:.1%} to "
             f"{r['max_hi']:.1%})")
+
+
+def stable_weights(checkpoint, path, note: dict | None = None) -> Path:
+    """Copy the weights of `checkpoint` (any smolgpt checkpoint; materialised, so a full-model
+    file) into `path` as a weights-only checkpoint whose bytes are a function of the weights and
+    `note` alone: no wall time, no paths, no training state, fixed zip timestamps. Written only when absent or
+    different, so a run that starts from it (`init_from`, keyed by the file's sha256) is the same
+    run whenever the same weights are made again. Returns `path`."""
+    from ..checkpoint import FORMAT, load_params
+    params, model, spec = load_params(checkpoint)
+    keys = sorted(params)
+    meta = {"model": model.to_dict(), "method": {"name": "full", "seed": spec.seed},
+            "keys": keys, "format": FORMAT, "adam_t": None, "weights_only": True,
+            "note": note or {}}
+    entries = [("trainables/" + k, np.ascontiguousarray(params[k])) for k in keys]
+    entries.append(("meta", np.frombuffer(json.dumps(meta, sort_keys=True).encode(), np.uint8)))
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as z:
+        for name, array in entries:
+            info = zipfile.ZipInfo(name + ".npy", date_time=(1980, 1, 1, 0, 0, 0))
+            with z.open(info, "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, array, allow_pickle=False)
+    if path.exists() and path.read_bytes() == tmp.read_bytes():
+        tmp.unlink()
+    else:
+        tmp.replace(path)
+    return path
