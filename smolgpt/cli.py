@@ -15,9 +15,11 @@ The training flags are not listed here: they are made from the fields of `GPTCon
 `MethodSpec` and `TrainConfig` (`_dataclass_flags`), each with the help text and default its field
 declares, so a new field is a new flag without touching this file.
 
-Errors in what you asked for print one line saying what to fix, and exit with status 2;
-a run that diverges exits with status 3 and keeps its last good checkpoint; Ctrl-C during
-training saves a checkpoint and exits with status 0 (before training starts: 130, nothing lost).
+Exit statuses: 0 done; 2 an error in what you asked for (one line saying what to fix); 3 a run
+that diverged (its last good checkpoint is kept); 4 training stopped by Ctrl-C, SIGTERM or SIGHUP,
+with a checkpoint saved at the step reached and the command that resumes it printed (STOPPED).
+The same signals outside the training loop end the command at once with 128 + the signal's
+number (130, 143, 129), keeping every file already written.
 
 `mpiexec -n N smolgpt train ...` trains one model on N processes (smolgpt/distributed.py). There
 an error on any rank prints one line and ends every rank (MPI_Abort) with the same status, since
@@ -32,6 +34,7 @@ import dataclasses
 import io
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -39,6 +42,8 @@ from . import distributed
 from .methods import MethodSpec
 from .model import GPTConfig, count_params
 from .train import TrainConfig
+
+STOPPED = 4          # exit status of a training run stopped by a signal, its progress saved
 
 # ----------------------------------------------------------------------------------------------
 # Flags made from dataclass fields
@@ -137,8 +142,10 @@ def cmd_train(a):
     # config: they need not see the run folder at all
     cfg = world().bcast(_checked_train_config(a) if world().lead else None)
     summary = train(cfg, resume=a.resume, progress=not a.no_progress)
-    if summary["interrupted"] or not world().lead:
-        return                                # train() said where the checkpoint is
+    if summary["interrupted"]:                # train() said where the checkpoint is
+        return STOPPED                        # every rank: the flag was all-reduced
+    if not world().lead:
+        return 0
     print(f"final validation loss {summary['val_loss']:.4f} after {summary['tokens']:,} tokens; "
           f"checkpoint {summary['checkpoint']} ({summary['checkpoint_bytes']:,} bytes)")
     if summary.get("sample"):
@@ -438,8 +445,9 @@ def main(argv=None) -> int:
     else:
         args = parser.parse_args(argv)
     try:
-        distributed.world()                   # under mpiexec: join the job before anything fails
-        args.fn(args)
+        with _signals_stop_the_command():
+            distributed.world()               # under mpiexec: join the job before anything fails
+            status = args.fn(args) or 0
     except TrainingDiverged as e:
         return _fail(3, f"smolgpt: {e}")
     except (ValueError, DataError, CheckpointError, FolderInUse, FileNotFoundError) as e:
@@ -450,6 +458,9 @@ def main(argv=None) -> int:
     except OSError as e:                      # --out or --data-dir a file, no permission, disk full
         return _fail(2, f"smolgpt: error: {e}; check that the path is a folder you can write to "
                      f"and that the disk has space")
+    except Stopped as e:                      # SIGTERM or SIGHUP outside the training loop
+        return _fail(128 + e.signum, f"smolgpt: stopped by {e.name}; files already written "
+                     f"are kept")
     except KeyboardInterrupt:                 # Ctrl-C outside the training loop (which saves)
         return _fail(130, "smolgpt: interrupted; checkpoints already written are kept")
     except Exception as e:
@@ -457,7 +468,39 @@ def main(argv=None) -> int:
         # traceback as always
         distributed.abort_all(1, f"smolgpt: {type(e).__name__}: {e}")
         raise
-    return 0
+    return status
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP arrived outside the training loop (which saves instead): the command
+    unwinds as for Ctrl-C (locks released, temporary files removed) and exits 128 + signum."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+        self.name = signal.Signals(signum).name
+
+
+@contextlib.contextmanager
+def _signals_stop_the_command():
+    """While a command runs, SIGTERM and SIGHUP raise Stopped, as Ctrl-C raises
+    KeyboardInterrupt, instead of ending the process on the spot; training replaces the handlers
+    with its own while it loops (smolgpt.train), so that it saves first. The handlers before are
+    restored after (main() may be called from Python, as the tests do)."""
+    def stop(signum, frame):
+        raise Stopped(signum)
+
+    old = {}
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        try:
+            old[signum] = signal.signal(signum, stop)
+        except ValueError:                    # not the main thread: signals keep their defaults
+            break
+    try:
+        yield
+    finally:
+        for signum, handler in old.items():
+            signal.signal(signum, handler)
 
 
 def _fail(status: int, line: str) -> int:
