@@ -129,6 +129,10 @@ def run(cfg: TrainConfig, *, final_windows: int = FINAL_WINDOWS, fresh: bool | N
     if _fresh_requested(fresh) and folder.exists():
         shutil.rmtree(folder)
     summary = None if done.exists() else _train_or_wait(cfg, folder, done, verbose)
+    if summary is not None and summary["interrupted"]:
+        # stopped by Ctrl-C, SIGTERM or SIGHUP: its checkpoint is kept and the next request
+        # resumes it; recording it as finished would reuse a half-trained run forever
+        raise KeyboardInterrupt(f"{folder} stopped at step {summary['step']}")
     if summary is None:
         summary = json.loads(done.read_text())
         summary["reused"] = True
