@@ -52,6 +52,18 @@ def save(path, trainables: dict, adam_state: dict | None, meta: dict) -> int:
     return write_atomic(path, lambda f: np.savez(f, **arrays))
 
 
+def is_checkpoint(path) -> bool:
+    """Whether `path` is a checkpoint some smolgpt wrote (an .npz whose "meta" names a
+    smolgpt-checkpoint format), read from its metadata alone: for the writing rule, which may
+    replace smolgpt's own files and no other."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(z["meta"].tobytes())
+    except Exception:
+        return False
+    return isinstance(meta, dict) and str(meta.get("format", "")).startswith(FORMAT[:-1])
+
+
 def load(path) -> tuple[dict, dict | None, dict]:
     """-> (trainables, adam_state or None for a weights-only checkpoint, meta). Raises
     CheckpointError with a one-line message naming the file and what is wrong in it."""

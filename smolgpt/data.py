@@ -356,9 +356,30 @@ def _read_manifest(out: Path) -> dict | None:
     except (ValueError, KeyError, TypeError):
         ok = False
     if not ok:
-        print(f"data: note: {path} is unreadable or from another format; preparing afresh")
+        if _written_by_smolgpt(path):              # else prepare refuses to replace it
+            print(f"data: note: {path} is from another format; preparing afresh")
         return None
     return m
+
+
+def _written_by_smolgpt(manifest: Path) -> bool:
+    """Whether a manifest.json was written by some version of smolgpt's prepare (a JSON object
+    with its "format", "tokenizer" and "splits"), so that it and the .bin files it describes are
+    smolgpt's to replace."""
+    try:
+        m = json.loads(manifest.read_bytes())
+    except (OSError, ValueError):
+        return False
+    return isinstance(m, dict) and all(k in m for k in ("format", "tokenizer", "splits"))
+
+
+def _refuse_strangers(out: Path, force: bool) -> None:
+    """The writing rule (smolgpt/files.py): train.bin, val.bin and manifest.json are replaced
+    only in a folder whose manifest smolgpt wrote, or with force (`smolgpt prepare --force`)."""
+    from .files import refuse_strangers
+    ours = _written_by_smolgpt(out / MANIFEST)
+    refuse_strangers([out / MANIFEST, *(out / f"{s}.bin" for s in SPLITS)], lambda p: ours,
+                     force, force_hint="run smolgpt prepare --force to replace it")
 
 
 def _problem(out: Path, entry: dict) -> str | None:
@@ -403,6 +424,7 @@ def _prepare(out: Path, source: dict, old: dict | None, force: bool, verbose: bo
         todo, splits = list(SPLITS), {}
 
     enc = get_encoding()                        # fail on the tokenizer before reading anything
+    _refuse_strangers(out, force)
     out.mkdir(parents=True, exist_ok=True)
     for split in todo:
         t0 = time.perf_counter()

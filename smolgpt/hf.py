@@ -425,13 +425,39 @@ def model_card(meta: dict, config: GPTConfig, spec: MethodSpec) -> str:
     return "\n".join(lines)
 
 
-def export_hf(checkpoint_path, out_dir) -> Path:
+def _earlier_export(out: Path) -> tuple[bool, dict[str, str]]:
+    """(whether out/model.safetensors was written by smolgpt, {name: sha256} of the other files
+    that export wrote beside it), read from that file's metadata; (False, {}) if it is not."""
+    path = out / "model.safetensors"
+    with open(path, "rb") as f:
+        n = int.from_bytes(f.read(8), "little")
+        if not 2 <= n <= min(path.stat().st_size - 8, 100 << 20):
+            return False, {}
+        meta = json.loads(f.read(n)).get("__metadata__") or {}
+    if meta.get("written_by") != EXPORT_MARK:
+        return False, {}
+    files = json.loads(meta.get("smolgpt_files", "{}"))
+    return True, files if isinstance(files, dict) else {}
+
+
+EXPORT_MARK = "smolgpt"        # model.safetensors' metadata "written_by", beside "format": "pt"
+
+
+def export_hf(checkpoint_path, out_dir, force: bool = False) -> Path:
     """A smolgpt checkpoint (any method) -> a Hugging Face GPT-2 directory; returns out_dir.
 
     Each file is written atomically (`files.write_atomic`), the weights first, so config.json
-    is never newer than the weights beside it. Other files already in out_dir are left alone.
+    is never newer than the weights beside it. Other files already in out_dir are left alone, and
+    so is a file of a name export writes unless an earlier smolgpt export wrote it (the weights'
+    metadata lists the sha256 of every file written beside them) or it already holds exactly
+    what would be written: otherwise the export is refused (files.WouldReplace), or with force
+    the file is replaced.
     """
+    import hashlib
+
     from safetensors.numpy import save
+
+    from .files import refuse_strangers, sha256_of
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise HFError(f"{out} is a file: pass a directory to export into")
@@ -442,27 +468,47 @@ def export_hf(checkpoint_path, out_dir) -> Path:
                       f"is GPT-2's with {GPT2_VOCAB} tokens: only vocab_size {GPT2_VOCAB} models "
                       f"can be exported")
     params = ckpt.materialise(trainables, meta)[0]      # the full weights, whatever method
-    # transformers refuses a safetensors archive whose metadata does not say format "pt"
-    weights = save(to_hf_state_dict(params), metadata={"format": "pt"})     # bytes
-    write_atomic(out / "model.safetensors", lambda f: f.write(weights))
     files = {**_tokenizer_files_cached(config.block_size),
              "config.json": json.dumps(hf_config(config), indent=2),
              "README.md": model_card(meta, config, spec)}
-    for name, text in files.items():
-        write_atomic(out / name, lambda f: f.write(text.encode("utf-8")))
+    payloads = {name: text.encode("utf-8") for name, text in files.items()}
+    hashes = {name: hashlib.sha256(b).hexdigest() for name, b in payloads.items()}
+    mine, listed = (False, {})
+    if (out / "model.safetensors").is_file():
+        try:
+            mine, listed = _earlier_export(out)
+        except (OSError, ValueError, AttributeError):          # not a safetensors file at all
+            pass
+
+    def ours(path: Path) -> bool:
+        if path.name == "model.safetensors":
+            return mine
+        return sha256_of(path) in (listed.get(path.name), hashes[path.name])
+
+    refuse_strangers([out / "model.safetensors", *(out / name for name in files)], ours, force)
+    # transformers refuses a safetensors archive whose metadata does not say format "pt"; the
+    # other two entries let a later export recognise these files as its own
+    weights = save(to_hf_state_dict(params), metadata={
+        "format": "pt", "written_by": EXPORT_MARK, "smolgpt_files": json.dumps(hashes)})
+    write_atomic(out / "model.safetensors", lambda f: f.write(weights))
+    for name, payload in payloads.items():
+        write_atomic(out / name, lambda f: f.write(payload))
     return out
 
 
-def import_hf(source, out_checkpoint) -> Path:
+def import_hf(source, out_checkpoint, force: bool = False) -> Path:
     """A Hugging Face GPT-2 (a local directory, or a Hub id when there is network) -> a smolgpt
     checkpoint at out_checkpoint: method `full` at step 0 with zero Adam moments, which `sample`,
     `eval` and training from it read like any other. Returns out_checkpoint.
 
     Raises UnsupportedModel (one line) for an architecture, shape or vocabulary smolgpt's GPT-2
-    does not have, HFError for anything else the user can fix.
+    does not have, HFError for anything else the user can fix, and files.WouldReplace if
+    out_checkpoint exists (whatever wrote it: it may be a trained run's) unless force.
     """
+    from .files import refuse_strangers
     from .optim import adamw_init
     from .train import TrainConfig
+    refuse_strangers([out_checkpoint], force=force, force_hint="pass --force to replace it")
     source = str(source)
     folder, revision = _resolve(source)
     cfg_path = folder / "config.json"

@@ -196,9 +196,9 @@ CASES = [
      lambda c: c.train_on_files(c.file("prose.jsonl.gz", gzip.compress(b"just prose\n" * 30))),
      ["does not hold JSON lines", "one JSON object per line"]),
     ("--data-dir is a file", lambda c: c.train("--data-dir", c.file("notadir", b"x")),
-     ["File exists", "notadir", "check that the path is a folder"]),
+     ["--data-dir", "notadir is a file", "not a folder"]),
     ("--out is a file", lambda c: c.train("--out", c.file("notadir", b"x")),
-     ["File exists", "notadir", "check that the path is a folder"]),
+     ["--out", "notadir is a file", "not a folder"]),
     # checkpoints
     ("resume: no such file", lambda c: c.resume(c.tmp / "nope.npz"),
      ["no checkpoint at", "nope.npz", "check the path", "<out>/checkpoint.npz"]),

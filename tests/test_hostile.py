@@ -243,7 +243,7 @@ AUDIT = [
      ["bad.jsonl has no 'text' field (line 3 has list)"]),
     ("prepare: --data-dir a file",
      lambda c: _prepare(c, _bad_line(c, 0, b""), data_dir=c.file("plain", b"x")),
-     ["plain", "check that the path is a folder"]),
+     ["--data-dir", "plain is a file", "not a folder"]),
     # bench (checked before any timing starts)
     ("bench: zero repeats", lambda c: ["bench", "--repeats", "0"],
      ["--repeats must be at least 1"]),
