@@ -133,8 +133,12 @@ def describe_file(path) -> str:
     if first.startswith("{"):
         try:
             record = json.loads(first)
-        except ValueError:
-            return f"JSON text of {size:,} bytes"
+        except ValueError:                 # one object over several lines, or not JSON
+            try:
+                json.loads(text) if size <= len(head) else None
+            except ValueError:
+                return f"text of {size:,} bytes starting with {{"
+            return f"JSON of {size:,} bytes"
         if isinstance(record, dict) and "event" in record:
             return f"JSON lines of {size:,} bytes (a run's log.jsonl)"
         return f"JSON of {size:,} bytes"

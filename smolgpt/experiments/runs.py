@@ -193,8 +193,9 @@ def _train_into(cfg: TrainConfig, folder: Path) -> dict:
         except CheckpointError as e:         # checkpoints are written atomically: not ours
             raise CheckpointError(f"{e} (in the runner's folder {folder}: delete that folder to "
                                   f"make the run again)") from None
-    # a fresh start truncates the log: only one an earlier attempt of this run left
-    refuse_strangers([folder / "log.jsonl", folder / "sample.txt"], _is_run_file,
+    # a fresh start truncates the log and later writes the others: only files an earlier
+    # attempt of this run left may be there
+    refuse_strangers(_run_files(folder) if folder.is_dir() else [], _is_run_file,
                      force_hint=f"delete the folder {folder} to make the run again")
     return train(cfg, progress=False, verbose=False)
 
