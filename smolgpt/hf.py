@@ -190,6 +190,23 @@ def config_from_hf(cfg: dict, where: str = "config.json") -> GPTConfig:
         return UnsupportedModel(f"{where}: {what}; smolgpt holds only the original GPT-2 "
                                 f"architecture, so this model cannot be imported")
 
+    if not isinstance(cfg, dict):
+        raise HFError(f"{where} holds a JSON {type(cfg).__name__}, not an object of GPT2Config's "
+                      f"fields: download or save the model again")
+    # every field read below, with the JSON types transformers writes for it
+    kinds = {**{k: (int,) for k in HF_DEFAULTS}, "n_inner": (int, type(None)),
+             "activation_function": (str,), "layer_norm_epsilon": (int, float),
+             "scale_attn_weights": (bool,), "scale_attn_by_inverse_layer_idx": (bool,),
+             "add_cross_attention": (bool,), "tie_word_embeddings": (bool,)}
+    for key, types in kinds.items():
+        v = cfg.get(key)
+        if key in cfg and (not isinstance(v, types) or (isinstance(v, bool) and bool not in types)):
+            want = " or ".join("null" if t is type(None) else {"int": "an integer", "float":
+                               "a number", "str": "a string", "bool": "true or false"}[t.__name__]
+                               for t in types)
+            raise HFError(f"{where}: {key} is {json.dumps(v)[:40]}, expected {want}: the file "
+                          f"was edited or is damaged; download or save the model again")
+
     model_type = cfg.get("model_type")
     if model_type != "gpt2":
         raise refuse(f"model_type is {model_type!r}, not 'gpt2'")
@@ -315,14 +332,17 @@ def _read_safetensors(path: Path) -> dict[str, np.ndarray]:
     """One safetensors file -> {name: array}, through safetensors' NumPy API."""
     from safetensors.numpy import load_file
     try:
-        return load_file(path)
-    except TypeError as e:                     # numpy has no such dtype: bfloat16
-        if "bfloat16" not in str(e):
-            raise
-        return _read_bf16_file(path)
+        try:
+            return load_file(path)
+        except TypeError as e:                 # numpy has no such dtype: bfloat16
+            if "bfloat16" not in str(e):
+                raise
+            return _read_bf16_file(path)
+    except HFError:
+        raise
     except Exception as e:                     # safetensors' own errors: truncated, not one
         raise HFError(f"{path} is not a readable safetensors file ({_first_line(e)}): "
-                      f"download or save it again") from e
+                      f"download or save it again") from None
 
 
 def read_weights(folder: Path) -> dict[str, np.ndarray]:
@@ -331,7 +351,14 @@ def read_weights(folder: Path) -> dict[str, np.ndarray]:
     if single.is_file():
         return _read_safetensors(single)
     if index.is_file():
-        shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        try:
+            shards = sorted(set(json.loads(index.read_bytes())["weight_map"].values()))
+            if not all(isinstance(name, str) for name in shards):
+                raise TypeError("a shard name is not a string")
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
+            raise HFError(f"{index} is not a safetensors index (a JSON object whose "
+                          f"'weight_map' maps tensor names to shard files; {_first_line(e)}): "
+                          f"download or save the model again") from None
         state = {}
         for shard in shards:
             state.update(_read_safetensors(folder / shard))
@@ -516,9 +543,10 @@ def import_hf(source, out_checkpoint, force: bool = False) -> Path:
         raise HFError(f"{folder} has no config.json: pass a Hugging Face model directory "
                       f"(config.json and model.safetensors)")
     try:
-        hf_cfg = json.loads(cfg_path.read_text())
-    except json.JSONDecodeError as e:
-        raise HFError(f"{cfg_path} is not valid JSON ({e}): download or save it again") from e
+        hf_cfg = json.loads(cfg_path.read_bytes())
+    except (ValueError, RecursionError) as e:          # UnicodeDecodeError is a ValueError
+        raise HFError(f"{cfg_path} is not valid JSON ({_first_line(e)}): download or save it "
+                      f"again") from None
     config = config_from_hf(hf_cfg, where=str(cfg_path))
     params = from_hf_state_dict(read_weights(folder), config,
                                 tied=hf_cfg.get("tie_word_embeddings", True),

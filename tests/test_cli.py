@@ -207,7 +207,7 @@ CASES = [
     ("resume: corrupt bytes", lambda c: c.resume(damaged_checkpoint(c, "flipped")),
      ["flipped.npz is truncated or corrupt", "use an earlier checkpoint"]),
     ("resume: a log, not a checkpoint", lambda c: c.resume(c.run / "log.jsonl"),
-     ["log.jsonl is truncated or corrupt"]),
+     ["log.jsonl is not a smolgpt checkpoint", "a run's log.jsonl", "an .npz archive"]),
     ("resume: an npz that is not ours", lambda c: c.resume(not_a_checkpoint(c)),
      ["weights.npz is not a smolgpt checkpoint", "pass the checkpoint.npz"]),
     ("resume: another model", lambda c: c.resume(c.ckpt, "--n-embd", "32"),
