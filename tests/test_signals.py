@@ -91,3 +91,37 @@ def test_the_log_of_a_stop_at_run_names_no_signal(prepared_data_dir, tmp_path):
     last = json.loads((tmp_path / "r" / "log.jsonl").read_text().splitlines()[-1])
     assert last == {"event": "interrupted", "step": 2,
                     "checkpoint": str(tmp_path / "r" / "checkpoint.npz")}
+
+
+def test_under_mpi_a_signal_to_one_rank_stops_every_rank_at_the_same_step(prepared_data_dir,
+                                                                          tmp_path):
+    """SIGTERM reaches rank 1 alone, after its second step: both ranks stop after the same step
+    (the flag is all-reduced), rank 0 saves that step, and the job exits 4 with nothing hung."""
+    import textwrap
+
+    from test_mpi import run_mpi
+    driver = tmp_path / "signalled.py"
+    driver.write_text(textwrap.dedent("""
+        import os, signal, sys
+        from smolgpt import cli, distributed, train
+        step = train._Run.train_step
+        def signalled(run, x, y, lr):
+            if distributed.world().rank == 1 and run.state.step == 2:
+                os.kill(os.getpid(), signal.SIGTERM)
+            return step(run, x, y, lr)
+        train._Run.train_step = signalled
+        sys.exit(cli.main(sys.argv[1:]))
+        """))
+    out = tmp_path / "run"
+    r = run_mpi([str(driver), "train", "--n-layer", "1", "--n-embd", "32", "--block-size", "32",
+                 "--batch-size", "4", "--steps", "50", "--eval-windows", "4",
+                 "--checkpoint-every", "1000", "--sample-tokens", "0", "--no-progress",
+                 "--data-dir", str(prepared_data_dir), "--out", str(out)], tmp_path)
+    assert r.returncode == STOPPED, r.stderr
+    assert "Traceback" not in r.stderr
+    k = ckpt.load(out / "checkpoint.npz")[2]["step"]
+    assert k == 3                                  # the step rank 1 was in when it was told
+    log = read_log(out / "log.jsonl")
+    assert sorted(step_records(log)) == [1, 2, 3] and log[-1]["event"] == "interrupted"
+    assert f"at step {k}" in r.stdout and "mpiexec -n 2 smolgpt train --resume" in r.stdout
+    assert not (out / ".lock").exists()
