@@ -250,6 +250,7 @@ def cmd_eval(a):
         raise ValueError(f"--max-windows must be at least 1, got {a.max_windows}")
     if a.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {a.batch_size}")
+    _folder_flag("--data-dir", a.data_dir)
     r = evaluate_checkpoint(a.checkpoint, data_dir=a.data_dir, batch_size=a.batch_size,
                             max_windows=a.max_windows, progress=a.progress and not a.json)
     print(json.dumps(r, indent=2) if a.json else format_report(r))
@@ -307,6 +308,7 @@ def cmd_bench(a):
 def cmd_sweep(a):
     from .experiments.sweep import format_sweep, tune
     cfg = _train_config(a)
+    _folder_flag("--data-dir", cfg.data_dir)
     try:
         values = [float(v) for v in a.grid.split(",") if v.strip()]
     except ValueError:

@@ -357,7 +357,6 @@ def test_fuzz_c4(files, data, no_progress_bars):
         if data.draw(st.booleans()):
             raw = data.draw(mutate_bytes(raw))
     path = write(files["root"] / "case" / ("c4.json.gz" if gz else "c4.json"), raw)
-    Path("/tmp/last_c4" + (".gz" if gz else "")).write_bytes(raw); Path("/tmp/last_kind").write_text(str(gz))  # DEBUG
     check(lambda: _read_local([str(path)], verbose=False), DataError, path, files["root"])
 
 

@@ -43,6 +43,11 @@ def _user_errors_in_one_line(kind, value, tb):
     if issubclass(kind, OSError):
         fail(f"{value}; check that {', '.join(FOLDER_VARS)} name folders you can write to and "
              f"that the disk has space")
+    if issubclass(kind, KeyboardInterrupt):   # Ctrl-C, or a run stopped by SIGTERM / SIGHUP
+        print(f"{Path(sys.argv[0]).name or 'chapter'}: interrupted; finished runs are kept, "
+              f"and a stopped run resumes from its checkpoint when the chapter runs again",
+              file=sys.stderr)
+        raise SystemExit(130)
     sys.__excepthook__(kind, value, tb)
 
 
@@ -138,8 +143,9 @@ def out_dir(name: str) -> Path:
                 break
             path = root / f"{name}-{n}"
         if path.name != name:
-            print(f"note: {root / name} holds files this chapter did not write; writing to "
-                  f"{path} instead")
+            print(f"note: {root / name} holds files this chapter did not write (it has no "
+                  f"{MARK}); writing to {path} instead. To let the chapter write there, empty "
+                  f"it, or create an empty {root / name / MARK} if its files are the chapter's")
         path.mkdir(parents=True, exist_ok=True)
         (path / MARK).touch()
     except OSError as e:
