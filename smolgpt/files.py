@@ -77,6 +77,10 @@ def refuse_strangers(paths, ours: Callable[[Path], bool] | None = None, force: b
     rename cannot replace it, and it is certainly not smolgpt's output.
     """
     for path in map(Path, paths):
+        blocker = next((p for p in path.parents if os.path.lexists(p)), None)
+        if blocker is not None and not blocker.is_dir():
+            raise WouldReplace(f"{blocker} is a file, not a folder, so {path} cannot be written "
+                               f"under it: choose another path")
         if not os.path.lexists(path):
             continue
         if path.is_dir() or not (path.is_file() or path.is_symlink()):

@@ -280,3 +280,15 @@ def test_describe_file_names_what_a_file_is(finished_run, hf_dir, tmp_path):
     cases[tmp_path / "a.npy"] = "a single NumPy array"
     for path, words in cases.items():
         assert words in describe_file(path), (path, describe_file(path))
+
+
+def test_a_path_under_a_file_is_refused_in_words(finished_run, hf_dir, tmp_path, capsys):
+    plain = stranger(tmp_path, "plain")
+    for argv in (["import", hf_dir, plain / "runs" / "checkpoint.npz"],
+                 ["export", finished_run / "checkpoint.npz", plain / "hf"],
+                 ["train", "--resume", finished_run / "checkpoint.npz", "--out", plain / "r"]):
+        rc, _, err = run(argv, capsys)
+        line = the_error_line(err)
+        assert rc == 2 and "Errno" not in line and "plain" in line, line
+        assert "is a file" in line, line
+    assert plain.read_bytes() == STRANGER
