@@ -39,9 +39,9 @@ import sys
 from pathlib import Path
 
 from . import distributed
+from .files import describe_file, refuse_strangers
 from .methods import MethodSpec
 from .model import GPTConfig, count_params
-from .files import describe_file, refuse_strangers
 from .train import TrainConfig
 
 STOPPED = 4          # exit status of a training run stopped by a signal, its progress saved
