@@ -398,11 +398,13 @@ def test_mutants_on_the_command_line_are_one_line_and_exit_2(files, tmp_path):
     write(hf_dir / "model.safetensors", files["safetensors"][:100])
     log = write(tmp_path / "log.jsonl", files["log"][:40] + b"\xff\xfe" + files["log"][40:])
     c4 = write(tmp_path / "c4.json.gz", gzip.compress(files["c4"])[:-12])
+    null = write(tmp_path / "null.json", b"null\n" + files["c4"])    # datasets segfaulted
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1",
            "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     commands = [["eval", bad_ckpt], ["sample", bad_zip], ["eval", log],
                 ["import", hf_dir, tmp_path / "out.npz"], ["plot", log],
-                ["prepare", "--data-dir", tmp_path / "data", "--train-glob", c4]]
+                ["prepare", "--data-dir", tmp_path / "data", "--train-glob", c4],
+                ["prepare", "--data-dir", tmp_path / "data", "--train-glob", null]]
     script = ("import sys; from smolgpt.cli import main\n"
               "import json\n"
               "for argv in json.loads(sys.argv[1]):\n"
