@@ -21,18 +21,23 @@ target), so a crash mid-write leaves the previous checkpoint intact.
 from __future__ import annotations
 
 import json
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from .files import write_atomic
+from .files import describe_file, write_atomic
 
 FORMAT = "smolgpt-checkpoint-1"
 
 
 class CheckpointError(Exception):
     """A checkpoint that cannot be used; the message says why and what to do."""
+
+
+def _first_line(e: BaseException) -> str:
+    """`TypeName: the first line of its message`, short, for a one-line error."""
+    text = str(e).strip().splitlines()[0][:120] if str(e).strip() else ""
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
 
 
 def save(path, trainables: dict, adam_state: dict | None, meta: dict) -> int:
@@ -52,26 +57,47 @@ def save(path, trainables: dict, adam_state: dict | None, meta: dict) -> int:
     return write_atomic(path, lambda f: np.savez(f, **arrays))
 
 
+def is_checkpoint(path) -> bool:
+    """Whether `path` is a checkpoint some smolgpt wrote (an .npz whose "meta" names a
+    smolgpt-checkpoint format), read from its metadata alone: for the writing rule, which may
+    replace smolgpt's own files and no other."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(z["meta"].tobytes())
+    except Exception:
+        return False
+    return isinstance(meta, dict) and str(meta.get("format", "")).startswith(FORMAT[:-1])
+
+
 def load(path) -> tuple[dict, dict | None, dict]:
     """-> (trainables, adam_state or None for a weights-only checkpoint, meta). Raises
     CheckpointError with a one-line message naming the file and what is wrong in it."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder, not a checkpoint: pass the checkpoint.npz "
+                              f"inside a run's folder")
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}: check the path (runs keep theirs as "
                               f"<out>/checkpoint.npz)")
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic not in (b"PK\x03\x04", b"PK\x05\x06"):   # every .npz is a zip archive
+        raise CheckpointError(f"{path} is not a smolgpt checkpoint: it is "
+                              f"{describe_file(path)}, and a checkpoint is an .npz archive; pass "
+                              f"the checkpoint.npz that smolgpt train (or smolgpt import) wrote")
     try:
         with np.load(path, allow_pickle=False) as z:
             data = {k: z[k] for k in z.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as e:
+    except Exception as e:    # zip, .npy header and data errors of every kind, NumPy's or zlib's
         raise CheckpointError(f"checkpoint {path} is truncated or corrupt "
-                              f"({e.__class__.__name__}): "
-                              f"use an earlier checkpoint or start the run again") from e
+                              f"({_first_line(e)}): use an earlier checkpoint or start the run "
+                              f"again") from None
     if "meta" not in data:
         raise CheckpointError(f"{path} is not a smolgpt checkpoint (no metadata): pass the "
                               f"checkpoint.npz that smolgpt train wrote in its --out folder")
     try:
         meta = json.loads(data["meta"].tobytes().decode())
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (ValueError, RecursionError) as e:           # not UTF-8, not JSON, nested too deep
         raise CheckpointError(f"checkpoint {path} has corrupt metadata: use an earlier "
                               f"checkpoint or start the run again") from e
     if not isinstance(meta, dict):

@@ -15,9 +15,11 @@ The training flags are not listed here: they are made from the fields of `GPTCon
 `MethodSpec` and `TrainConfig` (`_dataclass_flags`), each with the help text and default its field
 declares, so a new field is a new flag without touching this file.
 
-Errors in what you asked for print one line saying what to fix, and exit with status 2;
-a run that diverges exits with status 3 and keeps its last good checkpoint; Ctrl-C during
-training saves a checkpoint and exits with status 0 (before training starts: 130, nothing lost).
+Exit statuses: 0 done; 2 an error in what you asked for (one line saying what to fix); 3 a run
+that diverged (its last good checkpoint is kept); 4 training stopped by Ctrl-C, SIGTERM or SIGHUP,
+with a checkpoint saved at the step reached and the command that resumes it printed (STOPPED).
+The same signals outside the training loop end the command at once with 128 + the signal's
+number (130, 143, 129), keeping every file already written.
 
 `mpiexec -n N smolgpt train ...` trains one model on N processes (smolgpt/distributed.py). There
 an error on any rank prints one line and ends every rank (MPI_Abort) with the same status, since
@@ -32,13 +34,17 @@ import dataclasses
 import io
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 
 from . import distributed
+from .files import describe_file, refuse_strangers
 from .methods import MethodSpec
 from .model import GPTConfig, count_params
 from .train import TrainConfig
+
+STOPPED = 4          # exit status of a training run stopped by a signal, its progress saved
 
 # ----------------------------------------------------------------------------------------------
 # Flags made from dataclass fields
@@ -138,8 +144,10 @@ def cmd_train(a):
     # config: they need not see the run folder at all
     cfg = world().bcast(_checked_train_config(a) if world().lead else None)
     summary = train(cfg, resume=a.resume, progress=not a.no_progress)
-    if summary["interrupted"] or not world().lead:
-        return                                # train() said where the checkpoint is
+    if summary["interrupted"]:                # train() said where the checkpoint is
+        return STOPPED                        # every rank: the flag was all-reduced
+    if not world().lead:
+        return 0
     print(f"final validation loss {summary['val_loss']:.4f} after {summary['tokens']:,} tokens; "
           f"checkpoint {summary['checkpoint']} ({summary['checkpoint_bytes']:,} bytes)")
     if summary.get("sample"):
@@ -151,7 +159,10 @@ def _checked_train_config(a) -> TrainConfig:
     from .methods import build
     cfg = _train_config(a)
     build(cfg.method, cfg.gpt)                # validate the method's options before any data work
-    old = Path(cfg.out) / "checkpoint.npz"
+    _folder_flag("--out", cfg.out)
+    _folder_flag("--data-dir", cfg.data_dir)
+    out = Path(cfg.out)
+    old = out / "checkpoint.npz"
     if not a.resume and not a.overwrite and old.exists():   # a forgotten --resume loses a run
         raise ValueError(f"{cfg.out} already holds a run ({old}): continue it with --resume {old}, "
                          f"choose another --out, or pass --overwrite to start afresh")
@@ -159,7 +170,33 @@ def _checked_train_config(a) -> TrainConfig:
         raise ValueError(f"--out {cfg.out} holds another run's checkpoint ({old}), which resuming "
                          f"{a.resume} there would replace: leave out --out to continue next to "
                          f"the checkpoint, choose an empty --out, or pass --overwrite")
+    # The run's other files: a resume in the checkpoint's own folder continues them (the log is
+    # appended to); anywhere else a file of those names is not this run's, and is not replaced.
+    continuing = a.resume and old.exists() and old.samefile(a.resume)
+    refuse_strangers([out / name for name in RUN_FILES], force=a.overwrite or continuing,
+                     force_hint="pass --overwrite to start afresh and replace it")
     return cfg
+
+
+# What `smolgpt train` writes in its --out folder (and `.lock` while it runs: files.RunLock).
+RUN_FILES = ("checkpoint.npz", "log.jsonl", "sample.txt")
+
+
+def _folder_flag(flag: str, value) -> None:
+    """Refuse a flag naming a folder to write into that is an existing file, in words (the
+    operating system's own complaint is a bare "[Errno 17] File exists")."""
+    if value is None:
+        return
+    path = Path(value).expanduser()
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{flag} {value} is a file ({describe_file(path)}), not a folder: name a "
+                         f"folder (it is created if missing)")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(f"{flag} {value}: {parent} is a file, not a folder, so nothing "
+                                 f"can be created under it: name another folder")
+            break
 
 
 def _require(ok: bool, flag: str, rule: str, value) -> None:
@@ -172,6 +209,7 @@ def cmd_prepare(a):
     from .data import SPLITS, prepare
     _require(a.max_docs is None or a.max_docs >= 1, "--max-docs", "at least 1 (leave it out for "
              "every local document)", a.max_docs)
+    _folder_flag("--data-dir", a.data_dir)
     m = prepare(a.data_dir, train_glob=a.train_glob, val_glob=a.val_glob, max_docs=a.max_docs,
                 force=a.force, tokenizer=a.tokenizer)
     print(m["source"]["description"])
@@ -213,6 +251,7 @@ def cmd_eval(a):
         raise ValueError(f"--max-windows must be at least 1, got {a.max_windows}")
     if a.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {a.batch_size}")
+    _folder_flag("--data-dir", a.data_dir)
     r = evaluate_checkpoint(a.checkpoint, data_dir=a.data_dir, batch_size=a.batch_size,
                             max_windows=a.max_windows, progress=a.progress and not a.json)
     print(json.dumps(r, indent=2) if a.json else format_report(r))
@@ -220,14 +259,14 @@ def cmd_eval(a):
 
 def cmd_export(a):
     from .hf import export_hf
-    out = export_hf(a.checkpoint, a.out_dir)
+    out = export_hf(a.checkpoint, a.out_dir, force=a.force)
     print(f"wrote {out}: load it with transformers' GPT2LMHeadModel.from_pretrained({str(out)!r})"
           f" and AutoTokenizer.from_pretrained({str(out)!r})")
 
 
 def cmd_import(a):
     from .hf import import_hf
-    out = import_hf(a.source, a.out_checkpoint)
+    out = import_hf(a.source, a.out_checkpoint, force=a.force)
     print(f"wrote {out}: sample it with `smolgpt sample {out}`, score it with "
           f"`smolgpt eval {out}`")
 
@@ -270,6 +309,7 @@ def cmd_bench(a):
 def cmd_sweep(a):
     from .experiments.sweep import format_sweep, tune
     cfg = _train_config(a)
+    _folder_flag("--data-dir", cfg.data_dir)
     try:
         values = [float(v) for v in a.grid.split(",") if v.strip()]
     except ValueError:
@@ -287,6 +327,7 @@ def cmd_plot(a):
     from matplotlib.figure import Figure
 
     from .experiments import plot_val_curves, read_log
+    from .experiments.chapter import is_smolgpt_figure
     missing = [p for p in a.logs if not os.path.isfile(p)]
     if missing:
         raise FileNotFoundError(f"no log file {missing[0]}: pass runs' log.jsonl files")
@@ -298,11 +339,12 @@ def cmd_plot(a):
     if not Path(a.out).resolve().parent.is_dir():
         raise ValueError(f"--out {a.out}: folder {Path(a.out).parent} does not exist; create it "
                          f"or choose another path")
+    refuse_strangers([a.out], ours=is_smolgpt_figure, force=a.force)
     for path in a.logs:
         if not read_log(path)["evals"]:               # read_log names a bad file and line
             raise ValueError(f"{path} has no validation records (no line with event 'eval'): "
                              f"pass the log.jsonl of a run that got to its first evaluation")
-    plot_val_curves(a.logs, a.out)                    # prints where it wrote the figure
+    plot_val_curves(a.logs, a.out, force=a.force)     # prints where it wrote the figure
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -327,7 +369,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-docs", type=int, help="cap on training documents, local or streamed; "
                    "validation gets a tenth of it (default: every local document, or the first "
                    "20,000 / 2,000 when streaming)")
-    s.add_argument("--force", action="store_true", help="tokenize again even if up to date")
+    s.add_argument("--force", action="store_true", help="tokenize again even if up to date, "
+                   "and replace train.bin, val.bin and manifest.json in --data-dir even if "
+                   "smolgpt did not write them")
     s.set_defaults(fn=cmd_prepare)
 
     s = sub.add_parser("train", help="train a model with any parameterization",
@@ -387,7 +431,10 @@ def build_parser() -> argparse.ArgumentParser:
                        "with no other file. Subspace and LoRA models export the full weights "
                        "their trainables make. Needs no torch.")
     s.add_argument("checkpoint", help="a checkpoint.npz")
-    s.add_argument("out_dir", help="folder to write (created; existing files are replaced)")
+    s.add_argument("out_dir", help="folder to write (created if missing); a file there that an "
+                   "earlier smolgpt export did not write is never replaced, the export is refused")
+    s.add_argument("--force", action="store_true", help="replace files in OUT_DIR whatever wrote "
+                   "them")
     s.set_defaults(fn=cmd_export)
 
     s = sub.add_parser("import", help="turn a Hugging Face GPT-2 into a smolgpt checkpoint",
@@ -397,7 +444,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "accept. Architectures smolgpt does not have are refused.")
     s.add_argument("source", help="a local directory, or a Hub id (needs network)")
     s.add_argument("out_checkpoint", help="the checkpoint file to write, e.g. "
-                   "runs/gpt2/checkpoint.npz")
+                   "runs/gpt2/checkpoint.npz; refused if it exists")
+    s.add_argument("--force", action="store_true", help="replace OUT_CHECKPOINT if it exists")
     s.set_defaults(fn=cmd_import)
 
     s = sub.add_parser("bench", help="tokens/s and FLOP utilisation against this machine's "
@@ -426,7 +474,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("plot", help="redraw validation curves from run logs")
     s.add_argument("logs", nargs="+", help="log.jsonl files of runs")
     s.add_argument("--out", default="val_curves.png", help="image to write (default "
-                   "val_curves.png in the current folder)")
+                   "val_curves.png in the current folder); an existing file is replaced only if "
+                   "smolgpt drew it")
+    s.add_argument("--force", action="store_true", help="replace --out whatever wrote it")
     s.set_defaults(fn=cmd_plot)
     return p
 
@@ -434,7 +484,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     from .checkpoint import CheckpointError
     from .data import DataError
-    from .files import FolderInUse
+    from .files import FolderInUse, WouldReplace
     from .train import TrainingDiverged
     parser = build_parser()
     if distributed.launcher_rank():           # under mpiexec, rank 0 alone prints --help or usage
@@ -443,11 +493,13 @@ def main(argv=None) -> int:
     else:
         args = parser.parse_args(argv)
     try:
-        distributed.world()                   # under mpiexec: join the job before anything fails
-        args.fn(args)
+        with _signals_stop_the_command():
+            distributed.world()               # under mpiexec: join the job before anything fails
+            status = args.fn(args) or 0
     except TrainingDiverged as e:
         return _fail(3, f"smolgpt: {e}")
-    except (ValueError, DataError, CheckpointError, FolderInUse, FileNotFoundError) as e:
+    except (ValueError, DataError, CheckpointError, FolderInUse, WouldReplace,
+            FileNotFoundError) as e:
         return _fail(2, f"smolgpt: error: {e}")
     except BrokenPipeError:                   # `smolgpt sample ... | head`: the reader had enough
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # no flush error at exit
@@ -455,6 +507,9 @@ def main(argv=None) -> int:
     except OSError as e:                      # --out or --data-dir a file, no permission, disk full
         return _fail(2, f"smolgpt: error: {e}; check that the path is a folder you can write to "
                      f"and that the disk has space")
+    except Stopped as e:                      # SIGTERM or SIGHUP outside the training loop
+        return _fail(128 + e.signum, f"smolgpt: stopped by {e.name}; files already written "
+                     f"are kept")
     except KeyboardInterrupt:                 # Ctrl-C outside the training loop (which saves)
         return _fail(130, "smolgpt: interrupted; checkpoints already written are kept")
     except Exception as e:
@@ -462,7 +517,39 @@ def main(argv=None) -> int:
         # traceback as always
         distributed.abort_all(1, f"smolgpt: {type(e).__name__}: {e}")
         raise
-    return 0
+    return status
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP arrived outside the training loop (which saves instead): the command
+    unwinds as for Ctrl-C (locks released, temporary files removed) and exits 128 + signum."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+        self.name = signal.Signals(signum).name
+
+
+@contextlib.contextmanager
+def _signals_stop_the_command():
+    """While a command runs, SIGTERM and SIGHUP raise Stopped, as Ctrl-C raises
+    KeyboardInterrupt, instead of ending the process on the spot; training replaces the handlers
+    with its own while it loops (smolgpt.train), so that it saves first. The handlers before are
+    restored after (main() may be called from Python, as the tests do)."""
+    def stop(signum, frame):
+        raise Stopped(signum)
+
+    old = {}
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        try:
+            old[signum] = signal.signal(signum, stop)
+        except ValueError:                    # not the main thread: signals keep their defaults
+            break
+    try:
+        yield
+    finally:
+        for signum, handler in old.items():
+            signal.signal(signum, handler)
 
 
 def _fail(status: int, line: str) -> int:

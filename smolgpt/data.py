@@ -258,8 +258,14 @@ def _probe(path: str) -> str | None:
             if not line.strip():
                 continue
             try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as e:
+                return (f"line {i} is not UTF-8 text (byte 0x{line[e.start]:02x} at byte "
+                        f"{e.start + 1} of the line); C4's JSON lines are UTF-8: convert the "
+                        f"file, e.g. iconv -f latin1 -t utf-8, or leave it out")
+            try:
                 row = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):
                 if i == 1:
                     return ("does not hold JSON lines (line 1 is not JSON); give one JSON "
                             "object per line, with the document in 'text'")
@@ -275,6 +281,18 @@ def _probe(path: str) -> str | None:
                 return (f"line {i} has a 'text' of JSON type {kind}, not strings; give each "
                         f"document as a JSON string in 'text'")
     return None
+
+
+def _starts_with_an_object(path: str) -> bool:
+    """Whether the first non-blank line of a JSON-lines(.gz) file is a JSON object."""
+    try:
+        with (gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")) as f:
+            for line in f:
+                if line.strip():
+                    return isinstance(json.loads(line), dict)
+    except (OSError, EOFError, zlib.error, ValueError, RecursionError):
+        return False
+    return False                                       # empty
 
 
 def _explain(files: list[str], e: BaseException | None) -> DataError:
@@ -304,6 +322,12 @@ def _read_local(files: list[str], verbose: bool) -> list[str]:
         if not os.path.isfile(path):
             raise DataError(f"{path} is gone; set {ENV_TRAIN} / {ENV_VAL} to the files to use "
                             f"and run `smolgpt prepare`, e.g. {EXAMPLE}")
+    for path in files:
+        if not _starts_with_an_object(path):
+            # datasets' JSON reader (pyarrow) can crash the whole process on such a file (a first
+            # line `null` is a segmentation fault with datasets 5.2 / pyarrow 26), so it never
+            # sees one: the file is read here instead, to name its first bad line
+            raise _explain([path], None)
     bars = not datasets.are_progress_bars_disabled()
     if not verbose:
         datasets.disable_progress_bars()
@@ -330,7 +354,10 @@ def _read_local(files: list[str], verbose: bool) -> list[str]:
         raise DataError(f"the 'text' field in {len(files)} file(s) starting with {files[0]} "
                         f"holds {kind}, not strings; give one JSON object per line with the "
                         f"document in 'text'")
-    texts = [t for t in ds["text"] if t]                      # C4 has no empty documents
+    try:
+        texts = [t for t in ds["text"] if t]                  # C4 has no empty documents
+    except UnicodeDecodeError as e:              # arrow kept bytes that are not UTF-8 text
+        raise _explain(files, e) from None
     if not texts:
         raise DataError(f"no documents in {len(files)} file(s) starting with {files[0]}: every "
                         f"'text' is empty or null; point {ENV_TRAIN} at files with documents")
@@ -432,9 +459,30 @@ def _read_manifest(out: Path, tokenizer: str = ENCODING) -> dict | None:
                         f"model reads {tokenizer!r}; give it another data folder (the default "
                         f"for {tokenizer!r} is {data_dir(tokenizer)})")
     if not ok:
-        print(f"data: note: {path} is unreadable or from another format; preparing afresh")
+        if _written_by_smolgpt(path):              # else prepare refuses to replace it
+            print(f"data: note: {path} is from another format; preparing afresh")
         return None
     return m
+
+
+def _written_by_smolgpt(manifest: Path) -> bool:
+    """Whether a manifest.json was written by some version of smolgpt's prepare (a JSON object
+    with its "format", "tokenizer" and "splits"), so that it and the .bin files it describes are
+    smolgpt's to replace."""
+    try:
+        m = json.loads(manifest.read_bytes())
+    except (OSError, ValueError):
+        return False
+    return isinstance(m, dict) and all(k in m for k in ("format", "tokenizer", "splits"))
+
+
+def _refuse_strangers(out: Path, force: bool) -> None:
+    """The writing rule (smolgpt/files.py): train.bin, val.bin and manifest.json are replaced
+    only in a folder whose manifest smolgpt wrote, or with force (`smolgpt prepare --force`)."""
+    from .files import refuse_strangers
+    ours = _written_by_smolgpt(out / MANIFEST)
+    refuse_strangers([out / MANIFEST, *(out / f"{s}.bin" for s in SPLITS)], lambda p: ours,
+                     force, force_hint="run smolgpt prepare --force to replace it")
 
 
 def _problem(out: Path, entry: dict) -> str | None:
@@ -481,6 +529,7 @@ def _prepare(out: Path, source: dict, old: dict | None, force: bool, verbose: bo
 
     # fail on the tokenizer before reading anything
     enc = get_encoding() if tokenizer == ENCODING else None
+    _refuse_strangers(out, force)
     out.mkdir(parents=True, exist_ok=True)
     for split in todo:
         t0 = time.perf_counter()

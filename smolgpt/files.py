@@ -4,6 +4,12 @@
 it over the target: a rename within one folder is atomic, so a reader (or a crash) sees either the
 old file or the new one, never a mixture. Checkpoints, token files and manifests all go through it.
 
+The writing rule every command follows: it never replaces a file it did not write itself.
+Before writing, a command calls `refuse_strangers` with the paths it will write and a test of
+which existing files are its own (an earlier run's checkpoint, an earlier export, a figure
+marked as smolgpt's); any other file in the way is refused with `WouldReplace`, one line naming
+the file, what it looks like (`describe_file`), and the flag that replaces it anyway.
+
 `RunLock` makes a run folder have one writer: two `smolgpt train` on the same `--out` (or two MPI
 ranks, or a chapter and a command) would interleave one log and keep one of two checkpoints.
 """
@@ -57,6 +63,92 @@ def sha256_of(path) -> str:
     return h.hexdigest()
 
 
+class WouldReplace(Exception):
+    """A command would replace a file it did not write; the message names it and the way out."""
+
+
+def refuse_strangers(paths, ours: Callable[[Path], bool] | None = None, force: bool = False,
+                     force_hint: str = "pass --force to replace it") -> None:
+    """Raise WouldReplace for the first existing path in `paths` that `ours(path)` does not
+    recognise as written by smolgpt (ours None: any existing file is refused; with force, files
+    are allowed; a folder never is).
+
+    A folder or other non-file at a path where a file would go is refused in every case: a
+    rename cannot replace it, and it is certainly not smolgpt's output.
+    """
+    for path in map(Path, paths):
+        blocker = next((p for p in path.parents if os.path.lexists(p)), None)
+        if blocker is not None and not blocker.is_dir():
+            raise WouldReplace(f"{blocker} is a file, not a folder, so {path} cannot be written "
+                               f"under it: choose another path")
+        if not os.path.lexists(path):
+            continue
+        if path.is_dir() or not (path.is_file() or path.is_symlink()):
+            raise WouldReplace(f"{path} is a folder (or not a plain file) where smolgpt would "
+                               f"write a file: move it away, or write somewhere else")
+        if force or (ours is not None and _safely(ours, path)):
+            continue
+        whose = "" if ours is None else " and smolgpt did not write it"
+        raise WouldReplace(f"{path} already exists{whose} ({describe_file(path)}): move it away, "
+                           f"write somewhere else, or {force_hint}")
+
+
+def _safely(test: Callable[[Path], bool], path: Path) -> bool:
+    """test(path), where any error while reading the file means "not ours"."""
+    try:
+        return bool(test(path))
+    except Exception:
+        return False
+
+
+def describe_file(path) -> str:
+    """What a file looks like from its first bytes, for error messages: "a zip archive (a NumPy
+    .npz, e.g. a checkpoint)", "JSON lines (a run's log.jsonl?)", "a safetensors file", ..."""
+    path = Path(path)
+    if path.is_dir():
+        return "a folder"
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError as e:
+        return f"unreadable: {e.strerror or e}"
+    if size == 0:
+        return "an empty file"
+    if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
+        return f"a zip archive of {size:,} bytes (a NumPy .npz, e.g. a checkpoint)"
+    if head.startswith(b"\x93NUMPY"):
+        return "a single NumPy array (.npy), not an .npz archive"
+    if head.startswith(b"\x1f\x8b"):
+        return f"a gzip file of {size:,} bytes"
+    if head.startswith(b"\x89PNG"):
+        return "a PNG image"
+    if head.startswith(b"%PDF"):
+        return "a PDF document"
+    if len(head) >= 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < size:
+        return f"a safetensors file of {size:,} bytes (model weights)"
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if e.start < len(head) - 4:        # not merely a character cut at the 4 KB boundary
+            return f"binary data of {size:,} bytes"
+        text = head[:e.start].decode("utf-8")
+    first = text.lstrip().split("\n", 1)[0]
+    if first.startswith("{"):
+        try:
+            record = json.loads(first)
+        except ValueError:                 # one object over several lines, or not JSON
+            try:
+                json.loads(text) if size <= len(head) else None
+            except ValueError:
+                return f"text of {size:,} bytes starting with {{"
+            return f"JSON of {size:,} bytes"
+        if isinstance(record, dict) and "event" in record:
+            return f"JSON lines of {size:,} bytes (a run's log.jsonl)"
+        return f"JSON of {size:,} bytes"
+    return f"text of {size:,} bytes"
+
+
 class FolderInUse(Exception):
     """Another live process holds a run folder's lock; the message names it."""
 
@@ -96,6 +188,12 @@ class RunLock:
                 break
             os.close(fd)
         left = _read_holder(fd)                 # non-empty: its holder died without releasing
+        if left is not None and "pid" not in left:       # not a lock smolgpt wrote
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+            raise WouldReplace(f"{self.path} already exists and smolgpt did not write it "
+                               f"({describe_file(self.path)}); smolgpt keeps a run's lock "
+                               f"there: move that file away, or choose another folder")
         if left is not None and self.note:
             print(f"note: taking over the lock of a run in {self.path.parent} that did not "
                   f"finish ({_describe_holder(left)}; that process is gone)")

@@ -190,6 +190,23 @@ def config_from_hf(cfg: dict, where: str = "config.json") -> GPTConfig:
         return UnsupportedModel(f"{where}: {what}; smolgpt holds only the original GPT-2 "
                                 f"architecture, so this model cannot be imported")
 
+    if not isinstance(cfg, dict):
+        raise HFError(f"{where} holds a JSON {type(cfg).__name__}, not an object of GPT2Config's "
+                      f"fields: download or save the model again")
+    # every field read below, with the JSON types transformers writes for it
+    kinds = {**{k: (int,) for k in HF_DEFAULTS}, "n_inner": (int, type(None)),
+             "activation_function": (str,), "layer_norm_epsilon": (int, float),
+             "scale_attn_weights": (bool,), "scale_attn_by_inverse_layer_idx": (bool,),
+             "add_cross_attention": (bool,), "tie_word_embeddings": (bool,)}
+    for key, types in kinds.items():
+        v = cfg.get(key)
+        if key in cfg and (not isinstance(v, types) or (isinstance(v, bool) and bool not in types)):
+            want = " or ".join("null" if t is type(None) else {"int": "an integer", "float":
+                               "a number", "str": "a string", "bool": "true or false"}[t.__name__]
+                               for t in types)
+            raise HFError(f"{where}: {key} is {json.dumps(v)[:40]}, expected {want}: the file "
+                          f"was edited or is damaged; download or save the model again")
+
     model_type = cfg.get("model_type")
     if model_type != "gpt2":
         raise refuse(f"model_type is {model_type!r}, not 'gpt2'")
@@ -315,14 +332,17 @@ def _read_safetensors(path: Path) -> dict[str, np.ndarray]:
     """One safetensors file -> {name: array}, through safetensors' NumPy API."""
     from safetensors.numpy import load_file
     try:
-        return load_file(path)
-    except TypeError as e:                     # numpy has no such dtype: bfloat16
-        if "bfloat16" not in str(e):
-            raise
-        return _read_bf16_file(path)
+        try:
+            return load_file(path)
+        except TypeError as e:                 # numpy has no such dtype: bfloat16
+            if "bfloat16" not in str(e):
+                raise
+            return _read_bf16_file(path)
+    except HFError:
+        raise
     except Exception as e:                     # safetensors' own errors: truncated, not one
         raise HFError(f"{path} is not a readable safetensors file ({_first_line(e)}): "
-                      f"download or save it again") from e
+                      f"download or save it again") from None
 
 
 def read_weights(folder: Path) -> dict[str, np.ndarray]:
@@ -331,7 +351,14 @@ def read_weights(folder: Path) -> dict[str, np.ndarray]:
     if single.is_file():
         return _read_safetensors(single)
     if index.is_file():
-        shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        try:
+            shards = sorted(set(json.loads(index.read_bytes())["weight_map"].values()))
+            if not all(isinstance(name, str) for name in shards):
+                raise TypeError("a shard name is not a string")
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
+            raise HFError(f"{index} is not a safetensors index (a JSON object whose "
+                          f"'weight_map' maps tensor names to shard files; {_first_line(e)}): "
+                          f"download or save the model again") from None
         state = {}
         for shard in shards:
             state.update(_read_safetensors(folder / shard))
@@ -425,13 +452,39 @@ def model_card(meta: dict, config: GPTConfig, spec: MethodSpec) -> str:
     return "\n".join(lines)
 
 
-def export_hf(checkpoint_path, out_dir) -> Path:
+def _earlier_export(out: Path) -> tuple[bool, dict[str, str]]:
+    """(whether out/model.safetensors was written by smolgpt, {name: sha256} of the other files
+    that export wrote beside it), read from that file's metadata; (False, {}) if it is not."""
+    path = out / "model.safetensors"
+    with open(path, "rb") as f:
+        n = int.from_bytes(f.read(8), "little")
+        if not 2 <= n <= min(path.stat().st_size - 8, 100 << 20):
+            return False, {}
+        meta = json.loads(f.read(n)).get("__metadata__") or {}
+    if meta.get("written_by") != EXPORT_MARK:
+        return False, {}
+    files = json.loads(meta.get("smolgpt_files", "{}"))
+    return True, files if isinstance(files, dict) else {}
+
+
+EXPORT_MARK = "smolgpt"        # model.safetensors' metadata "written_by", beside "format": "pt"
+
+
+def export_hf(checkpoint_path, out_dir, force: bool = False) -> Path:
     """A smolgpt checkpoint (any method) -> a Hugging Face GPT-2 directory; returns out_dir.
 
     Each file is written atomically (`files.write_atomic`), the weights first, so config.json
-    is never newer than the weights beside it. Other files already in out_dir are left alone.
+    is never newer than the weights beside it. Other files already in out_dir are left alone, and
+    so is a file of a name export writes unless an earlier smolgpt export wrote it (the weights'
+    metadata lists the sha256 of every file written beside them) or it already holds exactly
+    what would be written: otherwise the export is refused (files.WouldReplace), or with force
+    the file is replaced.
     """
+    import hashlib
+
     from safetensors.numpy import save
+
+    from .files import refuse_strangers, sha256_of
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise HFError(f"{out} is a file: pass a directory to export into")
@@ -442,27 +495,47 @@ def export_hf(checkpoint_path, out_dir) -> Path:
                       f"is GPT-2's with {GPT2_VOCAB} tokens: only vocab_size {GPT2_VOCAB} models "
                       f"can be exported")
     params = ckpt.materialise(trainables, meta)[0]      # the full weights, whatever method
-    # transformers refuses a safetensors archive whose metadata does not say format "pt"
-    weights = save(to_hf_state_dict(params), metadata={"format": "pt"})     # bytes
-    write_atomic(out / "model.safetensors", lambda f: f.write(weights))
     files = {**_tokenizer_files_cached(config.block_size),
              "config.json": json.dumps(hf_config(config), indent=2),
              "README.md": model_card(meta, config, spec)}
-    for name, text in files.items():
-        write_atomic(out / name, lambda f: f.write(text.encode("utf-8")))
+    payloads = {name: text.encode("utf-8") for name, text in files.items()}
+    hashes = {name: hashlib.sha256(b).hexdigest() for name, b in payloads.items()}
+    mine, listed = (False, {})
+    if (out / "model.safetensors").is_file():
+        try:
+            mine, listed = _earlier_export(out)
+        except (OSError, ValueError, AttributeError):          # not a safetensors file at all
+            pass
+
+    def ours(path: Path) -> bool:
+        if path.name == "model.safetensors":
+            return mine
+        return sha256_of(path) in (listed.get(path.name), hashes[path.name])
+
+    refuse_strangers([out / "model.safetensors", *(out / name for name in files)], ours, force)
+    # transformers refuses a safetensors archive whose metadata does not say format "pt"; the
+    # other two entries let a later export recognise these files as its own
+    weights = save(to_hf_state_dict(params), metadata={
+        "format": "pt", "written_by": EXPORT_MARK, "smolgpt_files": json.dumps(hashes)})
+    write_atomic(out / "model.safetensors", lambda f: f.write(weights))
+    for name, payload in payloads.items():
+        write_atomic(out / name, lambda f: f.write(payload))
     return out
 
 
-def import_hf(source, out_checkpoint) -> Path:
+def import_hf(source, out_checkpoint, force: bool = False) -> Path:
     """A Hugging Face GPT-2 (a local directory, or a Hub id when there is network) -> a smolgpt
     checkpoint at out_checkpoint: method `full` at step 0 with zero Adam moments, which `sample`,
     `eval` and training from it read like any other. Returns out_checkpoint.
 
     Raises UnsupportedModel (one line) for an architecture, shape or vocabulary smolgpt's GPT-2
-    does not have, HFError for anything else the user can fix.
+    does not have, HFError for anything else the user can fix, and files.WouldReplace if
+    out_checkpoint exists (whatever wrote it: it may be a trained run's) unless force.
     """
+    from .files import refuse_strangers
     from .optim import adamw_init
     from .train import TrainConfig
+    refuse_strangers([out_checkpoint], force=force, force_hint="pass --force to replace it")
     source = str(source)
     folder, revision = _resolve(source)
     cfg_path = folder / "config.json"
@@ -470,9 +543,10 @@ def import_hf(source, out_checkpoint) -> Path:
         raise HFError(f"{folder} has no config.json: pass a Hugging Face model directory "
                       f"(config.json and model.safetensors)")
     try:
-        hf_cfg = json.loads(cfg_path.read_text())
-    except json.JSONDecodeError as e:
-        raise HFError(f"{cfg_path} is not valid JSON ({e}): download or save it again") from e
+        hf_cfg = json.loads(cfg_path.read_bytes())
+    except (ValueError, RecursionError) as e:          # UnicodeDecodeError is a ValueError
+        raise HFError(f"{cfg_path} is not valid JSON ({_first_line(e)}): download or save it "
+                      f"again") from None
     config = config_from_hf(hf_cfg, where=str(cfg_path))
     params = from_hf_state_dict(read_weights(folder), config,
                                 tied=hf_cfg.get("tie_word_embeddings", True),

@@ -105,7 +105,7 @@ class TrainConfig:
     eval_windows: int = field(default=64, metadata=_opt(
         "fixed held-out windows in the validation loss", "evaluation and output"))
     checkpoint_every: int = field(default=100, metadata=_opt(
-        "save a checkpoint every N steps (also at the end and on Ctrl-C)",
+        "save a checkpoint every N steps (also at the end, and on Ctrl-C, SIGTERM or SIGHUP)",
         "evaluation and output"))
     out: str = field(default="runs/run", metadata=_opt(
         "run folder for log.jsonl, checkpoint.npz and sample.txt; the command line's default is "
@@ -204,7 +204,8 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, stop_at: int | Non
     resume: a checkpoint path to continue from; its model and method must match cfg. The run
         continues in cfg.out (the command line sets that to the checkpoint's own folder).
     stop_at: stop after this step as Ctrl-C would (checkpoint saved), for tests and demos.
-    Ctrl-C during training saves a checkpoint and returns with summary["interrupted"] = True.
+    Ctrl-C, SIGTERM or SIGHUP during training saves a checkpoint at the step reached and returns
+    with summary["interrupted"] = True and summary["signal"] its name.
     Raises TrainingDiverged if the loss, a gradient or the validation loss stops being finite;
     files.FolderInUse if another run holds cfg.out; NotEnoughMemory if a step cannot fit.
     Under mpiexec every rank calls train() with the same cfg (smolgpt.distributed): cfg.batch_size
@@ -215,7 +216,7 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, stop_at: int | Non
     """
     with _Run.open(cfg, resume, verbose) as run:        # holds cfg.out's lock until it returns
         s, world = run.state, run.world          # under MPI: rank 0 alone evaluates and writes
-        with _sigint_flag() as stop, _progress_bar(cfg, s.step, progress and world.lead) as bar:
+        with _stop_signals() as stop, _progress_bar(cfg, s.step, progress and world.lead) as bar:
             stopping = world.any(stop.is_set())
             while s.step < cfg.steps and not stopping:
                 t0 = time.perf_counter()
@@ -224,7 +225,7 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, stop_at: int | Non
                 # this rank's rows of the global batch; the gradient is summed over ranks inside
                 loss, gnorm = run.train_step(*world.rows(x, y), lr)   # params -> grads -> AdamW
                 s.step += 1
-                # Ctrl-C reaches MPI ranks at different moments: every rank acts on one answer
+                # a signal reaches MPI ranks at different moments: every rank acts on one answer
                 stopping = world.any(stop.is_set() or s.step == stop_at)
                 dt = time.perf_counter() - t0
                 s.elapsed += dt
@@ -239,7 +240,8 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, stop_at: int | Non
                 if world.lead and (s.step % cfg.checkpoint_every == 0 or s.step == cfg.steps
                                    or stopping):
                     run.save()
-        return world.bcast(run.finish(interrupted=stopping) if world.lead else None)
+        return world.bcast(run.finish(interrupted=stopping, signal_name=stop.name)
+                           if world.lead else None)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -470,8 +472,9 @@ class _Run:
             f"training diverged at step {at_step}: {what} is not finite ({value}); {where}; "
             f"lower --lr (now {self.cfg.lr}) or --coef-lr (now {self.cfg.coef_lr})")
 
-    def finish(self, interrupted: bool) -> dict:
-        """The closing summary: logged, and with a text sample when the run completed."""
+    def finish(self, interrupted: bool, signal_name: str | None = None) -> dict:
+        """The closing summary: logged, and with a text sample when the run completed.
+        interrupted: stopped early (a stop signal named by signal_name, or stop_at)."""
         cfg, s = self.cfg, self.state
         path = self.ckpt_path
         nbytes = path.stat().st_size if path.exists() else self.save()
@@ -481,11 +484,16 @@ class _Run:
                    "val_loss": s.curve[-1][2], "val_curve": s.curve, "checkpoint": str(path),
                    "checkpoint_bytes": nbytes, "interrupted": interrupted}
         if interrupted:
-            self.log.write(event="interrupted", step=s.step, checkpoint=str(path))
+            why = {} if signal_name is None else {"signal": signal_name}
+            self.log.write(event="interrupted", step=s.step, checkpoint=str(path), **why)
+            summary["signal"] = signal_name
             if self.verbose:
                 mpi = f"mpiexec -n {self.world.size} " if self.world.size > 1 else ""
-                print(f"interrupted at step {s.step}; checkpoint saved to {path}; continue "
-                      f"with: {mpi}smolgpt train --resume {path}")
+                by = f" by {signal_name}" if signal_name else ""
+                # after SIGHUP the terminal may be gone: the checkpoint and log are what count
+                with contextlib.suppress(OSError):
+                    print(f"interrupted{by} at step {s.step}; checkpoint saved to {path}; "
+                          f"continue with: {mpi}smolgpt train --resume {path}", flush=True)
         else:
             if cfg.sample_tokens > 0:
                 from .sample import sample_text
@@ -566,21 +574,47 @@ def _resumed_state(cfg: TrainConfig, resume, meta: dict) -> tuple[RunState, dict
     return state, old
 
 
+# The signals that stop training the way Ctrl-C does: SIGINT (Ctrl-C), SIGTERM (what `kill` and
+# batch schedulers send before they kill a job) and SIGHUP (the terminal or SSH session closed).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class _StopFlag:
+    """Set by a stop signal; remembers which one, for the log and the closing message."""
+
+    def __init__(self):
+        self.signum: int | None = None
+
+    def set(self, signum: int) -> None:
+        if self.signum is None:              # the first signal is the one that stopped the run
+            self.signum = signum
+
+    def is_set(self) -> bool:
+        return self.signum is not None
+
+    @property
+    def name(self) -> str | None:
+        return None if self.signum is None else signal.Signals(self.signum).name
+
+
 @contextlib.contextmanager
-def _sigint_flag():
-    """Ctrl-C sets a flag the loop checks after each step (so it can save), instead of raising.
-    Outside the main thread signals cannot be caught and Ctrl-C keeps its default."""
-    import threading
-    flag = threading.Event()
-    try:
-        old = signal.signal(signal.SIGINT, lambda signum, frame: flag.set())
-    except ValueError:
-        old = None
+def _stop_signals():
+    """SIGINT, SIGTERM and SIGHUP set a flag the loop checks after each step (so it can save
+    the step reached and return), instead of ending the process. The handlers in place before
+    are restored on leaving. Outside the main thread signals cannot be caught, and each keeps
+    the handler it had."""
+    flag = _StopFlag()
+    old = {}
+    for signum in STOP_SIGNALS:
+        try:
+            old[signum] = signal.signal(signum, lambda n, frame: flag.set(n))
+        except ValueError:                   # not the main thread
+            break
     try:
         yield flag
     finally:
-        if old is not None:
-            signal.signal(signal.SIGINT, old)
+        for signum, handler in old.items():
+            signal.signal(signum, handler)
 
 
 class _Bar:
@@ -610,7 +644,8 @@ def _progress_bar(cfg: TrainConfig, step: int, on: bool):
         yield bar
     finally:
         if bar.tqdm is not None:
-            bar.tqdm.close()
+            with contextlib.suppress(OSError):        # a terminal gone (SIGHUP) is no error
+                bar.tqdm.close()
 
 
 def evaluate(params, gpt: GPTConfig, xs, ys, batch_size: int) -> float:

@@ -201,7 +201,8 @@ AUDIT = [
     ("sample: a NaN checkpoint", lambda c: ["sample", c.forged(
         "nan.npz", arrays=lambda a: a[W].__setitem__((1, 1), np.inf))],
      ["holds NaN or infinite values"]),
-    ("sample: a folder", lambda c: ["sample", c.run], ["no checkpoint at", "check the path"]),
+    ("sample: a folder", lambda c: ["sample", c.run],
+     ["is a folder, not a checkpoint", "the checkpoint.npz inside"]),
     # plot
     ("plot: an extension matplotlib cannot write",
      lambda c: ["plot", c.run / "log.jsonl", "--out", c.tmp / "x.xyz"],
@@ -243,7 +244,18 @@ AUDIT = [
      ["bad.jsonl has no 'text' field (line 3 has list)"]),
     ("prepare: --data-dir a file",
      lambda c: _prepare(c, _bad_line(c, 0, b""), data_dir=c.file("plain", b"x")),
-     ["plain", "check that the path is a folder"]),
+     ["--data-dir", "plain is a file", "not a folder"]),
+    # loaders name the file and what it is (issue 22)
+    ("eval: a run's log, not a checkpoint", lambda c: ["eval", c.run / "log.jsonl"],
+     ["log.jsonl is not a smolgpt checkpoint", "a run's log.jsonl", "an .npz archive"]),
+    ("sample: a single .npy array", lambda c: ["sample", _npy(c)],
+     ["w.npy is not a smolgpt checkpoint", "a single NumPy array"]),
+    ("prepare: a Latin-1 line",
+     lambda c: _prepare(c, _bad_line(c, 3, '{"text": "caf\u00e9"}'.encode("latin-1"))),
+     ["bad.jsonl line 3 is not UTF-8 text", "byte 0xe9", "iconv"]),
+    ("prepare: a first line that is null (datasets segfaults on it)",
+     lambda c: _prepare(c, _bad_line(c, 1, b"null")),
+     ["bad.jsonl has no 'text' field (line 1 has NoneType)"]),
     # bench (checked before any timing starts)
     ("bench: zero repeats", lambda c: ["bench", "--repeats", "0"],
      ["--repeats must be at least 1"]),
@@ -261,6 +273,12 @@ AUDIT = [
 def _npz(c: HCase, name, **arrays) -> Path:
     path = c.tmp / name
     np.savez(path, **arrays)
+    return path
+
+
+def _npy(c: HCase) -> Path:
+    path = c.tmp / "w.npy"
+    np.save(path, np.zeros(3, np.float32))
     return path
 
 

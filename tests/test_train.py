@@ -163,20 +163,21 @@ def wait_for_steps(proc, log_path: Path, n: int, timeout: float = 60.0) -> int:
     raise AssertionError(f"no {n} steps in {log_path} within {timeout} s")
 
 
-def test_sigint_saves_a_checkpoint_exits_0_and_resumes_exactly(prepared_data_dir, tmp_path):
+def test_sigint_saves_a_checkpoint_exits_4_and_resumes_exactly(prepared_data_dir, tmp_path):
     out = tmp_path / "run"
     out.mkdir()
     proc = start_cli_run(prepared_data_dir, out)
     wait_for_steps(proc, out / "log.jsonl", 3)
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 0, stderr
-    assert "Traceback" not in stderr and "interrupted at step" in stdout
+    assert proc.returncode == 4, stderr                     # cli.STOPPED: progress saved
+    assert "Traceback" not in stderr and "interrupted by SIGINT at step" in stdout
 
     log = read_log(out / "log.jsonl")
     _, _, meta = ckpt.load(out / "checkpoint.npz")
     k = meta["step"]
-    assert log[-1] == {"event": "interrupted", "step": k, "checkpoint": str(out / "checkpoint.npz")}
+    assert log[-1] == {"event": "interrupted", "step": k, "signal": "SIGINT",
+                       "checkpoint": str(out / "checkpoint.npz")}
     assert sorted(step_records(log)) == list(range(1, k + 1))      # it saved the step it was on
 
     # resume from the signal's checkpoint; it continues exactly as a run that never stopped
@@ -187,7 +188,7 @@ def test_sigint_saves_a_checkpoint_exits_0_and_resumes_exactly(prepared_data_dir
     ref = step_records(read_log(tmp_path / "ref" / "log.jsonl"))
     assert sorted(resumed) == sorted(ref) == list(range(1, k + 3))
     assert [resumed[s]["loss"] for s in ref] == [ref[s]["loss"] for s in ref]
-    print(f"SIGINT after step {k}: exit 0, checkpoint at step {k}, resumed to {k + 2} exactly")
+    print(f"SIGINT after step {k}: exit 4, checkpoint at step {k}, resumed to {k + 2} exactly")
 
 
 def test_log_is_complete_json_lines_after_kill_9(prepared_data_dir, tmp_path):

@@ -36,12 +36,18 @@ def _user_errors_in_one_line(kind, value, tb):
     """sys.excepthook of a chapter: what a user can fix is one line and exit 2."""
     from ..checkpoint import CheckpointError
     from ..data import DataError
-    from ..files import FolderInUse
-    if issubclass(kind, (ChapterError, DataError, CheckpointError, FolderInUse, ValueError)):
+    from ..files import FolderInUse, WouldReplace
+    if issubclass(kind, (ChapterError, DataError, CheckpointError, FolderInUse, WouldReplace,
+                         ValueError)):
         fail(str(value))
     if issubclass(kind, OSError):
         fail(f"{value}; check that {', '.join(FOLDER_VARS)} name folders you can write to and "
              f"that the disk has space")
+    if issubclass(kind, KeyboardInterrupt):   # Ctrl-C, or a run stopped by SIGTERM / SIGHUP
+        print(f"{Path(sys.argv[0]).name or 'chapter'}: interrupted; finished runs are kept, "
+              f"and a stopped run resumes from its checkpoint when the chapter runs again",
+              file=sys.stderr)
+        raise SystemExit(130)
     sys.__excepthook__(kind, value, tb)
 
 
@@ -117,20 +123,62 @@ def quick_mode() -> bool:
     return flag in _TRUE or "--quick" in sys.argv[1:]
 
 
+MARK = ".smolgpt-chapter"       # in a chapter's output folder: the chapter made this folder
+
+
 def out_dir(name: str) -> Path:
-    """`out/<name>/` (or `$SMOLGPT_OUT/<name>/`), created if needed."""
+    """`out/<name>/` (or `$SMOLGPT_OUT/<name>/`), created if needed and marked as the chapter's.
+
+    A chapter writes fixed names (figures, results.md) into its folder and replaces them on every
+    run, so it writes only into a folder it made itself (holding its mark, MARK). A folder of that
+    name that holds other files and no mark is someone else's: the chapter then writes into the
+    first free `<name>-2`, `<name>-3`, ... instead, and says so.
+    """
     root = Path(os.environ.get("SMOLGPT_OUT", "out"))
     path = root / name
     try:
+        for n in range(2, 1000):
+            if not path.exists() or (path / MARK).is_file() or (path.is_dir() and
+                                                                 not any(path.iterdir())):
+                break
+            path = root / f"{name}-{n}"
+        if path.name != name:
+            print(f"note: {root / name} holds files this chapter did not write (it has no "
+                  f"{MARK}); writing to {path} instead. To let the chapter write there, empty "
+                  f"it, or create an empty {root / name / MARK} if its files are the chapter's")
         path.mkdir(parents=True, exist_ok=True)
+        (path / MARK).touch()
     except OSError as e:
         raise ChapterError(f"cannot create the output folder {path} ({e.strerror}): point "
                            f"SMOLGPT_OUT at a folder you can write to") from None
     return path
 
 
-def save_figure(fig, path) -> Path:
+# Written into every figure smolgpt saves (where the format has metadata), so that a later save
+# or `smolgpt plot --out` can tell its own figure, which it may replace, from someone else's.
+FIGURE_MARK = "smolgpt"
+_FIGURE_METADATA = {"png": {"Software": FIGURE_MARK}, "pdf": {"Creator": FIGURE_MARK},
+                    "svg": {"Creator": FIGURE_MARK}, "ps": {"Creator": FIGURE_MARK},
+                    "eps": {"Creator": FIGURE_MARK}}
+
+
+def is_smolgpt_figure(path) -> bool:
+    """Whether the image at `path` was saved by smolgpt (it carries FIGURE_MARK in its metadata,
+    which sits in the first or the last few kilobytes of every format that has it)."""
+    with open(path, "rb") as f:
+        head = f.read(1 << 16)
+        f.seek(max(0, f.seek(0, os.SEEK_END) - (1 << 16)))
+        tail = f.read()
+    needles = (b"Software\x00" + FIGURE_MARK.encode(), b"(" + FIGURE_MARK.encode() + b")",
+               b">" + FIGURE_MARK.encode() + b"<", b"%%Creator: " + FIGURE_MARK.encode())
+    return any(n in head or n in tail for n in needles)
+
+
+def save_figure(fig, path, force: bool = False) -> Path:
     """Save `fig` to `path`, print where, and show it inline when running as a notebook.
+
+    The file is written atomically and marked as smolgpt's (is_smolgpt_figure); an existing file
+    at `path` is replaced only if it carries that mark, or with force.
 
     In a plain `python chapters/...` run (no display, or a desktop one) nothing pops up: a
     25-minute chapter must not stop on a window waiting to be closed.
@@ -138,7 +186,11 @@ def save_figure(fig, path) -> Path:
     import matplotlib
     import matplotlib.pyplot as plt
 
-    fig.savefig(path, dpi=110)
+    from ..files import refuse_strangers, write_atomic
+    fmt = Path(path).suffix.lstrip(".").lower()
+    refuse_strangers([path], ours=is_smolgpt_figure, force=force, force_hint="delete it")
+    write_atomic(path, lambda f: fig.savefig(f, format=fmt or None, dpi=110,
+                                             metadata=_FIGURE_METADATA.get(fmt)))
     print(f"figure: {path}")
     if "inline" in matplotlib.get_backend().lower():      # Jupyter's backend
         plt.show()

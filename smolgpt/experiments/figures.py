@@ -47,7 +47,8 @@ def read_log(path) -> dict:
     return run
 
 
-def plot_val_curves(logs, path, title="validation loss on held-out C4", references=()):
+def plot_val_curves(logs, path, title="validation loss on held-out C4", references=(),
+                    force: bool = False):
     """Validation loss against tokens seen, one curve per run or per group of seeds.
 
     logs: log.jsonl paths (one curve each), or {label: [log paths of its seeds]} (the mean over
@@ -95,4 +96,4 @@ def plot_val_curves(logs, path, title="validation loss on held-out C4", referenc
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    return save_figure(fig, path)
+    return save_figure(fig, path, force=force)

@@ -28,14 +28,13 @@ import hashlib
 import json
 import math
 import os
-import shutil
 import time
 from pathlib import Path
 
 from .. import data
-from ..checkpoint import CheckpointError, load_params
+from ..checkpoint import CheckpointError, is_checkpoint, load_params
 from ..evaluate import evaluate_params
-from ..files import FolderInUse, RunLock, sha256_of, write_atomic
+from ..files import FolderInUse, RunLock, describe_file, refuse_strangers, sha256_of, write_atomic
 from ..layers import blas_kernel
 from ..methods import MethodSpec, build
 from ..model import GPTConfig
@@ -140,15 +139,15 @@ def run(cfg: TrainConfig, *, final_windows: int = FINAL_WINDOWS, fresh: bool | N
     folder = runs_root() / f"{run_name(cfg.method)}_seed{cfg.seed}_{key}"
     done = folder / "summary.json"
     if _fresh_requested(fresh) and folder.exists():
-        shutil.rmtree(folder)
+        _clear(folder)
     summary = None if done.exists() else _train_or_wait(cfg, folder, done, verbose)
     if summary is not None and summary["interrupted"]:
-        # Ctrl-C: the checkpoint is saved and the next request resumes it; a run stopped short
-        # must never be kept (or recorded) as finished
+        # stopped by Ctrl-C, SIGTERM or SIGHUP: its checkpoint is kept and the next request
+        # resumes it; keeping (or recording) it as finished would reuse a half-trained run
         raise KeyboardInterrupt(f"{folder.name} stopped at step {summary['step']} of "
                                 f"{cfg.steps}; asking for it again resumes it")
     if summary is None:
-        summary = json.loads(done.read_text())
+        summary = _read_record(done, ("label", "elapsed", "n_trainable"))
         summary["reused"] = True
         if verbose:
             print(f"  reusing {folder} ({summary['label']}, seed {cfg.seed}, trained "
@@ -207,16 +206,64 @@ def _train_into(cfg: TrainConfig, folder: Path) -> dict:
     if ckpt.exists():
         try:
             return train(cfg, resume=ckpt, progress=False, verbose=False)
-        except CheckpointError:
-            shutil.rmtree(folder)              # a damaged attempt: start it again
+        except CheckpointError as e:         # checkpoints are written atomically: not ours
+            raise CheckpointError(f"{e} (in the runner's folder {folder}: delete that folder to "
+                                  f"make the run again)") from None
+    # a fresh start truncates the log and later writes the others: only files an earlier
+    # attempt of this run left may be there
+    refuse_strangers(_run_files(folder) if folder.is_dir() else [], _is_run_file,
+                     force_hint=f"delete the folder {folder} to make the run again")
     return train(cfg, progress=False, verbose=False)
+
+
+# What the runner and train() write in a run's folder (besides the lock), and how each is known
+# as smolgpt's: SMOLGPT_FRESH deletes these and only these, and only when they are smolgpt's.
+def _is_run_file(path: Path) -> bool:
+    if path.name == "checkpoint.npz":
+        return is_checkpoint(path)
+    if path.name == "log.jsonl":               # train's first record says how the run began
+        with open(path, "rb") as f:
+            first = json.loads(f.readline())
+        return isinstance(first, dict) and first.get("event") in ("start", "resume")
+    if path.name == "sample.txt":              # train writes it at a run's end, beside one
+        return is_checkpoint(path.parent / "checkpoint.npz")
+    return isinstance(json.loads(path.read_bytes()), dict)     # summary.json, final_<n>w.json
+
+
+def _run_files(folder: Path) -> list[Path]:
+    return [p for p in folder.iterdir() if p.name in ("checkpoint.npz", "log.jsonl",
+            "sample.txt", "summary.json") or (p.name.startswith("final_") and
+                                               p.name.endswith("w.json"))]
+
+
+def _clear(folder: Path) -> None:
+    """Delete a run's files from its folder to make it again, refusing (files.WouldReplace)
+    when one of them is not smolgpt's; anything else in the folder is left alone."""
+    files = _run_files(folder)
+    refuse_strangers(files, _is_run_file,
+                     force_hint=f"delete the folder {folder} to make the run again")
+    for p in files:
+        p.unlink()
+
+
+def _read_record(path: Path, keys) -> dict:
+    """A JSON record the runner wrote (summary.json, final_<n>w.json), or a one-line error."""
+    try:
+        record = json.loads(path.read_bytes())
+    except ValueError:
+        record = None
+    if not isinstance(record, dict) or not all(k in record for k in keys):
+        raise ValueError(f"{path} is not a record smolgpt's runner wrote ({describe_file(path)}, "
+                         f"expected a JSON object with {', '.join(keys)}): delete the folder "
+                         f"{path.parent} to make the run again")
+    return record
 
 
 def final_score(folder: Path, cfg: TrainConfig, val_tokens, windows: int) -> dict:
     """Held-out loss of the run in `folder` on `windows` evenly spaced windows, kept on disk."""
     path = Path(folder) / f"final_{windows}w.json"
     if path.exists():
-        return json.loads(path.read_text())
+        return _read_record(path, ("loss", "loss_se"))
     params, gpt, _ = load_params(Path(folder) / "checkpoint.npz")
     result = evaluate_params(params, gpt, val_tokens, batch_size=cfg.batch_size,
                              max_windows=windows)
