@@ -33,8 +33,14 @@ def numbers_after(text, label):
 
 def test_chapter_01(tmp_path, prepared_data_dir):
     out = run_chapter("01_gpt2_from_scratch.py", tmp_path, prepared_data_dir)
-    errors = numbers_after(out, "max relative error")
-    assert len(errors) == 4 and max(errors) < 1e-7
+    errors = numbers_after(out, "max relative error")      # 5 plain layers/block, 4 fast
+    assert len(errors) == 9 and max(errors) < 1e-7
+    assert re.search(r"largest gradient difference over 28 tensors ([0-9.e-]+)", out)
+    assert float(re.search(r"largest gradient difference over 28 tensors ([0-9.e-]+)",
+                           out)[1]) < 1e-12
+    assert numbers_after(out, "plain vs fast AdamW after one step: largest weight difference")[0] < 1e-12
+    for f in ("block.png", "plain_training.png"):
+        assert (tmp_path / "01_gpt2" / f).stat().st_size > 10_000
     assert numbers_after(out, "worst relative gradient error")[0] < 1e-6
     init_loss = numbers_after(out, "loss at init")[0]
     assert abs(init_loss - 10.825) < 0.1
