@@ -1,0 +1,22 @@
+"""The README's Python API snippet runs as pasted."""
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def python_blocks(text):
+    return re.findall(r"```python\n(.*?)```", text, flags=re.S)
+
+
+def test_readme_python_api_snippet_runs_as_pasted():
+    blocks = [b for b in python_blocks((ROOT / "README.md").read_text()) if "loss_and_grads" in b]
+    assert len(blocks) == 1
+    scope = {}
+    exec(compile(blocks[0], "README.md", "exec"), scope)       # the snippet, unchanged
+    assert np.isfinite(scope["loss"]) and scope["logits"].shape == (2, 16, 50257)
+    assert set(scope["tgrads"]) == set(scope["trainables"]) == {"wte.weight", "wpe.weight", "coef"}
+    assert scope["trainables"]["coef"].shape == (1000,)
