@@ -7,6 +7,9 @@ used. Can a structured matrix that only *looks* Gaussian (Le, Sarlos and Smola's
 post's simpler FFT version) do the same job fast enough to train a GPT-2 in a subspace of
 thousands of dimensions, and how much does d buy?
 
+*The post* is the blog post "Training smol language models" (2025), which this book
+reproduces at laptop scale; chapter 01 introduces it and the papers it builds on.
+
 Assumes: chapters 01-02; C4 as in data/README.md.
 Takes: 21 or more runs of 65,536 tokens (each d's coefficient-rate sweep, then the other seeds;
 the two ends are shared with chapter 05): 784 s on a quiet 2-core CPU at 210 GFLOP/s after

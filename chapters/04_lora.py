@@ -2,12 +2,18 @@
 """
 # Chapter 04 — LoRA vs a random subspace: low-rank functions or a low-dimensional parameter space
 
-Question: the post's FAQ says LoRA and the random-basis method restrict a network in different
-ways. LoRA (`W = W_frozen + (alpha/r) A B`) optimizes over *low-rank updates*: every change it
-makes to a layer's output passes through r directions of the activations. The basis method
-optimizes over a *low-dimensional subspace of parameters*: its update to a weight matrix is a
-random combination of full-rank matrices, so activations keep their full width. With the same
-number of trainable numbers, which one can express what?
+Question: the post's FAQ (the questions and answers at its end) says LoRA and the random-basis
+method restrict a network in different ways. LoRA (`W = W_frozen + (alpha/r) A B`) optimizes
+over *low-rank updates*: every change it makes to a layer's output passes through r directions
+of the activations. The basis method optimizes over a *low-dimensional subspace of parameters*:
+its update to a weight matrix is a random combination of full-rank matrices, so activations keep
+their full width. With the same number of trainable numbers, which one can express what?
+
+*The post* is the blog post "Training smol language models" (2025), which this book
+reproduces at laptop scale; chapter 01 introduces it and the papers it builds on.
+A *paired 95% interval*: seed s gives two methods the same batches, so their difference is
+taken seed by seed; the interval is the mean difference +- Student's t times its standard
+error. A difference is resolved when the interval excludes 0.
 
 Assumes: chapters 01-03; C4 as in data/README.md.
 Takes: 126 s on a quiet 2-core CPU at 195 GFLOP/s after chapter 05 had made 6 of its 9 runs (the

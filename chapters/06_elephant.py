@@ -11,6 +11,9 @@
 **Question.** "With four parameters I can fit an elephant, and with five I can make him wiggle
 his trunk." Is that literally true, and can gradient descent find those parameters on its own?
 
+**The post** is the blog post "Training smol language models" (2025), which this book
+reproduces at laptop scale; chapter 01 introduces it and the papers it builds on.
+
 **Assumes.** Nothing from earlier chapters except the project's Adam (`smolgpt.optim`). The
 elephant is the one of Mayer, Khairy and Howard, "Drawing an elephant with four complex
 parameters", Am. J. Phys. 78, 648 (2010); the code that draws and fits it is

@@ -9,10 +9,20 @@ of the choices the post left open decide between the two, and why?
 
 Design: one factor at a time from a baseline (the race's "5 in all": no offset, a = ones, each
 W^k normalised by 1/sqrt(d), GPT-2's residual scaling, every tensor in the combination around
-GPT-2's constants, coefficients at their own learning rate), then two combinations: the post's
-"every tensor" reading with the Flax port's init and no tuning, and the best levels together.
+GPT-2's constants, coefficients at their own learning rate), then the post's choices together
+(the "every tensor" reading with the Flax port's init and no tuning). A second combination, the
+levels that beat the baseline, runs only when two or more of them do; the chapter prints whether
+it ran.
 Every setting runs over the same seeds; each is compared with embeddings only by a paired 95%
 interval.
+
+*The post* is the blog post "Training smol language models" (2025), which this book
+reproduces at laptop scale; chapter 01 introduces it and the papers it builds on.
+*FAQ 3* is the third of the questions and answers that close the post: why the
+5-parameter model learned nothing; the post suspects how the combination is initialized.
+A *paired 95% interval*: seed s gives two methods the same batches, so their difference is
+taken seed by seed; the interval is the mean difference +- Student's t times its standard
+error. A difference is resolved when the interval excludes 0.
 
 Assumes: chapters 02 and 05 (the random basis, the race); C4 as in data/README.md.
 Takes: 39 runs of 20,480 tokens plus the probes. Measured from an empty cache on a quiet 2-core

@@ -9,6 +9,12 @@ numbers reach 90% on MRPC), and that a learned scale per tensor (SAID) helps. Wh
 numbers for one small GPT-2, trained from scratch on C4, and fine-tuned from a C4 model to a new
 domain (the Python standard library's source), measured the same way and put on one figure?
 
+*The post* is the blog post "Training smol language models" (2025), which this book
+reproduces at laptop scale; chapter 01 introduces it and the papers it builds on.
+A *paired 95% interval*: seed s gives two methods the same batches, so their difference is
+taken seed by seed; the interval is the mean difference +- Student's t times its standard
+error. A difference is resolved when the interval excludes 0.
+
 Assumes: chapters 02-05 (random subspaces, Fastfood, the race); C4 as in data/README.md; the
 Python standard library's own `*.py` files (every Python has them, so no download).
 Takes: ~120 short runs of a 2-layer model. Measured on a quiet 2-core CPU: 969 s from an empty
