@@ -426,3 +426,15 @@ takeaways = [
     + " as far as full training, the same in every kind of tensor relative to its init scale.",
 ]
 print_takeaways(takeaways, START)
+
+# %% [markdown]
+# ## Exercises
+# Solutions: `chapters/solutions/03_*.py` (each runs in seconds; a test runs them).
+#
+# 1. **Check a transpose.** Training needs P^T g as much as P a. For `Fastfood(1000, 37, seed=3)`
+#    (d not a power of 2, D not a multiple of the block), check the adjoint identity
+#    <P z, g> = <z, P^T g> with random z and g, then build P one column at a time (P e_j) and
+#    compare it with `dense()` and its transpose with `rmatvec`. How large may the differences be?
+# 2. **Predict a kurtosis.** Section 2 prints kurtosis 1.5 for FFT-Fastfood's columns and about 3
+#    for the others. Before computing anything: what is the kurtosis of cos(theta), theta uniform?
+#    Why does permuting a column's entries not change it? Check on one column of `FFTFastfood`.

@@ -207,3 +207,12 @@ takeaways = [
     f"{lora_vs_ff['lo']:+.3f} to {lora_vs_ff['hi']:+.3f}): {ahead}.",
 ]
 print_takeaways(takeaways, START)
+
+# %% [markdown]
+# ## Exercises
+# Solutions: `chapters/solutions/04_*.py` (each runs in seconds; a test runs them).
+#
+# 1. **Derive LoRA's backward.** For y = x (W0 + A B), with G = x^T dy the gradient a full
+#    weight would get, derive dA and dB and check them with `smolgpt.gradcheck.check_layer`.
+# 2. **Who moves first?** LoRA starts with B = 0. Predict which of A and B gets a non-zero
+#    gradient on the first step, then check with your backward.

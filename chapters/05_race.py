@@ -187,3 +187,15 @@ takeaways = [
     f"ordering need not match the end of a long run.",
 ]
 print_takeaways(takeaways, START)
+
+# %% [markdown]
+# ## Exercises
+# Solutions: `chapters/solutions/05_*.py` (each runs in seconds; a test runs them).
+#
+# 1. **Why pair by seed?** Make up losses of two methods over 5 seeds, B worse than A by 0.03,
+#    each seed shifting both by a common amount with spread 0.05. Predict which of the paired
+#    interval (`smolgpt.experiments.stats.paired_interval`) and an unpaired t-interval of the two
+#    means resolves the difference, then compute both.
+# 2. **The unigram line by hand.** With `smolgpt.experiments.reference.unigram_loss`: what is the
+#    line when all V tokens are equally frequent? And when the training text is one token
+#    repeated 1,000 times and the held-out text is [0, 0, 3] (V = 10)? Work it out, then check.

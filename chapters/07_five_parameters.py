@@ -462,3 +462,13 @@ print(f"Takeaways (run took {time.time() - START:.0f} s; float32 matmul {rate_gf
 for line in lines:
     print(textwrap.fill(line, width=96, initial_indent="  - ", subsequent_indent="    ",
                         break_on_hyphens=False))
+
+# %% [markdown]
+# ## Exercises
+# Solutions: `chapters/solutions/07_*.py` (each runs in seconds; a test runs them).
+#
+# 1. **Gains near 0.** On a 2-layer, 32-wide GPT-2, set every LayerNorm gain to 0.02 times a
+#    Gaussian (what "every tensor in the combination" does at the start) instead of 1. Predict
+#    the loss at the start and by how much the gradient of the weight matrices shrinks, then
+#    compute both with `smolgpt.model.loss_and_grads`. How does this explain the "literal"
+#    setting's result above?

@@ -441,3 +441,15 @@ takeaways = [
     f"of training on this machine.",
 ]
 print_takeaways(takeaways, START)
+
+# %% [markdown]
+# ## Exercises
+# Solutions: `chapters/solutions/08_*.py` (each runs in seconds; a test runs them).
+#
+# 1. **SAID at its start.** Build `MethodSpec("said", d=16)` on a small GPT-2. Predict: does
+#    doubling every scale change the model before training? Which trainables get a non-zero
+#    gradient on the first step? Check with `method.params` and `method.pullback`.
+# 2. **Two definitions of 90%.** Li et al. take 90% of full training's *score*; this chapter takes
+#    90% of its *gain over the baseline*. On chapter 02's small MLP
+#    (`smolgpt.experiments.subspace_toy`), compute d_int90 both ways with
+#    `smolgpt.experiments.intrinsic.crossing`. Which is larger, and why?
