@@ -40,7 +40,6 @@ import sys
 import time
 
 import smolgpt  # noqa: F401  first: it tells BLAS how to wait, before NumPy loads BLAS
-import matplotlib.pyplot as plt
 import numpy as np
 
 from smolgpt import data
@@ -48,10 +47,13 @@ from smolgpt.checkpoint import load_params
 from smolgpt.evaluate import evaluate_params
 from smolgpt.experiments import chapter_int, out_dir, print_takeaways, quick_mode, save_figure
 from smolgpt.experiments.coefficients import coef_trajectory
-from smolgpt.experiments.intrinsic import d_int, describe, gap_closed
+from smolgpt.experiments.intrinsic import d_int, describe
+from smolgpt.experiments.intrinsic_sweep import finals as run_finals
+from smolgpt.experiments.intrinsic_sweep import (gap_closed_figure, results_markdown, short,
+                                                 sweep as run_sweep)
+from smolgpt.experiments.intrinsic_sweep import pick_lr as choose_lr
 from smolgpt.experiments.runs import run, run_seeds
 from smolgpt.experiments.stats import paired_interval
-from smolgpt.experiments.sweep import extended
 from smolgpt.methods import MethodSpec, build
 from smolgpt.model import GPTConfig, non_embedding_table
 from smolgpt.train import TrainConfig
@@ -115,6 +117,8 @@ M_TENSORS = len(non_embedding_table(MODEL))
 tokens = base.steps * base.tokens_per_step
 n_runs = (2 * len(SEEDS) * (2 + 2 * len(GRID)) + len(SEEDS) * len(DENSE_D)
           + (0 if QUICK else 6) + 1)
+
+# %%
 print(f"model: {MODEL.n_layer} layers x {MODEL.n_embd}, context {MODEL.block_size}, vocabulary "
       f"{MODEL.vocab_size:,}; D = {D:,} non-embedding parameters in {M_TENSORS} tensors")
 print(f"grid of d: {', '.join(f'{d:,}' for d in GRID)}; seeds {list(SEEDS)}; every run "
@@ -175,60 +179,17 @@ TRAINED = []                     # (tokens, training seconds) of every run, reus
 
 def finals(cfg, seeds=SEEDS):
     """Final held-out losses of cfg over seeds (trained now, or reused)."""
-    runs = run_seeds(cfg, seeds, final_windows=FINAL, verbose=False)
-    TRAINED.extend((r["tokens"], r["elapsed"]) for r in runs)
-    return [r["final"]["loss"] for r in runs]
+    return run_finals(cfg, seeds, FINAL, TRAINED)
 
 
-def pick_lr(base_cfg, grid, title, extend=3):
-    """The peak lr that gives full training its lowest final loss (seed 0): first on `grid`,
-    then, while the best sits on an edge, with one more value past that edge (at most `extend`
-    times), so that the choice ends interior, with both neighbours worse."""
-    if QUICK:
-        return base_cfg.lr
-    loss, grid = {}, sorted(grid)
-    for tries in range(extend + 1):
-        for lr in grid:
-            if lr not in loss:
-                cfg = dataclasses.replace(base_cfg, method=MethodSpec("full"), lr=lr)
-                loss[lr] = finals(cfg, seeds=(0,))[0]
-        best = min(loss, key=loss.get)
-        interior = best not in (grid[0], grid[-1])
-        if interior or tries == extend:
-            break
-        grid = extended(grid, best)
-    where = ("both neighbours are worse" if interior else
-             f"still on the edge after {extend} extensions: a better rate may lie beyond it")
-    loss = dict(sorted(loss.items()))
-    print(f"{title}: full training's final loss by peak lr (seed 0): "
-          + ", ".join(f"{lr:g} -> {v:.4f}" for lr, v in loss.items()) + f"; chosen {best:g} "
-          f"({where})")
-    return best
+def pick_lr(base_cfg, grid, title):
+    """Full training's best peak lr on grid, extended past an edge best (quick mode: as is)."""
+    return base_cfg.lr if QUICK else choose_lr(base_cfg, grid, title, FINAL, TRAINED)
 
 
 def sweep(base_cfg, title):
     """Baselines and the grid for both methods; {"base", "full", "did": {x: [...]}, "said"}."""
-    t0 = time.time()
-    out = {"base": finals(dataclasses.replace(base_cfg, method=MethodSpec("embeddings"))),
-           "full": finals(dataclasses.replace(base_cfg, method=MethodSpec("full"))),
-           "did": {}, "said": {}}
-    for d in GRID:
-        for key, spec in (("did", MethodSpec("fastfood", d=d)), ("said", MethodSpec("said", d=d))):
-            x = build(spec, MODEL).n_trainable
-            out[key][x] = finals(dataclasses.replace(base_cfg, method=spec))
-    gain = paired_interval(out["full"], out["base"])                 # base - full, per seed
-    print(f"{title}: embeddings only {np.mean(out['base']):.4f}, full {np.mean(out['full']):.4f} "
-          f"(mean over {len(SEEDS)} seeds; {time.time() - t0:.0f} s); full training's gain "
-          f"{gain['diff']:.4f} nats, 95% interval [{gain['lo']:.4f}, {gain['hi']:.4f}]")
-    if not gain["lo"] > 0:
-        print(f"  note: that gain is not resolved at {len(SEEDS)} seeds (its interval reaches 0), "
-              f"so the fractions below divide by noise")
-    for d, (xd, ld), (xs, ls) in zip(GRID, out["did"].items(), out["said"].items()):
-        gd = gap_closed(ld, np.mean(out["base"]), np.mean(out["full"]))
-        gs = gap_closed(ls, np.mean(out["base"]), np.mean(out["full"]))
-        print(f"  d = {d:>7,}: DID loss {np.mean(ld):.4f}, gap closed {np.mean(gd):6.1%}   "
-              f"SAID ({xs:,} numbers) loss {np.mean(ls):.4f}, gap closed {np.mean(gs):6.1%}")
-    return out
+    return run_sweep(base_cfg, title, GRID, SEEDS, FINAL, TRAINED)
 
 
 base = dataclasses.replace(base, lr=pick_lr(base, (3e-3, 1e-2, 3e-2, 1e-1), "from scratch"))
@@ -311,51 +272,18 @@ for regime, res in (("from scratch", scratch), ("fine-tuning", finetune)):
                                            indent=1, default=float) + "\n")
 
 # %%
-fig, ax = plt.subplots(figsize=(9, 5.5))
-colors = {"from scratch": "C0", "fine-tuning": "C3"}
-styles = {"DID (Fastfood)": ("o", "-"), "SAID": ("s", "--")}
-YLIM = (-0.5, 2.5)                     # fractions outside (a gain lost in noise) sit on the edge
-clipped = 0
-for (regime, name), r in results.items():
-    marker, line = styles[name]
-    xs, f = np.array(r["xs"]), np.array(r["fraction"])
-    clipped += int(np.sum((f < YLIM[0]) | (f > YLIM[1])))
-    ax.plot(xs, np.clip(f, *YLIM), line, marker=marker, color=colors[regime],
-            label=f"{regime}, {name}")
-    ax.fill_between(xs, np.clip(r["band_lo"], *YLIM), np.clip(r["band_hi"], *YLIM),
-                    color=colors[regime], alpha=0.12)
-    if r["d_int"] is not None:
-        hi = r["hi"] if math.isfinite(r["hi"]) else xs[-1]
-        ax.errorbar([r["d_int"]], [0.9], xerr=[[r["d_int"] - r["lo"]], [hi - r["d_int"]]],
-                    fmt="x", color=colors[regime], capsize=4, ms=9, mew=2)
-ax.axhline(0.9, color="k", ls=":", lw=1, label="90% of full training's gain")
-ax.axhline(0.0, color="grey", lw=0.6)
-ax.axhline(1.0, color="grey", lw=0.6)
-ax.set_xscale("log")
-ax.set_ylim(YLIM[0] - 0.05, YLIM[1] + 0.05)
-ax.set(xlabel="trainable non-embedding numbers (d for DID, d + one scale per tensor for SAID)",
-       ylabel="gap closed: (L_emb - L_d) / (L_emb - L_full)",
-       title=f"gap closed against d: {MODEL.n_layer}x{MODEL.n_embd} GPT-2, {tokens:,} tokens per "
+fig, clipped = gap_closed_figure(
+    results, f"gap closed against d: {MODEL.n_layer}x{MODEL.n_embd} GPT-2, {tokens:,} tokens per "
              f"run, {len(SEEDS)} seeds\nbands: 95% bootstrap over seeds; x: d_int90 and its "
-             f"interval (cut at the grid's end)")
-ax.legend(fontsize=8, loc="best")
-fig.tight_layout()
+             f"interval (cut at the grid's end)", ylim=(-0.5, 2.5))
 save_figure(fig, OUT / "gap_closed.png")
 if clipped:
-    print(f"{clipped} point(s) lie outside {YLIM} and are drawn on the edge of the figure")
+    print(f"{clipped} point(s) lie outside (-0.5, 2.5) and are drawn on the edge of the figure")
 
 # %%
-rows = ["| regime | method | d_int90 (95% bootstrap interval) or fraction reached |",
-        "|---|---|---|"]
-for (regime, name), r in results.items():
-    rows.append(f"| {regime} | {name} | {describe(r)} |")
-rows += ["", "| regime | d | DID gap closed | SAID gap closed |", "|---|---:|---:|---:|"]
-for regime in ("from scratch", "fine-tuning"):
-    a, b = results[regime, "DID (Fastfood)"], results[regime, "SAID"]
-    for d, fa, fb in zip(GRID, a["fraction"], b["fraction"]):
-        rows.append(f"| {regime} | {d:,} | {fa:.1%} | {fb:.1%} |")
-(OUT / "results.md").write_text("\n".join(rows) + "\n")
-print("\n".join(rows))
+table = results_markdown(results, GRID)
+(OUT / "results.md").write_text(table + "\n")
+print(table)
 print(f"table: {OUT / 'results.md'}")
 
 # %% [markdown]
@@ -396,23 +324,13 @@ for kind in lam["from scratch"]:
 # %%
 train_s = sum(s for _, s in TRAINED) + pre["elapsed"]
 full_sweep_h = 8 * train_s / 3600 if not FULL else train_s / 3600
-
-
 ONE_DIRECTION_NOTE = (" At this budget, turning the random weights up is most of what full "
                       "training buys over a frozen random transformer at GPT-2's init scale.")
 
-
-def short(r):
-    if r["at_first"]:
-        return f"d_int90 <= {r['xs'][0]:,} (the grid's smallest point is already at 90%)"
-    if r["d_int"] is not None:
-        hi = "beyond the grid" if math.isinf(r["hi"]) else f"{r['hi']:,.0f}"
-        return f"d_int90 ~ {r['d_int']:,.0f} [{r['lo']:,.0f}, {hi}]"
-    return f"90% not reached; at most {r['max_fraction']:.0%} at {r['at']:,}"
-
-
 s_did, s_said = results["from scratch", "DID (Fastfood)"], results["from scratch", "SAID"]
 f_did, f_said = results["fine-tuning", "DID (Fastfood)"], results["fine-tuning", "SAID"]
+
+# %%
 takeaways = [
     f"From scratch ({tokens:,} tokens per run, {len(SEEDS)} seeds): DID {short(s_did)}; SAID "
     f"{short(s_said)} trainable numbers.",
