@@ -8,7 +8,9 @@
 - `reference.py`: the context-free (unigram) reference loss;
 - `figures.py`: validation curves redrawn from run logs (also `smolgpt plot`);
 - `diagrams.py`: the drawing of one transformer block (chapter 01);
-- `subspace_toy.py`: a small problem trained in random subspaces (chapter 02's why).
+- `subspace_toy.py`: a small problem trained in random subspaces (chapter 02's why);
+- `projections.py`, `five_parameters.py`, `intrinsic_sweep.py`: the longer analysis of
+  chapters 03, 07 and 08, behind named functions, so the chapters' cells stay short.
 
     from smolgpt.experiments import compare, out_dir, quick_mode, save_figure
 """
