@@ -68,6 +68,13 @@ START = time.time()
 # sweep's choice when one is recorded in `smolgpt.experiments.tuned`, else TrainConfig's
 # defaults), the same for every setting except the one that gives the coefficients the
 # embeddings' rate, as the post's untuned run did.
+#
+# One factor needs a word. *Coverage* says which tensors the random combination generates.
+# "all" (the baseline): every non-embedding tensor, added onto GPT-2's constants, so a LayerNorm
+# gain is 1 plus its share of the combination. "literal": every tensor is the combination
+# alone, LayerNorm gains and biases included, the most literal reading of "every weight is
+# a_1 W^1 + ... + a_5 W^5". "constants": only the weight matrices; LayerNorm and biases stay at
+# GPT-2's constants. "trained": only the weight matrices; LayerNorm and biases trained directly.
 
 # %%
 BASELINE = MethodSpec("basis", d=5, offset=False)
