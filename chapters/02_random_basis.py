@@ -11,9 +11,10 @@ model) or 5 per tensor learn, compared with training only the embeddings?
 reproduces at laptop scale; chapter 01 introduces it and the papers it builds on.
 
 Assumes: chapter 01 (the model, the training loop); C4 as in data/README.md.
-Takes: section 1 (a small network, 3 seeds x 8 trainings) about half a minute; the rest 284 s on
-a quiet 2-core CPU at 182 GFLOP/s after chapter 05 had made 9 of its 15 runs (the closing lines
-print this run's time and rate); quick mode (SMOLGPT_QUICK=1): under a minute.
+Takes: section 1 (a small network, 3 seeds x 8 trainings) 196 s on this machine while other jobs
+shared its 2 cores; the rest 284 s on a quiet 2-core CPU at 182 GFLOP/s after chapter 05 had made
+9 of its 15 runs (the closing lines print this run's time and rate); quick mode
+(SMOLGPT_QUICK=1): under a minute.
 Writes: out/02_basis/toy_subspace.png, out/02_basis/val_curves.png,
 out/02_basis/regeneration.png; the runs are kept by the
 experiment runner under out/runs/ (shared with chapter 05).
