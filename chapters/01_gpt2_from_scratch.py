@@ -17,7 +17,8 @@ Le, Sarlós and Smola 2013, "Fastfood: approximating kernel expansions in loglin
 
 Assumes: `pip install -e ".[test]"` from the repository root; C4 reachable through `datasets`,
 or local files named by SMOLGPT_C4_FILES / SMOLGPT_C4_VAL_FILES (see data/README.md).
-Takes: sections 1-7 about a minute (most of it the plain model's 80 training steps); section 8 trains 6 runs of 65,536 tokens, 26-30 s each
+Takes: sections 1-7 about a minute (most of it the plain model's 80 training steps); section 8
+trains 6 runs of 65,536 tokens, 26-30 s each
 on a quiet 2-core CPU at ~205 GFLOP/s (so about 3 minutes from an empty cache, by those run
 times; 6 s measured when chapter 05 had made them); quick mode (SMOLGPT_QUICK=1): under a minute.
 Writes: out/01_gpt2/block.png, out/01_gpt2/plain_training.png and out/01_gpt2/val_curves.png
@@ -196,7 +197,8 @@ print(f"whole block backward vs finite differences ({len(err)} arrays): "
 
 # %%
 small = GPTConfig(n_layer=2, n_head=2, n_embd=8, block_size=6, vocab_size=11)
-p64 = {k: v + 0.3 * rng.standard_normal(v.shape) for k, v in init_params(small, 0, np.float64).items()}
+p64 = {k: v + 0.3 * rng.standard_normal(v.shape)
+       for k, v in init_params(small, 0, np.float64).items()}
 idx, tgt = rng.integers(0, 11, (2, 6)), rng.integers(0, 11, (2, 6))
 loss_p, g_p = plain.loss_and_grads(p64, idx, tgt, small.n_layer, small.n_head)
 loss_f, g_f = loss_and_grads(p64, idx, tgt, small)
@@ -244,7 +246,8 @@ def train_plain(params, cfg, tokens, steps, lr=3e-3, batch=8, seed=0):
 w_plain = {k: w.copy() for k, w in p64.items()}
 state = {k: (np.zeros_like(w), np.zeros_like(w)) for k, w in p64.items()}
 for k, w in w_plain.items():
-    adamw_update(w, g_p[k], *state[k], t=1, lr=1e-2, decay=0.1 if k.endswith("c_fc.weight") else 0.0)
+    decay = 0.1 if k.endswith("c_fc.weight") else 0.0
+    adamw_update(w, g_p[k], *state[k], t=1, lr=1e-2, decay=decay)
 w_fast = {k: w.copy() for k, w in p64.items()}
 optim.adamw_step(w_fast, g_p, optim.adamw_init(w_fast), lr=1e-2,
                  decay_keys={k for k in p64 if k.endswith("c_fc.weight")})
@@ -385,8 +388,8 @@ print(f"full training ends {gap['diff']:.3f} nats/token below embeddings only (9
       f"{gap['lo']:.3f} to {gap['hi']:.3f} over {gap['n']} paired seeds; perplexity "
       f"{math.exp(full['mean']):,.0f} vs {math.exp(emb['mean']):,.0f})")
 _, unigram = context_free_reference(configs[0])
-print(f"against the unigram line ({unigram:.3f}): full training ends {full['mean'] - unigram:+.3f}, "
-      f"embeddings only {emb['mean'] - unigram:+.3f} nats/token from it")
+print(f"against the unigram line ({unigram:.3f}): full training ends "
+      f"{full['mean'] - unigram:+.3f}, embeddings only {emb['mean'] - unigram:+.3f} nats/token from it")
 
 # %% [markdown]
 # ## 9. What they write

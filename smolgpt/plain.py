@@ -76,7 +76,8 @@ def gelu_forward(x):
 
 
 def gelu_backward(dy, x):
-    """dy -> dx.   dy/dx = (1 + tanh u)/2 + x/2 (1 - tanh^2 u) du/dx,  du/dx = sqrt(2/pi) (1 + 3 0.044715 x^2)"""
+    """dy -> dx.   dy/dx = (1 + tanh u)/2 + x/2 (1 - tanh^2 u) du/dx,
+    du/dx = sqrt(2/pi) (1 + 3 * 0.044715 x^2)"""
     t = np.tanh(GELU_K * (x + 0.044715 * x ** 3))            # recomputed, not cached
     du = GELU_K * (1.0 + 3 * 0.044715 * x ** 2)
     return dy * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t ** 2) * du)

@@ -26,7 +26,8 @@ def test_readme_module_table_names_every_module():
     text = (ROOT / "README.md").read_text()
     table = text[text.index("| module | what is in it |"):]
     table = table[:table.index("\n\n")]
-    for path in sorted((ROOT / "smolgpt").glob("*.py")) + sorted((ROOT / "smolgpt" / "methods").glob("*.py")):
+    modules = sorted((ROOT / "smolgpt").glob("*.py")) + sorted((ROOT / "smolgpt" / "methods").glob("*.py"))
+    for path in modules:
         if path.name == "__init__.py":
             continue
         assert f"`{path.name}`" in table, f"README's module table does not name {path.name}"

@@ -27,6 +27,7 @@ inputs = [rng.standard_normal((2, 5, 8)), 1 + 0.5 * rng.standard_normal(8), rng.
 good = check_layer(plain.layernorm_forward, plain.layernorm_backward, inputs, rng)
 bad = check_layer(plain.layernorm_forward, layernorm_backward_broken, inputs, rng)
 for name, e_good, e_bad in zip(("dx", "dg", "db"), good, bad):
-    print(f"{name}: relative error {e_good:.1e} with the full backward, {e_bad:.1e} without the term")
+    print(f"{name}: relative error {e_good:.1e} with the full backward, {e_bad:.1e} without "
+          f"the term")
 assert max(good) < 1e-8
 assert bad[0] > 0.1 and max(bad[1:]) < 1e-8      # only dx breaks, and by a lot

@@ -19,5 +19,6 @@ from .chapter import chapter_int, out_dir, print_takeaways, quick_mode, save_fig
 from .figures import plot_val_curves, read_log
 from .runs import QUICK_MODEL, compare, markdown_table, quick_config, run_name, run_seeds
 
-__all__ = ["chapter_int", "out_dir", "print_takeaways", "quick_mode", "save_figure", "show_source", "plot_val_curves", "read_log",
+__all__ = ["chapter_int", "out_dir", "print_takeaways", "quick_mode", "save_figure", "show_source",
+           "plot_val_curves", "read_log",
            "QUICK_MODEL", "compare", "markdown_table", "quick_config", "run_name", "run_seeds"]
