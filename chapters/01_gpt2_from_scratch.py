@@ -2,17 +2,28 @@
 """
 # Chapter 01 — GPT-2 from scratch, and the baseline every later chapter must beat
 
-Question: can a GPT-2 written in plain NumPy, with every derivative derived by hand, learn
-language from C4 on a laptop CPU, and how much of that learning needs the transformer's own
-weights rather than just its embeddings?
+Question: what is a GPT-2, layer by layer, how is its gradient derived by hand, and how much of
+what it learns from C4 in a few minutes needs the transformer's own weights rather than just its
+embeddings?
+
+This book reproduces, at laptop scale, the blog post "Training smol language models" (2025),
+called *the post* from here on. The post keeps GPT-2 fixed and trains only a few numbers that
+generate its weights, building on four papers: Li et al. 2018, "Measuring the Intrinsic
+Dimension of Objective Landscapes" (arXiv:1804.08838); Aghajanyan et al. 2020, "Intrinsic
+Dimensionality Explains the Effectiveness of Language Model Fine-Tuning" (arXiv:2012.13255);
+Le, Sarlós and Smola 2013, "Fastfood: approximating kernel expansions in loglinear time"
+(ICML); Hu et al. 2021, "LoRA: Low-Rank Adaptation of Large Language Models"
+(arXiv:2106.09685). This chapter builds the model they all start from.
 
 Assumes: `pip install -e ".[test]"` from the repository root; C4 reachable through `datasets`,
 or local files named by SMOLGPT_C4_FILES / SMOLGPT_C4_VAL_FILES (see data/README.md).
-Takes: 6 runs of 65,536 tokens, 26-30 s each on a quiet 2-core CPU at ~205 GFLOP/s (so about 3
-minutes from an empty cache, by those run times; 6 s measured when chapter 05 had made them);
-quick mode (SMOLGPT_QUICK=1): under a minute.
-Writes: out/01_gpt2/val_curves.png; the runs are kept by the experiment runner under out/runs/
-(shared with chapters 03 and 05).
+Takes: sections 1-7 about a minute (most of it the plain model's 80 training steps); section 8
+trains 6 runs of 65,536 tokens, 26-30 s each
+on a quiet 2-core CPU at ~205 GFLOP/s (so about 3 minutes from an empty cache, by those run
+times; 6 s measured when chapter 05 had made them); quick mode (SMOLGPT_QUICK=1): under a minute.
+Writes: out/01_gpt2/block.png, out/01_gpt2/plain_training.png and out/01_gpt2/val_curves.png
+(`SMOLGPT_OUT` moves out/); the runs are kept by the experiment runner under out/runs/ (shared
+with chapters 03 and 05).
 """
 
 # %%
@@ -22,18 +33,23 @@ import time
 from pathlib import Path
 
 import smolgpt  # noqa: F401  first: it tells BLAS how to wait, before NumPy loads BLAS
+import matplotlib.pyplot as plt
 import numpy as np
 
-from smolgpt import layers
+from smolgpt import layers, optim, plain
 from smolgpt.checkpoint import load_params
-from smolgpt.experiments import chapter_int, out_dir, print_takeaways, quick_config, quick_mode
-from smolgpt.experiments.runs import compare_configs
+from smolgpt.data import get_batch, load_tokens
+from smolgpt.experiments import (chapter_int, out_dir, print_takeaways, quick_config, quick_mode,
+                                 save_figure, show_source)
+from smolgpt.experiments.diagrams import block_diagram
+from smolgpt.experiments.reference import unigram_loss
+from smolgpt.experiments.runs import compare_configs, context_free_reference
 from smolgpt.experiments.stats import fmt, paired_interval
 from smolgpt.experiments.tuned import RACE, at_tuned_rates
 from smolgpt.gradcheck import check_layer, numerical_grad, rel_error
 from smolgpt.methods import MethodSpec
-from smolgpt.model import (GPTConfig, count_params, init_params, loss_and_grads,
-                           loss_only, param_table)
+from smolgpt.model import (EMBEDDING_NAMES, GPTConfig, count_params, init_params,
+                           loss_and_grads, loss_only, param_table)
 from smolgpt.sample import sample_text
 
 QUICK = quick_mode()
@@ -43,8 +59,9 @@ rng = np.random.default_rng(0)
 
 # %% [markdown]
 # ## 1. The parameters
-# A GPT-2 is a dict of named arrays. The `tiny` preset keeps GPT-2's vocabulary (50,257 BPE tokens)
-# and shrinks everything else, so most of its parameters sit in the token embedding.
+# A GPT-2 is a dict of named arrays. The `tiny` preset keeps GPT-2's vocabulary (50,257 BPE
+# tokens, the pieces of text the tokenizer cuts words into) and shrinks everything else, so most
+# of its parameters sit in the token embedding `wte`, a table with one row of C numbers per token.
 
 # %%
 config = GPTConfig.preset("tiny")
@@ -57,10 +74,223 @@ print(f"tiny: {total:,} parameters, {non_emb:,} of them outside the embeddings "
       f"({non_emb / total:.0%}); GPT-2 small: {count_params(GPTConfig.preset('gpt2')):,}")
 
 # %% [markdown]
-# ## 2. Every layer's backward, checked
-# Each layer is a forward/backward pair. We check each backward against central finite
-# differences in float64: nudge one input by +-1e-6, rerun the forward, compare slopes.
-# A correct backward agrees to about 1e-9; a wrong one is off by percent.
+# ## 2. One transformer block
+# The model turns B sequences of T token ids into an array x of shape (B, T, C): row t is the
+# token's embedding `wte[idx]` plus its position's `wpe[t]`. This array, the *residual stream*,
+# then passes through `n_layer` identical blocks. Each block reads the stream twice, through a
+# LayerNorm, and adds what it computed back onto it: first attention (each position mixes in the
+# positions before it), then an MLP (each position on its own). After the last block one more
+# LayerNorm, and the logits are `x @ wte.T`: one score per vocabulary entry for the next token.
+
+# %%
+save_figure(block_diagram(), OUT / "block.png")
+
+# %% [markdown]
+# The forward of one block, from `smolgpt/plain.py`, the plain version of the model: one
+# formula a line, nothing fused or done in place. Each layer returns its output and a *cache*,
+# what its backward will need.
+
+# %%
+show_source(plain.block_forward)
+P = plain.block_params(params, 0)                        # block 0 of tiny, at its init
+x = rng.standard_normal((2, 16, config.n_embd)).astype(np.float32)       # (B, T, C)
+y, cache = plain.block_forward(x, P, config.n_head)
+print(f"block 0 maps x {x.shape} -> {y.shape}; at init it moves the stream by "
+      f"{np.sqrt(np.mean((y - x) ** 2)) / np.sqrt(np.mean(x ** 2)):.1%} of its rms")
+
+# %% [markdown]
+# At init the block barely changes its input: the weights are small (std 0.02), so each branch
+# adds a small correction to the stream. Training makes those corrections matter.
+#
+# ## 3. The backward, one layer at a time
+# Training needs the gradient of the loss with respect to every parameter. The chain rule gives
+# it layer by layer, top to bottom: a layer's backward takes `dout`, the gradient of the loss
+# with respect to its output, and returns the gradients with respect to its inputs.
+#
+# Each derivation is checked the same way (`smolgpt.gradcheck`): pick a random `dout`, call
+# f(x) = sum(forward(x) * dout), whose gradient is exactly what the backward claims, and compare
+# with central finite differences (f(x + e) - f(x - e)) / 2e for every coordinate, in float64.
+# A correct backward agrees to about 1e-9 relative error; a missing term shows at 1e-3 or worse.
+#
+# **Linear**, y = x W + b. Each output is a sum of products, so dx = dy W^T, and W and b collect
+# dy from every (batch, time) row: dW = sum x^T dy, db = sum dy.
+
+# %%
+C, T, nh = 8, 5, 2
+x64 = rng.standard_normal((2, T, C))
+show_source(plain.linear_backward)
+err = check_layer(plain.linear_forward, plain.linear_backward,
+                  [x64, rng.standard_normal((C, 3 * C)), rng.standard_normal(3 * C)], rng)
+print(f"linear backward vs finite differences (dx, dW, db): max relative error {max(err):.1e}")
+
+# %% [markdown]
+# **GELU**, y = x/2 (1 + tanh u) with u = sqrt(2/pi) (x + 0.044715 x^3), elementwise: the
+# product rule and d tanh(u)/du = 1 - tanh(u)^2.
+
+# %%
+show_source(plain.gelu_backward)
+err = check_layer(plain.gelu_forward, plain.gelu_backward, [x64], rng)
+print(f"GELU backward vs finite differences: max relative error {max(err):.1e}")
+
+# %% [markdown]
+# **LayerNorm**, y = g xhat + b with xhat = (x - mu) / sqrt(var + eps), per row of C numbers.
+# dg and db are sums as for the linear layer. The input's gradient has two extra terms, because
+# moving one x_i moves the row's mean and variance too: subtract dxhat's row mean (the mean's
+# share) and xhat times the row mean of dxhat xhat (the variance's share), then scale by 1/sigma.
+
+# %%
+show_source(plain.layernorm_backward)
+err = check_layer(plain.layernorm_forward, plain.layernorm_backward,
+                  [x64, 1 + 0.5 * rng.standard_normal(C), rng.standard_normal(C)], rng)
+print(f"LayerNorm backward vs finite differences (dx, dg, db): max relative error {max(err):.1e}")
+
+# %% [markdown]
+# **Attention**, per head: scores s = q k^T / sqrt(hs), p = softmax(s) over the keys (future keys
+# masked to probability 0), y = p v. Backward in reverse: y = p v gives dp = dy v^T and
+# dv = p^T dy; the softmax's Jacobian gives ds = p (dp - sum(dp p)) row by row; the scores give
+# dq = ds k / sqrt(hs) and dk = ds^T q / sqrt(hs).
+
+# %%
+show_source(plain.attention_backward)
+err = check_layer(lambda qkv: plain.attention_forward(qkv, nh), plain.attention_backward,
+                  [rng.standard_normal((2, T, 3 * C))], rng)
+print(f"attention backward vs finite differences (2 heads): max relative error {max(err):.1e}")
+
+# %% [markdown]
+# **The block** is these layers read bottom-up. The one new rule is the residual: x + f(x) has
+# derivative 1 + f'(x), so the stream's gradient goes on unchanged and the branch's gradient is
+# added to it (`dx = dx + dh`).
+
+# %%
+show_source(plain.block_backward)
+small = GPTConfig(n_layer=1, n_head=nh, n_embd=C, block_size=T, vocab_size=11)
+P64 = {k: v + 0.3 * rng.standard_normal(v.shape)             # gains away from 1, biases non-zero
+       for k, v in plain.block_params(init_params(small, 0, np.float64), 0).items()}
+names = sorted(P64)
+
+
+def block_fwd(x_, *arrays):                                  # the block as f(x, 12 arrays)
+    return plain.block_forward(x_, dict(zip(names, arrays)), nh)
+
+
+def block_bwd(dout, cache):                                  # its gradients in the same order
+    dx, g = plain.block_backward(dout, cache)
+    return (dx, *[g[n] for n in names])
+
+
+err = check_layer(block_fwd, block_bwd, [x64, *[P64[n] for n in names]], rng)
+print(f"whole block backward vs finite differences ({len(err)} arrays): "
+      f"max relative error {max(err):.1e}")
+
+# %% [markdown]
+# ## 4. The loss, and the fast model
+# The loss is the *cross-entropy*: the mean over positions of -log p(next token), p the softmax
+# of the logits. Its unit is *nats per token*: a uniform guess over 50,257 tokens costs
+# ln 50257 = 10.82 nats, and each nat less means the model puts e = 2.7 times more probability
+# on the right token. Its gradient with respect to the logits is (p - onehot(target)) / N, and
+# the tied head `x @ wte.T` gives `wte` a second gradient besides the lookup `wte[idx]`.
+# `plain.loss_and_grads` puts it all together.
+#
+# The rest of smolgpt trains with `smolgpt/model.py`, which computes the same function fast
+# (threads, blocks of queries, chunked logits, in-place updates). A test holds them equal;
+# here is the check on a 2-layer float64 model.
+
+# %%
+small = GPTConfig(n_layer=2, n_head=2, n_embd=8, block_size=6, vocab_size=11)
+p64 = {k: v + 0.3 * rng.standard_normal(v.shape)
+       for k, v in init_params(small, 0, np.float64).items()}
+idx, tgt = rng.integers(0, 11, (2, 6)), rng.integers(0, 11, (2, 6))
+loss_p, g_p = plain.loss_and_grads(p64, idx, tgt, small.n_layer, small.n_head)
+loss_f, g_f = loss_and_grads(p64, idx, tgt, small)
+gap_pf = max(np.abs(g_f[k] - g_p[k]).max() / np.abs(g_p[k]).max() for k in p64)
+print(f"plain vs fast model, float64: loss {loss_p:.15f} vs {loss_f:.15f}; largest gradient "
+      f"difference over {len(p64)} tensors {gap_pf:.1e} of the tensor's largest entry")
+
+# %% [markdown]
+# ## 5. The training step
+# Training repeats one step: draw a batch, forward and backward, and update every weight with
+# AdamW. AdamW keeps two running averages per weight, m of the gradient and v of its square;
+# the step is m / sqrt(v), so every weight moves by about the learning rate whatever its
+# gradient's scale. Weight decay (here only on the weight matrices) shrinks each weight a little
+# toward 0. The dozen lines below are the whole of it, written plainly; `smolgpt.optim.adamw_step`
+# is the fast version and `smolgpt.train` the loop with logging, checkpoints and evaluation.
+
+# %%
+def adamw_update(w, g, m, v, t, lr, decay, beta1=0.9, beta2=0.95, eps=1e-8):
+    """One AdamW step of the array w (in place) at step t = 1, 2, ..."""
+    m[:] = beta1 * m + (1 - beta1) * g                      # running mean of the gradient
+    v[:] = beta2 * v + (1 - beta2) * g * g                  # running mean of its square
+    m_hat, v_hat = m / (1 - beta1 ** t), v / (1 - beta2 ** t)   # both start at 0: unbias
+    w -= lr * decay * w                                     # decoupled weight decay
+    w -= lr * m_hat / (np.sqrt(v_hat) + eps)
+
+
+def train_plain(params, cfg, tokens, steps, lr=3e-3, batch=8, seed=0):
+    """The training loop on the plain model: the losses, step by step."""
+    m = {k: np.zeros_like(w) for k, w in params.items()}
+    v = {k: np.zeros_like(w) for k, w in params.items()}
+    batches, losses = np.random.default_rng(seed), []
+    for t in range(1, steps + 1):
+        idx, targets = get_batch(tokens, batch, cfg.block_size, batches)     # (B, T) each
+        loss, grads = plain.loss_and_grads(params, idx, targets, cfg.n_layer, cfg.n_head)
+        for k, w in params.items():
+            wd = 0.1 if w.ndim == 2 and k not in EMBEDDING_NAMES else 0.0
+            adamw_update(w, grads[k], m[k], v[k], t, lr, wd)
+        losses.append(loss)
+    return losses
+
+# %% [markdown]
+# Does the plain AdamW do what the fast one does? One step from the same weights and gradients:
+
+# %%
+w_plain = {k: w.copy() for k, w in p64.items()}
+state = {k: (np.zeros_like(w), np.zeros_like(w)) for k, w in p64.items()}
+for k, w in w_plain.items():
+    decay = 0.1 if k.endswith("c_fc.weight") else 0.0
+    adamw_update(w, g_p[k], *state[k], t=1, lr=1e-2, decay=decay)
+w_fast = {k: w.copy() for k, w in p64.items()}
+optim.adamw_step(w_fast, g_p, optim.adamw_init(w_fast), lr=1e-2,
+                 decay_keys={k for k in p64 if k.endswith("c_fc.weight")})
+print(f"plain vs fast AdamW after one step: largest weight difference "
+      f"{max(np.abs(w_plain[k] - w_fast[k]).max() for k in p64):.1e}")
+
+# %% [markdown]
+# Now the plain model trains on C4: a 2-layer, 64-wide GPT-2 with the full vocabulary, batches
+# of 8 windows of 32 tokens, the learning rate 3e-3 held constant.
+#
+# Two lines give its loss a meaning. A uniform guess costs ln V. The *unigram line* is the
+# held-out loss of predicting every token from its frequency in the training text alone,
+# without reading the context (`smolgpt.experiments.reference`): a model below it has learned
+# something about sequences; one above it has not yet caught up with word counts.
+
+# %%
+demo = GPTConfig(n_layer=2, n_head=2, n_embd=64, block_size=32)
+demo_steps = 8 if QUICK else 80
+train_tokens, val_tokens = load_tokens("train"), load_tokens("val")
+losses = train_plain(init_params(demo, seed=0), demo, train_tokens, demo_steps)
+unigram_line = unigram_loss(train_tokens, val_tokens, demo.vocab_size)
+print(f"plain model, {demo_steps} steps of 8 x 32 tokens: loss {losses[0]:.3f} at step 1, "
+      f"{np.mean(losses[-5:]):.3f} averaged over the last 5 steps (a uniform guess is "
+      f"ln V = {math.log(demo.vocab_size):.3f}; the unigram line is {unigram_line:.3f})")
+
+# %%
+fig, ax = plt.subplots(figsize=(6, 3.5))
+ax.plot(range(1, demo_steps + 1), losses, lw=1)
+ax.axhline(math.log(demo.vocab_size), ls=":", color="grey", label="uniform guess, ln V")
+ax.axhline(unigram_line, ls="--", color="black", label="unigram line (held out)")
+ax.set(xlabel="step", ylabel="training loss (nats/token)",
+       title="the plain model trained with the dozen lines above")
+ax.legend()
+fig.tight_layout()
+save_figure(fig, OUT / "plain_training.png")
+
+# %% [markdown]
+# That is all of training. From here on the chapters use the fast model and the runner, which
+# do the same with more care (a learning-rate schedule, gradient clipping, evaluation on
+# held-out text, runs kept and reused).
+#
+# ## 6. The fast layers, checked
+# The fast layers of `smolgpt/layers.py` pass the same finite-difference checks.
 
 # %%
 C, T, nh = 8, 5, 2
@@ -92,7 +322,7 @@ print(f"fused cross-entropy head: dx error {rel_error(dx, numerical_grad(f, xs))
       f"dwte error {rel_error(dw, numerical_grad(f, w)):.1e}")
 
 # %% [markdown]
-# ## 3. The whole model's gradient
+# ## 7. The whole model's gradient
 # The model's backward is its forward read in reverse. On a small float64 GPT-2 we check the
 # gradient of every tensor at a few random coordinates.
 
@@ -118,16 +348,21 @@ print(f"loss at init {loss_only(params, idx, np.roll(idx, -1, 1), config):.3f} "
       f"vs ln V = {math.log(config.vocab_size):.3f}")
 
 # %% [markdown]
-# ## 4. Training on C4: everything vs embeddings only
+# ## 8. Training on C4: everything vs embeddings only
 # Two ways of training on the same tokens in the same order. `full` trains every tensor.
 # `embeddings` trains only the token and position tables and leaves every transformer weight at
 # its random init: the baseline the post measures every reduced model against. Whatever `full`
 # gains over it is what training the transformer itself buys.
 #
-# Both run at the race's budget (chapter 05: 64 steps of 8 x 128 C4 tokens), each at the
-# learning rate its own sweep chose (`smolgpt.experiments.tuned`), over several seeds: seed s
-# gives both the same batches, so their difference is paired by seed. The experiment runner keeps
-# finished runs under out/runs/, and chapters 03 and 05 reuse these same runs.
+# Chapter 05 holds *the race*: the post's comparison of six ways of training, each on the same
+# 65,536 C4 tokens (64 steps of 8 x 128). That token count is *the race's budget*, and both
+# runs here use it, each at the learning rate its own sweep chose (`smolgpt.experiments.tuned`),
+# over several seeds. Seed s gives both the same batches, so the difference full minus
+# embeddings is taken seed by seed; its *paired 95% interval* (mean of the per-seed differences
+# +- Student's t times their standard error) says how sure that difference is: when it excludes
+# 0, the order is resolved. The experiment runner keeps finished runs under out/runs/, and
+# chapters 03 and 05 reuse these same runs.
+
 
 # %%
 SEEDS = tuple(range(chapter_int("seeds", 2 if QUICK else 3, minimum=2)))
@@ -152,9 +387,12 @@ gap = paired_interval(full["final"], emb["final"])
 print(f"full training ends {gap['diff']:.3f} nats/token below embeddings only (95% interval "
       f"{gap['lo']:.3f} to {gap['hi']:.3f} over {gap['n']} paired seeds; perplexity "
       f"{math.exp(full['mean']):,.0f} vs {math.exp(emb['mean']):,.0f})")
+_, unigram = context_free_reference(configs[0])
+print(f"against the unigram line ({unigram:.3f}): full training ends "
+      f"{full['mean'] - unigram:+.3f}, embeddings only {emb['mean'] - unigram:+.3f} nats/token from it")
 
 # %% [markdown]
-# ## 5. What they write
+# ## 9. What they write
 # Sampled from seed 0's model with temperature 1 and top-k 40 from an empty prompt (a document
 # start). After this few tokens neither writes sentences; full training has picked up more of
 # the local word statistics.
@@ -169,6 +407,12 @@ for r in (full, emb):
 
 # %%
 takeaways = [
+    "One GPT-2 block is two residual branches, attention then an MLP, each read through a "
+    "LayerNorm; its backward is its forward read bottom-up, and `smolgpt/plain.py` writes both "
+    f"one formula a line. The fast model equals it to {gap_pf:.0e} of each gradient's scale.",
+    "A training step is a batch, a forward, a backward and AdamW: a dozen lines, which took the "
+    f"plain model from {losses[0]:.2f} to {np.mean(losses[-5:]):.2f} nats/token in "
+    f"{demo_steps} steps.",
     "Every backward here agrees with finite differences in float64: each layer to "
     f"{layer_worst:.0e}, the whole model to {worst:.0e} (a wrong term would show as 1e-3 or "
     "worse); the rest of the project trusts these derivatives.",
@@ -177,7 +421,23 @@ takeaways = [
     f"Trained on the same {full['runs'][0]['tokens']:,} C4 tokens over {len(SEEDS)} seeds, "
     f"full training reaches {fmt(full['mean'], full['se'])} nats/token against "
     f"{fmt(emb['mean'], emb['se'])} for embeddings only: a gap of {gap['diff']:.2f} (95% "
-    f"interval {gap['lo']:.2f} to {gap['hi']:.2f}). The next chapters ask how much of that "
-    "gap a handful of trained numbers can close.",
+    f"interval {gap['lo']:.2f} to {gap['hi']:.2f}), both still {full['mean'] - unigram:+.2f} "
+    f"and {emb['mean'] - unigram:+.2f} from the unigram line ({unigram:.3f}). The next "
+    "chapters ask how much of that gap a handful of trained numbers can close.",
 ]
 print_takeaways(takeaways, START)
+
+# %% [markdown]
+# ## Exercises
+# Solutions: `chapters/solutions/01_*.py` (each runs in seconds; a test runs them).
+#
+# 1. **Break one line.** In a copy of `plain.layernorm_backward`, drop the term
+#    `- xhat * mean(dxhat * xhat)`. Predict: which of dx, dg, db goes wrong, and how large is
+#    the relative error against finite differences (1e-9, 1e-3, or 1)? Run the check.
+# 2. **Derive a backward.** Write the forward and backward of the softmax-free "ReLU attention"
+#    y = relu(q k^T / sqrt(hs)) v for one head (no mask), and check it with
+#    `smolgpt.gradcheck.check_layer`.
+# 3. **One step by hand.** With `adamw_update` above, what does the very first step do to a
+#    weight whose gradient is g = 1e-6? and g = 1e+3? (Hint: m_hat / sqrt(v_hat) at t = 1.)
+#    Check your answer numerically.
+

@@ -2,14 +2,21 @@
 """
 # Chapter 02 — Five numbers for a whole GPT-2: training in a random basis
 
-Question: if every non-embedding weight of GPT-2 is a fixed random combination of a few
-trainable numbers, `W = a_1 W^1 + ... + a_d W^d`, how much can 5 numbers (for the whole model)
-or 5 per tensor learn, compared with training only the embeddings?
+Question: why could a random low-dimensional slice of a network's parameters hold a good
+solution at all? And if every non-embedding weight of GPT-2 is a fixed random combination of a
+few trainable numbers, `W = a_1 W^1 + ... + a_d W^d`, how much can 5 numbers (for the whole
+model) or 5 per tensor learn, compared with training only the embeddings?
+
+*The post* is the blog post "Training smol language models" (2025), which this book
+reproduces at laptop scale; chapter 01 introduces it and the papers it builds on.
 
 Assumes: chapter 01 (the model, the training loop); C4 as in data/README.md.
-Takes: 284 s on a quiet 2-core CPU at 182 GFLOP/s after chapter 05 had made 9 of its 15 runs (the
-closing lines print this run's time and rate); quick mode (SMOLGPT_QUICK=1): under a minute.
-Writes: out/02_basis/val_curves.png, out/02_basis/regeneration.png; the runs are kept by the
+Takes: section 1 (a small network, 3 seeds x 8 trainings) 196 s on this machine while other jobs
+shared its 2 cores; the rest 284 s on a quiet 2-core CPU at 182 GFLOP/s after chapter 05 had made
+9 of its 15 runs (the closing lines print this run's time and rate); quick mode
+(SMOLGPT_QUICK=1): under a minute.
+Writes: out/02_basis/toy_subspace.png, out/02_basis/val_curves.png,
+out/02_basis/regeneration.png; the runs are kept by the
 experiment runner under out/runs/ (shared with chapter 05).
 """
 
@@ -18,6 +25,7 @@ import dataclasses
 import time
 
 import smolgpt  # noqa: F401  first: it tells BLAS how to wait, before NumPy loads BLAS
+import matplotlib.pyplot as plt
 import numpy as np
 
 from smolgpt.experiments import (chapter_int, out_dir, print_takeaways, quick_config, quick_mode,
@@ -26,6 +34,7 @@ from smolgpt.methods import MethodSpec, build
 from smolgpt.model import GPTConfig, count_params, init_params, loss_only, non_embedding_table
 from smolgpt.experiments.runs import FINAL_WINDOWS, compare_configs, run_name
 from smolgpt.experiments.stats import fmt, paired_interval, verdict
+from smolgpt.experiments.subspace_toy import d_int90, subspace_curve
 from smolgpt.experiments.tuned import RACE, at_tuned_rates
 from smolgpt.train import TrainConfig
 from smolgpt.transforms import DenseGaussian
@@ -35,7 +44,58 @@ OUT = out_dir("02_basis")
 START = time.time()
 
 # %% [markdown]
-# ## 1. Counting the way the post counts
+# ## 1. Why a random slice can be enough
+# Training moves a network's D parameters through a D-dimensional space. Li et al. (2018,
+# "Measuring the Intrinsic Dimension of Objective Landscapes", arXiv:1804.08838) asked how many
+# of those directions training actually needs. Their experiment: freeze a random init theta_0,
+# pick d random directions once (the columns of a D x d matrix P), and train only the d
+# coefficients a of theta = theta_0 + P a, from a = 0. If some d far below D already reaches
+# 90% of full training's score, the problem has many good solutions and a random d-dimensional
+# slice through theta_0 meets one of them. The smallest such d is the *intrinsic dimension*
+# d_int90.
+#
+# A small problem shows it in seconds (`smolgpt.experiments.subspace_toy`): 4-way classification
+# of 10-dimensional points labelled by a fixed random "teacher" network, learned by an MLP
+# 10 -> 64 -> 64 -> 4 with D = 5,124 parameters, full-batch Adam for a fixed number of steps,
+# scored by accuracy on held-out points.
+
+# %%
+toy_ds = (1, 3, 10, 30, 100) if QUICK else (1, 3, 10, 30, 100, 300, 1000)
+toy = subspace_curve(toy_ds, seeds=(0,) if QUICK else (0, 1, 2), steps=100 if QUICK else 400)
+d90, target = d_int90(toy)
+print(f"MLP with D = {toy['D']:,} parameters, {len(toy['full'])} seed(s): held-out accuracy "
+      f"{np.mean(toy['init']):.3f} at init, {np.mean(toy['full']):.3f} after full training")
+for d in toy_ds:
+    print(f"  trained in a random subspace of d = {d:>5}: accuracy {np.mean(toy['curve'][d]):.3f} "
+          f"({np.mean(toy['curve'][d]) / np.mean(toy['full']):.0%} of full training's)")
+print(f"d_int90 (the first d of the grid at 90% of full training's accuracy, {target:.3f}): "
+      + (f"{d90:,}, which is {toy['D'] / d90:.0f}x fewer numbers than D" if d90 else
+         "not reached on this grid"))
+
+# %%
+fig, ax = plt.subplots(figsize=(6, 4))
+for d in toy_ds:
+    ax.plot([d] * len(toy["curve"][d]), toy["curve"][d], ".", color="tab:blue", alpha=0.5)
+ax.semilogx(toy_ds, [np.mean(toy["curve"][d]) for d in toy_ds], "o-", label="random subspace, d")
+ax.axhline(np.mean(toy["full"]), color="black", label=f"full training, D = {toy['D']:,}")
+ax.axhline(target, color="black", ls="--", label="90% of full training")
+if d90:
+    ax.axvline(d90, color="tab:red", ls=":", label=f"d_int90 = {d90:,}")
+ax.set(xlabel="subspace dimension d (trained numbers)", ylabel="held-out accuracy",
+       title="a small MLP trained in random subspaces (Li et al.'s picture)")
+ax.legend(loc="lower right")
+fig.tight_layout()
+save_figure(fig, OUT / "toy_subspace.png")
+
+# %% [markdown]
+# The curve climbs steeply and then flattens: a few hundred well-placed directions out of
+# thousands already do most of the work. Li et al. found the same for image classifiers
+# (d_int90 = 750 for an MNIST network with about 200,000 parameters) and that it barely moves
+# when the network is made wider. This is the hope behind the post: maybe a language model, too,
+# needs far fewer trained numbers than it has weights. The rest of the chapter applies the same
+# construction to GPT-2.
+#
+# ## 2. Counting the way the post counts
 # The embeddings (`wte`, `wpe`) are always trained and never counted; the budget is the number
 # of trainable *non-embedding* parameters. Here is every method of this project on our CPU
 # model `tiny` and on GPT-2 small, computed from the configs.
@@ -60,7 +120,7 @@ print(f"GPT-2 small has {n_tensors} non-embedding tensors: 5 per tensor = {5 * n
 # "5 per tensor" is 5 numbers for each non-embedding tensor: the post's "~1000". LoRA of rank
 # 128 on every weight matrix lands near the post's "~20M".
 #
-# ## 2. The map from 5 numbers to every non-embedding weight
+# ## 3. The map from 5 numbers to every non-embedding weight
 # Flatten every non-embedding tensor into one vector theta (D,). Then
 #
 #     theta = base + sigma * (P a) / sqrt(d)
@@ -124,7 +184,7 @@ print(f"a uniform guess over the V = {tiny.vocab_size:,} tokens has loss ln V = 
 # Both start as a plausible GPT-2 and predict a near-uniform distribution (loss close to ln V).
 # The offset form *is* the init (difference 0); the no-offset form is another random draw of it.
 #
-# ## 3. Why the bases are regenerated, never stored
+# ## 4. Why the bases are regenerated, never stored
 # P has D x d entries. For the 5-parameter model that is nothing, but the method is meant to scale
 # to thousands of directions:
 
@@ -156,8 +216,6 @@ gpt2_D = count_params(gpt2, non_embedding=True)
 print(f"so one step of GPT-2 small at d = 1000 (P a and P^T g) would spend "
       f"~{2 * ns_per_entry * gpt2_D * 1000:,.0f} s just regenerating P")
 
-import matplotlib.pyplot as plt
-
 fig, ax = plt.subplots(figsize=(6, 4))
 ax.loglog(ds, secs, "o-", label=f"measured, D = {D_probe:,}")
 ax.loglog(ds, [ns_per_entry * D_probe * d for d in ds], "--", label="linear in d")
@@ -172,11 +230,11 @@ save_figure(fig, OUT / "regeneration.png")
 # Chapter 03 replaces P by a structured matrix that costs O(D log d). For d = 5 the dense basis
 # is cheap enough to train with, which is what we do now.
 #
-# ## 4. Training: 5 numbers, 5 per tensor, and the embeddings-only baseline
+# ## 5. Training: 5 numbers, 5 per tensor, and the embeddings-only baseline
 # Same C4 windows in the same order for every run (seed s gives every model the same batches);
 # only the parameterization changes. The budget is the race's (chapter 05: 64 steps of 8 x 128
 # tokens), over several seeds. Embeddings and subspace coefficients learn with Adam, each at its
-# own peak learning rate: from section 2, a coefficient rate lr moves each weight by about lr
+# own peak learning rate: from section 3, a coefficient rate lr moves each weight by about lr
 # times its init scale per step. The rates are the ones the race's sweeps chose
 # (`smolgpt.experiments.tuned`) for the no-offset forms; each offset form uses its no-offset
 # twin's rate (it was not swept separately).
@@ -256,3 +314,18 @@ takeaways = [
         + (" (not resolved)" if verdict(iv) == "~" else "") for kind, iv in forms.items())
     + "."]
 print_takeaways(takeaways, START)
+
+# %% [markdown]
+# ## Exercises
+# Solutions: `chapters/solutions/02_*.py` (each runs in seconds; a test runs them).
+#
+# 1. **Change d and predict the curve.** Before running it, guess the accuracy of the small MLP
+#    at d = 2,000 and at d = D = 5,124 (a random basis of the whole space). Then compute them
+#    with `subspace_curve`. Why does d = D not give exactly full training's accuracy?
+# 2. **Make the network wider.** Rerun the curve with `sizes=(10, 256, 256, 4)` (D is about
+#    70,000). Does d_int90 grow with D, as a count of parameters would, or stay about the same?
+# 3. **Offset or not.** From the print in section 3: why is the "no offset" form's largest
+#    difference from a GPT-2 init not 0, while the offset form's is? Check that
+#    `build(MethodSpec("basis", d=5), tiny).params(...)` equals `init_params(tiny, seed=0)`
+#    exactly for the offset form.
+

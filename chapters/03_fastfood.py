@@ -7,6 +7,9 @@ used. Can a structured matrix that only *looks* Gaussian (Le, Sarlos and Smola's
 post's simpler FFT version) do the same job fast enough to train a GPT-2 in a subspace of
 thousands of dimensions, and how much does d buy?
 
+*The post* is the blog post "Training smol language models" (2025), which this book
+reproduces at laptop scale; chapter 01 introduces it and the papers it builds on.
+
 Assumes: chapters 01-02; C4 as in data/README.md.
 Takes: 21 or more runs of 65,536 tokens (each d's coefficient-rate sweep, then the other seeds;
 the two ends are shared with chapter 05): 784 s on a quiet 2-core CPU at 210 GFLOP/s after
@@ -20,7 +23,6 @@ are kept by the experiment runner under out/runs/ and shared with chapter 05.
 import dataclasses
 import math
 import time
-import tracemalloc
 from pathlib import Path
 
 import smolgpt  # noqa: F401  first: it tells BLAS how to wait, before NumPy loads BLAS
@@ -28,12 +30,11 @@ import numpy as np
 import scipy.linalg
 import scipy.stats
 
-import matplotlib.pyplot as plt
-import matplotlib.ticker
-
 from smolgpt.experiments import (chapter_int, out_dir, print_takeaways, quick_config, quick_mode,
                                  save_figure)
 from smolgpt.experiments.coefficients import weight_changes
+from smolgpt.experiments.projections import (best_time, columns_figure, print_scaling, scaling,
+                                             scaling_figure, weight_changes_figure)
 from smolgpt.experiments.runs import compare_configs
 from smolgpt.experiments.stats import fmt, paired_interval, verdict
 from smolgpt.experiments.sweep import format_sweep, tune
@@ -90,16 +91,6 @@ print(f"butterfly vs scipy.linalg.hadamard(16) @ x: max error "
 # many blocks of n = 1024 at once.
 
 # %%
-def best_time(fn, repeats=3):
-    """Fastest of a few wall-clock timings of fn(), in seconds."""
-    best = math.inf
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
 n = 2 ** 16 if QUICK else 2 ** 22
 x = rng.standard_normal((n // 1024, 1024)).astype(np.float32)      # (blocks, 1024)
 copy = np.empty_like(x)
@@ -144,21 +135,7 @@ for name, P in bases.items():
 cos_ratio = mean_cos["Fastfood"] / mean_cos["dense Gaussian"]
 print(f"mean |cos|, Fastfood / dense Gaussian: {cos_ratio:.2f} (sqrt(2) = {math.sqrt(2):.2f})")
 
-fig, axes = plt.subplots(2, 3, figsize=(13, 7))
-for k, (name, c) in enumerate(cols.items()):
-    ax = axes[0, k]
-    ax.hist(c, bins=80, density=True, alpha=0.7, label="column 3 of P")
-    t = np.linspace(-4, 4, 200)
-    ax.plot(t, scipy.stats.norm.pdf(t), "k--", lw=1, label="N(0, 1)")
-    ax.set(xlabel="entry value", ylabel="density",
-           title=f"{name}: entries of one column\n(D = {D:,} rows, d = {d} columns)")
-    ax.legend()
-    ax = axes[1, k]
-    scipy.stats.probplot(c, dist="norm", plot=ax)
-    ax.set(xlabel="N(0, 1) quantiles", ylabel="sorted entries of the column",
-           title=f"{name}: Q-Q plot against N(0, 1)")
-fig.tight_layout()
-save_figure(fig, OUT / "columns.png")
+save_figure(columns_figure(cols, D, d), OUT / "columns.png")
 
 # %% [markdown]
 # The entries of dense and Fastfood columns look Gaussian: bell-shaped histograms, straight Q-Q
@@ -183,75 +160,17 @@ save_figure(fig, OUT / "columns.png")
 # share it. Measured in this run:
 
 # %%
-measured = {}
-
-
-def measure(cls, Dn, dn, repeats=2):
-    """(best seconds of one product P a, bytes kept by P, peak bytes during one product)."""
-    key = (cls.__name__, Dn, dn)
-    if key not in measured:
-        tracemalloc.start()
-        P = cls(Dn, dn, seed=0)
-        kept = tracemalloc.get_traced_memory()[0]                # still allocated: P's arrays
-        tracemalloc.stop()
-        a = np.ones(dn, dtype=np.float32)                       # (d,) coefficients
-        best = best_time(lambda: P.matvec(a), repeats)
-        tracemalloc.start()
-        P.matvec(a)
-        peak = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
-        measured[key] = best, kept, peak
-    return measured[key]
-
-
 Ds = [2 ** k for k in ((12, 14, 16) if QUICK else (14, 16, 18, 20))]
 d_fix = 128 if QUICK else 256
 d_list = [16, 64, 256] if QUICK else [16, 64, 256, 1024]
 D_fix = 2 ** 14 if QUICK else 2 ** 18
 kinds = {"dense": DenseGaussian, "Fastfood": Fastfood}
-res = {kind: {"D": [measure(cls, Dn, d_fix) for Dn in Ds],
-              "d": [measure(cls, D_fix, dn) for dn in d_list]} for kind, cls in kinds.items()}
-print(f"{'D':>9} {'d':>5} | {'dense ms':>9} {'kept MB':>8} {'peak MB':>8} | {'Fastfood ms':>11} "
-      f"{'kept MB':>8} {'peak MB':>8} | {'dense / Fastfood time':>21} {'d / log2 d':>10}")
-sweep = [(Dn, d_fix, i, "D") for i, Dn in enumerate(Ds)] + [(D_fix, dn, i, "d")
-                                                            for i, dn in enumerate(d_list)]
-speedups = {}                                                # (D, d) -> dense / Fastfood time
-for Dn, dn, i, axis in sweep:
-    if (Dn, dn) in speedups:                                 # shared by both sweeps: shown once
-        continue
-    (ta, ka, pa), (tb, kb, pb) = res["dense"][axis][i], res["Fastfood"][axis][i]
-    speedups[Dn, dn] = ta / tb
-    print(f"{Dn:>9,} {dn:>5} | {ta * 1e3:>9.2f} {ka / 1e6:>8.2f} {pa / 1e6:>8.2f} | "
-          f"{tb * 1e3:>11.2f} {kb / 1e6:>8.2f} {pb / 1e6:>8.2f} | {ta / tb:>20.0f}x "
-          f"{dn / math.log2(dn):>10.1f}")
+res = scaling(kinds, Ds, d_fix, d_list, D_fix)
+speedups = print_scaling(res, Ds, d_fix, d_list, D_fix)     # (D, d) -> dense / Fastfood time
 grow = {kind: res[kind]["d"][-1][0] / res[kind]["d"][0][0] for kind in kinds}
 print(f"from d = {d_list[0]} to d = {d_list[-1]} at D = {D_fix:,} (d x{d_list[-1] // d_list[0]}): "
       f"dense time x{grow['dense']:.1f}, Fastfood time x{grow['Fastfood']:.1f}")
-
-fig, axes = plt.subplots(2, 2, figsize=(11, 8))
-for kind, style in (("dense", "o-"), ("Fastfood", "s-")):
-    for col, (axis, xs) in enumerate((("D", Ds), ("d", d_list))):
-        axes[0, col].loglog(xs, [t for t, _, _ in res[kind][axis]], style, label=kind)
-        axes[1, col].semilogx(xs, [(k + p) / 1e6 for _, k, p in res[kind][axis]], style,
-                              label=kind)
-for row, ylabel in enumerate(("seconds per product P a", "MB kept + peak of one product")):
-    axes[row, 0].set(xlabel="D (parameters)", ylabel=ylabel, title=f"d = {d_fix}, D varies")
-    axes[row, 1].set(xlabel="d (subspace dimension)", ylabel=ylabel,
-                     title=f"D = {D_fix:,}, d varies")
-    axes[row, 0].set_xticks(Ds, [f"2^{int(math.log2(Dn))}" for Dn in Ds])
-    axes[row, 1].set_xticks(d_list, [str(dn) for dn in d_list])
-for ax in axes[0]:
-    ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
-for ax in axes[1]:
-    ax.set_ylim(0, 1.1 * ax.get_ylim()[1])                   # memory on a linear axis from 0
-for ax in axes.flat:
-    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())   # measured points only
-    ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-    ax.legend()
-    ax.grid(alpha=0.3, which="both")
-fig.suptitle("time (top) and memory (bottom) of one product P a, a the d coefficients")
-fig.tight_layout()
-save_figure(fig, OUT / "scaling.png")
+save_figure(scaling_figure(res, Ds, d_fix, d_list, D_fix), OUT / "scaling.png")
 
 # %% [markdown]
 # Both grow linearly in D, but only the dense basis grows linearly in d: Fastfood's cost grows
@@ -361,19 +280,7 @@ ratio = {label: c["all"] / changes["full"]["all"] for label, c in changes.items(
 print("rms change of all non-embedding weights against full training's: "
       + ", ".join(f"{k} {v:.2g}x" for k, v in ratio.items()))
 
-fig, ax = plt.subplots(figsize=(10, 4.5))
-width = 0.8 / len(changes)
-for j, (label, c) in enumerate(changes.items()):
-    ax.bar(np.arange(len(kinds_order)) + (j - (len(changes) - 1) / 2) * width,
-           [c[k] for k in kinds_order], width, label=label)
-ax.set_yscale("log")
-ax.set_xticks(range(len(kinds_order)), kinds_order)
-ax.set(ylabel="rms change per entry (log)",
-       title=f"how far training moved each kind of tensor, mean of {len(SEEDS)} seeds")
-ax.grid(alpha=0.3, axis="y", which="both")
-ax.legend(loc="lower center", ncol=len(changes), bbox_to_anchor=(0.5, 1.08))   # above the bars
-fig.tight_layout()
-save_figure(fig, OUT / "weight_changes.png")
+save_figure(weight_changes_figure(changes, kinds_order, len(SEEDS)), OUT / "weight_changes.png")
 
 # %% [markdown]
 # The subspace's pattern follows from its formula, theta = theta_0 + sigma * (P a) / sqrt(d)
@@ -397,6 +304,8 @@ tenfold = "; ".join(
     f"{a['label']} - {b['label']} = {iv['diff']:+.3f}, 95% interval [{iv['lo']:+.3f}, "
     f"{iv['hi']:+.3f}]"
     for a, b in zip(ff, ff[1:]) for iv in [steps_up[a["label"], b["label"]][0]])
+
+# %%
 takeaways = [
     f"The Walsh-Hadamard transform as a Kronecker product of small matmuls ran at "
     f"{t_fast / t_copy:.0f} copies' time here, against {t_bfly / t_copy:.0f} for the butterfly.",
@@ -423,3 +332,15 @@ takeaways = [
     + " as far as full training, the same in every kind of tensor relative to its init scale.",
 ]
 print_takeaways(takeaways, START)
+
+# %% [markdown]
+# ## Exercises
+# Solutions: `chapters/solutions/03_*.py` (each runs in seconds; a test runs them).
+#
+# 1. **Check a transpose.** Training needs P^T g as much as P a. For `Fastfood(1000, 37, seed=3)`
+#    (d not a power of 2, D not a multiple of the block), check the adjoint identity
+#    <P z, g> = <z, P^T g> with random z and g, then build P one column at a time (P e_j) and
+#    compare it with `dense()` and its transpose with `rmatvec`. How large may the differences be?
+# 2. **Predict a kurtosis.** Section 2 prints kurtosis 1.5 for FFT-Fastfood's columns and about 3
+#    for the others. Before computing anything: what is the kurtosis of cos(theta), theta uniform?
+#    Why does permuting a column's entries not change it? Check on one column of `FFTFastfood`.

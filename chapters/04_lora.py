@@ -2,12 +2,18 @@
 """
 # Chapter 04 — LoRA vs a random subspace: low-rank functions or a low-dimensional parameter space
 
-Question: the post's FAQ says LoRA and the random-basis method restrict a network in different
-ways. LoRA (`W = W_frozen + (alpha/r) A B`) optimizes over *low-rank updates*: every change it
-makes to a layer's output passes through r directions of the activations. The basis method
-optimizes over a *low-dimensional subspace of parameters*: its update to a weight matrix is a
-random combination of full-rank matrices, so activations keep their full width. With the same
-number of trainable numbers, which one can express what?
+Question: the post's FAQ (the questions and answers at its end) says LoRA and the random-basis
+method restrict a network in different ways. LoRA (`W = W_frozen + (alpha/r) A B`) optimizes
+over *low-rank updates*: every change it makes to a layer's output passes through r directions
+of the activations. The basis method optimizes over a *low-dimensional subspace of parameters*:
+its update to a weight matrix is a random combination of full-rank matrices, so activations keep
+their full width. With the same number of trainable numbers, which one can express what?
+
+*The post* is the blog post "Training smol language models" (2025), which this book
+reproduces at laptop scale; chapter 01 introduces it and the papers it builds on.
+A *paired 95% interval*: seed s gives two methods the same batches, so their difference is
+taken seed by seed; the interval is the mean difference +- Student's t times its standard
+error. A difference is resolved when the interval excludes 0.
 
 Assumes: chapters 01-03; C4 as in data/README.md.
 Takes: 126 s on a quiet 2-core CPU at 195 GFLOP/s after chapter 05 had made 6 of its 9 runs (the
@@ -201,3 +207,12 @@ takeaways = [
     f"{lora_vs_ff['lo']:+.3f} to {lora_vs_ff['hi']:+.3f}): {ahead}.",
 ]
 print_takeaways(takeaways, START)
+
+# %% [markdown]
+# ## Exercises
+# Solutions: `chapters/solutions/04_*.py` (each runs in seconds; a test runs them).
+#
+# 1. **Derive LoRA's backward.** For y = x (W0 + A B), with G = x^T dy the gradient a full
+#    weight would get, derive dA and dB and check them with `smolgpt.gradcheck.check_layer`.
+# 2. **Who moves first?** LoRA starts with B = 0. Predict which of A and B gets a non-zero
+#    gradient on the first step, then check with your backward.

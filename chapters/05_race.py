@@ -7,6 +7,12 @@ full < LoRA < 5-per-tensor basis < 5-parameter basis ~ embeddings-only in final 
 ordering hold for our `tiny` GPT-2 on held-out C4, when every method sees exactly the same tokens
 in the same order, over several seeds, and which differences are larger than the seeds' spread?
 
+*The post* is the blog post "Training smol language models" (2025), which this book
+reproduces at laptop scale; chapter 01 introduces it and the papers it builds on.
+A *paired 95% interval*: seed s gives two methods the same batches, so their difference is
+taken seed by seed; the interval is the mean difference +- Student's t times its standard
+error. A difference is resolved when the interval excludes 0.
+
 Assumes: chapters 01-04; C4 as in data/README.md.
 Takes: up to 12 runs of 65,536 tokens per seed the first time. Measured from an empty cache on a
 2-core machine: 1,253 s (21 minutes) for 3 seeds at a float32 matmul rate of 190 GFLOP/s; the
@@ -63,11 +69,13 @@ print(f"model: {base.gpt.n_layer} layers x {base.gpt.n_embd}, vocabulary "
 # %% [markdown]
 # ## Two references every method must beat
 # A model that ignores its context can at best predict each token from how often it occurs:
-# the training split's unigram distribution. And with a tied head, trained embeddings over a
-# frozen random transformer already act much like a bigram model (the embedding of the current
-# token, passed through fixed random layers, is read out against the embedding table), which is
-# why embeddings-only ends well below the unigram line. What the reduced methods add is measured
-# against that bigram-like floor.
+# the training split's unigram distribution; its held-out loss is *the unigram line*. A model
+# below it has learned something about sequences. The second reference is embeddings only:
+# with a tied head, trained embeddings over a frozen random transformer can act somewhat like a
+# bigram model (the current token's embedding, passed through fixed random layers, is read out
+# against the embedding table), but at this budget it has not caught up with the unigram line
+# (the end of the chapter prints by how much). What the reduced methods add is measured against
+# embeddings only; what any model has learned about sequences, against the unigram line.
 
 # %%
 splits, _ = data.load_splits(base.data_dir)
@@ -82,8 +90,9 @@ print(f"context-free reference: held-out loss of the training unigram (add-one s
 # rate for arrays, 1e-3, also for the subspace coefficients). **Own rates**: each method at the
 # rates its own sweep chose (`smolgpt.experiments.tuned`, each rate interior to its grid), or at
 # the defaults (lr 1e-3, coefficients 0.3) where no sweep has chosen one yet; the chapter says
-# which. Both protocols share runs wherever the settings coincide (full training reads no
-# coefficient rate, so one run serves both).
+# which. The runner reuses a run only when its whole configuration matches, so the two
+# protocols share a method's runs only where its own rates are the post's; the chapter prints
+# how many they share.
 
 # %%
 post = [dataclasses.replace(base, method=spec, lr=1e-3, coef_lr=1e-3) for spec in field.values()]
@@ -93,6 +102,8 @@ missing = [label for label in (s.label() for s in field.values()) if label not i
 if missing and not QUICK:
     print(f"note: no tuned rate yet for {', '.join(missing)}: those run at the defaults "
           f"(lr {base.lr}, coef_lr {base.coef_lr})")
+print(f"methods whose runs the two protocols share (same rates): "
+      f"{sum(a == b for a, b in zip(post, tuned))} of {len(post)}")
 refs = [("unigram (context-free)", UNIGRAM)]
 protocols = {}
 for name, configs in (("post's protocol", post), ("own rates", tuned)):
@@ -146,7 +157,7 @@ for name, res in protocols.items():
         print(f"  {m:<16} closes {share:6.1%} of the gap between embeddings only and full "
               f"({res[m]['n_trainable']:,} non-embedding trainable)")
     print(f"  embeddings only ends at {emb:.3f} and full at {full:.3f}; the unigram line is "
-          f"{UNIGRAM:.3f}")
+          f"{UNIGRAM:.3f} ({emb - UNIGRAM:+.3f} and {full - UNIGRAM:+.3f} from it)")
 
 # %% [markdown]
 # ## Takeaways
@@ -164,9 +175,27 @@ takeaways = [
     f"{fmt(shared['embeddings only']['mean'], shared['embeddings only']['se'])} for embeddings "
     f"only; at their own rate at {fmt(own['5 in all']['mean'], own['5 in all']['se'])}.",
     f"Full training ends {own['embeddings only']['mean'] - own['full']['mean']:.2f} nats below "
-    f"embeddings only; the context-free unigram line is at {UNIGRAM:.2f}.",
+    f"embeddings only; against the context-free unigram line ({UNIGRAM:.2f}) full training "
+    f"ends {own['full']['mean'] - UNIGRAM:+.2f} and embeddings only "
+    f"{own['embeddings only']['mean'] - UNIGRAM:+.2f}: at this budget no method has yet "
+    f"learned more than word counts." if own['full']['mean'] > UNIGRAM else
+    f"Full training ends {own['embeddings only']['mean'] - own['full']['mean']:.2f} nats below "
+    f"embeddings only and {UNIGRAM - own['full']['mean']:.2f} below the context-free unigram "
+    f"line ({UNIGRAM:.2f}).",
     f"This is {base.steps * base.tokens_per_step:,} tokens per run on a {base.gpt.n_layer}-layer "
     f"model, not the post's 1B on GPT-2 small: an early-training snapshot at laptop scale, whose "
     f"ordering need not match the end of a long run.",
 ]
 print_takeaways(takeaways, START)
+
+# %% [markdown]
+# ## Exercises
+# Solutions: `chapters/solutions/05_*.py` (each runs in seconds; a test runs them).
+#
+# 1. **Why pair by seed?** Make up losses of two methods over 5 seeds, B worse than A by 0.03,
+#    each seed shifting both by a common amount with spread 0.05. Predict which of the paired
+#    interval (`smolgpt.experiments.stats.paired_interval`) and an unpaired t-interval of the two
+#    means resolves the difference, then compute both.
+# 2. **The unigram line by hand.** With `smolgpt.experiments.reference.unigram_loss`: what is the
+#    line when all V tokens are equally frequent? And when the training text is one token
+#    repeated 1,000 times and the held-out text is [0, 0, 3] (V = 10)? Work it out, then check.

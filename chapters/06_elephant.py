@@ -11,6 +11,9 @@
 **Question.** "With four parameters I can fit an elephant, and with five I can make him wiggle
 his trunk." Is that literally true, and can gradient descent find those parameters on its own?
 
+**The post** is the blog post "Training smol language models" (2025), which this book
+reproduces at laptop scale; chapter 01 introduces it and the papers it builds on.
+
 **Assumes.** Nothing from earlier chapters except the project's Adam (`smolgpt.optim`). The
 elephant is the one of Mayer, Khairy and Howard, "Drawing an elephant with four complex
 parameters", Am. J. Phys. 78, 648 (2010); the code that draws and fits it is
@@ -353,3 +356,15 @@ print(f"    five numbers spread over {GPT2_SMALL_NON_EMBEDDING:,} random GPT-2 w
 print("    such design: the post found they learned nothing beyond the embeddings; at our")
 print("    scale they learn a little at a rate of their own, barely at the embeddings' rate,")
 print("    and end worse with LayerNorm inside the combination (chapters 05 and 07).")
+
+# %% [markdown]
+"""
+## Exercises
+Solutions: `chapters/solutions/06_*.py` (each runs in seconds; a test runs them).
+
+1. **Check the drawing's backward.** `smolgpt.elephant.elephant_backward` undoes the drawing.
+   Check it against finite differences with `smolgpt.gradcheck.check_layer`, treating the
+   frames and the eye as one output vector, at random parameters.
+2. **A trunk that cannot wiggle.** Predict what changes between phase 0 and phase pi/2 when
+   Re(p5) = 0, and how far the trunk's tip moves when Re(p5) = 40. Check with `draw`.
+"""

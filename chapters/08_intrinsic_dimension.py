@@ -9,6 +9,12 @@ numbers reach 90% on MRPC), and that a learned scale per tensor (SAID) helps. Wh
 numbers for one small GPT-2, trained from scratch on C4, and fine-tuned from a C4 model to a new
 domain (the Python standard library's source), measured the same way and put on one figure?
 
+*The post* is the blog post "Training smol language models" (2025), which this book
+reproduces at laptop scale; chapter 01 introduces it and the papers it builds on.
+A *paired 95% interval*: seed s gives two methods the same batches, so their difference is
+taken seed by seed; the interval is the mean difference +- Student's t times its standard
+error. A difference is resolved when the interval excludes 0.
+
 Assumes: chapters 02-05 (random subspaces, Fastfood, the race); C4 as in data/README.md; the
 Python standard library's own `*.py` files (every Python has them, so no download).
 Takes: about 240 runs' worth of training of a 2-layer model (each of the five pretrained models
@@ -439,7 +445,7 @@ ax.legend(fontsize=8, loc="best")
 fig.tight_layout()
 save_figure(fig, OUT / "gap_closed.png")
 if clipped:
-    print(f"{clipped} point(s) lie outside {YLIM} and are drawn on the edge of the figure")
+    print(f"{clipped} point(s) lie outside (-0.5, 2.5) and are drawn on the edge of the figure")
 
 # %%
 rows = ["| regime | method | d_int90 (95% bootstrap interval) or fraction reached |",
@@ -497,8 +503,6 @@ for kind in lam["from scratch"]:
 # %%
 train_s = sum(s for _, s in TRAINED) + pre_s
 full_sweep_h = 8 * train_s / 3600 if not FULL else train_s / 3600
-
-
 ONE_DIRECTION_NOTE = (" At this budget, turning the random weights up is most of what full "
                       "training buys over a frozen random transformer at GPT-2's init scale.")
 
@@ -527,6 +531,8 @@ def spread(did, said):
 
 s_did, s_said = results["from scratch", "DID (Fastfood)"], results["from scratch", "SAID"]
 f_did, f_said = results["fine-tuning", "DID (Fastfood)"], results["fine-tuning", "SAID"]
+
+# %%
 takeaways = [
     f"From scratch ({tokens:,} tokens per run, {len(SEEDS)} seeds): DID {short(s_did)}; SAID "
     f"{short(s_said)} trainable numbers.",
@@ -560,3 +566,15 @@ takeaways.append(f"Every run is a line of {RECORD}: a second run, on any machine
                  f"pretrained models come out bit for bit the same, trains only those. This "
                  f"process's BLAS kernel: {blas_kernel()} (each recorded run names its own).")
 print_takeaways(takeaways, START)
+
+# %% [markdown]
+# ## Exercises
+# Solutions: `chapters/solutions/08_*.py` (each runs in seconds; a test runs them).
+#
+# 1. **SAID at its start.** Build `MethodSpec("said", d=16)` on a small GPT-2. Predict: does
+#    doubling every scale change the model before training? Which trainables get a non-zero
+#    gradient on the first step? Check with `method.params` and `method.pullback`.
+# 2. **Two definitions of 90%.** Li et al. take 90% of full training's *score*; this chapter takes
+#    90% of its *gain over the baseline*. On chapter 02's small MLP
+#    (`smolgpt.experiments.subspace_toy`), compute d_int90 both ways with
+#    `smolgpt.experiments.intrinsic.crossing`. Which is larger, and why?

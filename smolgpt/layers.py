@@ -82,9 +82,9 @@ def on_row_blocks(fn, n: int) -> None:
 
 def on_items_with_own_blas(fn, n: int) -> None:
     """Like on_row_blocks, for items that each do small matmuls (attention's heads): the threads
-    run at once with BLAS limited to one thread each. Handing a (128, 64) @ (64, 1024) product to
-    OpenBLAS's two threads took 20x as long here as one thread doing it (measured, loaded
-    machine). Without threadpoolctl the items run in this thread, with BLAS's own threads."""
+    run at once with BLAS limited to one thread each, because a product this small is slower
+    when BLAS splits it over its own threads too (smolgpt/bench/NOTES.md). Without threadpoolctl
+    the items run in this thread, with BLAS's own threads."""
     if _blas is None or THREADS == 1:
         fn(0, n)
         return
@@ -100,7 +100,7 @@ def linear_forward(x, w, b=None):
     """x (..., Cin), w (Cin, Cout), b (Cout,) or None -> out (..., Cout).
 
     The product is taken on x flattened to (N, Cin): one BLAS call instead of NumPy's loop of
-    one call per leading index, which took ~16x as long for `tiny`'s (16, 128, 128) @ (128, 384).
+    one call per leading index (much slower: smolgpt/bench/NOTES.md).
     """
     cin, cout = w.shape
     out = (x.reshape(-1, cin) @ w).reshape(*x.shape[:-1], cout)
@@ -180,8 +180,8 @@ _GELU_A = 0.044715
 def gelu_forward(x):
     """x (...) -> out (...). The cache is (x, tanh(u)): the backward needs both.
 
-    np.tanh costs ~9 ns an element on one core (GPT-2 small: 3M per layer), so the rows are
-    split over THREADS threads; each row's values are the same whatever the split.
+    np.tanh is one of the costlier elementwise passes (GPT-2 small: 3M elements per layer), so
+    the rows are split over THREADS threads; each row's values are the same whatever the split.
     """
     t = np.empty_like(x)
     out = np.empty_like(x)
@@ -241,10 +241,9 @@ def gelu_backward(dout, cache):
 ATTN_BLOCK = 128
 # Heads a thread takes at once: as many as keep one block's scores for all of them within about
 # 512 KB (half a core's L2 here), so they stay in cache from the q k^T product through the
-# softmax to the product with v. `tiny` (T = 128) gets 8 heads per call instead of 1, which cut
-# its attention forward+backward from 10.5-12.4 to 6.5-7.8 ms per layer (medians of 7 calls, two
-# rounds, quiet 2-core machine): the Python and NumPy call overhead of one small head was most
-# of its cost. GPT-2 small (T = 1024) gets 1 head per call, as before.
+# softmax to the product with v. `tiny` (T = 128) gets 8 heads per call instead of 1: the Python
+# and NumPy call overhead of one small head was most of its cost (the measurement is in
+# smolgpt/bench/NOTES.md). GPT-2 small (T = 1024) gets 1 head per call.
 ATTN_GROUP_BYTES = 1 << 19
 
 
@@ -402,9 +401,9 @@ def cross_entropy_head(x, wte, targets, chunk=1024, with_grads=True):
     Rows are processed `chunk` at a time: a chunk's logits are born, reduced to its loss, turned
     into their own gradient, pushed back into dx and dwte, and dropped. Peak memory is chunk x V
     floats (200 MB at the default 1024 rows) instead of N x V, and every pass is in place.
-    The three matmuls per chunk use BLAS's threads; the elementwise passes between them (np.exp
-    alone is ~0.5 ns per logit on one core, measured on a 200 GFLOP/s machine; 52M logits a chunk)
-    run on THREADS threads over blocks of rows.
+    The three matmuls per chunk use BLAS's threads; the elementwise passes between them (a chunk
+    holds 1024 x 50,257 = 52M logits, and np.exp over them is a sizeable share of a step) run on
+    THREADS threads over blocks of rows.
     """
     N, C = x.shape
     V = wte.shape[0]

@@ -33,8 +33,14 @@ def numbers_after(text, label):
 
 def test_chapter_01(tmp_path, prepared_data_dir):
     out = run_chapter("01_gpt2_from_scratch.py", tmp_path, prepared_data_dir)
-    errors = numbers_after(out, "max relative error")
-    assert len(errors) == 4 and max(errors) < 1e-7
+    errors = numbers_after(out, "max relative error")      # 5 plain layers/block, 4 fast
+    assert len(errors) == 9 and max(errors) < 1e-7
+    plain_vs_fast = re.search(r"largest gradient difference over 28 tensors ([0-9.e-]+)", out)
+    assert plain_vs_fast and float(plain_vs_fast[1]) < 1e-12
+    adam = numbers_after(out, "plain vs fast AdamW after one step: largest weight difference")
+    assert adam[0] < 1e-12
+    for f in ("block.png", "plain_training.png"):
+        assert (tmp_path / "01_gpt2" / f).stat().st_size > 10_000
     assert numbers_after(out, "worst relative gradient error")[0] < 1e-6
     init_loss = numbers_after(out, "loss at init")[0]
     assert abs(init_loss - 10.825) < 0.1
@@ -53,8 +59,14 @@ def test_chapter_02(tmp_path, prepared_data_dir):
     assert re.search(r"LoRA r=128\s+[\d,]+\s+18,874,368", out)
     gb = dict(re.findall(r"storing P for (GPT-2 small|tiny)\s+at d=1000 :\s+([0-9,.]+) GB", out))
     assert abs(float(gb["GPT-2 small"].replace(",", "")) - 85_056_000 * 1000 * 4 / 1e9) < 0.01
-    for f in ("val_curves.png", "regeneration.png"):
+    for f in ("toy_subspace.png", "val_curves.png", "regeneration.png"):
         assert (tmp_path / "02_basis" / f).stat().st_size > 10_000
+    # the small MLP: full training beats its init by far, and subspace accuracy rises with d
+    toy = re.search(r"MLP with D = 5,124 parameters, 1 seed\(s\): held-out accuracy ([0-9.]+) "
+                    r"at init, ([0-9.]+) after full training", out)
+    assert toy and float(toy[2]) > float(toy[1]) + 0.3
+    acc = [float(a) for a in re.findall(r"random subspace of d =\s+\d+: accuracy ([0-9.]+)", out)]
+    assert len(acc) == 5 and acc[-1] > acc[0] + 0.2
     # every basis model against embeddings only, and each offset pair, as paired intervals
     assert len(re.findall(r"^basis .*[-+][0-9.]+ \[[-+][0-9.]+, [-+][0-9.]+\]$", out,
                           flags=re.M)) == 4

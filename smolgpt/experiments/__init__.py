@@ -6,14 +6,20 @@
 - `stats.py`: mean +- standard error, paired intervals between methods;
 - `sweep.py` and `tuned.py`: learning-rate sweeps, and the rates they chose;
 - `reference.py`: the context-free (unigram) reference loss;
-- `figures.py`: validation curves redrawn from run logs (also `smolgpt plot`).
+- `figures.py`: validation curves redrawn from run logs (also `smolgpt plot`);
+- `diagrams.py`: the drawing of one transformer block (chapter 01);
+- `subspace_toy.py`: a small problem trained in random subspaces (chapter 02's why);
+- `projections.py`, `five_parameters.py`: the longer analysis of chapters 03 and 07, behind
+  named functions, so the chapters' cells stay short;
+- `long_race.py`: chapter 09's plan (racers, tuning, seeds) and its figures.
 
     from smolgpt.experiments import compare, out_dir, quick_mode, save_figure
 """
 
-from .chapter import chapter_int, out_dir, print_takeaways, quick_mode, save_figure
+from .chapter import chapter_int, out_dir, print_takeaways, quick_mode, save_figure, show_source
 from .figures import plot_val_curves, read_log
 from .runs import QUICK_MODEL, compare, markdown_table, quick_config, run_name, run_seeds
 
-__all__ = ["chapter_int", "out_dir", "print_takeaways", "quick_mode", "save_figure", "plot_val_curves", "read_log",
+__all__ = ["chapter_int", "out_dir", "print_takeaways", "quick_mode", "save_figure", "show_source",
+           "plot_val_curves", "read_log",
            "QUICK_MODEL", "compare", "markdown_table", "quick_config", "run_name", "run_seeds"]

@@ -110,6 +110,12 @@ def print_takeaways(lines, start: float) -> None:
                             break_on_hyphens=False))
 
 
+def show_source(fn) -> None:
+    """Print a function's source, so a chapter shows the lines it is about to check."""
+    import inspect
+    print(inspect.getsource(fn).rstrip())
+
+
 def quick_mode() -> bool:
     """True when the chapter should run its small, under-a-minute version. Called first by
     every chapter, it also checks the environment (see the module docstring)."""

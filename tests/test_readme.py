@@ -1,0 +1,40 @@
+"""The README's Python API snippet runs as pasted."""
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def python_blocks(text):
+    return re.findall(r"```python\n(.*?)```", text, flags=re.S)
+
+
+def test_readme_python_api_snippet_runs_as_pasted():
+    blocks = [b for b in python_blocks((ROOT / "README.md").read_text()) if "loss_and_grads" in b]
+    assert len(blocks) == 1
+    scope = {}
+    exec(compile(blocks[0], "README.md", "exec"), scope)       # the snippet, unchanged
+    assert np.isfinite(scope["loss"]) and scope["logits"].shape == (2, 16, 50257)
+    assert set(scope["tgrads"]) == set(scope["trainables"]) == {"wte.weight", "wpe.weight", "coef"}
+    assert scope["trainables"]["coef"].shape == (1000,)
+
+
+def test_readme_module_table_names_every_module():
+    text = (ROOT / "README.md").read_text()
+    table = text[text.index("| module | what is in it |"):]
+    table = table[:table.index("\n\n")]
+    modules = sorted((ROOT / "smolgpt").glob("*.py")) + sorted((ROOT / "smolgpt" / "methods").glob("*.py"))
+    for path in modules:
+        if path.name == "__init__.py":
+            continue
+        assert f"`{path.name}`" in table, f"README's module table does not name {path.name}"
+
+
+def test_readme_names_each_chapters_output_folder():
+    text = (ROOT / "README.md").read_text()
+    for chapter in sorted((ROOT / "chapters").glob("0[1-8]_*.py")):
+        folder = re.search(r'out_dir\("([^"]+)"\)', chapter.read_text())[1]
+        assert f"`out/{folder}/`" in text, f"README does not name out/{folder}/ ({chapter.name})"
