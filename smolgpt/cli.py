@@ -337,9 +337,10 @@ def build_parser() -> argparse.ArgumentParser:
                        "(finished runs are reused), and name the best value only if it is "
                        "interior to the grid (both neighbours worse).")
     _add_train_args(s, run_flags=False)
-    s.add_argument("--field", choices=("lr", "coef_lr", "scale_lr"), default="lr",
-                   help="which rate to sweep (default lr; coef_lr: a subspace's coefficients; "
-                   "scale_lr: SAID's per-tensor scales)")
+    s.add_argument("--field", choices=("lr", "coef_lr", "scale_lr", "vera_lr", "nola_lr"),
+                   default="lr", help="which rate to sweep (default lr; coef_lr: a subspace's "
+                   "coefficients; scale_lr: SAID's per-tensor scales; vera_lr: VeRA's vectors; "
+                   "nola_lr: NOLA's coefficients)")
     s.add_argument("--grid", required=True, help="comma-separated values, e.g. 3e-4,1e-3,3e-3")
     s.add_argument("--seeds", type=int, default=2, help="seeds per value, 0..N-1 (default 2)")
     s.add_argument("--extend", type=int, default=0, help="while the best value is on an edge of "
