@@ -160,7 +160,7 @@ save_figure(fig, OUT / "toy_spectra.png")
 # |---|---|---|---|
 # | LoRA | W0 + (alpha/r) A B | A (m, r), B (r, n) | r (m + n) |
 # | VeRA | W0 + A diag(d) B diag(b), one A, B for all matrices | d (r), b (n) | r + n |
-# | NOLA | W0 + (alpha/r) (A0 + sum_i alpha_i A_i) (sum_j beta_j B_j) | alpha (k), beta (l) | k + l |
+# | NOLA | W0 + (alpha/r) (A0 + sum alpha_i A_i) (sum beta_j B_j) | alpha (k), beta (l) | k + l |
 # | subspace | W0 + sigma reshape(P a) / sqrt(d), P (m n, d) | a (d) | d |
 #
 # VeRA: Kopiczko, Blankevoort and Asano (ICLR 2024); NOLA: Koohpayegani et al. (ICLR 2024);

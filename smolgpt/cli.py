@@ -380,8 +380,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Write OUT_DIR with config.json, model.safetensors, GPT-2's "
                        "tokenizer files and a model card, which transformers' "
                        "GPT2LMHeadModel.from_pretrained and AutoTokenizer.from_pretrained load "
-                       "with no other file. Subspace and LoRA models export the full weights "
-                       "their trainables make. Needs no torch.")
+                       "with no other file. Subspace, LoRA, VeRA and NOLA models export the full "
+                       "weights their trainables make. Needs no torch.")
     s.add_argument("checkpoint", help="a checkpoint.npz")
     s.add_argument("out_dir", help="folder to write (created; existing files are replaced)")
     s.set_defaults(fn=cmd_export)

@@ -390,7 +390,8 @@ def test_nola_is_its_formula():
         A = A0 + sum(a * A_basis[j].reshape(rows, 2) for j, a in enumerate(t[f"nola.{name}.alpha"]))
         B = sum(b * B_basis[j].reshape(2, cols) for j, b in enumerate(t[f"nola.{name}.beta"]))
         assert np.allclose(p[name], ref[name] + 1.5 * A @ B, rtol=1e-12, atol=1e-15), name
-        assert np.abs(A_basis).max() <= 1 / math.sqrt(5) and np.abs(B_basis).max() <= 1 / math.sqrt(7)
+        assert np.abs(A_basis).max() <= 1 / math.sqrt(5)
+        assert np.abs(B_basis).max() <= 1 / math.sqrt(7)
     bases = [f[1] for f in m.frozen(np.float64)]              # every matrix its own basis
     assert not np.allclose(bases[0][:, :16], bases[1][:, :16])
 

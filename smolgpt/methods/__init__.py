@@ -52,4 +52,5 @@ def build(spec: MethodSpec, config: GPTConfig, start=None):
 
 
 __all__ = ["METHODS", "SUBSPACE_KINDS", "MethodError", "MethodSpec", "build", "FullMethod",
-           "EmbeddingsOnlyMethod", "SubspaceMethod", "LoRAMethod", "SAIDMethod", "VeRAMethod", "NOLAMethod"]
+           "EmbeddingsOnlyMethod", "SubspaceMethod", "LoRAMethod", "SAIDMethod", "VeRAMethod",
+           "NOLAMethod"]

@@ -134,7 +134,8 @@ class VeRAMethod(EmbeddingsOnlyMethod):
         return {f"vera.{name}.{v}": "vera_lr" for name, _ in self.targets for v in ("d", "b")}
 
     def log_values(self, trainables) -> dict:
-        """|d| and |b| over every matrix: b leaves 0 first; |d| starts at d_init sqrt(r * matrices)."""
+        """|d| and |b| over every matrix: b leaves 0 first; |d| starts at
+        d_init sqrt(r * matrices)."""
         out = {}
         for v in ("d", "b"):
             squares = sum(float(np.square(trainables[f"vera.{name}.{v}"], dtype=np.float64).sum())
