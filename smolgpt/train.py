@@ -88,9 +88,9 @@ class TrainConfig:
         "peak learning rate of NOLA's coefficients alpha and beta", neutral=True))
     init_from: str | None = field(default=None, metadata=_opt(
         "start from a saved model's weights (a smolgpt checkpoint of any method, or one made by "
-        "smolgpt import) instead of a random init: full trains them, embeddings and lora freeze "
-        "them, the subspace methods and said use them as theta_0 (offset form only). The model "
-        "flags must match it; left out, they are taken from it", "parameterization",
+        "smolgpt import) instead of a random init: full trains them, embeddings, lora, vera and "
+        "nola freeze them, the subspace methods and said use them as theta_0 (offset form only). "
+        "The model flags must match it; left out, they are taken from it", "parameterization",
         neutral=True))
     warmup: int = field(default=20, metadata=_opt("linear warmup steps"))
     min_lr_ratio: float = field(default=0.1, metadata=_opt(
