@@ -82,9 +82,9 @@ class TrainConfig:
         "peak learning rate of subspace coefficients"))
     scale_lr: float = field(default=0.03, metadata=_opt(
         "peak learning rate of SAID's per-tensor scales (they start at 1)", neutral=True))
-    vera_lr: float = field(default=3e-2, metadata=_opt(
+    vera_lr: float = field(default=0.1, metadata=_opt(
         "peak learning rate of VeRA's vectors d and b", neutral=True))
-    nola_lr: float = field(default=1e-2, metadata=_opt(
+    nola_lr: float = field(default=3e-2, metadata=_opt(
         "peak learning rate of NOLA's coefficients alpha and beta", neutral=True))
     init_from: str | None = field(default=None, metadata=_opt(
         "start from a saved model's weights (a smolgpt checkpoint of any method, or one made by "
