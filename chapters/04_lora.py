@@ -7,7 +7,9 @@ method restrict a network in different ways. LoRA (`W = W_frozen + (alpha/r) A B
 over *low-rank updates*: every change it makes to a layer's output passes through r directions
 of the activations. The basis method optimizes over a *low-dimensional subspace of parameters*:
 its update to a weight matrix is a random combination of full-rank matrices, so activations keep
-their full width. With the same number of trainable numbers, which one can express what?
+their full width. With the same number of trainable numbers, which one can express what? And
+where do VeRA and NOLA, two published methods with LoRA's low-rank functions and a subspace's
+few numbers, sit between them?
 
 *The post* is the blog post "Training smol language models" (2025), which this book
 reproduces at laptop scale; chapter 01 introduces it and the papers it builds on.
@@ -38,7 +40,7 @@ from smolgpt.experiments.runs import FINAL_WINDOWS, compare_configs
 from smolgpt.experiments.stats import fmt, paired_interval, verdict
 from smolgpt.experiments.tuned import RACE, at_tuned_rates
 from smolgpt.methods import MethodSpec, build
-from smolgpt.model import GPTConfig
+from smolgpt.model import GPTConfig, non_embedding_table
 from smolgpt.optim import AdamWConfig, adamw_init, adamw_step, lr_at
 from smolgpt.transforms import DenseGaussian
 
@@ -155,7 +157,72 @@ fig.tight_layout()
 save_figure(fig, OUT / "toy_spectra.png")
 
 # %% [markdown]
-# ## 2. The same question on GPT-2
+# ## 2. Four parameterizations of one layer, side by side
+# Two published methods sit between LoRA and a random subspace. Both keep LoRA's low-rank
+# *function* (every change of a layer's output passes through r directions) but, like the
+# subspace, train only a few numbers that steer frozen random matrices regenerated from a seed.
+# For one weight matrix W (m, n) in (in, out) layout, with W0 frozen:
+#
+# | method | the layer (frozen: W0 and every other capital) | trained | count |
+# |---|---|---|---|
+# | LoRA | W0 + (alpha/r) A B | A (m, r), B (r, n) | r (m + n) |
+# | VeRA | W0 + A diag(d) B diag(b), one A, B for all matrices | d (r), b (n) | r + n |
+# | NOLA | W0 + (alpha/r) (A0 + sum alpha_i A_i) (sum beta_j B_j) | alpha (k), beta (l) | k + l |
+# | subspace | W0 + sigma reshape(P a) / sqrt(d), P (m n, d) | a (d) | d |
+#
+# VeRA: Kopiczko, Blankevoort and Asano (ICLR 2024); NOLA: Koohpayegani et al. (ICLR 2024);
+# the subspace is chapter 02's basis with one P per tensor.
+#
+# VeRA's count is tied to the output width n; NOLA's and the subspace's are free to be any
+# number. Here is each one built by smolgpt on one matrix of `tiny`, its count read from the
+# arrays the method trains, next to the formula.
+
+# %%
+tiny = GPTConfig.preset("tiny")
+layer = "h.0.mlp.c_fc.weight"
+rows, cols = dict(non_embedding_table(tiny))[layer]                  # (m, n) = (in, out)
+four = {"LoRA": (MethodSpec("lora", rank=4), "r (m + n)"),
+        "VeRA": (MethodSpec("vera", rank=4), "r + n"),
+        "NOLA": (MethodSpec("nola", rank=4, nola_k=64, nola_l=64), "k + l"),
+        "subspace": (MethodSpec("basis", d=5, per_tensor=True), "d")}
+print(f"one layer of tiny: {layer}, m x n = {rows} x {cols} = {rows * cols:,} weights; r = 4, "
+      f"k = l = 64, d = 5")
+for name, (spec, formula) in four.items():
+    method = build(spec, tiny)
+    shapes = method.trainable_shapes()
+    mine = (shapes["coef"][1] if "coef" in shapes      # one row of the (tensors, d) coefficients
+            else sum(math.prod(s) for key, s in shapes.items() if layer in key))
+    print(f"{name:<9} trains {mine:>6,} numbers on this layer = {formula:<10} "
+          f"({method.n_trainable:>7,} on the whole of tiny)")
+
+# %% [markdown]
+# The same layer costs a few thousand numbers or a handful. What they buy differs too: move
+# every trained number of each method off its start and look at the rank of the change it makes
+# to this layer (singular values above 1e-9 of the largest).
+
+# %%
+moves = np.random.default_rng(1)
+for name, (spec, _) in four.items():
+    method = build(spec, tiny)
+    t = method.init(np.float64)
+    for key in t:
+        if key not in ("wte.weight", "wpe.weight"):              # the embeddings are no part of it
+            t[key] = t[key] + 0.1 * moves.standard_normal(t[key].shape)
+    update = method.params(t)[layer] - method.random_init(np.float64)[layer]     # (m, n)
+    sv = np.linalg.svd(update, compute_uv=False)
+    print(f"{name:<9} change of {layer}: rank {int(np.sum(sv > 1e-9 * sv[0]))} of "
+          f"{min(rows, cols)}")
+
+# %% [markdown]
+# LoRA, VeRA and NOLA all change the layer by a rank-4 matrix: they are three prices for the same
+# family of low-rank functions, and VeRA and NOLA pay far less for it by leaving the directions
+# to frozen random matrices. The subspace's few numbers move every direction of the layer a
+# little. So at equal counts VeRA and NOLA separate the two questions the FAQ mixes: is it the
+# *low rank* that limits LoRA, or the *number* of trained values? (Racing them at matched counts
+# on GPT-2 belongs to the long race.)
+
+# %% [markdown]
+# ## 3. The same question on GPT-2
 # LoRA on every weight matrix of `tiny` (attention c_attn and c_proj, MLP c_fc and c_proj) at
 # rank 4, against a Fastfood subspace with exactly as many trainable numbers (32,768), and the
 # embeddings-only baseline, at the race's budget (chapter 05: 64 steps of 8 x 128 C4 tokens) over
@@ -202,6 +269,9 @@ takeaways = [
     "That is the FAQ's point: LoRA restricts which *functions* a layer can add (rank-r "
     "maps), the basis method restricts which *parameter vectors* are reachable (a random "
     "plane) but leaves every activation direction in play.",
+    "VeRA (r + n per matrix) and NOLA (k + l) make the same rank-r changes as LoRA "
+    "(r (m + n)) with far fewer trained numbers, steering frozen random matrices as a subspace "
+    "does: they are the bridges between the two families.",
     f"On GPT-2 at {lo['n_trainable']:,} trainable numbers each, over {len(SEEDS)} seeds, "
     f"Fastfood minus LoRA is {lora_vs_ff['diff']:+.3f} nats (95% interval "
     f"{lora_vs_ff['lo']:+.3f} to {lora_vs_ff['hi']:+.3f}): {ahead}.",

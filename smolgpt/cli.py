@@ -386,9 +386,10 @@ def build_parser() -> argparse.ArgumentParser:
                        "(finished runs are reused), and name the best value only if it is "
                        "interior to the grid (both neighbours worse).")
     _add_train_args(s, run_flags=False)
-    s.add_argument("--field", choices=("lr", "coef_lr", "scale_lr"), default="lr",
-                   help="which rate to sweep (default lr; coef_lr: a subspace's coefficients; "
-                   "scale_lr: SAID's per-tensor scales)")
+    s.add_argument("--field", choices=("lr", "coef_lr", "scale_lr", "vera_lr", "nola_lr"),
+                   default="lr", help="which rate to sweep (default lr; coef_lr: a subspace's "
+                   "coefficients; scale_lr: SAID's per-tensor scales; vera_lr: VeRA's vectors; "
+                   "nola_lr: NOLA's coefficients)")
     s.add_argument("--grid", required=True, help="comma-separated values, e.g. 3e-4,1e-3,3e-3")
     s.add_argument("--seeds", type=int, default=2, help="seeds per value, 0..N-1 (default 2)")
     s.add_argument("--extend", type=int, default=0, help="while the best value is on an edge of "
@@ -428,8 +429,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Write OUT_DIR with config.json, model.safetensors, GPT-2's "
                        "tokenizer files and a model card, which transformers' "
                        "GPT2LMHeadModel.from_pretrained and AutoTokenizer.from_pretrained load "
-                       "with no other file. Subspace and LoRA models export the full weights "
-                       "their trainables make. Needs no torch.")
+                       "with no other file. Subspace, LoRA, VeRA and NOLA models export the full "
+                       "weights their trainables make. Needs no torch.")
     s.add_argument("checkpoint", help="a checkpoint.npz")
     s.add_argument("out_dir", help="folder to write (created if missing); a file there that an "
                    "earlier smolgpt export did not write is never replaced, the export is refused")

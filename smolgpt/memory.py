@@ -8,8 +8,9 @@ NumPy's MemoryError deep in a layer). The estimate counts float32 arrays, as tra
 (N = B*T rows, P parameters, D non-embedding parameters, n trainable numbers):
 
   parameters   the trainables (n), plus what a method keeps frozen (its random init, P) and
-               builds each step (a subspace's theta, D; LoRA's merged weights), plus a subspace's
-               fixed vectors (base, sigma) and its projection's own arrays
+               builds each step (a subspace's theta, D; the merged weights of LoRA, VeRA and
+               NOLA), plus a subspace's fixed vectors (base, sigma) and its projection's own
+               arrays, VeRA's shared pair, NOLA's bases
   adam         Adam's two moments, 2n
   gradients    the parameter gradients the backward returns, plus the method's pullback
   activations  what `body_forward` caches for the backward, per layer (smolgpt/model.py):
@@ -51,7 +52,7 @@ def attention_probs(config: GPTConfig, batch_size: int) -> int:
 
 def _method_floats(method, config: GPTConfig) -> dict:
     """{what: floats} a method keeps beyond its trainables, and its gradients' extra."""
-    from .methods import EmbeddingsOnlyMethod, LoRAMethod, SubspaceMethod
+    from .methods import EmbeddingsOnlyMethod, LoRAMethod, NOLAMethod, SubspaceMethod, VeRAMethod
     P = count_params(config)
     D = count_params(config, non_embedding=True)
     out = {"frozen": 0, "built": 0, "fixed": 0, "param_grads": P, "pullback": 0}
@@ -71,6 +72,17 @@ def _method_floats(method, config: GPTConfig) -> dict:
         merged = sum(math.prod(s) for _, s in method.targets)
         out["built"] = merged                              # W_frozen + s A B, new arrays
         out["pullback"] = method.n_trainable               # dA, dB
+    elif isinstance(method, (VeRAMethod, NOLAMethod)):
+        r = method.spec.rank
+        shapes = [s for _, s in method.targets]
+        out["built"] = sum(m * n for m, n in shapes)        # the merged weights, new arrays
+        if isinstance(method, VeRAMethod):                  # the shared pair, and A diag(d)
+            out["fixed"] = r * (method.m_max + method.n_max)
+            out["pullback"] = method.n_trainable + max(r * (m + n) for m, n in shapes)
+        else:                                               # A_0, every basis; A, B, dA, dB
+            k, l = method.spec.nola_k, method.spec.nola_l
+            out["fixed"] = sum(r * ((k + 1) * m + l * n) for m, n in shapes)
+            out["pullback"] = method.n_trainable + max(2 * r * (m + n) for m, n in shapes)
     if method.needed_grads is not None:
         sizes = dict((n, math.prod(s)) for n, s in _table(config))
         out["param_grads"] = sum(sizes[n] for n in method.needed_grads)

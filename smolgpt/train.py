@@ -82,11 +82,15 @@ class TrainConfig:
         "peak learning rate of subspace coefficients"))
     scale_lr: float = field(default=0.03, metadata=_opt(
         "peak learning rate of SAID's per-tensor scales (they start at 1)", neutral=True))
+    vera_lr: float = field(default=0.1, metadata=_opt(
+        "peak learning rate of VeRA's vectors d and b", neutral=True))
+    nola_lr: float = field(default=3e-2, metadata=_opt(
+        "peak learning rate of NOLA's coefficients alpha and beta", neutral=True))
     init_from: str | None = field(default=None, metadata=_opt(
         "start from a saved model's weights (a smolgpt checkpoint of any method, or one made by "
-        "smolgpt import) instead of a random init: full trains them, embeddings and lora freeze "
-        "them, the subspace methods and said use them as theta_0 (offset form only). The model "
-        "flags must match it; left out, they are taken from it", "parameterization",
+        "smolgpt import) instead of a random init: full trains them, embeddings, lora, vera and "
+        "nola freeze them, the subspace methods and said use them as theta_0 (offset form only). "
+        "The model flags must match it; left out, they are taken from it", "parameterization",
         neutral=True))
     warmup: int = field(default=20, metadata=_opt("linear warmup steps"))
     min_lr_ratio: float = field(default=0.1, metadata=_opt(
@@ -132,7 +136,7 @@ class TrainConfig:
             v = getattr(self, name)
             if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
                 raise bad(name, "a positive integer", v)
-        for name in ("lr", "coef_lr", "scale_lr"):
+        for name in ("lr", "coef_lr", "scale_lr", "vera_lr", "nola_lr"):
             v = getattr(self, name)
             if not (number(v) and math.isfinite(v) and v > 0):
                 raise bad(name, "a positive finite number", v)

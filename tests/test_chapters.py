@@ -98,6 +98,14 @@ def test_chapter_04(tmp_path, prepared_data_dir):
     assert left["low-rank", "subspace"] > 50.0              # a random plane cannot
     ranks = dict(re.findall(r"^(lora|subspace)\s+update fitted .*: (\d+) of", out, flags=re.M))
     assert int(ranks["lora"]) == 2 and int(ranks["subspace"]) > 2
+    # the four parameterizations on one layer of tiny (128 x 512): r (m + n), r + n, k + l, d
+    counts = re.findall(r"^(LoRA|VeRA|NOLA|subspace)\s+trains\s+([\d,]+) numbers", out, flags=re.M)
+    assert {k: int(v.replace(",", "")) for k, v in counts} == \
+        {"LoRA": 4 * 640, "VeRA": 4 + 512, "NOLA": 64 + 64, "subspace": 5}
+    changed = dict(re.findall(r"^(LoRA|VeRA|NOLA|subspace)\s+change of .*: rank (\d+) of", out,
+                              flags=re.M))
+    assert [int(changed[k]) for k in ("LoRA", "VeRA", "NOLA")] == [4, 4, 4]
+    assert int(changed["subspace"]) == 128
     assert (tmp_path / "04_lora" / "val_curves.png").stat().st_size > 10_000
     iv = re.search(r"Fastfood minus LoRA = ([-+][0-9.]+), 95% interval \[([-+][0-9.]+), "
                    r"([-+][0-9.]+)\] over 2 seeds", out)

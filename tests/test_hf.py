@@ -30,6 +30,8 @@ SPECS = {
     "fft-fastfood": MethodSpec("fft-fastfood", d=4, per_tensor=True),
     "lora": MethodSpec("lora", rank=2),
     "said": MethodSpec("said", d=8),
+    "vera": MethodSpec("vera", rank=2),
+    "nola": MethodSpec("nola", rank=2, nola_k=6, nola_l=5),
 }
 assert set(SPECS) == set(METHODS), "a new method needs an entry here"
 

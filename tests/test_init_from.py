@@ -47,7 +47,8 @@ def source(prepared_data_dir, tmp_path_factory):
 
 SPECS = [MethodSpec("full"), MethodSpec("embeddings"), MethodSpec("fastfood", d=8),
          MethodSpec("basis", d=3, per_tensor=True), MethodSpec("lora", rank=2),
-         MethodSpec("said", d=8)]
+         MethodSpec("said", d=8), MethodSpec("vera", rank=2),
+         MethodSpec("nola", rank=2, nola_k=6, nola_l=5)]
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.label().replace(" ", "_"))

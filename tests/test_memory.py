@@ -33,7 +33,8 @@ CONFIGS = {
                                               vocab_size=512), 3),
 }
 SPECS = [MethodSpec("full"), MethodSpec("embeddings"), MethodSpec("lora", rank=4),
-         MethodSpec("fastfood", d=64), MethodSpec("basis", d=64), MethodSpec("fft-fastfood", d=64)]
+         MethodSpec("fastfood", d=64), MethodSpec("basis", d=64), MethodSpec("fft-fastfood", d=64),
+         MethodSpec("vera", rank=4), MethodSpec("nola", rank=4, nola_k=16, nola_l=16)]
 
 
 def measured_peak(gpt: GPTConfig, batch_size: int, spec: MethodSpec, steps: int = 2) -> int:

@@ -35,6 +35,11 @@ SPECS = [
     # SAID: a shared a, a scale per tensor; d=300 is larger than every tensor of SMALL
     MethodSpec("said", d=20),
     MethodSpec("said", d=300, seed=3),
+    # the bridges: VeRA (r=20 is above every width of SMALL, which VeRA allows) and NOLA
+    MethodSpec("vera", rank=3),
+    MethodSpec("vera", rank=20, vera_d_init=-0.5, seed=2),
+    MethodSpec("nola", rank=2, alpha=3.0, nola_k=5, nola_l=7),
+    MethodSpec("nola", rank=8, nola_k=40, nola_l=3, seed=1),
 ]
 
 
@@ -69,8 +74,11 @@ def test_pullback_is_the_gradient(spec):
         # LayerNorm and bias tensors a subspace method trains directly sit next to weights of
         # GPT-2's scale, so their gradients are as small, and get the same nudge.
         # SAID's scales multiply offsets of that size too.
+        # VeRA's vectors scale products of two small frozen matrices (gradients ~1e-4, as
+        # small as a coefficient's, and moving b or d by 1e-3 moves a weight by only ~1e-5);
+        # NOLA's coefficients sit between (~1e-2): measured rounding-vs-truncation optimum.
         eps = 1e-4 if k in ("coef", "scale") or k in dict(getattr(method, "trained", ())) \
-            else 1e-6
+            else 1e-3 if k.startswith("vera.") else 1e-5 if k.startswith("nola.") else 1e-6
         num = numerical_grad(f, t[k], eps=eps, indices=probe)
         ana = tg[k].reshape(-1) if probe is None else tg[k].reshape(-1)[probe]
         assert rel_error(ana, num) < 1e-7, (k, rel_error(ana, num))
@@ -324,6 +332,168 @@ def test_said_refuses_what_it_is_not(spec, words):
         build(MethodSpec(**spec), SMALL)
 
 
+# ---- the bridges: VeRA and NOLA -----------------------------------------------------------------
+
+def moved(method, seed=0):
+    """float64 trainables away from their start (b, alpha, beta 0; d at d_init)."""
+    rng = np.random.default_rng(seed)
+    t = method.init(np.float64)
+    for k in t:
+        if k.startswith(("vera.", "nola.")):
+            t[k] = t[k] + rng.uniform(0.5, 1.5, t[k].shape) * rng.choice([-1, 1], t[k].shape)
+    return t
+
+
+def test_vera_is_its_formula_in_the_papers_layout():
+    """W = W_0 + (Lambda_b B Lambda_d A)^T with the paper's A (r, m), B (n, r): corners of one
+    shared pair of the largest shape, written with explicit diagonal matrices."""
+    m = build(MethodSpec("vera", rank=3), SMALL)
+    t = moved(m)
+    p, ref = m.params(t), init_params(SMALL, 0, np.float64)
+    A_ours, B_ours = m.shared_pair(np.float64)                # (m_max, r), (r, n_max)
+    A_paper, B_paper = A_ours.T, B_ours.T                     # (r, m_max), (n_max, r)
+    for name, (rows, cols) in m.targets:
+        d, b = t[f"vera.{name}.d"], t[f"vera.{name}.b"]
+        dW = np.diag(b) @ B_paper[:cols] @ np.diag(d) @ A_paper[:, :rows]     # (out, in)
+        assert np.allclose(p[name], ref[name] + dW.T, rtol=1e-12, atol=1e-15), name
+    for name, shape in non_embedding_table(SMALL):            # the rest is frozen
+        if len(shape) == 1:
+            assert np.array_equal(p[name], ref[name]), name
+
+
+def test_vera_pair_is_shared_seeded_and_kaiming_uniform():
+    m = build(MethodSpec("vera", rank=3, seed=5), WIDE)       # widths 64, 192, 256
+    A, B = m.shared_pair(np.float64)
+    assert A.shape == (256, 3) and B.shape == (3, 256)
+    assert np.abs(A).max() <= 1 / math.sqrt(256) and np.abs(B).max() <= 1 / math.sqrt(3)
+    assert near(A.std(), 1 / math.sqrt(3 * 256), A.size)      # uniform: std = bound / sqrt(3)
+    again = build(MethodSpec("vera", rank=3, seed=5), WIDE).shared_pair(np.float64)
+    assert np.array_equal(again[0], A) and np.array_equal(again[1], B)
+    other = build(MethodSpec("vera", rank=3, seed=6), WIDE).shared_pair(np.float64)
+    assert not np.allclose(other[0], A)
+    a1, _ = m.pair_for((64, 192), np.float64)                 # c_attn and attn.c_proj share rows
+    a2, _ = m.pair_for((64, 64), np.float64)
+    assert np.shares_memory(a1, A) and np.array_equal(a1, a2)
+
+
+def test_nola_is_its_formula():
+    """W = W_0 + (alpha / r) (A_0 + sum_i alpha_i A_i)(sum_j beta_j B_j), summed term by term;
+    A_0 is LoRA's starting A of the same seed."""
+    spec = MethodSpec("nola", rank=2, alpha=3.0, nola_k=5, nola_l=7)
+    m = build(spec, SMALL)
+    t = moved(m)
+    p, ref = m.params(t), init_params(SMALL, 0, np.float64)
+    lora_A = build(MethodSpec("lora", rank=2), SMALL).init(np.float64)
+    for i, (name, (rows, cols)) in enumerate(m.targets):
+        A0, A_basis, B_basis = m.frozen(np.float64)[i]
+        assert np.array_equal(A0, lora_A[f"lora.{name}.A"])
+        A = A0 + sum(a * A_basis[j].reshape(rows, 2) for j, a in enumerate(t[f"nola.{name}.alpha"]))
+        B = sum(b * B_basis[j].reshape(2, cols) for j, b in enumerate(t[f"nola.{name}.beta"]))
+        assert np.allclose(p[name], ref[name] + 1.5 * A @ B, rtol=1e-12, atol=1e-15), name
+        assert np.abs(A_basis).max() <= 1 / math.sqrt(5)
+        assert np.abs(B_basis).max() <= 1 / math.sqrt(7)
+    bases = [f[1] for f in m.frozen(np.float64)]              # every matrix its own basis
+    assert not np.allclose(bases[0][:, :16], bases[1][:, :16])
+
+
+@pytest.mark.parametrize("spec", [MethodSpec("vera", rank=3), MethodSpec("nola", rank=2,
+                                                                          nola_k=5, nola_l=7)],
+                         ids=lambda s: s.name)
+def test_bridges_start_at_the_init_with_a_low_rank_update(spec):
+    m = build(spec, WIDE)
+    ref = init_params(WIDE, 0, np.float64)
+    p0 = m.params(m.init(np.float64))
+    assert all(np.array_equal(p0[k], ref[k]) for k in ref)    # b = 0 / beta = 0: no change
+    p = m.params(moved(m))
+    for name, _ in m.targets:
+        s = np.linalg.svd(p[name] - ref[name], compute_uv=False)
+        r = spec.rank
+        assert s[r - 1] > 1e-3 * s[0] and s[r] < 1e-12 * s[0], name   # rank exactly r
+
+
+@pytest.mark.parametrize("spec, first, later", [
+    (MethodSpec("vera", rank=3), "b", "d"),
+    (MethodSpec("nola", rank=2, nola_k=5, nola_l=7), "beta", "alpha")],
+    ids=lambda s: getattr(s, "name", str(s)))
+def test_bridges_first_gradient_reaches_one_vector(spec, first, later):
+    """At the start the update is 0 through b (beta): their gradients are non-zero, those of d
+    (alpha) are exactly 0, as LoRA's A waits for its B."""
+    m = build(spec, SMALL)
+    t = m.init(np.float64)
+    rng = np.random.default_rng(1)
+    idx = rng.integers(0, SMALL.vocab_size, (2, 5))
+    _, grads = loss_and_grads(m.params(t), idx, np.roll(idx, -1, 1), SMALL)
+    tg = m.pullback(t, grads)
+    for name, _ in m.targets:
+        key = f"{spec.name}.{name}."
+        assert np.abs(tg[key + first]).max() > 0 and np.all(tg[key + later] == 0), name
+
+
+def test_bridges_counts_on_tiny_and_gpt2_small():
+    tiny, gpt2 = GPTConfig.preset("tiny"), GPTConfig.preset("gpt2")
+    widths = lambda c: sum(n for _, s in non_embedding_table(c) if len(s) == 2 for n in s[1:])
+    assert widths(tiny) == 4_608 and widths(gpt2) == 82_944   # sum of output widths
+    for r in (1, 4, 256):                                     # r + n per matrix, 16 and 48 of them
+        assert build(MethodSpec("vera", rank=r), tiny).n_trainable == 4_608 + 16 * r
+        assert build(MethodSpec("vera", rank=r), gpt2).n_trainable == 82_944 + 48 * r
+    for k, l, r in ((64, 64, 4), (7, 9, 1), (100, 50, 16)):   # k + l per matrix, any rank
+        spec = MethodSpec("nola", rank=r, nola_k=k, nola_l=l)
+        assert build(spec, tiny).n_trainable == 16 * (k + l)
+        assert build(spec, gpt2).n_trainable == 48 * (k + l)
+
+
+@pytest.mark.parametrize("spec", [MethodSpec("vera", rank=3),
+                                  MethodSpec("nola", rank=2, nola_k=5, nola_l=7)],
+                         ids=lambda s: s.name)
+def test_bridges_declare_what_the_loop_needs(spec):
+    m = build(spec, SMALL)
+    t = m.init()
+    assert {k: v.shape for k, v in t.items()} == m.trainable_shapes()
+    assert sum(v.size for k, v in t.items() if k not in ("wte.weight", "wpe.weight")) == \
+        m.n_trainable
+    field = f"{spec.name}_lr"
+    groups = m.lr_groups({})
+    assert set(groups) == set(t) - {"wte.weight", "wpe.weight"} and set(groups.values()) == {field}
+    assert m.decay_keys(t) == set()
+    assert m.needed_grads == {"wte.weight", "wpe.weight"} | {n for n, _ in m.targets}
+    logged = m.log_values(t)
+    first = {"vera": ("b_norm", "d_norm"), "nola": ("beta_norm", "alpha_norm")}[spec.name]
+    assert logged[first[0]] == 0 and set(logged) == set(first)
+    if spec.name == "vera":                                   # |d| = 0.1 sqrt(r * 10 matrices)
+        assert abs(logged["d_norm"] - 0.1 * math.sqrt(3 * 8)) < 1e-6
+    assert spec.label() == {"vera": "vera r=3", "nola": "nola k=5 l=7 r=2"}[spec.name]
+
+
+def test_bridge_labels_name_their_options():
+    assert MethodSpec("vera", rank=4, vera_d_init=0.01).label() == "vera r=4 d_init=0.01"
+    assert MethodSpec("nola", rank=1, nola_k=10, nola_l=20).label() == "nola k=10 l=20 r=1"
+
+
+@pytest.mark.parametrize("spec, words", [
+    (dict(name="vera", rank=0), "VeRA rank must be a positive integer"),
+    (dict(name="nola", rank=9, nola_k=4, nola_l=4), "exceeds min"),
+    (dict(name="nola", rank=1, nola_k=9), "--nola-k 9 exceeds the 8 entries"),
+    (dict(name="nola", rank=2, nola_k=4, nola_l=17), "--nola-l 17 exceeds the 16 entries"),
+])
+def test_bridge_options_that_cannot_work_are_refused(spec, words):
+    with pytest.raises(MethodError, match=words):
+        build(MethodSpec(**spec), SMALL)
+
+
+@pytest.mark.parametrize("spec, words", [
+    (dict(name="lora", nola_k=8), "--nola-k is an option of nola"),
+    (dict(name="vera", nola_l=8), "--nola-l is an option of nola"),
+    (dict(name="nola", vera_d_init=0.5), "--vera-d-init is an option of vera"),
+    (dict(name="vera", vera_d_init=0.0), "finite non-zero"),
+    (dict(name="vera", vera_d_init=float("nan")), "finite non-zero"),
+    (dict(name="nola", nola_k=0), "--nola-k must be a positive integer"),
+    (dict(name="vera", alpha=16.0), "vera has no scale alpha"),
+])
+def test_bridge_options_are_checked_in_the_spec(spec, words):
+    with pytest.raises(MethodError, match=words):
+        MethodSpec(**spec)
+
+
 # ---- starting from saved weights (--init-from) -------------------------------------------------
 
 def some_weights(seed=7):
@@ -335,7 +505,9 @@ def some_weights(seed=7):
 @pytest.mark.parametrize("spec", [MethodSpec("full"), MethodSpec("embeddings"),
                                   MethodSpec("basis", d=5), MethodSpec("fastfood", d=9),
                                   MethodSpec("fft-fastfood", d=3, per_tensor=True),
-                                  MethodSpec("lora", rank=2), MethodSpec("said", d=11)],
+                                  MethodSpec("lora", rank=2), MethodSpec("said", d=11),
+                                  MethodSpec("vera", rank=3), MethodSpec("nola", nola_k=4,
+                                                                         nola_l=6, rank=2)],
                          ids=lambda s: s.label().replace(" ", "_"))
 def test_every_method_starts_exactly_at_given_weights(spec):
     start = some_weights()
@@ -353,7 +525,8 @@ def test_every_method_starts_exactly_at_given_weights(spec):
 def test_start_moves_with_the_trainables_as_before():
     """Around given weights a method is the same map: params(t) - start == params0(t) - init."""
     start = some_weights()
-    for spec in (MethodSpec("fastfood", d=9), MethodSpec("said", d=11), MethodSpec("lora", rank=2)):
+    for spec in (MethodSpec("fastfood", d=9), MethodSpec("said", d=11), MethodSpec("lora", rank=2),
+                 MethodSpec("vera", rank=3), MethodSpec("nola", nola_k=4, nola_l=6, rank=2)):
         a, b = build(spec, SMALL, start=start), build(spec, SMALL)
         t = nudged_trainables(b, 2)
         if "scale" in t:

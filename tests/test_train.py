@@ -67,7 +67,9 @@ def quiet(cfg, **kwargs):
 # --- resume and reproducibility --------------------------------------------------------------
 
 @pytest.mark.parametrize("spec", [MethodSpec("full"), MethodSpec("fastfood", d=8),
-                                  MethodSpec("lora", rank=2)], ids=lambda s: s.label())
+                                  MethodSpec("lora", rank=2), MethodSpec("vera", rank=2),
+                                  MethodSpec("nola", rank=2, nola_k=6, nola_l=5)],
+                         ids=lambda s: s.label())
 def test_resume_is_bit_exact(prepared_data_dir, tmp_path, spec):
     N, K = 10, 5                 # K is not a multiple of checkpoint_every: the stop itself saves
     cfg_a = tiny_cfg(prepared_data_dir, tmp_path / "a", method=spec)

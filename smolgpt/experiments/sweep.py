@@ -19,7 +19,7 @@ from ..train import TrainConfig
 from .runs import run_seeds
 from .stats import mean_se
 
-SWEEPABLE = ("lr", "coef_lr", "scale_lr")
+SWEEPABLE = ("lr", "coef_lr", "scale_lr", "vera_lr", "nola_lr")
 
 
 def sweep(base: TrainConfig, field: str, grid, seeds=(0, 1), verbose: bool = True,

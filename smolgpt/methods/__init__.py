@@ -9,10 +9,15 @@
 | `fft-fastfood` | the same with P the post's FFT version                 | d (per tensor) |
 | `lora`         | W = W_frozen + (alpha / r) A B on every 2-D weight     | r (m + n) each |
 | `said`         | tensor t: theta0_t + lambda_t * (fastfood offset)_t    | d + n_tensors  |
+| `vera`         | W = W_frozen + A diag(d) B diag(b), A B frozen, shared | r + n each     |
+| `nola`         | W = W_frozen + (alpha / r) A B, A and B combinations   | k + l each     |
+|                | of k and l frozen random matrices                      |                |
 
 The contract they all follow is in `base.py`; one file per family: `base.py` (full training and
 the embeddings-only baseline), `subspace.py` (random bases), `said.py` (one shared subspace
-with a learned scale per tensor), `lora.py`.
+with a learned scale per tensor), `lora.py`, and the two between LoRA and a random subspace:
+`vera.py` (one frozen random low-rank pair, two trained vectors per matrix) and `nola.py` (LoRA's
+factors in a random basis).
 
     method = build(MethodSpec("fastfood", d=1000), GPTConfig.preset("tiny"))
     method = build(MethodSpec("said", d=1000), gpt, start=pretrained_params)   # fine-tuning
@@ -24,12 +29,14 @@ from ..model import GPTConfig
 from .base import (METHODS, SUBSPACE_KINDS, EmbeddingsOnlyMethod, FullMethod, MethodError,
                    MethodSpec)
 from .lora import LoRAMethod
+from .nola import NOLAMethod
 from .said import SAIDMethod
 from .subspace import SubspaceMethod
+from .vera import VeRAMethod
 
 _CLASSES = {"full": FullMethod, "embeddings": EmbeddingsOnlyMethod, "basis": SubspaceMethod,
             "fastfood": SubspaceMethod, "fft-fastfood": SubspaceMethod, "lora": LoRAMethod,
-            "said": SAIDMethod}
+            "said": SAIDMethod, "vera": VeRAMethod, "nola": NOLAMethod}
 
 
 def build(spec: MethodSpec, config: GPTConfig, start=None):
@@ -45,4 +52,5 @@ def build(spec: MethodSpec, config: GPTConfig, start=None):
 
 
 __all__ = ["METHODS", "SUBSPACE_KINDS", "MethodError", "MethodSpec", "build", "FullMethod",
-           "EmbeddingsOnlyMethod", "SubspaceMethod", "LoRAMethod", "SAIDMethod"]
+           "EmbeddingsOnlyMethod", "SubspaceMethod", "LoRAMethod", "SAIDMethod", "VeRAMethod",
+           "NOLAMethod"]

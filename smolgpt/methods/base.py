@@ -37,7 +37,8 @@ import numpy as np
 
 from ..model import EMBEDDING_NAMES, GPTConfig, count_params, init_params, param_table
 
-METHODS = ("full", "embeddings", "basis", "fastfood", "fft-fastfood", "lora", "said")
+METHODS = ("full", "embeddings", "basis", "fastfood", "fft-fastfood", "lora", "said", "vera",
+           "nola")
 SUBSPACE_KINDS = ("basis", "fastfood", "fft-fastfood")
 # How a subspace method's combination is instantiated (chapter 07 takes these apart); the first
 # of each is the default.
@@ -61,7 +62,10 @@ class MethodSpec:
         flag="method", help="what is trained: " + ", ".join(METHODS) + ". full: every tensor; "
         "embeddings: only wte/wpe; basis: a dense random subspace; fastfood / fft-fastfood: the "
         "same with a fast structured projection; lora: low-rank updates of a frozen random init; "
-        "said: one shared Fastfood subspace with a learned scale per tensor (Aghajanyan et al.)"))
+        "said: one shared Fastfood subspace with a learned scale per tensor (Aghajanyan et al.); "
+        "vera: one frozen random low-rank pair shared by every matrix, two trained vectors per "
+        "matrix (Kopiczko et al.); nola: LoRA's factors as combinations of frozen random "
+        "matrices, the coefficients trained (Koohpayegani et al.)"))
     d: int = field(default=5, metadata=dict(
         help="subspace dimension: trainable numbers for the whole model, or for each tensor "
         "with --per-tensor"))
@@ -89,11 +93,22 @@ class MethodSpec:
         "biases included (needs --no-offset); constants: only the weight matrices, LayerNorm "
         "and biases fixed at GPT-2's constants; trained: only the weight matrices, LayerNorm "
         "and biases trained directly at --lr (and counted)", neutral=True))
-    rank: int = field(default=4, metadata=dict(help="LoRA rank r"))
+    rank: int = field(default=4, metadata=dict(
+        help="rank r of the low-rank update (lora, vera, nola)"))
     alpha: float = field(default=8.0, metadata=dict(
-        help="LoRA scale alpha; the update is (alpha / r) A B"))
+        help="scale alpha of LoRA and NOLA; the update is (alpha / r) A B"))
+    vera_d_init: float = field(default=0.1, metadata=dict(
+        help="VeRA: the value every entry of each matrix's vector d starts at (b starts at 0)",
+        neutral=True))
+    nola_k: int = field(default=64, metadata=dict(
+        help="NOLA: random matrices combined into each matrix's factor A (k coefficients)",
+        neutral=True))
+    nola_l: int = field(default=64, metadata=dict(
+        help="NOLA: random matrices combined into each matrix's factor B (l coefficients)",
+        neutral=True))
     seed: int = field(default=0, metadata=dict(
-        flag="method-seed", help="seed of the random init, the bases and LoRA's A"))
+        flag="method-seed", help="seed of the random init, the bases, LoRA's A and the frozen "
+        "random matrices of VeRA and NOLA"))
 
     def __post_init__(self):
         if self.name not in METHODS:
@@ -107,6 +122,7 @@ class MethodSpec:
                 or a <= 0:
             raise MethodError(f"LoRA scale alpha (--alpha) must be a positive finite number, "
                               f"got {a!r}")
+        self._check_low_rank_options()
 
     def _check_subspace_options(self):
         """Refuse option values that do not exist, options of a method they do not apply to,
@@ -139,6 +155,29 @@ class MethodSpec:
                               "gradients are exactly 0, so the coefficients could never move: "
                               "keep the offset, or use --coverage all or literal")
 
+    def _check_low_rank_options(self):
+        """VeRA's and NOLA's own options: valid values, and only on the method that reads them."""
+        v = self.vera_d_init
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) \
+                or v == 0:
+            # with d = 0 and b = 0 the update is 0 and so are both vectors' gradients
+            raise MethodError(f"--vera-d-init must be a finite non-zero number (b starts at 0, so "
+                              f"d = 0 would leave both vectors without gradient), got {v!r}")
+        for name in ("nola_k", "nola_l"):
+            n = getattr(self, name)
+            if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+                raise MethodError(f"--{name.replace('_', '-')} must be a positive integer, "
+                                  f"got {n!r}")
+        defaults = {f.name: f.default for f in fields(self)}
+        owners = {"vera_d_init": "vera", "nola_k": "nola", "nola_l": "nola"}
+        for name, owner in owners.items():
+            if getattr(self, name) != defaults[name] and self.name != owner:
+                raise MethodError(f"--{name.replace('_', '-')} is an option of {owner}, not of "
+                                  f"{self.name!r}")
+        if self.name == "vera" and self.alpha != defaults["alpha"]:
+            raise MethodError("vera has no scale alpha: the size of its update is learned in the "
+                              "vectors d and b (set where d starts with --vera-d-init)")
+
     def label(self) -> str:
         """A short human name, e.g. 'fastfood d=1000', 'basis 5/tensor', 'basis d=5 no-offset',
         'basis d=5 no-offset a=inv_d coverage=literal' (every non-default option is named)."""
@@ -154,6 +193,11 @@ class MethodSpec:
             return f"lora r={self.rank}"
         if self.name == "said":
             return f"said d={self.d}"
+        if self.name == "vera":
+            extra = "" if self.vera_d_init == 0.1 else f" d_init={self.vera_d_init:g}"
+            return f"vera r={self.rank}{extra}"
+        if self.name == "nola":
+            return f"nola k={self.nola_k} l={self.nola_l} r={self.rank}"
         return self.name
 
     def to_dict(self) -> dict:
