@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import checkpoint
 from ..methods import MethodError, MethodSpec, build
-from .coefficients import coef_gradient, coef_trajectory, line_scan, mean_loss, tensor_scales
+from .coefficients import coef_gradient, coef_trajectory, mean_loss, tensor_scales
 from .stats import fmt, mean_se, verdict
 
 WORD = {">": "learns", "~": "nothing", "<": "worse"}

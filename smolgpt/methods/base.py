@@ -47,6 +47,17 @@ BASIS_SCALES = ("normalised", "gpt2")
 COVERAGES = ("all", "literal", "constants", "trained")
 
 
+def part_norms(trainables: dict, prefix: str, names, parts) -> dict:
+    """{"<part>_norm": the norm of every `<prefix>.<name>.<part>` vector taken together}, summed
+    in float64 so that no square overflows: what VeRA and NOLA log after each step."""
+    out = {}
+    for part in parts:
+        squares = sum(float(np.square(trainables[f"{prefix}.{name}.{part}"],
+                                      dtype=np.float64).sum()) for name in names)
+        out[f"{part}_norm"] = math.sqrt(squares)
+    return out
+
+
 class MethodError(ValueError):
     """A method option that cannot work; the message says what to change."""
 

@@ -49,7 +49,7 @@ import math
 import numpy as np
 
 from ..model import EMBEDDING_NAMES, GPTConfig, non_embedding_table
-from .base import EmbeddingsOnlyMethod, MethodError, MethodSpec
+from .base import EmbeddingsOnlyMethod, MethodError, MethodSpec, part_norms
 
 
 class NOLAMethod(EmbeddingsOnlyMethod):
@@ -146,9 +146,5 @@ class NOLAMethod(EmbeddingsOnlyMethod):
 
     def log_values(self, trainables) -> dict:
         """|alpha| and |beta| over every matrix (both start at 0; beta moves first)."""
-        out = {}
-        for c in ("alpha", "beta"):
-            squares = sum(float(np.square(trainables[f"nola.{name}.{c}"], dtype=np.float64).sum())
-                          for name, _ in self.targets)                # float64: no overflow
-            out[f"{c}_norm"] = math.sqrt(squares)
-        return out
+        return part_norms(trainables, "nola", [name for name, _ in self.targets],
+                          ("alpha", "beta"))

@@ -46,12 +46,10 @@ With H = A^T G (r, n), both are sums over the small (r, n) array H * B:
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from ..model import EMBEDDING_NAMES, GPTConfig, non_embedding_table
-from .base import EmbeddingsOnlyMethod, MethodError, MethodSpec
+from .base import EmbeddingsOnlyMethod, MethodError, MethodSpec, part_norms
 
 
 class VeRAMethod(EmbeddingsOnlyMethod):
@@ -136,9 +134,4 @@ class VeRAMethod(EmbeddingsOnlyMethod):
     def log_values(self, trainables) -> dict:
         """|d| and |b| over every matrix: b leaves 0 first; |d| starts at
         d_init sqrt(r * matrices)."""
-        out = {}
-        for v in ("d", "b"):
-            squares = sum(float(np.square(trainables[f"vera.{name}.{v}"], dtype=np.float64).sum())
-                          for name, _ in self.targets)                # float64: no overflow
-            out[f"{v}_norm"] = math.sqrt(squares)
-        return out
+        return part_norms(trainables, "vera", [name for name, _ in self.targets], ("d", "b"))
