@@ -248,3 +248,39 @@ def test_the_long_race_record_is_what_the_runner_made():
         assert run_key(cfg, r["data"]) == r["key"], r["label"]
         assert r["final"]["windows"] == r["final_windows"] == 256
         assert [p[0] for p in r["val_curve"]][-1] == cfg.steps == r["step"]
+
+
+def test_the_long_race_table_is_read_from_its_runs():
+    """Each row of chapter 09's committed table (which the README quotes) is recomputed from the
+    committed record of its runs: racer, rate and budget pick the runs, and their final scores
+    give the mean +- standard error printed. The README's rows are the table's, verbatim."""
+    import json
+    from smolgpt.experiments.long_race import MODELS, RACERS
+    from smolgpt.experiments.stats import fmt, mean_se
+    table = ROOT / "chapters" / "results" / "09_long_race.md"
+    if not table.exists():
+        import pytest
+        pytest.skip("chapter 09's default run has not written its table yet")
+    record = ROOT / "chapters" / "results" / "09_long_race.jsonl"
+    runs = [json.loads(line) for line in record.read_text().splitlines() if line.strip()]
+    readme = (ROOT / "README.md").read_text()
+    model, checked = None, 0
+    for line in table.read_text().splitlines():
+        if line.startswith("### "):
+            model = line.split()[1]
+            continue
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if not line.startswith("| ") or cells[0] not in RACERS:
+            continue
+        racer, rate, _, bpb, nats = cells
+        field, value = rate.split(" = ")
+        preset, steps = MODELS[model]
+        mine = [r for r in runs if r["label"] == RACERS[racer].label() and r["step"] == steps
+                and r["config"]["gpt"]["tokenizer"] == ("bytes" if model == "bytes" else "gpt2")
+                and abs(r["config"][field] / float(value) - 1) < 1e-2]
+        assert len(mine) >= 2, f"{model} {racer}: {len(mine)} recorded runs"
+        assert bpb == fmt(*mean_se([r["final"]["bits_per_byte"] for r in mine]))
+        assert nats == fmt(*mean_se([r["final"]["loss"] for r in mine]))
+        assert line in readme, f"the README's long race table differs from the run's: {racer}"
+        checked += 1
+    assert checked >= len(RACERS)
