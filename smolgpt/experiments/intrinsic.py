@@ -36,12 +36,18 @@ their identity when the same weights are made again, on any machine.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+import time
 import zipfile
 from pathlib import Path
 
 import numpy as np
+
+from ..methods import MethodSpec, build
+from .stats import paired_interval
+from .sweep import extended
 
 
 def gap_closed(loss, base: float, full: float):
@@ -179,3 +185,62 @@ def stable_weights(checkpoint, path, note: dict | None = None) -> Path:
     else:
         tmp.replace(path)
     return path
+
+
+# ---------------------------------------------------------------------------------------------
+# Chapter 08's two sweeps: the rate of the arrays trained directly, then the grid of d
+
+
+def pick_lr(losses_at, grid, title, extend=3):
+    """The peak lr whose full training has the lowest final loss averaged over seeds:
+    losses_at(lr) -> [final loss per seed]. First on `grid`, then, while the best sits on an edge,
+    with one more value past that edge (at most `extend` times), so that the choice ends
+    interior, with both neighbours worse."""
+    loss, grid = {}, sorted(grid)
+    for tries in range(extend + 1):
+        for lr in grid:
+            if lr not in loss:
+                loss[lr] = losses_at(lr)
+        best = min(loss, key=lambda lr: np.mean(loss[lr]))
+        interior = best not in (grid[0], grid[-1])
+        if interior or tries == extend:
+            break
+        grid = extended(grid, best)
+    where = ("both neighbours are worse" if interior else
+             f"still on the edge after {extend} extensions: a better rate may lie beyond it")
+    loss = dict(sorted(loss.items()))
+    runner = min((lr for lr in loss if lr != best), key=lambda lr: np.mean(loss[lr]))
+    margin = paired_interval(loss[best], loss[runner])                # runner-up minus best
+    print(f"{title}: full training's final loss by peak lr (mean over {len(loss[best])} seeds): "
+          + ", ".join(f"{lr:g} -> {np.mean(v):.4f}" for lr, v in loss.items()) + f"; chosen "
+          f"{best:g} ({where}); the next best, {runner:g}, is {margin['diff']:+.4f} worse, 95% "
+          f"interval [{margin['lo']:+.4f}, {margin['hi']:+.4f}]")
+    return best
+
+
+def sweep(base_cfg, grid, title, losses):
+    """Baselines and the grid of d for DID (Fastfood) and SAID, printed as they come; returns
+    {"base", "full", "did": {x: [...]}, "said": {x: [...]}}, x the trainable count of each d.
+    losses(cfg) -> [final loss per seed, or per replicate]."""
+    t0 = time.time()
+    out = {"base": losses(dataclasses.replace(base_cfg, method=MethodSpec("embeddings"))),
+           "full": losses(dataclasses.replace(base_cfg, method=MethodSpec("full"))),
+           "did": {}, "said": {}}
+    for d in grid:
+        for key, spec in (("did", MethodSpec("fastfood", d=d)), ("said", MethodSpec("said", d=d))):
+            x = build(spec, base_cfg.gpt).n_trainable
+            out[key][x] = losses(dataclasses.replace(base_cfg, method=spec))
+    gain = paired_interval(out["full"], out["base"])                 # base - full, per seed
+    n = len(out["base"])
+    print(f"{title}: embeddings only {np.mean(out['base']):.4f}, full {np.mean(out['full']):.4f} "
+          f"(mean over {n}; {time.time() - t0:.0f} s); full training's gain "
+          f"{gain['diff']:.4f} nats, 95% interval [{gain['lo']:.4f}, {gain['hi']:.4f}]")
+    if not gain["lo"] > 0:
+        print(f"  note: that gain is not resolved at {n} seeds (its interval reaches 0), so the "
+              f"fractions below divide by noise")
+    for d, (xd, ld), (xs, ls) in zip(grid, out["did"].items(), out["said"].items()):
+        gd = gap_closed(ld, np.mean(out["base"]), np.mean(out["full"]))
+        gs = gap_closed(ls, np.mean(out["base"]), np.mean(out["full"]))
+        print(f"  d = {d:>7,}: DID loss {np.mean(ld):.4f}, gap closed {np.mean(gd):6.1%}   "
+              f"SAID ({xs:,} numbers) loss {np.mean(ls):.4f}, gap closed {np.mean(gs):6.1%}")
+    return out
