@@ -307,6 +307,13 @@ for line in lines:
                         break_on_hyphens=False))
 
 # %% [markdown]
+# **On a model that must learn in its body.** These runs are `tiny` at 20,480 tokens, where most
+# of what 5 numbers buy is one overall scale of the random weights. Chapter 09 puts that volume
+# knob alone ("1 in all", d = 1) in its long race beside 5 in all, on a byte-level model whose
+# body holds 92% of the weights: there the paired interval between the two says whether the
+# other four numbers add anything once the body has to do the learning.
+
+# %% [markdown]
 # ## Exercises
 # Solutions: `chapters/solutions/07_*.py` (each runs in seconds; a test runs them).
 #
