@@ -180,20 +180,26 @@ def test_a_batch_the_ranks_cannot_share_is_refused_in_one_line(prepared_data_dir
     assert not (tmp_path / "run").exists()          # refused before any file was written
 
 
-def test_a_killed_rank_ends_the_job(prepared_data_dir, tmp_path):
-    """A rank that dies without a word (kill -9, out of memory): MPI's launcher ends the rest."""
-    driver = tmp_path / "dying.py"
-    driver.write_text(textwrap.dedent("""
+def signalling_driver(path, signal_name: str):
+    """A script that runs the command line, with rank 1 sending itself `signal_name` during its
+    third step; returns its path."""
+    path.write_text(textwrap.dedent(f"""
         import os, signal, sys
         from smolgpt import cli, distributed, train
         step = train._Run.train_step
-        def dying(run, x, y, lr):
+        def signalled(run, x, y, lr):
             if distributed.world().rank == 1 and run.state.step == 2:
-                os.kill(os.getpid(), signal.SIGKILL)
+                os.kill(os.getpid(), signal.{signal_name})
             return step(run, x, y, lr)
-        train._Run.train_step = dying
+        train._Run.train_step = signalled
         sys.exit(cli.main(sys.argv[1:]))
         """))
+    return path
+
+
+def test_a_killed_rank_ends_the_job(prepared_data_dir, tmp_path):
+    """A rank that dies without a word (kill -9, out of memory): MPI's launcher ends the rest."""
+    driver = signalling_driver(tmp_path / "dying.py", "SIGKILL")
     r = run_mpi([str(driver), "train", "--n-layer", "1", "--n-embd", "32", "--block-size", "32",
                  "--batch-size", "4", "--steps", "10", "--eval-windows", "4",
                  "--sample-tokens", "0", "--no-progress", "--data-dir", str(prepared_data_dir),

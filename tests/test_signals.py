@@ -97,21 +97,8 @@ def test_under_mpi_a_signal_to_one_rank_stops_every_rank_at_the_same_step(prepar
                                                                           tmp_path):
     """SIGTERM reaches rank 1 alone, after its second step: both ranks stop after the same step
     (the flag is all-reduced), rank 0 saves that step, and the job exits 4 with nothing hung."""
-    import textwrap
-
-    from test_mpi import run_mpi
-    driver = tmp_path / "signalled.py"
-    driver.write_text(textwrap.dedent("""
-        import os, signal, sys
-        from smolgpt import cli, distributed, train
-        step = train._Run.train_step
-        def signalled(run, x, y, lr):
-            if distributed.world().rank == 1 and run.state.step == 2:
-                os.kill(os.getpid(), signal.SIGTERM)
-            return step(run, x, y, lr)
-        train._Run.train_step = signalled
-        sys.exit(cli.main(sys.argv[1:]))
-        """))
+    from test_mpi import run_mpi, signalling_driver
+    driver = signalling_driver(tmp_path / "signalled.py", "SIGTERM")
     out = tmp_path / "run"
     r = run_mpi([str(driver), "train", "--n-layer", "1", "--n-embd", "32", "--block-size", "32",
                  "--batch-size", "4", "--steps", "50", "--eval-windows", "4",
