@@ -120,20 +120,11 @@ def decode(ids, tokenizer: str = ENCODING) -> str:
     """Ids -> text. Bytes that do not form valid UTF-8 (a model can emit any byte) become
     U+FFFD; a byte model's document separator is written as a blank line."""
     if check_tokenizer(tokenizer) == "bytes":
-        docs = (bytes(b for b in part) for part in _split(list(ids), BYTE_SEP))
-        return "\n\n".join(d.decode("utf-8", errors="replace") for d in docs)
+        ids = np.asarray(ids, dtype=np.int64)
+        docs = np.split(ids, np.flatnonzero(ids == BYTE_SEP))   # each but the first opens with 256
+        return "\n\n".join(bytes(d[d != BYTE_SEP].astype(np.uint8)).decode("utf-8", "replace")
+                           for d in docs)
     return get_encoding().decode(list(ids))
-
-
-def _split(ids: list[int], sep: int) -> list[list[int]]:
-    parts, cur = [], []
-    for i in ids:
-        if i == sep:
-            parts.append(cur)
-            cur = []
-        else:
-            cur.append(i)
-    return parts + [cur]
 
 
 def token_bytes(tokenizer: str = ENCODING) -> np.ndarray:
