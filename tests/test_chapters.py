@@ -222,7 +222,12 @@ def test_chapter_09(tmp_path, prepared_data_dir):
         lo, hi, diff = float(lo), float(hi), float(diff)
         assert lo <= diff <= hi
         assert (said == "holds") == (lo > 0) and (said == "REVERSED") == (hi < 0)
-    assert len(re.findall(r"holds at the full budget|does NOT hold at the full budget", out)) == 2
+    # full training and 5 in all are checked at the full budget: each keeps its rate or moves
+    settled = re.findall(r"^  -> (stands:|moved to) (lr|coef_lr) = ([0-9.e+-]+)$", out, re.M)
+    assert len(settled) == 2
+    for verb, field, value in settled:         # a rate that moved is marked in the table
+        assert (verb == "moved to") == (f"{field} = {float(value):g} (set at the full budget)"
+                                        in text)
     for name in ("race.png", "gap_closed.png"):
         assert (tmp_path / "09_long_race" / name).stat().st_size > 10_000
     # the second run takes every run from the record: nothing is trained, no run folder is new

@@ -157,3 +157,34 @@ def test_a_run_stopped_short_is_not_kept_as_finished(micro_run, tmp_path, monkey
     assert [p[0] for p in done["val_curve"]] == [0, 4]
     uninterrupted = run(micro_run, final_windows=4, verbose=False, fresh=True)
     assert uninterrupted["val_loss"] == done["val_loss"]          # resumed exactly
+
+
+def test_the_long_race_races_at_the_rate_that_wins_at_the_full_budget(monkeypatch):
+    """`LongRace.settle`: full training's choice at a quarter budget (lr 1e-3) loses to its
+    upper neighbour at the full budget, so the sweep goes on there until interior and the race
+    uses its best; 5 in all's choice (coef_lr 0.3) still wins and stands."""
+    from smolgpt.experiments.long_race import LongRace
+    truth = {"lr": 4e-3, "coef_lr": 0.3}             # each field's best value at the full budget
+    seen = []
+
+    def run_seeds(cfg, seeds, verbose=True, **kwargs):
+        field = "lr" if cfg.method.name == "full" else "coef_lr"
+        seen.append(cfg.steps)
+        value = getattr(cfg, field)
+        return [{"final": {"loss": (math.log10(value / truth[field])) ** 2 + 2}} for _ in seeds]
+    monkeypatch.setattr(sweep_module, "run_seeds", run_seeds)
+
+    plan = LongRace("bytes")
+    def chosen(field, value, grid):
+        return {"field": field, "value": value, "sweep": {"grid": grid}}
+    rates = {"embeddings only": chosen("lr", 3e-3, [1e-3, 3e-3, 1e-2]),
+             "full": chosen("lr", 1e-3, [3.33e-4, 1e-3, 3e-3]),
+             "5 in all": chosen("coef_lr", 0.3, [0.1, 0.3, 1.0])}
+    settled, sweeps = plan.settle(rates, verbose=False)
+    assert set(seen) == {plan.base.steps}                      # every run at the full budget
+    assert settled["full"]["value"] == pytest.approx(3e-3, rel=1e-2)
+    assert settled["full"]["at_full_budget"] and sweeps["full"]["interior"]
+    assert len(sweeps["full"]["grid"]) == 4                     # one value past 3e-3: 9e-3
+    assert settled["5 in all"] is rates["5 in all"]
+    assert plan.config("full", settled).lr == settled["full"]["value"]
+    assert rates["full"]["value"] == 1e-3                       # the caller's dict is not changed

@@ -3,6 +3,7 @@ over long budgets.
 
     plan = LongRace("bytes")                   # or "tiny"
     rates = plan.tune()                        # each racer's rate, interior to its sweep
+    rates, sweeps = plan.settle(rates)         # checked (and re-tuned) at the full budget
     results = plan.race(rates, seeds=(0, 1, 2))
 
 Two models share one transformer body (4 layers x 128) and differ in what they read:
@@ -19,7 +20,8 @@ held-out windows.
 
 Rates are tuned per model at a proxy budget of a quarter of the full one (seed 0, grids
 extended until the best is interior, `sweep.tune`), and the choice is checked at the full
-budget for full training and for 5 in all: the chosen rate must beat both neighbours there too.
+budget for full training and for 5 in all: where a neighbour beats it there, the sweep goes on at
+the full budget and the race uses its choice (`LongRace.settle`).
 Every finished run is kept in a record committed with the chapter (`runs.Record`), so the
 chapter's tables and figures rebuild from a fresh clone without training.
 """
@@ -153,16 +155,25 @@ class LongRace:
                 out[racer] += self.run(self.config(racer, rates), (seed,), verbose)
         return out
 
-    def check(self, rates: dict, verbose: bool = True) -> dict:
-        """{racer: {scale: final loss}} for the CHECKED racers at the full budget, seed 0, at
-        the chosen rate and at its two neighbours on the sweep's grid spacing."""
-        out = {}
+    def settle(self, rates: dict, verbose: bool = True) -> tuple[dict, dict]:
+        """(the rates to race, {racer: its sweep at the full budget}). For the CHECKED racers,
+        the proxy budget's choice and its two neighbours on the sweep's grid spacing run again
+        at the full budget (seed 0). Where a neighbour wins, the sweep goes on at the full
+        budget until its best is interior (`sweep.tune`), and the race uses that rate: a rate
+        tuned on a quarter of the budget must not decide the race on its own."""
+        settled, sweeps = dict(rates), {}
         for racer in CHECKED:
+            field, value = rates[racer]["field"], rates[racer]["value"]
             grid = rates[racer]["sweep"]["grid"]
             step = grid[1] / grid[0]                        # the grid's ratio, ~3
-            out[racer] = {s: self.run(self.config(racer, rates, s), (0,), verbose)[0]
-                          ["final"]["loss"] for s in (1 / step, 1.0, step)}
-        return out
+            r = tune(self.config(racer, rates), field, [value * s for s in (1 / step, 1.0, step)],
+                     seeds=(0,), extend=0 if self.quick else 2, verbose=verbose,
+                     record=self.record, final_windows=self.final_windows)
+            sweeps[racer] = r
+            if r["best"] != value:
+                settled[racer] = {"field": field, "value": r["best"], "sweep": r,
+                                  "at_full_budget": True}
+        return settled, sweeps
 
     def bits_per_token_to_byte(self) -> float:
         """Predicted tokens per UTF-8 byte in the fixed validation windows, so that a curve's
