@@ -110,8 +110,9 @@ for model, plan in plans.items():
 # %% [markdown]
 # ## Is each tuned rate still best at the full budget?
 # The sweeps ran at a quarter of the budget, and a longer run can want a different rate. For full
-# training and for 5 in all, the chosen rate and its two grid neighbours run again at the full
-# budget (seed 0). The choice stands if both neighbours end worse; if one wins, the sweep goes on
+# training, LoRA, Fastfood and 5 in all, the chosen rate and its two grid neighbours run again at
+# the full budget (seed 0). (Embeddings only is not re-checked: its rate is also the rate at which
+# every subspace racer trains its embeddings.) The choice stands if both neighbours end worse; if one wins, the sweep goes on
 # at the full budget until its best has a worse neighbour on both sides, and the race uses that.
 
 # %%

@@ -180,7 +180,7 @@ def test_the_long_race_races_at_the_rate_that_wins_at_the_full_budget(monkeypatc
     rates = {"embeddings only": chosen("lr", 3e-3, [1e-3, 3e-3, 1e-2]),
              "full": chosen("lr", 1e-3, [3.33e-4, 1e-3, 3e-3]),
              "5 in all": chosen("coef_lr", 0.3, [0.1, 0.3, 1.0])}
-    settled, sweeps = plan.settle(rates, verbose=False)
+    settled, sweeps = plan.settle(rates, racers=("full", "5 in all"), verbose=False)
     assert set(seen) == {plan.base.steps}                      # every run at the full budget
     assert settled["full"]["value"] == pytest.approx(3e-3, rel=1e-2)
     assert settled["full"]["at_full_budget"] and sweeps["full"]["interior"]
