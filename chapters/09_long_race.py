@@ -152,18 +152,21 @@ def final(results, racer, key="bits_per_byte"):
     return [r["final"][key] for r in results[racer]]
 
 
+def table_row(results, racer, rate):
+    """| racer | its rate | trainable non-embedding | bits per byte | nats per token |"""
+    where = " (set at the full budget)" if rate.get("at_full_budget") else ""
+    return (f"| {racer} | {rate['field']} = {rate['value']:g}{where} | "
+            f"{results[racer][0]['n_trainable']:,} | {fmt(*mean_se(final(results, racer)))} | "
+            f"{fmt(*mean_se(final(results, racer, 'loss')))} |")
+
+
 lines = []
 for model, (plan, results) in races.items():
     rows = [f"### {model} at {plan.budget():,} {plan.unit}, {len(SEEDS)} seeds", "",
             "| racer | tuned rate | trainable non-embedding | bits per byte | nats per token |",
             "|---|---|---:|---:|---:|"]
     for racer in sorted(results, key=lambda r: np.mean(final(results, r))):
-        rate = rates[model][racer]
-        where = " (set at the full budget)" if rate.get("at_full_budget") else ""
-        rows.append(f"| {racer} | {rate['field']} = {rate['value']:g}{where} | "
-                    f"{results[racer][0]['n_trainable']:,} | "
-                    f"{fmt(*mean_se(final(results, racer)))} | "
-                    f"{fmt(*mean_se(final(results, racer, 'loss')))} |")
+        rows.append(table_row(results, racer, rates[model][racer]))
     rows.append(f"| unigram (context-free) | | | {unigram[model]:.3f} | |")
     print("\n".join(rows) + "\n")
     lines += rows + [""]
@@ -258,9 +261,16 @@ for count, racers in MATCHED.items():
         one, model = FORMULAS[SPECS[racer].name](SPECS[racer])
         print(f"  ~{count:<6,} {racer:<13} one matrix: {one:<17} {f'({mine})':<6} the model: "
               f"{model:<23} ({method.n_trainable:,})")
+
+# %% [markdown]
+# How the sizes were chosen: of every VeRA rank and every NOLA k = l up to 256, the one whose
+# count is nearest each target, of two as near the smaller, so no bridge has more numbers than
+# the racer it is matched with.
+
+# %%
 for name, size in (("VeRA r", lambda r: MethodSpec("vera", rank=r)),
                    ("NOLA k = l", lambda k: MethodSpec("nola", nola_k=k, nola_l=k))):
-    print(f"{name} nearest each count (ties to the smaller): " + ", ".join(
+    print(f"{name} nearest each count: " + ", ".join(
         "{} ({:,}) at ~{:,}".format(*nearest_size(size, range(1, 257), c, body), c)
         for c in MATCHED))
 
@@ -302,13 +312,8 @@ for model in BRIDGED:
                 f"{plan.budget():,} {plan.unit}, {len(SEEDS)} seeds", "",
                 "| racer | tuned rate | trainable non-embedding | bits per byte | nats per token |",
                 "|---|---|---:|---:|---:|"]
-        for racer in sorted(racers, key=lambda r: np.mean(final(results, r))):
-            rate = rates[model][racer]
-            where = " (set at the full budget)" if rate.get("at_full_budget") else ""
-            rows.append(f"| {racer} | {rate['field']} = {rate['value']:g}{where} | "
-                        f"{results[racer][0]['n_trainable']:,} | "
-                        f"{fmt(*mean_se(final(results, racer)))} | "
-                        f"{fmt(*mean_se(final(results, racer, 'loss')))} |")
+        rows += [table_row(results, racer, rates[model][racer])
+                 for racer in sorted(racers, key=lambda r: np.mean(final(results, r)))]
         print("\n".join(rows) + "\n")
         bridge_lines += rows + [""]
 (OUT / "bridges.md").write_text("\n".join(bridge_lines))

@@ -1,5 +1,5 @@
 """The long race (chapter 09): the six racers of chapter 05 (and a volume knob) on two models,
-over long budgets.
+over long budgets; and the bridges (VeRA, NOLA, LoRA at rank 1) at equal counts.
 
     plan = LongRace("bytes")                   # or "tiny"
     rates = plan.tune()                        # each racer's rate, interior to its sweep
@@ -107,7 +107,7 @@ QUICK_BYTES = GPTConfig(n_layer=2, n_head=2, n_embd=64, block_size=64, vocab_siz
 def nearest_size(spec, sizes, target: int, gpt: GPTConfig) -> tuple[int, int]:
     """(size, its count): of the `sizes` given to `spec(size) -> MethodSpec`, the one whose
     trainable non-embedding count on `gpt` (the method's own n_trainable) is nearest `target`;
-    of two as near, the smaller count, so that a bridge never has more numbers than its match."""
+    of two as near, the smaller count (so a bridge then has fewer numbers than its match)."""
     counts = {s: build(spec(s), gpt).n_trainable for s in sizes}
     size = min(counts, key=lambda s: (abs(counts[s] - target), counts[s]))
     return size, counts[size]
