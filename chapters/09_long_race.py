@@ -276,9 +276,10 @@ for name, size in (("VeRA r", lambda r: MethodSpec("vera", rank=r)),
 
 # %% [markdown]
 # VeRA's count cannot go below the sum of the matrices' output widths: it has no entry at ~250.
-# The bridges' rates are tuned as the main race's were (a quarter of the budget, seed 0, the
-# grid extended until interior): VeRA's vectors at `vera_lr`, NOLA's coefficients at `nola_lr`
-# with their embeddings at embeddings only's rate, LoRA at `lr`. Then 3 seeds each, seed s on the
+# The bridges' rates are tuned as Fastfood's and 5 per tensor's were (a quarter of the budget,
+# seed 0, the grid extended until interior; not checked again at the full budget): VeRA's
+# vectors at `vera_lr`, NOLA's coefficients at `nola_lr`, both with their embeddings at
+# embeddings only's rate, LoRA's factors and embeddings at `lr`. Then 3 seeds each, seed s on the
 # same batches as every racer above, so the bridges pair with Fastfood and 5 per tensor seed by
 # seed.
 
