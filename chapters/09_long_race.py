@@ -258,9 +258,9 @@ for count, racers in MATCHED.items():
         shapes = method.trainable_shapes()
         mine = (shapes["coef"][-1] if SPECS[racer].per_tensor else "-") if "coef" in shapes \
             else sum(math.prod(s) for key, s in shapes.items() if layer in key)
-        one, model = FORMULAS[SPECS[racer].name](SPECS[racer])
+        one, whole = FORMULAS[SPECS[racer].name](SPECS[racer])
         print(f"  ~{count:<6,} {racer:<13} one matrix: {one:<17} {f'({mine})':<6} the model: "
-              f"{model:<23} ({method.n_trainable:,})")
+              f"{whole:<23} ({method.n_trainable:,})")
 
 # %% [markdown]
 # How the sizes were chosen: of every VeRA rank and every NOLA k = l up to 256, the one whose
@@ -349,16 +349,17 @@ for model in BRIDGED:
 
 # %% [markdown]
 # ### Does the answer move with the budget?
-# The same runs at the last power-of-two steps: each bridge's paired difference from the main
-# race's racer at its count (bits per byte; * where the 95% interval excludes 0), and the racer
-# with the lowest mean at each budget.
+# The same runs at the last power-of-two steps (inside one schedule, as in "Along the way"):
+# each bridge's paired difference from the main race's racer at its count (bits per byte; *
+# where the 95% interval excludes 0), and the racer with the lowest mean at each budget.
 
 # %%
 for model in BRIDGED:
     plan, results = races[model][0], matched[model]
     x, ratio = budgets(results), plan.bits_per_token_to_byte() / np.log(2)
     last = min(5, len(x))
-    print(f"{model}: the last {last} budgets, {x[-last]:,} to {x[-1]:,} {plan.unit}")
+    print(f"{model}: the last {last} budgets, " + ", ".join(f"{b:,}" for b in x[-last:])
+          + f" {plan.unit}")
     for count, (main, *bridges) in MATCHED.items():
         bpb = {r: losses(results, r)[:, -last:] * ratio for r in (main, *bridges)}  # (seeds, last)
         for b in bridges:
