@@ -15,7 +15,8 @@ which reads UTF-8 bytes (257 ids, 92% of its weights in the body), and `tiny`, w
 tokens (11% in the body). Each racer at its own rate, tuned per model at a quarter of the budget
 and checked at the full budget; 3 seeds; every run evaluated at each power-of-two step, so one
 run gives its held-out loss at log-spaced budgets. Scores in bits per byte put both models on one
-scale.
+scale. Then, on the byte model, the bridges between LoRA and a random subspace (VeRA, NOLA, and
+LoRA at rank 1) race at equal counts against Fastfood (~5,000 numbers) and 5 per tensor (~250).
 
 Assumes: chapters 01-05; the training set of the long race is larger than the other chapters':
 point SMOLGPT_C4_FILES at every C4 training file you have (the results below were made with five
@@ -25,11 +26,13 @@ rate). Every finished run is kept in chapters/results/09_long_race.jsonl, commit
 chapter, so a second run, also from a fresh clone, retrains nothing and takes seconds.
 `--models bytes` (or SMOLGPT_MODELS) runs one model only. Quick mode (SMOLGPT_QUICK=1) is for the
 tests: a micro byte model, a few steps.
-Writes: out/09_long_race/race.png, gap_closed.png, results.md (and, in a default run, the same
-table to chapters/results/09_long_race.md, which the README quotes).
+Writes: out/09_long_race/race.png, gap_closed.png, results.md, bridges.md (and, in a default
+run, the same tables to chapters/results/09_long_race.md and 09_long_race_bridges.md, which the
+README quotes).
 """
 
 # %%
+import math
 import os
 import time
 from pathlib import Path
@@ -39,13 +42,15 @@ import numpy as np
 
 from smolgpt import data
 from smolgpt.experiments import out_dir, print_takeaways, quick_mode
-from smolgpt.experiments.long_race import (RACERS, LongRace, budgets, gap_closed,
-                                           losses, plot_gap_closed, plot_race)
+from smolgpt.experiments.long_race import (BRIDGES, MATCHED, RACERS, SPECS, LongRace, budgets,
+                                           gap_closed, losses, nearest_size, plot_gap_closed,
+                                           plot_race)
 from smolgpt.experiments.reference import unigram_loss
 from smolgpt.experiments.stats import fmt, mean_se, paired_interval, verdict
 from smolgpt.experiments.sweep import format_sweep
 from smolgpt.layers import blas_kernel
-from smolgpt.model import GPTConfig, count_params
+from smolgpt.methods import MethodSpec, build
+from smolgpt.model import GPTConfig, count_params, non_embedding_table
 
 QUICK = quick_mode()
 OUT = out_dir("09_long_race")
@@ -148,18 +153,21 @@ def final(results, racer, key="bits_per_byte"):
     return [r["final"][key] for r in results[racer]]
 
 
+def table_row(results, racer, rate):
+    """| racer | its rate | trainable non-embedding | bits per byte | nats per token |"""
+    where = " (set at the full budget)" if rate.get("at_full_budget") else ""
+    return (f"| {racer} | {rate['field']} = {rate['value']:g}{where} | "
+            f"{results[racer][0]['n_trainable']:,} | {fmt(*mean_se(final(results, racer)))} | "
+            f"{fmt(*mean_se(final(results, racer, 'loss')))} |")
+
+
 lines = []
 for model, (plan, results) in races.items():
     rows = [f"### {model} at {plan.budget():,} {plan.unit}, {len(SEEDS)} seeds", "",
             "| racer | tuned rate | trainable non-embedding | bits per byte | nats per token |",
             "|---|---|---:|---:|---:|"]
     for racer in sorted(results, key=lambda r: np.mean(final(results, r))):
-        rate = rates[model][racer]
-        where = " (set at the full budget)" if rate.get("at_full_budget") else ""
-        rows.append(f"| {racer} | {rate['field']} = {rate['value']:g}{where} | "
-                    f"{results[racer][0]['n_trainable']:,} | "
-                    f"{fmt(*mean_se(final(results, racer)))} | "
-                    f"{fmt(*mean_se(final(results, racer, 'loss')))} |")
+        rows.append(table_row(results, racer, rates[model][racer]))
     rows.append(f"| unigram (context-free) | | | {unigram[model]:.3f} | |")
     print("\n".join(rows) + "\n")
     lines += rows + [""]
@@ -218,6 +226,151 @@ if not QUICK:          # kept beside the record: the README quotes it, and a tes
     (RECORD.parent / "09_long_race.md").write_text("\n".join(lines))
 
 # %% [markdown]
+# ## At equal counts: the bridges
+# The race above sets parameterizations of very different sizes against each other. VeRA and
+# NOLA (chapter 04) write a low-rank update of every weight matrix with factors drawn at random,
+# so that, like a random subspace, they train only a handful of numbers. At equal counts they
+# ask: do a few numbers do more as the coefficients of a low-rank function, or of a random
+# direction through all the weights? Each bridge is sized so that its trainable non-embedding
+# count on the byte model is nearest one of the race's: Fastfood's (d = 5,000) and 5 per
+# tensor's. LoRA can go no lower than rank 1, which on this body is more than 5,000 numbers, so
+# it races at ~5,000 with more numbers than the others. The counts, on one 128 x 128 matrix and
+# on the model: each formula, then the count the method itself reports.
+
+# %%
+body = GPTConfig.preset("tiny-bytes")
+table = non_embedding_table(body)
+layer = "h.0.attn.c_proj.weight"
+m, n = dict(table)[layer]                                           # (in, out)
+mats = [s for _, s in table if len(s) == 2]          # the weight matrices LoRA, VeRA, NOLA adapt
+L, sum_mn, sum_n = len(mats), sum(a + b for a, b in mats), sum(b for _, b in mats)
+FORMULAS = {            # (on one m x n matrix, on the model)
+    "fastfood": lambda s: ("-", f"d = {s.d:,}"),
+    "basis": lambda s: (f"d = {s.d}", f"d x {len(table)} tensors = {s.d * len(table):,}"),
+    "lora": lambda s: (f"r (m + n) = {s.rank * (m + n)}", f"r x {sum_mn:,} = {s.rank * sum_mn:,}"),
+    "vera": lambda s: (f"r + n = {s.rank + n}", f"{L} r + {sum_n:,} = {L * s.rank + sum_n:,}"),
+    "nola": lambda s: (f"k + l = {s.nola_k + s.nola_l}",
+                       f"{L} (k + l) = {L * (s.nola_k + s.nola_l):,}")}
+print(f"tiny-bytes: {layer} is m x n = {m} x {n}; the body has {len(table)} tensors, {L} of "
+      f"them weight matrices (sum of their m + n: {sum_mn:,}, of their n: {sum_n:,})")
+for count, racers in MATCHED.items():
+    for racer in racers:
+        method = build(SPECS[racer], body)
+        shapes = method.trainable_shapes()
+        mine = (shapes["coef"][-1] if SPECS[racer].per_tensor else "-") if "coef" in shapes \
+            else sum(math.prod(s) for key, s in shapes.items() if layer in key)
+        one, whole = FORMULAS[SPECS[racer].name](SPECS[racer])
+        print(f"  ~{count:<6,} {racer:<13} one matrix: {one:<17} {f'({mine})':<6} the model: "
+              f"{whole:<23} ({method.n_trainable:,})")
+
+# %% [markdown]
+# How the sizes were chosen: of every VeRA rank and every NOLA k = l up to 256, the one whose
+# count is nearest each target, of two as near the smaller, so no bridge has more numbers than
+# the racer it is matched with.
+
+# %%
+for name, size in (("VeRA r", lambda r: MethodSpec("vera", rank=r)),
+                   ("NOLA k = l", lambda k: MethodSpec("nola", nola_k=k, nola_l=k))):
+    print(f"{name} nearest each count: " + ", ".join(
+        "{} ({:,}) at ~{:,}".format(*nearest_size(size, range(1, 257), c, body), c)
+        for c in MATCHED))
+
+# %% [markdown]
+# VeRA's count cannot go below the sum of the matrices' output widths: it has no entry at ~250.
+# The bridges' rates are tuned as Fastfood's and 5 per tensor's were (a quarter of the budget,
+# seed 0, the grid extended until interior; not checked again at the full budget): VeRA's
+# vectors at `vera_lr`, NOLA's coefficients at `nola_lr`, both with their embeddings at
+# embeddings only's rate, LoRA's factors and embeddings at `lr`. Then 3 seeds each, seed s on the
+# same batches as every racer above, so the bridges pair with Fastfood and 5 per tensor seed by
+# seed.
+
+# %%
+BRIDGED = [model for model in races if model == "bytes"]        # on the byte model only
+matched = {}
+for model in BRIDGED:
+    plan, results = races[model]
+    rates[model] = plan.tune(verbose=False, racers=BRIDGES, rates=rates[model])
+    for racer in BRIDGES:
+        r = rates[model][racer]["sweep"]
+        print(format_sweep(r).replace(r["method"], racer, 1))
+    print(f"\n{model}: {len(BRIDGES)} bridges x {len(SEEDS)} seeds of {plan.budget():,} "
+          f"{plan.unit}")
+    matched[model] = {**results, **plan.race(rates[model], SEEDS, verbose=False,
+                                             racers=BRIDGES)}
+if not BRIDGED:
+    print("the bridges race on the byte model: run with --models bytes (or bytes,tiny)")
+
+# %% [markdown]
+# ### The tables at equal counts
+# Final held-out loss of each racer at the full budget, mean +- standard error over seeds, with
+# the count it trains; the main race's racers are its own runs.
+
+# %%
+bridge_lines = []
+for model in BRIDGED:
+    plan, results = races[model][0], matched[model]
+    for count, racers in MATCHED.items():
+        rows = [f"### {model} at ~{count:,} trainable non-embedding numbers, "
+                f"{plan.budget():,} {plan.unit}, {len(SEEDS)} seeds", "",
+                "| racer | tuned rate | trainable non-embedding | bits per byte | nats per token |",
+                "|---|---|---:|---:|---:|"]
+        rows += [table_row(results, racer, rates[model][racer])
+                 for racer in sorted(racers, key=lambda r: np.mean(final(results, r)))]
+        print("\n".join(rows) + "\n")
+        bridge_lines += rows + [""]
+(OUT / "bridges.md").write_text("\n".join(bridge_lines))
+print(f"tables: {OUT / 'bridges.md'}")
+if not QUICK and BRIDGED:   # beside the main table: the README quotes it, and a test checks both
+    (RECORD.parent / "09_long_race_bridges.md").write_text("\n".join(bridge_lines))
+
+# %% [markdown]
+# ### Which family wins at each count?
+# Every pair at each count, as paired per-seed differences with their 95% t-interval. A racer
+# wins its count only if its interval against every other racer there excludes 0 in its favour.
+
+# %%
+winners = {}
+for model in BRIDGED:
+    results = matched[model]
+    for count, racers in MATCHED.items():
+        beaten = {r: 0 for r in racers}
+        for i, a in enumerate(racers):
+            for b in racers[i + 1:]:
+                iv = paired_interval(final(results, a), final(results, b))
+                lower = {"<": a, ">": b, "~": None}[verdict(iv)]
+                if lower:
+                    beaten[lower] += 1
+                print(f"  ~{count:<6,} {b + ' - ' + a:<28} = {iv['diff']:+.4f} bits per byte, "
+                      f"95% [{iv['lo']:+.4f}, {iv['hi']:+.4f}]: "
+                      f"{lower + ' lower' if lower else 'not resolved'}")
+        best = min(racers, key=lambda r: np.mean(final(results, r)))
+        winners[model, count] = (best, beaten[best] == len(racers) - 1)
+        print(f"  ~{count:,}: lowest mean {best}, " + ("below every other racer here" if
+              winners[model, count][1] else "not resolved below every other racer here") + "\n")
+
+# %% [markdown]
+# ### Does the answer move with the budget?
+# The same runs at the last power-of-two steps (inside one schedule, as in "Along the way"):
+# each bridge's paired difference from the main race's racer at its count (bits per byte; *
+# where the 95% interval excludes 0), and the racer with the lowest mean at each budget.
+
+# %%
+for model in BRIDGED:
+    plan, results = races[model][0], matched[model]
+    x, ratio = budgets(results), plan.bits_per_token_to_byte() / np.log(2)
+    last = min(5, len(x))
+    print(f"{model}: the last {last} budgets, " + ", ".join(f"{b:,}" for b in x[-last:])
+          + f" {plan.unit}")
+    for count, (main, *bridges) in MATCHED.items():
+        bpb = {r: losses(results, r)[:, -last:] * ratio for r in (main, *bridges)}  # (seeds, last)
+        for b in bridges:
+            ivs = [paired_interval(bpb[main][:, j], bpb[b][:, j]) for j in range(last)]
+            print(f"  ~{count:<6,} {b + ' - ' + main:<28} " + " ".join(
+                f"{iv['diff']:+.4f}{'*' if verdict(iv) != '~' else ' '}" for iv in ivs))
+        leaders = [min(bpb, key=lambda r: bpb[r][:, j].mean()) for j in range(last)]
+        print(f"  ~{count:<6,} lowest mean at each: " + ", ".join(leaders))
+
+# %% [markdown]
 # ## Takeaways
 
 # %%
@@ -232,4 +385,11 @@ for model, (plan, results) in races.items():
         f"{unigram[model]:.3f}; 5 in all keeps {kept[model]['5 in all']:.0%} of full "
         f"training's gain (one volume knob, 1 in all, {kept[model]['1 in all']:.0%}), 5 per "
         f"tensor {kept[model]['5 per tensor']:.0%}, LoRA {kept[model]['LoRA']:.0%}.")
+for (model, count), (best, alone) in winners.items():
+    order = sorted(MATCHED[count], key=lambda r: np.mean(final(matched[model], r)))
+    takeaways.append(
+        f"At ~{count:,} trainable numbers ({model}, {len(SEEDS)} seeds), in bits per byte: "
+        + ", ".join(f"{r} {fmt(*mean_se(final(matched[model], r)))}" for r in order)
+        + f"; {best} is " + ("below every other racer there (paired 95% intervals)." if alone
+                            else "not resolved below every other racer there."))
 print_takeaways(takeaways, START)

@@ -231,6 +231,7 @@ def test_chapter_09(tmp_path, prepared_data_dir):
                                         in text)
     for name in ("race.png", "gap_closed.png"):
         assert (tmp_path / "09_long_race" / name).stat().st_size > 10_000
+    check_bridges(out, (tmp_path / "09_long_race" / "bridges.md").read_text())
     # the second run takes every run from the record: nothing is trained, no run folder is new
     folders = set((tmp_path / "runs").iterdir())
     again = run_chapter("09_long_race.py", tmp_path, data_dir)
@@ -238,6 +239,33 @@ def test_chapter_09(tmp_path, prepared_data_dir):
     def takeaways(text):                       # without their first line, the wall time
         return text.split("Takeaways")[1].split("\n", 1)[1]
     assert takeaways(again) == takeaways(out)
+
+
+def check_bridges(out, table):
+    """Chapter 09's bridges at equal counts, as printed: each count's formula agrees with the
+    method's own count; one table row (mean +- s.e.) per racer matched at each count; every pair
+    at a count a paired interval whose verdict follows from its bounds; each bridge's paired
+    difference at the last budgets."""
+    from smolgpt.experiments.long_race import BRIDGES, MATCHED
+    counts = re.findall(r"^  ~[\d,]+\s+(.+?)\s+one matrix: (?:.* = )?(\S+)\s+\((\S+)\)\s+"
+                        r"the model: .* = ([\d,]+)\s+\(([\d,]+)\)$", out, re.M)
+    assert {racer for racer, *_ in counts} == {r for racers in MATCHED.values() for r in racers}
+    for racer, one, own_one, model, own_model in counts:      # the formula = the method's count
+        assert (one, model) == (own_one, own_model), racer
+    rows = [r for r in table.splitlines() if r.startswith("| ") and not r.startswith("| racer")]
+    assert sorted(r.split(" | ")[0][2:] for r in rows) == sorted(
+        r for racers in MATCHED.values() for r in racers)
+    assert all(re.search(r"\| [0-9.]+ \+- [0-9.]+ \| [0-9.]+ \+- [0-9.]+ \|$", r) for r in rows)
+    pairs = re.findall(r"^  ~[\d,]+\s+(.+?) - (.+?)\s+= ([-+][0-9.]+) bits per byte, 95% "
+                       r"\[([-+][0-9.]+), ([-+][0-9.]+)\]: (.+)$", out, re.M)
+    assert len(pairs) == sum(len(r) * (len(r) - 1) // 2 for r in MATCHED.values())
+    for b, a, diff, lo, hi, said in pairs:        # b - a; a bound's side of 0 is its sign
+        assert float(lo) <= float(diff) <= float(hi)
+        assert said == (f"{a} lower" if lo.startswith("+") else
+                        f"{b} lower" if hi.startswith("-") else "not resolved"), (a, b)
+    along = re.findall(r"^  ~[\d,]+\s+(.+?) - (.+?)\s+((?:[-+][0-9.]+[* ]\s*)+)$", out, re.M)
+    assert sorted(b for b, *_ in along) == sorted(BRIDGES)
+    assert all(len(diffs.split()) == 4 for *_, diffs in along)   # quick: steps 1, 2, 4, 8
 
 
 def test_the_long_race_record_is_what_the_runner_made():
@@ -256,37 +284,78 @@ def test_the_long_race_record_is_what_the_runner_made():
         assert [p[0] for p in r["val_curve"]][-1] == cfg.steps == r["step"]
 
 
+def recorded(runs, spec, model, rate):
+    """The recorded full-budget runs of `spec` on `model` at the table's rate cell ('lr = 0.003',
+    maybe marked ' (set at the full budget)')."""
+    from smolgpt.experiments.long_race import MODELS
+    field, value = rate.split(" (")[0].split(" = ")
+    return [r for r in runs if r["label"] == spec.label() and r["step"] == MODELS[model][1]
+            and r["config"]["gpt"]["tokenizer"] == ("bytes" if model == "bytes" else "gpt2")
+            and abs(r["config"][field] / float(value) - 1) < 1e-2]
+
+
+def check_row(line, runs, spec, model, readme):
+    """A table row '| racer | rate | count | bits per byte | nats per token |' is the mean +-
+    standard error of its recorded runs' final scores, and the README quotes it verbatim."""
+    from smolgpt.experiments.stats import fmt, mean_se
+    racer, rate, count, bpb, nats = [c.strip() for c in line.strip("|").split("|")]
+    mine = recorded(runs, spec, model, rate)
+    assert len(mine) >= 2, f"{model} {racer}: {len(mine)} recorded runs"
+    assert count == f"{mine[0]['n_trainable']:,}"
+    assert bpb == fmt(*mean_se([r["final"]["bits_per_byte"] for r in mine]))
+    assert nats == fmt(*mean_se([r["final"]["loss"] for r in mine]))
+    assert line in readme, f"the README's long race table differs from the run's: {racer}"
+
+
+def committed_runs():
+    import json
+    record = ROOT / "chapters" / "results" / "09_long_race.jsonl"
+    return [json.loads(line) for line in record.read_text().splitlines() if line.strip()]
+
+
 def test_the_long_race_table_is_read_from_its_runs():
     """Each row of chapter 09's committed table (which the README quotes) is recomputed from the
     committed record of its runs: racer, rate and budget pick the runs, and their final scores
     give the mean +- standard error printed. The README's rows are the table's, verbatim."""
-    import json
-    from smolgpt.experiments.long_race import MODELS, RACERS
-    from smolgpt.experiments.stats import fmt, mean_se
+    import pytest
+    from smolgpt.experiments.long_race import RACERS
     table = ROOT / "chapters" / "results" / "09_long_race.md"
     if not table.exists():
-        import pytest
         pytest.skip("chapter 09's default run has not written its table yet")
-    record = ROOT / "chapters" / "results" / "09_long_race.jsonl"
-    runs = [json.loads(line) for line in record.read_text().splitlines() if line.strip()]
-    readme = (ROOT / "README.md").read_text()
+    runs, readme = committed_runs(), (ROOT / "README.md").read_text()
     model, checked = None, 0
     for line in table.read_text().splitlines():
         if line.startswith("### "):
             model = line.split()[1]
             continue
-        cells = [c.strip() for c in line.strip("|").split("|")]
-        if not line.startswith("| ") or cells[0] not in RACERS:
-            continue
-        racer, rate, _, bpb, nats = cells
-        field, value = rate.split(" = ")
-        preset, steps = MODELS[model]
-        mine = [r for r in runs if r["label"] == RACERS[racer].label() and r["step"] == steps
-                and r["config"]["gpt"]["tokenizer"] == ("bytes" if model == "bytes" else "gpt2")
-                and abs(r["config"][field] / float(value) - 1) < 1e-2]
-        assert len(mine) >= 2, f"{model} {racer}: {len(mine)} recorded runs"
-        assert bpb == fmt(*mean_se([r["final"]["bits_per_byte"] for r in mine]))
-        assert nats == fmt(*mean_se([r["final"]["loss"] for r in mine]))
-        assert line in readme, f"the README's long race table differs from the run's: {racer}"
-        checked += 1
+        racer = line.strip("|").split("|")[0].strip()
+        if line.startswith("| ") and racer in RACERS:
+            check_row(line, runs, RACERS[racer], model, readme)
+            checked += 1
     assert checked >= len(RACERS)
+
+
+def test_the_long_race_bridges_table_is_read_from_its_runs():
+    """The same for chapter 09's committed table of the bridges at equal counts: every racer
+    matched at each count has its row, recomputed from the record, and quoted by the README.
+    Skipped, saying how many bridge runs the record holds, until a default run writes it."""
+    import pytest
+    from smolgpt.experiments.long_race import BRIDGES, MATCHED, SPECS
+    table = ROOT / "chapters" / "results" / "09_long_race_bridges.md"
+    runs = committed_runs()
+    if not table.exists():
+        labels = {s.label() for s in BRIDGES.values()}
+        pytest.skip(f"chapter 09's default run has not raced the bridges yet: no "
+                    f"{table.name}; the record holds "
+                    f"{sum(r['label'] in labels for r in runs)} runs of the bridges")
+    readme = (ROOT / "README.md").read_text()
+    model, rows = None, {}
+    for line in table.read_text().splitlines():
+        if line.startswith("### "):               # '### bytes at ~5,000 trainable ...'
+            model, count = line.split()[1], int(line.split()[3][1:].replace(",", ""))
+            continue
+        racer = line.strip("|").split("|")[0].strip()
+        if line.startswith("| ") and racer in SPECS:
+            check_row(line, runs, SPECS[racer], model, readme)
+            rows.setdefault(count, []).append(racer)
+    assert {c: sorted(r) for c, r in rows.items()} == {c: sorted(r) for c, r in MATCHED.items()}

@@ -159,6 +159,57 @@ def test_a_run_stopped_short_is_not_kept_as_finished(micro_run, tmp_path, monkey
     assert uninterrupted["val_loss"] == done["val_loss"]          # resumed exactly
 
 
+def test_each_bridge_is_the_size_nearest_its_count_on_the_byte_model():
+    """The bridges' sizes are the ones `nearest_size` finds on tiny-bytes, by each method's own
+    count (VeRA's rank, NOLA's k = l), and every racer matched at a count is within 3% of it but
+    LoRA at rank 1, LoRA's least, which has more."""
+    from smolgpt.experiments.long_race import BRIDGES, MATCHED, SPECS, nearest_size
+    from smolgpt.methods import build
+    body = GPTConfig.preset("tiny-bytes")
+    vera = nearest_size(lambda r: MethodSpec("vera", rank=r), range(1, 65), 5000, body)
+    assert (vera, BRIDGES["VeRA r=24"].rank) == ((24, 4992), 24)       # r = 25 gives 5,008
+    for count, name in ((5000, "NOLA k=l=156"), (250, "NOLA k=l=8")):
+        k, _ = nearest_size(lambda k: MethodSpec("nola", nola_k=k, nola_l=k), range(1, 257),
+                            count, body)
+        assert BRIDGES[name].nola_k == BRIDGES[name].nola_l == k
+    lowest_lora = build(MethodSpec("lora", rank=1), body).n_trainable
+    for count, racers in MATCHED.items():
+        for racer in racers:
+            have = build(SPECS[racer], body).n_trainable
+            assert abs(have - count) <= 0.03 * count or have == lowest_lora > count, racer
+
+
+def test_the_bridges_tune_on_top_of_the_main_race_rates(monkeypatch):
+    """`LongRace.tune(racers=BRIDGES, rates=...)` sweeps each bridge's own rate field, trains the
+    embeddings of VeRA and NOLA at embeddings only's chosen `lr`, and returns the given rates
+    with the bridges'; the main race's configs come out as before."""
+    from smolgpt.experiments.long_race import BRIDGE_GRIDS, BRIDGES, LongRace
+    seen = []
+
+    def run_seeds(cfg, seeds, verbose=True, **kwargs):
+        seen.append(cfg)
+        field = {"vera": "vera_lr", "nola": "nola_lr", "lora": "lr"}[cfg.method.name]
+        best = {"vera_lr": 0.1, "nola_lr": 0.03, "lr": 3e-3}[field]
+        return [{"final": {"loss": math.log10(getattr(cfg, field) / best) ** 2 + 2}}
+                for _ in seeds]
+    monkeypatch.setattr(sweep_module, "run_seeds", run_seeds)
+    plan = LongRace("bytes")
+    given = {"embeddings only": {"field": "lr", "value": 2e-3, "sweep": {}},
+             "Fastfood": {"field": "coef_lr", "value": 0.3, "sweep": {}}}
+    rates = plan.tune(verbose=False, racers=BRIDGES, rates=given)
+    assert set(rates) == set(given) | set(BRIDGES) and set(given) == {"embeddings only",
+                                                                     "Fastfood"}
+    for racer, (field, _) in BRIDGE_GRIDS.items():
+        assert rates[racer]["field"] == field and rates[racer]["sweep"]["interior"]
+        cfg = plan.config(racer, rates)
+        assert cfg.method == BRIDGES[racer] and cfg.steps == plan.base.steps
+        assert cfg.lr == (rates[racer]["value"] if field == "lr" else 2e-3)
+    assert {c.steps for c in seen} == {plan.proxy().steps}
+    assert all(c.lr == 2e-3 for c in seen if c.method.name in ("vera", "nola"))
+    fastfood = plan.config("Fastfood", rates)           # a main racer: as before the bridges
+    assert (fastfood.lr, fastfood.coef_lr, fastfood.method.d) == (2e-3, 0.3, 5000)
+
+
 def test_the_long_race_races_at_the_rate_that_wins_at_the_full_budget(monkeypatch):
     """`LongRace.settle`: full training's choice at a quarter budget (lr 1e-3) loses to its
     upper neighbour at the full budget, so the sweep goes on there until interior and the race

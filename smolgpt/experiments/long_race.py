@@ -1,10 +1,11 @@
 """The long race (chapter 09): the six racers of chapter 05 (and a volume knob) on two models,
-over long budgets.
+over long budgets; and the bridges (VeRA, NOLA, LoRA at rank 1) at equal counts.
 
     plan = LongRace("bytes")                   # or "tiny"
     rates = plan.tune()                        # each racer's rate, interior to its sweep
     rates, sweeps = plan.settle(rates)         # checked (and re-tuned) at the full budget
     results = plan.race(rates, seeds=(0, 1, 2))
+    bridges = plan.race(plan.tune(racers=BRIDGES, rates=rates), (0, 1, 2), racers=BRIDGES)
 
 Two models share one transformer body (4 layers x 128) and differ in what they read:
 - `bytes` (`tiny-bytes`): UTF-8 bytes, 257 ids, a context of 256 bytes. ~92% of its weights
@@ -24,6 +25,11 @@ budget for the racers in CHECKED: where a neighbour beats it there, the sweep go
 budget and the race uses its choice (`LongRace.settle`).
 Every finished run is kept in a record committed with the chapter (`runs.Record`), so the
 chapter's tables and figures rebuild from a fresh clone without training.
+
+The bridges (on the byte model only): VeRA, NOLA and LoRA at its least, rank 1, each sized so
+that its trainable non-embedding count is nearest one of the main race's (Fastfood's 5,000, 5 per
+tensor's 250), tuned and raced by the same machinery with the same seeds, so that at each count a
+low-rank function from random bases races a random subspace of the whole weights.
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import data
-from ..methods import MethodSpec
+from ..methods import MethodSpec, build
 from ..model import GPTConfig
 from ..train import TrainConfig
 from .runs import FINAL_WINDOWS, QUICK_MODEL, run_seeds
@@ -71,11 +77,44 @@ GRIDS = {
 # the embeddings' rate of every subspace racer, so moving it would move theirs.
 CHECKED = ("full", "LoRA", "Fastfood", "5 in all")
 
+# The bridges: low-rank updates whose factors are drawn at random (VeRA, NOLA) and LoRA at its
+# smallest, each raced against the main racer of (about) its trainable non-embedding count on the
+# byte model. Their sizes are the ones whose count on tiny-bytes is nearest the target
+# (`nearest_size`, ties to the smaller count; tests/test_experiments.py checks these against it).
+BRIDGES = {
+    "VeRA r=24": MethodSpec("vera", rank=24),                      # 16 r + 4,608 = 4,992
+    "NOLA k=l=156": MethodSpec("nola", nola_k=156, nola_l=156),     # 16 (k + l) = 4,992
+    "LoRA r=1": MethodSpec("lora", rank=1),              # 2,048 r = 8,192: LoRA can go no lower
+    "NOLA k=l=8": MethodSpec("nola", nola_k=8, nola_l=8),           # 16 (k + l) = 256
+}
+# the count targeted -> the racers matched at it, the main race's own racer first
+MATCHED = {5000: ("Fastfood", "VeRA r=24", "NOLA k=l=156", "LoRA r=1"),
+           250: ("5 per tensor", "NOLA k=l=8")}
+# As GRIDS. Embeddings and LoRA's factors train at `lr`; VeRA's vectors at `vera_lr`, NOLA's
+# coefficients at `nola_lr`, with `lr` (their embeddings) at embeddings only's choice. Centred
+# on the TrainConfig defaults (VeRA's 0.1; NOLA's 0.03, untuned) and on LoRA's grid.
+BRIDGE_GRIDS = {
+    "VeRA r=24": ("vera_lr", (0.03, 0.1, 0.3)),
+    "NOLA k=l=156": ("nola_lr", (0.01, 0.03, 0.1)),
+    "LoRA r=1": ("lr", (1e-3, 3e-3, 1e-2)),
+    "NOLA k=l=8": ("nola_lr", (0.01, 0.03, 0.1)),
+}
+SPECS = {**RACERS, **BRIDGES}
+
 # model -> (preset, optimizer steps of 16 sequences at the full budget)
 MODELS = {"bytes": ("tiny-bytes", 1024), "tiny": ("tiny", 512)}
 QUICK_STEPS = 8
 QUICK_BYTES = GPTConfig(n_layer=2, n_head=2, n_embd=64, block_size=64, vocab_size=257,
                         tokenizer="bytes")
+
+
+def nearest_size(spec, sizes, target: int, gpt: GPTConfig) -> tuple[int, int]:
+    """(size, its count): of the `sizes` given to `spec(size) -> MethodSpec`, the one whose
+    trainable non-embedding count on `gpt` (the method's own n_trainable) is nearest `target`;
+    of two as near, the smaller count (so a bridge then has fewer numbers than its match)."""
+    counts = {s: build(spec(s), gpt).n_trainable for s in sizes}
+    size = min(counts, key=lambda s: (abs(counts[s] - target), counts[s]))
+    return size, counts[size]
 
 
 def data_folder(tokenizer: str) -> Path:
@@ -126,15 +165,16 @@ class LongRace:
         return run_seeds(cfg, seeds, verbose=verbose, record=self.record,
                          final_windows=self.final_windows)
 
-    def tune(self, verbose: bool = True) -> dict:
-        """{racer: {"field", "value", "sweep"}}: each racer's rate, tuned at the proxy budget
-        (seed 0) by `sweep.tune`, embeddings only's `lr` first, since the subspace racers train
-        their embeddings at it while their coefficient rate is swept."""
-        chosen, proxy = {}, self.proxy()
-        for racer in ["embeddings only"] + [r for r in GRIDS if r != "embeddings only"]:
-            field, grid = GRIDS[racer]
-            base = dataclasses.replace(proxy, method=RACERS[racer])
-            if field == "coef_lr":
+    def tune(self, verbose: bool = True, racers=GRIDS, rates: dict | None = None) -> dict:
+        """{racer: {"field", "value", "sweep"}}: each of `racers` (the main race's, or BRIDGES)
+        tuned at the proxy budget (seed 0) by `sweep.tune`, on top of the `rates` already chosen
+        (returned with them). Embeddings only's `lr` comes first, since every racer that sweeps
+        another rate trains its embeddings at it."""
+        chosen, proxy = dict(rates or {}), self.proxy()
+        for racer in sorted(racers, key=lambda r: r != "embeddings only"):     # stable sort
+            field, grid = {**GRIDS, **BRIDGE_GRIDS}[racer]
+            base = dataclasses.replace(proxy, method=SPECS[racer])
+            if field != "lr":
                 base = dataclasses.replace(base, lr=chosen["embeddings only"]["value"])
             r = tune(base, field, grid, seeds=(0,), extend=0 if self.quick else 2,
                      verbose=verbose,
@@ -144,18 +184,18 @@ class LongRace:
 
     def config(self, racer: str, rates: dict, scale: float = 1.0) -> TrainConfig:
         """The full-budget config of a racer at its tuned rate (times `scale`, for checks)."""
-        cfg = dataclasses.replace(self.base, method=RACERS[racer])
-        if rates[racer]["field"] == "coef_lr":
+        cfg = dataclasses.replace(self.base, method=SPECS[racer])
+        if rates[racer]["field"] != "lr":
             cfg = dataclasses.replace(cfg, lr=rates["embeddings only"]["value"])
         field = rates[racer]["field"]
         return dataclasses.replace(cfg, **{field: rates[racer]["value"] * scale})
 
-    def race(self, rates: dict, seeds, verbose: bool = True) -> dict:
-        """{racer: [summary per seed]} at the full budget, each racer at its tuned rate. Seed
-        by seed, so that a race cut short holds whole seeds of every racer."""
-        out = {racer: [] for racer in RACERS}
+    def race(self, rates: dict, seeds, verbose: bool = True, racers=RACERS) -> dict:
+        """{racer: [summary per seed]} at the full budget, each of `racers` at its tuned rate.
+        Seed by seed, so that a race cut short holds whole seeds of every racer."""
+        out = {racer: [] for racer in racers}
         for seed in seeds:
-            for racer in RACERS:
+            for racer in racers:
                 out[racer] += self.run(self.config(racer, rates), (seed,), verbose)
         return out
 
