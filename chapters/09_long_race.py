@@ -114,10 +114,10 @@ for model, plan in plans.items():
 
 # %% [markdown]
 # ## Is each tuned rate still best at the full budget?
-# The sweeps ran at a quarter of the budget, and a longer run can want a different rate. For full
-# training, LoRA, Fastfood and 5 in all, the chosen rate and its two grid neighbours run again at
-# the full budget (seed 0). (Embeddings only is not re-checked: its rate is also the rate at which
-# every subspace racer trains its embeddings.) The choice stands if both neighbours end worse; if one wins, the sweep goes on
+# The sweeps ran at a quarter of the budget, and a longer run can want a different rate. For every
+# racer, the chosen rate and its two grid neighbours run again at the full budget (seed 0); only
+# embeddings only's rate is not re-checked, since it is also the rate at which every subspace
+# racer trains its embeddings. The choice stands if both neighbours end worse; if one wins, the sweep goes on
 # at the full budget until its best has a worse neighbour on both sides, and the race uses that.
 
 # %%
@@ -128,7 +128,7 @@ for model, plan in plans.items():
         moved = "moved to" if rates[model][racer].get("at_full_budget") else "stands:"
         print(f"{model} {racer} at the full budget: "
               + format_sweep(r).replace(r["method"], racer, 1)
-              + f"\n  -> {moved} {r['field']} = {value:g}")
+              + f"\n  -> {racer} {moved} {r['field']} = {value:g}")
 
 # %% [markdown]
 # ## The race
@@ -277,8 +277,8 @@ for name, size in (("VeRA r", lambda r: MethodSpec("vera", rank=r)),
 
 # %% [markdown]
 # VeRA's count cannot go below the sum of the matrices' output widths: it has no entry at ~250.
-# The bridges' rates are tuned as Fastfood's and 5 per tensor's were (a quarter of the budget,
-# seed 0, the grid extended until interior; not checked again at the full budget): VeRA's
+# The bridges' rates are tuned as the racers' were (a quarter of the budget, seed 0, the grid
+# extended until interior, then checked at the full budget and moved if a neighbour wins): VeRA's
 # vectors at `vera_lr`, NOLA's coefficients at `nola_lr`, both with their embeddings at
 # embeddings only's rate, LoRA's factors and embeddings at `lr`. Then 3 seeds each, seed s on the
 # same batches as every racer above, so the bridges pair with Fastfood and 5 per tensor seed by
@@ -290,9 +290,11 @@ matched = {}
 for model in BRIDGED:
     plan, results = races[model]
     rates[model] = plan.tune(verbose=False, racers=BRIDGES, rates=rates[model])
+    rates[model], sweeps = plan.settle(rates[model], racers=BRIDGES, verbose=False)
     for racer in BRIDGES:
-        r = rates[model][racer]["sweep"]
-        print(format_sweep(r).replace(r["method"], racer, 1))
+        print(format_sweep(sweeps[racer]).replace(sweeps[racer]["method"], racer, 1)
+              + f"  (at the full budget; {rates[model][racer]['field']} = "
+              f"{rates[model][racer]['value']:g} races)")
     print(f"\n{model}: {len(BRIDGES)} bridges x {len(SEEDS)} seeds of {plan.budget():,} "
           f"{plan.unit}")
     matched[model] = {**results, **plan.race(rates[model], SEEDS, verbose=False,
