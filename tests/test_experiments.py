@@ -239,3 +239,6 @@ def test_the_long_race_races_at_the_rate_that_wins_at_the_full_budget(monkeypatc
     assert settled["5 in all"] is rates["5 in all"]
     assert plan.config("full", settled).lr == settled["full"]["value"]
     assert rates["full"]["value"] == 1e-3                       # the caller's dict is not changed
+    runs = len(seen)                  # a rate settled at the full budget is not checked again
+    again, sweeps_again = plan.settle(settled, racers=("full",), verbose=False)
+    assert again == settled and sweeps_again["full"] is sweeps["full"] and len(seen) == runs

@@ -208,6 +208,9 @@ class LongRace:
         tuned on a quarter of the budget must not decide the race on its own."""
         settled, sweeps = dict(rates), {}
         for racer in racers:
+            if rates[racer].get("at_full_budget"):          # settled already: nothing to check
+                sweeps[racer] = rates[racer]["sweep"]
+                continue
             field, value = rates[racer]["field"], rates[racer]["value"]
             grid = rates[racer]["sweep"]["grid"]
             step = grid[1] / grid[0]                        # the grid's ratio, ~3
