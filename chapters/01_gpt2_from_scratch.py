@@ -18,9 +18,9 @@ Le, Sarlós and Smola 2013, "Fastfood: approximating kernel expansions in loglin
 Assumes: `pip install -e ".[test]"` from the repository root; C4 reachable through `datasets`,
 or local files named by SMOLGPT_C4_FILES / SMOLGPT_C4_VAL_FILES (see data/README.md).
 Takes: sections 1-7 about a minute (most of it the plain model's 80 training steps); section 8
-trains 6 runs of 65,536 tokens, 26-30 s each
-on a quiet 2-core CPU at ~205 GFLOP/s (so about 3 minutes from an empty cache, by those run
-times; 6 s measured when chapter 05 had made them); quick mode (SMOLGPT_QUICK=1): under a minute.
+trains 6 runs of 65,536 tokens, a few minutes on a 2-core CPU from an empty cache and seconds
+once chapter 05 has made them (measurements: smolgpt/bench/NOTES.md); quick mode
+(SMOLGPT_QUICK=1): under a minute.
 Writes: out/01_gpt2/block.png, out/01_gpt2/plain_training.png and out/01_gpt2/val_curves.png
 (`SMOLGPT_OUT` moves out/); the runs are kept by the experiment runner under out/runs/ (shared
 with chapters 03 and 05).
@@ -52,7 +52,8 @@ from smolgpt.model import (EMBEDDING_NAMES, GPTConfig, count_params, init_params
                            loss_and_grads, loss_only, param_table)
 from smolgpt.sample import sample_text
 
-QUICK = quick_mode()
+# %%
+QUICK = quick_mode()                  # SMOLGPT_QUICK=1: the small version the tests run
 OUT = out_dir("01_gpt2")
 START = time.time()
 rng = np.random.default_rng(0)
@@ -403,27 +404,32 @@ for r in (full, emb):
     print(f"--- {r['label']} ---\n{sample_text(params, model, max_new_tokens=40).strip()}\n")
 
 # %% [markdown]
-# ## Takeaways
+# ## What this chapter showed
+# A GPT-2 is a stream of vectors that each block reads twice through a LayerNorm and adds to
+# twice, attention then an MLP, with a tied head that scores every token of the vocabulary. Its
+# backward is its forward read bottom-up, one chain-rule step a line, and every step agrees with
+# finite differences, so the rest of the book can trust its gradients. Training is a dozen lines:
+# a batch, a forward, a backward and AdamW. The plain model and the fast one compute the same
+# function, so the chapters teach from the first and train with the second.
+#
+# On C4, at the race's budget, full training and embeddings only both learn; the difference
+# between them is what training the transformer's own weights buys, and it is the yardstick of
+# the book: each later chapter asks how much of it a handful of trained numbers can close. The
+# unigram line says what either has learned beyond word counts. The measured values:
 
 # %%
 takeaways = [
-    "One GPT-2 block is two residual branches, attention then an MLP, each read through a "
-    "LayerNorm; its backward is its forward read bottom-up, and `smolgpt/plain.py` writes both "
-    f"one formula a line. The fast model equals it to {gap_pf:.0e} of each gradient's scale.",
-    "A training step is a batch, a forward, a backward and AdamW: a dozen lines, which took the "
-    f"plain model from {losses[0]:.2f} to {np.mean(losses[-5:]):.2f} nats/token in "
-    f"{demo_steps} steps.",
-    "Every backward here agrees with finite differences in float64: each layer to "
-    f"{layer_worst:.0e}, the whole model to {worst:.0e} (a wrong term would show as 1e-3 or "
-    "worse); the rest of the project trusts these derivatives.",
-    "The tied 50,257-word head is most of the work of a small GPT-2: its logits are computed "
-    "in chunks and turned into their own gradient on the spot.",
-    f"Trained on the same {full['runs'][0]['tokens']:,} C4 tokens over {len(SEEDS)} seeds, "
-    f"full training reaches {fmt(full['mean'], full['se'])} nats/token against "
-    f"{fmt(emb['mean'], emb['se'])} for embeddings only: a gap of {gap['diff']:.2f} (95% "
-    f"interval {gap['lo']:.2f} to {gap['hi']:.2f}), both still {full['mean'] - unigram:+.2f} "
-    f"and {emb['mean'] - unigram:+.2f} from the unigram line ({unigram:.3f}). The next "
-    "chapters ask how much of that gap a handful of trained numbers can close.",
+    f"Plain vs fast model: largest gradient difference {gap_pf:.0e} of a tensor's largest entry.",
+    f"Backward vs finite differences: each layer within {layer_worst:.0e}, the whole model within "
+    f"{worst:.0e} (a wrong term shows as 1e-3 or worse).",
+    f"The plain training loop: {losses[0]:.2f} -> {np.mean(losses[-5:]):.2f} nats/token in "
+    f"{demo_steps} steps (uniform guess {math.log(demo.vocab_size):.2f}, unigram line "
+    f"{unigram_line:.2f}).",
+    f"On {full['runs'][0]['tokens']:,} C4 tokens, {len(SEEDS)} seeds: full training "
+    f"{fmt(full['mean'], full['se'])}, embeddings only {fmt(emb['mean'], emb['se'])} nats/token; "
+    f"full is lower by {gap['diff']:.2f} (95% interval {gap['lo']:.2f} to {gap['hi']:.2f}).",
+    f"Against the unigram line ({unigram:.3f}): full training {full['mean'] - unigram:+.2f}, "
+    f"embeddings only {emb['mean'] - unigram:+.2f} nats/token.",
 ]
 print_takeaways(takeaways, START)
 

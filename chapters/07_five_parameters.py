@@ -25,8 +25,8 @@ taken seed by seed; the interval is the mean difference +- Student's t times its
 error. A difference is resolved when the interval excludes 0.
 
 Assumes: chapters 02 and 05 (the random basis, the race); C4 as in data/README.md.
-Takes: 39 runs of 20,480 tokens plus the probes. Measured from an empty cache on a quiet 2-core
-machine: 611 s (10 minutes) at a float32 matmul rate of 204 GFLOP/s; the time scales with that
+Takes: 39 runs of 20,480 tokens plus the probes: about ten minutes on a 2-core CPU from an empty
+cache (measurements: smolgpt/bench/NOTES.md). The time scales with the machine's float32 matmul
 rate, which the closing lines print next to this run's wall time. Quick mode
 (SMOLGPT_QUICK=1) is for the tests. `--seeds N` / `--steps N` (or SMOLGPT_SEEDS /
 SMOLGPT_STEPS) shrink or grow the study.
@@ -58,7 +58,8 @@ from smolgpt.methods import MethodSpec, build
 from smolgpt.model import GPTConfig
 from smolgpt.train import TrainConfig
 
-QUICK = quick_mode()
+# %%
+QUICK = quick_mode()                  # SMOLGPT_QUICK=1: the small version the tests run
 OUT = out_dir("07_five_parameters")
 START = time.time()
 
