@@ -54,8 +54,8 @@ rng = np.random.default_rng(0)
 # ## 1. One layer, small enough to see
 # A frozen random layer W0 (m x n) must learn to compute a target layer W* = W0 + Delta on random
 # inputs X (N x m), taken with X^T X = N I so that no input direction is favoured and the loss is
-# just the squared size of the weight error. Loss: mean squared error of X W against X W*. Both methods get the same
-# budget k = r (m + n) of trainable numbers:
+# just the squared size of the weight error. Loss: mean squared error of X W against X W*. Both
+# methods get the same budget k = r (m + n) of trainable numbers:
 #
 # * LoRA, rank r:  W = W0 + A B,            A (m, r), B (r, n): k numbers;
 # * random subspace: W = W0 + reshape(P a), P (m n, k) Gaussian, a (k,): k numbers.
@@ -289,7 +289,8 @@ takeaways = [
     f"One layer, {k} numbers each: error left on the low-rank target "
     f"{fits['low-rank Delta', 'lora'][0][-1]:.1%} (LoRA) and "
     f"{fits['low-rank Delta', 'subspace'][0][-1]:.1%} (subspace); on the diffuse target "
-    f"{fits['diffuse Delta', 'lora'][0][-1]:.1%} and {fits['diffuse Delta', 'subspace'][0][-1]:.1%}.",
+    f"{fits['diffuse Delta', 'lora'][0][-1]:.1%} and "
+    f"{fits['diffuse Delta', 'subspace'][0][-1]:.1%}.",
     f"On GPT-2 at {lo['n_trainable']:,} trainable numbers each, {len(SEEDS)} seeds: Fastfood minus "
     f"LoRA = {lora_vs_ff['diff']:+.3f} nats (95% interval {lora_vs_ff['lo']:+.3f} to "
     f"{lora_vs_ff['hi']:+.3f}): {ahead}.",

@@ -19,11 +19,11 @@ Assumes: chapters 02-05 (random subspaces, Fastfood, the race); C4 as in data/RE
 Python standard library's own `*.py` files (every Python has them, so no download).
 Takes: about 240 runs' worth of training of a 2-layer model (each of the five pretrained models
 counts as twelve runs): over half an hour on a 2-core CPU from an empty cache, by an estimate
-from an earlier version (smolgpt/bench/NOTES.md). The chapter prints the count and, at its end, its wall time and
-this machine's float32 matmul rate. Every run is kept: by the experiment runner under out/runs/, and
-as a line of chapters/results/08_intrinsic_dimension.jsonl, committed, so the numbers behind
-the README are in the repository and a test re-makes a part of them from scratch. A second run
-reuses everything. Quick mode (SMOLGPT_QUICK=1): under a minute. The full sweep (`--full`, or
+from an earlier version (smolgpt/bench/NOTES.md). The chapter prints the count and, at its
+end, its wall time and this machine's float32 matmul rate. Every run is kept: by the experiment
+runner under out/runs/, and as a line of chapters/results/08_intrinsic_dimension.jsonl, committed,
+so the numbers behind the README are in the repository and a test re-makes a part of them from
+scratch. A second run reuses everything. Quick mode (SMOLGPT_QUICK=1): under a minute. The full sweep (`--full`, or
 SMOLGPT_FULL=1) trains every run, and the pretrained models, 8 times longer. More seeds from
 scratch: `--seeds 5` (or SMOLGPT_SEEDS=5); more fine-tuning replicates: `--replicates 8`;
 another budget per run: `--steps N` (default 48 steps of 8 x 64 tokens).

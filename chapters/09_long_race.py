@@ -232,3 +232,19 @@ for model, (plan, results) in races.items():
         f"training's gain (one volume knob, 1 in all, {kept[model]['1 in all']:.0%}), 5 per "
         f"tensor {kept[model]['5 per tensor']:.0%}, LoRA {kept[model]['LoRA']:.0%}.")
 print_takeaways(takeaways, START)
+
+# %% [markdown]
+# ## Exercises
+# Solutions: `chapters/solutions/09_*.py` (each runs in seconds from the committed record; a test
+# runs them).
+#
+# 1. **A link by hand.** From `chapters/results/09_long_race.jsonl`, take the byte model's
+#    full-budget runs of full training, LoRA and embeddings only, each at the rate the table
+#    `chapters/results/09_long_race.md` names. Pair them by seed and compute LoRA - full in bits
+#    per byte with its 95% interval (`smolgpt.experiments.stats.paired_interval`), and the share
+#    of full training's gain over embeddings only that LoRA keeps. Predict first: does the link
+#    full < LoRA hold, and is the share nearer 0 or 1?
+# 2. **Bits per byte from nats per token.** A run's record gives its final loss in nats per
+#    token and the tokens and bytes it was scored on. Predict its bits per byte, for the byte
+#    model and for `tiny`, and check your formula against the recorded `bits_per_byte` of every
+#    run. Why does the same loss in nats per token mean far fewer bits per byte for `tiny`?
