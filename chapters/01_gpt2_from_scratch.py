@@ -302,7 +302,8 @@ checks = {
     "layernorm (gain, bias)": (layers.layernorm_forward, layers.layernorm_backward,
                                [x, 1 + rng.standard_normal(C) * 0.5, rng.standard_normal(C)]),
     "gelu      (tanh form)": (layers.gelu_forward, layers.gelu_backward, [x]),
-    "attention (causal, 2 heads)": (lambda q: layers.attention_forward(q, nh), layers.attention_backward,
+    "attention (causal, 2 heads)": (lambda q: layers.attention_forward(q, nh),
+                                    layers.attention_backward,
                                     [rng.standard_normal((2, T, 3 * C))]),
 }
 layer_worst = 0.0
@@ -329,7 +330,8 @@ print(f"fused cross-entropy head: dx error {rel_error(dx, numerical_grad(f, xs))
 
 # %%
 small = GPTConfig(n_layer=2, n_head=2, n_embd=8, block_size=6, vocab_size=11)
-p64 = {k: v + 0.3 * rng.standard_normal(v.shape) for k, v in init_params(small, 0, np.float64).items()}
+p64 = {k: v + 0.3 * rng.standard_normal(v.shape)
+       for k, v in init_params(small, 0, np.float64).items()}
 idx, tgt = rng.integers(0, 11, (2, 6)), rng.integers(0, 11, (2, 6))
 _, grads = loss_and_grads(p64, idx, tgt, small)
 worst = 0.0
@@ -377,6 +379,11 @@ else:
 results = compare_configs(configs, OUT, seeds=SEEDS, **scoring,
                           title=f"chapter 01: full training vs embeddings only, {len(SEEDS)} "
                                 f"seeds (held-out C4)")
+
+# %% [markdown]
+# Each one's final held-out loss, then the paired difference, then both against the unigram line.
+
+# %%
 full, emb = results["full"], results["embeddings"]
 for r in (full, emb):
     first = r["runs"][0]
@@ -390,7 +397,8 @@ print(f"full training ends {gap['diff']:.3f} nats/token below embeddings only (9
       f"{math.exp(full['mean']):,.0f} vs {math.exp(emb['mean']):,.0f})")
 _, unigram = context_free_reference(configs[0])
 print(f"against the unigram line ({unigram:.3f}): full training ends "
-      f"{full['mean'] - unigram:+.3f}, embeddings only {emb['mean'] - unigram:+.3f} nats/token from it")
+      f"{full['mean'] - unigram:+.3f}, embeddings only {emb['mean'] - unigram:+.3f} nats/token "
+      f"from it")
 
 # %% [markdown]
 # ## 9. What they write

@@ -173,8 +173,9 @@ for offset in (True, False):
     p = m.params(m.init())
     w, g = p["h.0.mlp.c_fc.weight"], p["h.0.ln_1.weight"]
     same = max(float(np.max(np.abs(p[k] - ref[k]))) for k in ref)
-    print(f"{'offset   ' if offset else 'no offset'}: c_fc weight std {w.std():.4f} (GPT-2: 0.0200), "
-          f"ln_1 gain mean {g.mean():.3f} +- {g.std():.3f}, max |theta - GPT-2 init| {same:.3f}, "
+    print(f"{'offset   ' if offset else 'no offset'}: c_fc weight std {w.std():.4f} "
+          f"(GPT-2: 0.0200), ln_1 gain mean {g.mean():.3f} +- {g.std():.3f}, "
+          f"max |theta - GPT-2 init| {same:.3f}, "
           f"loss at start {loss_only(p, idx, np.roll(idx, -1, 1), tiny):.3f}")
 
 print(f"a uniform guess over the V = {tiny.vocab_size:,} tokens has loss ln V = "

@@ -100,9 +100,9 @@ t_copy = best_time(lambda: np.copyto(copy, x), 5)
 t_bfly = best_time(lambda: fwht_butterfly(x), 2)
 t_fast = best_time(lambda: fwht(x), 3)
 y_bfly, y_fast = fwht_butterfly(x), fwht(x)
-print(f"2^{int(math.log2(n))} numbers in blocks of 1024: copy {t_copy * 1e3:.1f} ms, butterfly {t_bfly * 1e3:.0f} ms "
-      f"({t_bfly / t_copy:.0f} copies), Kronecker fwht {t_fast * 1e3:.0f} ms "
-      f"({t_fast / t_copy:.0f} copies); same result? max rel diff "
+print(f"2^{int(math.log2(n))} numbers in blocks of 1024: copy {t_copy * 1e3:.1f} ms, "
+      f"butterfly {t_bfly * 1e3:.0f} ms ({t_bfly / t_copy:.0f} copies), Kronecker fwht "
+      f"{t_fast * 1e3:.0f} ms ({t_fast / t_copy:.0f} copies); same result? max rel diff "
       f"{np.abs(y_bfly - y_fast).max() / np.abs(y_bfly).max():.1e}")
 
 # %% [markdown]

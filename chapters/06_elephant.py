@@ -348,7 +348,8 @@ print(f"{'model':27s} {'params':>6s}   {'what they steer':52s} result")
 for name, n, steers, result in rows:
     print(f"{name:27s} {n:>6s}   {steers:52s} {result}")
 print(f"each elephant number moves one Fourier coefficient; each of the GPT-2's "
-      f"{GPT2_GLOBAL_BASIS_TRAINABLE} numbers moves all {GPT2_SMALL_NON_EMBEDDING:,} weights at once")
+      f"{GPT2_GLOBAL_BASIS_TRAINABLE} numbers moves all {GPT2_SMALL_NON_EMBEDDING:,} weights at "
+      f"once")
 
 # %% [markdown]
 """
