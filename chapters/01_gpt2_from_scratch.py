@@ -188,9 +188,10 @@ print(f"whole block backward vs finite differences ({len(err)} arrays): "
 # The loss is the *cross-entropy*: the mean over positions of -log p(next token), p the softmax
 # of the logits. Its unit is *nats per token*: a uniform guess over 50,257 tokens costs
 # ln 50257 = 10.82 nats, and each nat less means the model puts e = 2.7 times more probability
-# on the right token. Its gradient with respect to the logits is (p - onehot(target)) / N, and
-# the tied head `x @ wte.T` gives `wte` a second gradient besides the lookup `wte[idx]`.
-# `plain.loss_and_grads` puts it all together.
+# on the right token. The *perplexity*, e^loss, says the same as a count: a model with loss L is
+# as unsure as a uniform guess among e^L tokens. The loss's gradient with respect to the logits
+# is (p - onehot(target)) / N, and the tied head `x @ wte.T` gives `wte` a second gradient
+# besides the lookup `wte[idx]`. `plain.loss_and_grads` puts it all together.
 #
 # The rest of smolgpt trains with `smolgpt/model.py`, which computes the same function fast
 # (threads, blocks of queries, chunked logits, in-place updates). A test holds them equal;

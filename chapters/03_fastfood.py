@@ -113,9 +113,12 @@ print(f"2^{int(math.log2(n))} numbers in blocks of 1024: copy {t_copy * 1e3:.1f}
 # * FFT-Fastfood, the post's version: flip signs (B), Fourier-transform (a real Hartley transform
 #   here, so the output is real and the transpose exact), permute (Pi).
 # All three are scaled to unit-variance entries, so a column of each should look like a column of
-# Gaussian noise. Do they? And how close to orthogonal are the columns? For d independent
-# Gaussian columns of length D, the cosine between two of them is about N(0, 1/D), so its mean
-# absolute value is sqrt(2 / (pi D)).
+# Gaussian noise. Do they? Two checks: the entries' *kurtosis*, the mean fourth power of the
+# standardized entries (3 for a Gaussian; less when the values have no tails), and a *Q-Q plot*,
+# the sorted entries against a Gaussian's quantiles (a straight line when they are Gaussian).
+# And how close to orthogonal are the columns? For d independent Gaussian columns of length D,
+# the cosine between two of them is about N(0, 1/D), so its mean absolute value is
+# sqrt(2 / (pi D)).
 
 # %%
 D, d = (2 ** 14, 64) if QUICK else (2 ** 16, 256)

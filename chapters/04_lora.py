@@ -261,9 +261,10 @@ results = compare_configs(configs, OUT, seeds=SEEDS, final_windows=16 if QUICK e
 # %%
 emb, lo, ff = results.values()
 for res in (emb, lo, ff):
+    vs = "" if res is emb else f", {res['mean'] - emb['mean']:+.4f} against embeddings only"
     print(f"{res['label']:<16} {res['n_trainable']:>7,} trainable, lr {res['config'].lr:g}"
           + (f", coef_lr {res['config'].coef_lr:g}" if res is ff else "")
-          + f": final held-out loss {fmt(res['mean'], res['se'], 4)}")
+          + f": final held-out loss {fmt(res['mean'], res['se'], 4)}{vs}")
 lora_vs_ff = paired_interval(lo["final"], ff["final"])            # Fastfood minus LoRA
 ahead = {"<": "LoRA is lower", ">": "Fastfood is lower", "~": "not resolved"}[verdict(lora_vs_ff)]
 print(f"Fastfood minus LoRA = {lora_vs_ff['diff']:+.4f}, 95% interval [{lora_vs_ff['lo']:+.4f}, "
