@@ -287,12 +287,13 @@ for factor in dict.fromkeys(f for f, _, _ in SETTINGS.values()):
 # choices one at a time from a baseline that learns, and measuring each against embeddings only
 # over paired seeds, separates the choices that matter from the ones that do not. Section 5
 # showed why the ones that matter do. Where the coefficients learn, they act mostly as one
-# volume knob: growing together, they turn every random weight matrix up, and the loss along
-# the global scale shows the trained model sitting where the knob is turned up. Putting
-# LayerNorm's gains and biases inside the random combination, the literal reading of "every
-# tensor", starts every gain at a small random number, which shrinks the signal through each
-# block and the gradient that reaches a. Giving the coefficients the embeddings' small learning
-# rate leaves them almost where they started: a choice of rate, not of parameterization.
+# volume knob: growing together, they turn every random weight matrix up (the effective scales),
+# and the scan along the global scale of a finds the loss lowest about where training left
+# them. Putting LayerNorm's gains and biases inside the random combination, the literal reading
+# of "every tensor", starts every gain at a small random number, which shrinks the signal
+# through each block and the gradient that reaches a. Giving the coefficients the embeddings'
+# small learning rate leaves them almost where they started: a choice of rate, not of
+# parameterization.
 #
 # This is a short budget on `tiny`: the choices that matter here are measured; whether they are
 # what failed in the post, at a billion tokens on GPT-2 small, is an inference. At this scale

@@ -18,8 +18,8 @@ error. A difference is resolved when the interval excludes 0.
 Assumes: chapters 02-05 (random subspaces, Fastfood, the race); C4 as in data/README.md; the
 Python standard library's own `*.py` files (every Python has them, so no download).
 Takes: about 240 runs' worth of training of a 2-layer model (each of the five pretrained models
-counts as twelve runs): over half an hour on a 2-core CPU from an empty cache, by an estimate
-from an earlier version (smolgpt/bench/NOTES.md). The chapter prints the count and, at its
+counts as twelve runs): over half an hour on a 2-core CPU from an empty cache, by the estimate
+in smolgpt/bench/NOTES.md. The chapter prints the count and, at its
 end, its wall time and this machine's float32 matmul rate. Every run is kept: by the experiment
 runner under out/runs/, and as a line of chapters/results/08_intrinsic_dimension.jsonl, committed,
 so the numbers behind the README are in the repository and a test re-makes a part of them from
@@ -261,13 +261,13 @@ for d in DENSE_D:
 # baseline) freezes every non-embedding tensor at them, and DID and SAID use them as theta_0, so
 # at a = 0 each starts exactly at the pretrained model.
 #
-# Which pretrained model matters as much as which batches. An earlier version of this chapter
-# started every run from one pretrained model, chose the fine-tuning rate on one seed, and
-# bootstrapped over the fine-tuning seeds alone. Its d_int90 did not reproduce from an empty
-# cache, by far more than its interval allowed. Pretraining the same model under another BLAS
-# kernel's float rounding moves the fine-tuning baseline by about as much as a new seed does,
-# and can flip the chosen rate, which moves every fine-tuning run at once (the README gives the
-# runs). A pretrained model is one draw, like a seed. So here each replicate r has its own
+# Which pretrained model matters as much as which batches. Pretraining the same model under
+# another BLAS kernel's float rounding moves the fine-tuning baseline by about as much as a new
+# seed does, and can flip the chosen rate, which moves every fine-tuning run at once
+# (chapters/README.md gives the runs that show it). So a d_int90 measured from one pretrained
+# model, with its rate chosen on one seed and an interval over the fine-tuning seeds alone,
+# claims a certainty it does not have: such a measurement did not reproduce from an empty cache,
+# by far more than its interval allowed. A pretrained model is one draw, like a seed. So here each replicate r has its own
 # pretrained model (pretraining seed r) and fine-tunes from it with seed r. The bootstrap over
 # replicates then covers both, and each replicate's own d_int90 is printed next to it.
 #
