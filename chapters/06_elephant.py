@@ -66,6 +66,7 @@ def style(ax, title=None):
 
 
 def save(fig, name):
+    """Save fig as OUT/name, close it, and print where it went."""
     path = OUT / name
     fig.savefig(path, dpi=90, bbox_inches="tight")
     plt.close(fig)
