@@ -339,7 +339,7 @@ takeaways = [
     f"{len(SEEDS)} seeds).",
     f"{'Still flat' if flat else 'Not flat'} in d (tenfold steps, paired 95% intervals; "
     f"positive: the larger d ends lower): {tenfold}.",
-    "Weights moved (rms per entry) against full training: "
+    "Weights moved (rms change per entry), as a multiple of full training's: "
     + ", ".join(f"{k} {v:.2g}x" for k, v in ratio.items()) + ".",
 ]
 print_takeaways(takeaways, START)

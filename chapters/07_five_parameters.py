@@ -311,7 +311,7 @@ faq = faq3_measurements(
 print_takeaways([
     f"{base.steps * base.tokens_per_step:,} tokens per run, {len(SEEDS)} seeds: {len(learners)} "
     f"of {len(names)} settings learn against embeddings only ({fmt(emb_mean, emb_se)}; paired "
-    f"95% interval below 0). Nothing or worse: {', '.join(nothing) or 'none'}.",
+    f"95% interval below 0). Nothing or worse: {'; '.join(nothing) or 'none'}.",
     f"Lowest mean difference from embeddings only: {best} ({show(vs_emb[best])}).",
     *faq,
 ], START)

@@ -235,8 +235,8 @@ def faq3_measurements(*, base_name, steps, vocab_size, vs_emb, start_grad, start
     the baseline against embeddings only; what putting LayerNorm inside the combination does at
     the start; how far the coefficients move at the embeddings' rate; and how the baseline's
     coefficients set the random weights' scale. The chapter's prose draws the conclusion."""
-    lines = [f"FAQ 3, answered at this scale: the baseline ({base_name}) minus embeddings only "
-             f"= {show(vs_emb[base_name])} nats ({WORD[verdict(vs_emb[base_name])]})."]
+    lines = [f"FAQ 3, answered at this scale: {base_name} minus embeddings only = "
+             f"{show(vs_emb[base_name])} nats ({WORD[verdict(vs_emb[base_name])]})."]
     lit, rate = "literal: LN, biases in", "a at the embeddings' rate"
     if lit in start_grad and base_name in start_grad:
         gains = [scale_traj[lit][k][1]["LayerNorm gains"] for k in (0, -1)]
