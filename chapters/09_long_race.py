@@ -47,7 +47,8 @@ from smolgpt.experiments.sweep import format_sweep
 from smolgpt.layers import blas_kernel
 from smolgpt.model import GPTConfig, count_params
 
-QUICK = quick_mode()
+# %%
+QUICK = quick_mode()                  # SMOLGPT_QUICK=1: the small version the tests run
 OUT = out_dir("09_long_race")
 START = time.time()
 RECORD = (OUT / "record.jsonl" if QUICK else
