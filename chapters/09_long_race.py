@@ -218,17 +218,18 @@ if not QUICK:          # kept beside the record: the README quotes it, and a tes
     (RECORD.parent / "09_long_race.md").write_text("\n".join(lines))
 
 # %% [markdown]
-# ## What this chapter showed
-# Chapter 05's race left open whether its ordering was the post's or an artefact of `tiny`, whose
-# weights are mostly embeddings, and of a budget too short for full training to pass the unigram
-# line. The long race asks both again on a model whose body holds most of the weights, at budgets
-# chosen long enough for full training to pass that line (the section above prints where it
-# does), with each racer at a rate tuned for that model and checked at the full budget, so that
-# a gap is not a badly chosen rate. Bits per byte put the byte model and `tiny` on one scale.
-# Each link of the post's ordering gets a verdict from a paired interval, and each racer's share
-# of full training's gain over embeddings only says how much of what training the body buys a
-# reduced racer keeps; "1 in all" against "5 in all" says whether five numbers do more than turn
-# the random body up as a whole. The measured verdicts and shares, per model:
+# ## Takeaways
+# What this chapter showed: chapter 05's race left open whether its ordering was the post's or
+# an artefact of `tiny`, whose weights are mostly embeddings, and of a budget too short for full
+# training to pass the unigram line. The long race asks both again on a model whose body holds
+# most of the weights, at budgets chosen long enough for full training to pass that line (the
+# section above prints where it does), with each racer at a rate tuned for that model and
+# checked at the full budget, so that a gap is not a badly chosen rate. Bits per byte put the
+# byte model and `tiny` on one scale. Each link of the post's ordering gets a verdict from a
+# paired interval, and each racer's share of full training's gain over embeddings only says how
+# much of what training the body buys a reduced racer keeps; "1 in all" against "5 in all" says
+# whether five numbers do more than turn the random body up as a whole. The measured verdicts
+# and shares, per model:
 
 # %%
 takeaways = [f"Every run is kept in {RECORD.name}: a second run retrains nothing. This process's "
