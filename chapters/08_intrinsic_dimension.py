@@ -267,9 +267,10 @@ for d in DENSE_D:
 # (chapters/README.md gives the runs that show it). So a d_int90 measured from one pretrained
 # model, with its rate chosen on one seed and an interval over the fine-tuning seeds alone,
 # claims a certainty it does not have: such a measurement did not reproduce from an empty cache,
-# by far more than its interval allowed. A pretrained model is one draw, like a seed. So here each replicate r has its own
-# pretrained model (pretraining seed r) and fine-tunes from it with seed r. The bootstrap over
-# replicates then covers both, and each replicate's own d_int90 is printed next to it.
+# by far more than its interval allowed. A pretrained model is one draw, like a seed. So here
+# each replicate r has its own pretrained model (pretraining seed r) and fine-tunes from it with
+# seed r. The bootstrap over replicates then covers both, and each replicate's own d_int90 is
+# printed next to it.
 #
 # A pretrained model is kept as its weights alone, in a file whose bytes depend on nothing else
 # (`stable_weights`): the runs that start from it are identified by that file's checksum, so
