@@ -18,9 +18,9 @@ Le, Sarlós and Smola 2013, "Fastfood: approximating kernel expansions in loglin
 Assumes: `pip install -e ".[test]"` from the repository root; C4 reachable through `datasets`,
 or local files named by SMOLGPT_C4_FILES / SMOLGPT_C4_VAL_FILES (see data/README.md).
 Takes: sections 1-7 about a minute (most of it the plain model's 80 training steps); section 8
-trains 6 runs of 65,536 tokens, 26-30 s each
-on a quiet 2-core CPU at ~205 GFLOP/s (so about 3 minutes from an empty cache, by those run
-times; 6 s measured when chapter 05 had made them); quick mode (SMOLGPT_QUICK=1): under a minute.
+trains 6 runs of 65,536 tokens, a few minutes on a 2-core CPU from an empty cache and seconds
+once chapter 05 has made them (measurements: smolgpt/bench/NOTES.md); quick mode
+(SMOLGPT_QUICK=1): under a minute.
 Writes: out/01_gpt2/block.png, out/01_gpt2/plain_training.png and out/01_gpt2/val_curves.png
 (`SMOLGPT_OUT` moves out/); the runs are kept by the experiment runner under out/runs/ (shared
 with chapters 03 and 05).
@@ -52,7 +52,8 @@ from smolgpt.model import (EMBEDDING_NAMES, GPTConfig, count_params, init_params
                            loss_and_grads, loss_only, param_table)
 from smolgpt.sample import sample_text
 
-QUICK = quick_mode()
+# %%
+QUICK = quick_mode()                  # SMOLGPT_QUICK=1: the small version the tests run
 OUT = out_dir("01_gpt2")
 START = time.time()
 rng = np.random.default_rng(0)
@@ -187,9 +188,10 @@ print(f"whole block backward vs finite differences ({len(err)} arrays): "
 # The loss is the *cross-entropy*: the mean over positions of -log p(next token), p the softmax
 # of the logits. Its unit is *nats per token*: a uniform guess over 50,257 tokens costs
 # ln 50257 = 10.82 nats, and each nat less means the model puts e = 2.7 times more probability
-# on the right token. Its gradient with respect to the logits is (p - onehot(target)) / N, and
-# the tied head `x @ wte.T` gives `wte` a second gradient besides the lookup `wte[idx]`.
-# `plain.loss_and_grads` puts it all together.
+# on the right token. The *perplexity*, e^loss, says the same as a count: a model with loss L is
+# as unsure as a uniform guess among e^L tokens. The loss's gradient with respect to the logits
+# is (p - onehot(target)) / N, and the tied head `x @ wte.T` gives `wte` a second gradient
+# besides the lookup `wte[idx]`. `plain.loss_and_grads` puts it all together.
 #
 # The rest of smolgpt trains with `smolgpt/model.py`, which computes the same function fast
 # (threads, blocks of queries, chunked logits, in-place updates). A test holds them equal;
@@ -301,7 +303,8 @@ checks = {
     "layernorm (gain, bias)": (layers.layernorm_forward, layers.layernorm_backward,
                                [x, 1 + rng.standard_normal(C) * 0.5, rng.standard_normal(C)]),
     "gelu      (tanh form)": (layers.gelu_forward, layers.gelu_backward, [x]),
-    "attention (causal, 2 heads)": (lambda q: layers.attention_forward(q, nh), layers.attention_backward,
+    "attention (causal, 2 heads)": (lambda q: layers.attention_forward(q, nh),
+                                    layers.attention_backward,
                                     [rng.standard_normal((2, T, 3 * C))]),
 }
 layer_worst = 0.0
@@ -328,7 +331,8 @@ print(f"fused cross-entropy head: dx error {rel_error(dx, numerical_grad(f, xs))
 
 # %%
 small = GPTConfig(n_layer=2, n_head=2, n_embd=8, block_size=6, vocab_size=11)
-p64 = {k: v + 0.3 * rng.standard_normal(v.shape) for k, v in init_params(small, 0, np.float64).items()}
+p64 = {k: v + 0.3 * rng.standard_normal(v.shape)
+       for k, v in init_params(small, 0, np.float64).items()}
 idx, tgt = rng.integers(0, 11, (2, 6)), rng.integers(0, 11, (2, 6))
 _, grads = loss_and_grads(p64, idx, tgt, small)
 worst = 0.0
@@ -376,6 +380,11 @@ else:
 results = compare_configs(configs, OUT, seeds=SEEDS, **scoring,
                           title=f"chapter 01: full training vs embeddings only, {len(SEEDS)} "
                                 f"seeds (held-out C4)")
+
+# %% [markdown]
+# Each one's final held-out loss, then the paired difference, then both against the unigram line.
+
+# %%
 full, emb = results["full"], results["embeddings"]
 for r in (full, emb):
     first = r["runs"][0]
@@ -389,7 +398,8 @@ print(f"full training ends {gap['diff']:.3f} nats/token below embeddings only (9
       f"{math.exp(full['mean']):,.0f} vs {math.exp(emb['mean']):,.0f})")
 _, unigram = context_free_reference(configs[0])
 print(f"against the unigram line ({unigram:.3f}): full training ends "
-      f"{full['mean'] - unigram:+.3f}, embeddings only {emb['mean'] - unigram:+.3f} nats/token from it")
+      f"{full['mean'] - unigram:+.3f}, embeddings only {emb['mean'] - unigram:+.3f} nats/token "
+      f"from it")
 
 # %% [markdown]
 # ## 9. What they write
@@ -403,27 +413,32 @@ for r in (full, emb):
     print(f"--- {r['label']} ---\n{sample_text(params, model, max_new_tokens=40).strip()}\n")
 
 # %% [markdown]
-# ## Takeaways
+# ## What this chapter showed
+# A GPT-2 is a stream of vectors that each block reads twice through a LayerNorm and adds to
+# twice, attention then an MLP, with a tied head that scores every token of the vocabulary. Its
+# backward is its forward read bottom-up, one chain-rule step a line, and every step agrees with
+# finite differences, so the rest of the book can trust its gradients. Training is a dozen lines:
+# a batch, a forward, a backward and AdamW. The plain model and the fast one compute the same
+# function, so the chapters teach from the first and train with the second.
+#
+# On C4, at the race's budget, full training and embeddings only both learn; the difference
+# between them is what training the transformer's own weights buys, and it is the yardstick of
+# the book: each later chapter asks how much of it a handful of trained numbers can close. The
+# unigram line says what either has learned beyond word counts. The measured values:
 
 # %%
 takeaways = [
-    "One GPT-2 block is two residual branches, attention then an MLP, each read through a "
-    "LayerNorm; its backward is its forward read bottom-up, and `smolgpt/plain.py` writes both "
-    f"one formula a line. The fast model equals it to {gap_pf:.0e} of each gradient's scale.",
-    "A training step is a batch, a forward, a backward and AdamW: a dozen lines, which took the "
-    f"plain model from {losses[0]:.2f} to {np.mean(losses[-5:]):.2f} nats/token in "
-    f"{demo_steps} steps.",
-    "Every backward here agrees with finite differences in float64: each layer to "
-    f"{layer_worst:.0e}, the whole model to {worst:.0e} (a wrong term would show as 1e-3 or "
-    "worse); the rest of the project trusts these derivatives.",
-    "The tied 50,257-word head is most of the work of a small GPT-2: its logits are computed "
-    "in chunks and turned into their own gradient on the spot.",
-    f"Trained on the same {full['runs'][0]['tokens']:,} C4 tokens over {len(SEEDS)} seeds, "
-    f"full training reaches {fmt(full['mean'], full['se'])} nats/token against "
-    f"{fmt(emb['mean'], emb['se'])} for embeddings only: a gap of {gap['diff']:.2f} (95% "
-    f"interval {gap['lo']:.2f} to {gap['hi']:.2f}), both still {full['mean'] - unigram:+.2f} "
-    f"and {emb['mean'] - unigram:+.2f} from the unigram line ({unigram:.3f}). The next "
-    "chapters ask how much of that gap a handful of trained numbers can close.",
+    f"Plain vs fast model: largest gradient difference {gap_pf:.0e} of a tensor's largest entry.",
+    f"Backward vs finite differences: each layer within {layer_worst:.0e}, the whole model within "
+    f"{worst:.0e} (a wrong term shows as 1e-3 or worse).",
+    f"The plain training loop: {losses[0]:.2f} -> {np.mean(losses[-5:]):.2f} nats/token in "
+    f"{demo_steps} steps (uniform guess {math.log(demo.vocab_size):.2f}, unigram line "
+    f"{unigram_line:.2f}).",
+    f"On {full['runs'][0]['tokens']:,} C4 tokens, {len(SEEDS)} seeds: full training "
+    f"{fmt(full['mean'], full['se'])}, embeddings only {fmt(emb['mean'], emb['se'])} nats/token; "
+    f"full is lower by {gap['diff']:.2f} (95% interval {gap['lo']:.2f} to {gap['hi']:.2f}).",
+    f"Against the unigram line ({unigram:.3f}): full training {full['mean'] - unigram:+.2f}, "
+    f"embeddings only {emb['mean'] - unigram:+.2f} nats/token.",
 ]
 print_takeaways(takeaways, START)
 

@@ -11,9 +11,9 @@ model) or 5 per tensor learn, compared with training only the embeddings?
 reproduces at laptop scale; chapter 01 introduces it and the papers it builds on.
 
 Assumes: chapter 01 (the model, the training loop); C4 as in data/README.md.
-Takes: section 1 (a small network, 3 seeds x 8 trainings) 196 s on this machine while other jobs
-shared its 2 cores; the rest 284 s on a quiet 2-core CPU at 182 GFLOP/s after chapter 05 had made
-9 of its 15 runs (the closing lines print this run's time and rate); quick mode
+Takes: section 1 (a small network, 3 seeds x 8 trainings) a few minutes on a 2-core CPU; the
+rest several minutes more once chapter 05 has made its runs (measurements:
+smolgpt/bench/NOTES.md; the closing lines print this run's time and rate); quick mode
 (SMOLGPT_QUICK=1): under a minute.
 Writes: out/02_basis/toy_subspace.png, out/02_basis/val_curves.png,
 out/02_basis/regeneration.png; the runs are kept by the
@@ -173,8 +173,9 @@ for offset in (True, False):
     p = m.params(m.init())
     w, g = p["h.0.mlp.c_fc.weight"], p["h.0.ln_1.weight"]
     same = max(float(np.max(np.abs(p[k] - ref[k]))) for k in ref)
-    print(f"{'offset   ' if offset else 'no offset'}: c_fc weight std {w.std():.4f} (GPT-2: 0.0200), "
-          f"ln_1 gain mean {g.mean():.3f} +- {g.std():.3f}, max |theta - GPT-2 init| {same:.3f}, "
+    print(f"{'offset   ' if offset else 'no offset'}: c_fc weight std {w.std():.4f} "
+          f"(GPT-2: 0.0200), ln_1 gain mean {g.mean():.3f} +- {g.std():.3f}, "
+          f"max |theta - GPT-2 init| {same:.3f}, "
           f"loss at start {loss_only(p, idx, np.roll(idx, -1, 1), tiny):.3f}")
 
 print(f"a uniform guess over the V = {tiny.vocab_size:,} tokens has loss ln V = "
@@ -289,30 +290,38 @@ for kind, kw in (("5 in all", {}), ("5 per tensor", dict(per_tensor=True))):
              "~": "not resolved"}[verdict(iv)])
 
 # %% [markdown]
-# ## Takeaways
+# ## What this chapter showed
+# A random subspace is a map from d trainable numbers to every non-embedding weight:
+# theta = base + sigma (P a) / sqrt(d). On a small network that is enough to learn most of what
+# full training learns with far fewer numbers than it has weights, which is the hope behind the
+# post. The 1/sqrt(d) keeps the weights' spread at sigma, and one Adam step's move near lr times
+# sigma, for every d, so one coefficient rate serves every d; but one unit of a single
+# coefficient moves the weights less as d grows. The basis can never be stored at GPT-2's scale,
+# so it is regenerated from a seed each time it is used: memory O(D), time O(D d) per use, which
+# is what chapter 03's Fastfood brings down.
+#
+# Counted the post's way (non-embedding trainables only), GPT-2 small's "5 per tensor" model
+# trains a few hundred numbers and the global basis five. On `tiny`, at the race's budget, each
+# basis model is compared with embeddings only, and each offset form with its no-offset twin,
+# by paired intervals; the takeaways say which differences the seeds resolve.
 
 # %%
 best = min((s for s in results.values() if s["label"].startswith("basis")),
            key=lambda s: s["mean"])
 learn = {">": "lower than embeddings only", "<": "higher than embeddings only",
          "~": "not resolved against embeddings only"}
+vs_best = vs_emb[best["label"]]
 takeaways = [
-    f"Counted the post's way (non-embedding trainables), GPT-2 small's \"5 per tensor\" model "
-    f"trains {5 * n_tensors} numbers and the global basis 5; storing a dense basis for d = 1000 "
-    f"would take {gpt2_D * 1000 * 4 / 1e9:,.0f} GB, so it is regenerated from a seed at O(D d) "
-    f"time per use.",
-    "The 1/sqrt(d) keeps the weights' spread at sigma and one Adam step's per-weight move near "
-    "lr*sigma for every d, but one unit of a single coefficient moves the weights by "
-    "sigma/sqrt(d), less as d grows.",
-    f"On held-out C4 after {base.steps * base.tokens_per_step:,} tokens over {len(SEEDS)} seeds, "
-    f"the best random-basis model here is '{best['label']}' at {fmt(best['mean'], best['se'])}, "
-    f"{vs_emb[best['label']]['diff']:+.3f} nats against embeddings only "
-    f"({fmt(emb['mean'], emb['se'])}; 95% interval [{vs_emb[best['label']]['lo']:+.3f}, "
-    f"{vs_emb[best['label']]['hi']:+.3f}]: {learn[verdict(vs_emb[best['label']])]}).",
-    "Offset or not (no offset minus offset, paired over seeds): " + "; ".join(
+    f"GPT-2 small: 5 per tensor trains {5 * n_tensors} numbers; a dense basis at d = 1000 would "
+    f"take {gpt2_D * 1000 * 4 / 1e9:,.0f} GB, so it is regenerated from a seed at O(D d) a use.",
+    f"The best random-basis model, '{best['label']}', ends at {fmt(best['mean'], best['se'])} "
+    f"nats/token after {base.steps * base.tokens_per_step:,} tokens ({len(SEEDS)} seeds): "
+    f"{vs_best['diff']:+.3f} [{vs_best['lo']:+.3f}, {vs_best['hi']:+.3f}] against embeddings "
+    f"only ({fmt(emb['mean'], emb['se'])}), {learn[verdict(vs_best)]}.",
+    "No offset minus offset (paired over seeds): " + "; ".join(
         f"{kind} {iv['diff']:+.3f} [{iv['lo']:+.3f}, {iv['hi']:+.3f}]"
-        + (" (not resolved)" if verdict(iv) == "~" else "") for kind, iv in forms.items())
-    + "."]
+        + (" (not resolved)" if verdict(iv) == "~" else "") for kind, iv in forms.items()) + ".",
+]
 print_takeaways(takeaways, START)
 
 # %% [markdown]

@@ -12,8 +12,9 @@ reproduces at laptop scale; chapter 01 introduces it and the papers it builds on
 
 Assumes: chapters 01-02; C4 as in data/README.md.
 Takes: 21 or more runs of 65,536 tokens (each d's coefficient-rate sweep, then the other seeds;
-the two ends are shared with chapter 05): 784 s on a quiet 2-core CPU at 210 GFLOP/s after
-chapter 05 had made its runs (the closing lines print this run's time and rate); quick mode
+the two ends are shared with chapter 05): a quarter of an hour on a 2-core CPU once chapter 05
+has made its runs (measurements: smolgpt/bench/NOTES.md; the closing lines print this run's time
+and rate); quick mode
 (SMOLGPT_QUICK=1): about a minute.
 Writes: out/03_fastfood/{columns.png, scaling.png, val_curves.png, weight_changes.png}; the runs
 are kept by the experiment runner under out/runs/ and shared with chapter 05.
@@ -43,7 +44,8 @@ from smolgpt.methods import MethodSpec
 from smolgpt.model import count_params
 from smolgpt.transforms import DenseGaussian, Fastfood, FFTFastfood, fwht
 
-QUICK = quick_mode()
+# %%
+QUICK = quick_mode()                  # SMOLGPT_QUICK=1: the small version the tests run
 OUT = out_dir("03_fastfood")
 START = time.time()
 rng = np.random.default_rng(0)
@@ -98,9 +100,9 @@ t_copy = best_time(lambda: np.copyto(copy, x), 5)
 t_bfly = best_time(lambda: fwht_butterfly(x), 2)
 t_fast = best_time(lambda: fwht(x), 3)
 y_bfly, y_fast = fwht_butterfly(x), fwht(x)
-print(f"2^{int(math.log2(n))} numbers in blocks of 1024: copy {t_copy * 1e3:.1f} ms, butterfly {t_bfly * 1e3:.0f} ms "
-      f"({t_bfly / t_copy:.0f} copies), Kronecker fwht {t_fast * 1e3:.0f} ms "
-      f"({t_fast / t_copy:.0f} copies); same result? max rel diff "
+print(f"2^{int(math.log2(n))} numbers in blocks of 1024: copy {t_copy * 1e3:.1f} ms, "
+      f"butterfly {t_bfly * 1e3:.0f} ms ({t_bfly / t_copy:.0f} copies), Kronecker fwht "
+      f"{t_fast * 1e3:.0f} ms ({t_fast / t_copy:.0f} copies); same result? max rel diff "
       f"{np.abs(y_bfly - y_fast).max() / np.abs(y_bfly).max():.1e}")
 
 # %% [markdown]
@@ -111,9 +113,12 @@ print(f"2^{int(math.log2(n))} numbers in blocks of 1024: copy {t_copy * 1e3:.1f}
 # * FFT-Fastfood, the post's version: flip signs (B), Fourier-transform (a real Hartley transform
 #   here, so the output is real and the transpose exact), permute (Pi).
 # All three are scaled to unit-variance entries, so a column of each should look like a column of
-# Gaussian noise. Do they? And how close to orthogonal are the columns? For d independent
-# Gaussian columns of length D, the cosine between two of them is about N(0, 1/D), so its mean
-# absolute value is sqrt(2 / (pi D)).
+# Gaussian noise. Do they? Two checks: the entries' *kurtosis*, the mean fourth power of the
+# standardized entries (3 for a Gaussian; less when the values have no tails), and a *Q-Q plot*,
+# the sorted entries against a Gaussian's quantiles (a straight line when they are Gaussian).
+# And how close to orthogonal are the columns? For d independent Gaussian columns of length D,
+# the cosine between two of them is about N(0, 1/D), so its mean absolute value is
+# sqrt(2 / (pi D)).
 
 # %%
 D, d = (2 ** 14, 64) if QUICK else (2 ** 16, 256)
@@ -294,42 +299,48 @@ save_figure(weight_changes_figure(changes, kinds_order, len(SEEDS)), OUT / "weig
 # at any point. Full training moves each entry where its own gradient sends it.
 
 # %% [markdown]
-# ## Takeaways
+# ## What this chapter showed
+# Fastfood replaces a dense random basis by a product of cheap structured matrices (random signs,
+# a Walsh-Hadamard transform, a permutation, Gaussian scales), so a subspace of thousands of
+# directions costs little more than one of a few dozen: its cost grows like log d where the dense
+# basis's grows like d. The price is in the columns: Fastfood's entries look Gaussian but its
+# columns are not independent, and the post's FFT variant is exactly orthogonal but sinusoidal.
+#
+# On GPT-2 at the race's budget, each d at a coefficient rate of its own, the question was how
+# the loss depends on d, and where it sits between the two ends. Section 4's paired differences
+# answer whether a tenfold step in d is worth anything beyond the seeds' spread. Section 5 showed
+# what a subspace's few numbers do to the weights: every kind of tensor moves by the same share
+# of its init scale, because the formula fixes which tensors move and the coefficients only say
+# how far along each random direction. Full training instead moves each weight where its own
+# gradient sends it. The takeaways print the measured sizes.
 
 # %%
 best = min(ff, key=lambda s: s["mean"])
 D_model = count_params(base.gpt, non_embedding=True)
 flat = all(steps_up[a["label"], b["label"]][1] != "<" for a, b in zip(ff, ff[1:]))
 tenfold = "; ".join(
-    f"{a['label']} - {b['label']} = {iv['diff']:+.3f}, 95% interval [{iv['lo']:+.3f}, "
-    f"{iv['hi']:+.3f}]"
+    f"{a['label']} - {b['label']} = {iv['diff']:+.3f} [{iv['lo']:+.3f}, {iv['hi']:+.3f}]"
     for a, b in zip(ff, ff[1:]) for iv in [steps_up[a["label"], b["label"]][0]])
+gap_share = (emb["mean"] - best["mean"]) / (emb["mean"] - full["mean"])
 
 # %%
 takeaways = [
-    f"The Walsh-Hadamard transform as a Kronecker product of small matmuls ran at "
-    f"{t_fast / t_copy:.0f} copies' time here, against {t_bfly / t_copy:.0f} for the butterfly.",
-    f"Fastfood's entries look Gaussian (kurtosis {kurt['Fastfood']:.2f}), but its columns are "
-    f"somewhat more correlated than independent Gaussian ones: mean |cos| {cos_ratio:.2f} times "
-    f"the dense basis's. The post's FFT version gives exactly orthogonal but sinusoidal columns "
-    f"(kurtosis {kurt['FFT-Fastfood']:.2f}), not Gaussian-looking ones.",
-    f"Fastfood's cost grows like log d, so d in the thousands is affordable; the dense basis "
-    f"costs about d / log d times more per product, not d times: {min(speedups.values()):.0f}x "
-    f"to {max(speedups.values()):.0f}x in this run's sweep.",
-    f"Trained on {base.steps * base.tokens_per_step:,} tokens over {len(SEEDS)} seeds, each d at "
-    f"its own tuned coefficient rate, the best Fastfood model ('{best['label']}') reaches "
-    f"{fmt(best['mean'], best['se'])}, against {fmt(emb['mean'], emb['se'])} for embeddings "
-    f"only and {fmt(full['mean'], full['se'])} for full training: it closes "
-    f"{(emb['mean'] - best['mean']) / (emb['mean'] - full['mean']):.0%} of the gap with "
-    f"{best['n_trainable']:,} non-embedding trainable numbers, "
-    f"{best['n_trainable'] / D_model:.1%} "
-    f"of full training's {D_model:,} (the embeddings, trained in every run, are not counted).",
-    ("Still flat in d: no tenfold step in d lowered the loss by more than the seeds' spread ("
-     if flat else "Not flat in d: a tenfold step in d lowered the loss beyond the seeds' spread (")
-    + tenfold + ").",
-    "The subspaces moved the transformer's weights (rms per entry) "
-    + ", ".join(f"{v:.2g}x ({k})" for k, v in ratio.items())
-    + " as far as full training, the same in every kind of tensor relative to its init scale.",
+    f"Walsh-Hadamard transform: the Kronecker form ran at {t_fast / t_copy:.0f} copies' time, "
+    f"the butterfly at {t_bfly / t_copy:.0f}.",
+    f"Columns: kurtosis {kurt['Fastfood']:.2f} for Fastfood (3 is Gaussian), "
+    f"{kurt['FFT-Fastfood']:.2f} for FFT-Fastfood; Fastfood's mean |cos| between columns is "
+    f"{cos_ratio:.2f} times the dense basis's.",
+    f"Cost: the dense basis took {min(speedups.values()):.0f}x to {max(speedups.values()):.0f}x "
+    f"Fastfood's time per product in this run's sweep.",
+    f"The best Fastfood model ('{best['label']}', {best['n_trainable']:,} trainable numbers, "
+    f"{best['n_trainable'] / D_model:.1%} of D = {D_model:,}) reaches "
+    f"{fmt(best['mean'], best['se'])}: {gap_share:.0%} of full training's gain over embeddings "
+    f"only ({fmt(emb['mean'], emb['se'])} -> {fmt(full['mean'], full['se'])}, "
+    f"{len(SEEDS)} seeds).",
+    f"{'Still flat' if flat else 'Not flat'} in d (tenfold steps, paired 95% intervals; "
+    f"positive: the larger d ends lower): {tenfold}.",
+    "Weights moved (rms change per entry), as a multiple of full training's: "
+    + ", ".join(f"{k} {v:.2g}x" for k, v in ratio.items()) + ".",
 ]
 print_takeaways(takeaways, START)
 

@@ -18,8 +18,9 @@ taken seed by seed; the interval is the mean difference +- Student's t times its
 error. A difference is resolved when the interval excludes 0.
 
 Assumes: chapters 01-03; C4 as in data/README.md.
-Takes: 126 s on a quiet 2-core CPU at 195 GFLOP/s after chapter 05 had made 6 of its 9 runs (the
-closing lines print this run's time and rate); quick mode (SMOLGPT_QUICK=1): under a minute.
+Takes: a few minutes on a 2-core CPU once chapter 05 has made its runs (measurements:
+smolgpt/bench/NOTES.md; the closing lines print this run's time and rate); quick mode
+(SMOLGPT_QUICK=1): under a minute.
 Writes: out/04_lora/{toy_fit.png, toy_spectra.png, val_curves.png}; the runs are kept by the
 experiment runner under out/runs/ (shared with chapter 05).
 """
@@ -53,8 +54,8 @@ rng = np.random.default_rng(0)
 # ## 1. One layer, small enough to see
 # A frozen random layer W0 (m x n) must learn to compute a target layer W* = W0 + Delta on random
 # inputs X (N x m), taken with X^T X = N I so that no input direction is favoured and the loss is
-# just the squared size of the weight error. Loss: mean squared error of X W against X W*. Both methods get the same
-# budget k = r (m + n) of trainable numbers:
+# just the squared size of the weight error. Loss: mean squared error of X W against X W*. Both
+# methods get the same budget k = r (m + n) of trainable numbers:
 #
 # * LoRA, rank r:  W = W0 + A B,            A (m, r), B (r, n): k numbers;
 # * random subspace: W = W0 + reshape(P a), P (m n, k) Gaussian, a (k,): k numbers.
@@ -81,7 +82,13 @@ print(f"layer {m} x {n} = {m * n:,} weights; budget k = r (m + n) = {k} trainabl
       f"({k / (m * n):.1%} of the weights), r = {r}")
 P = DenseGaussian(m * n, k, seed=1).dense()               # (m n, k): small enough to hold here
 
+# %% [markdown]
+# Both methods are trained the same way: AdamW on the squared error, with the gradient of a full
+# weight matrix, G, pulled back to the trainable numbers by the chain rule. For LoRA, W = W0 + A B
+# gives dA = G B^T and dB = A^T G; for the subspace, W = W0 + reshape(P a) / sqrt(k) gives
+# da = P^T vec(G) / sqrt(k), the map's transpose.
 
+# %%
 def fit(method, Delta, steps, lr=0.02):
     """Fit W0 + update to X @ (W0 + Delta) with AdamW; returns (losses, final update (m, n)).
 
@@ -105,7 +112,11 @@ def fit(method, Delta, steps, lr=0.02):
         adamw_step(t, g, state, lr_at(step, lr, 20, steps, 0.01), AdamWConfig(weight_decay=0.0))
     return np.array(losses), update(t)
 
+# %% [markdown]
+# Each method fits each target. The loss is divided by the loss of doing nothing (no update at
+# all), so 100% is no progress and 0% a perfect fit; next to it, what the argument below predicts.
 
+# %%
 steps = 600 if QUICK else 2000
 fits = {}
 for name, Delta in targets.items():
@@ -250,31 +261,40 @@ results = compare_configs(configs, OUT, seeds=SEEDS, final_windows=16 if QUICK e
 # %%
 emb, lo, ff = results.values()
 for res in (emb, lo, ff):
+    vs = "" if res is emb else f", {res['mean'] - emb['mean']:+.4f} against embeddings only"
     print(f"{res['label']:<16} {res['n_trainable']:>7,} trainable, lr {res['config'].lr:g}"
           + (f", coef_lr {res['config'].coef_lr:g}" if res is ff else "")
-          + f": final held-out loss {fmt(res['mean'], res['se'], 4)}")
+          + f": final held-out loss {fmt(res['mean'], res['se'], 4)}{vs}")
 lora_vs_ff = paired_interval(lo["final"], ff["final"])            # Fastfood minus LoRA
 ahead = {"<": "LoRA is lower", ">": "Fastfood is lower", "~": "not resolved"}[verdict(lora_vs_ff)]
 print(f"Fastfood minus LoRA = {lora_vs_ff['diff']:+.4f}, 95% interval [{lora_vs_ff['lo']:+.4f}, "
       f"{lora_vs_ff['hi']:+.4f}] over {lora_vs_ff['n']} seeds: {ahead}")
 
 # %% [markdown]
-# ## Takeaways
+# ## What this chapter showed
+# LoRA and a random subspace restrict a network in different ways, and one layer is enough to
+# see it. LoRA restricts which *functions* a layer can add: every change passes through r
+# directions of the activations, so it fits a low-rank change exactly and a diffuse one only in
+# part. A random subspace restricts which *parameter vectors* are reachable, a random plane, but
+# leaves every activation direction in play: it captures the same small share of any target, and
+# its update is full rank. That is the post's FAQ answered on a layer small enough to see.
+#
+# VeRA and NOLA make the same rank-r changes as LoRA with far fewer trained numbers, by steering
+# frozen random matrices as a subspace does: they are the bridges between the two families, and
+# they separate the two questions the FAQ mixes (the low rank, or the count). On GPT-2, at equal
+# counts and over paired seeds, the takeaways say which of LoRA and Fastfood ends lower, and
+# whether the seeds resolve it.
 
 # %%
 takeaways = [
-    f"With the same {k} numbers on one layer, LoRA fits a low-rank change almost exactly and "
-    "a diffuse one poorly; a random subspace gets the same small share of either. LoRA's "
-    f"learned update has rank {r}; the subspace's is full rank.",
-    "That is the FAQ's point: LoRA restricts which *functions* a layer can add (rank-r "
-    "maps), the basis method restricts which *parameter vectors* are reachable (a random "
-    "plane) but leaves every activation direction in play.",
-    "VeRA (r + n per matrix) and NOLA (k + l) make the same rank-r changes as LoRA "
-    "(r (m + n)) with far fewer trained numbers, steering frozen random matrices as a subspace "
-    "does: they are the bridges between the two families.",
-    f"On GPT-2 at {lo['n_trainable']:,} trainable numbers each, over {len(SEEDS)} seeds, "
-    f"Fastfood minus LoRA is {lora_vs_ff['diff']:+.3f} nats (95% interval "
-    f"{lora_vs_ff['lo']:+.3f} to {lora_vs_ff['hi']:+.3f}): {ahead}.",
+    f"One layer, {k} numbers each: error left on the low-rank target "
+    f"{fits['low-rank Delta', 'lora'][0][-1]:.1%} (LoRA) and "
+    f"{fits['low-rank Delta', 'subspace'][0][-1]:.1%} (subspace); on the diffuse target "
+    f"{fits['diffuse Delta', 'lora'][0][-1]:.1%} and "
+    f"{fits['diffuse Delta', 'subspace'][0][-1]:.1%}.",
+    f"On GPT-2 at {lo['n_trainable']:,} trainable numbers each, {len(SEEDS)} seeds: Fastfood minus "
+    f"LoRA = {lora_vs_ff['diff']:+.3f} nats (95% interval {lora_vs_ff['lo']:+.3f} to "
+    f"{lora_vs_ff['hi']:+.3f}): {ahead}.",
 ]
 print_takeaways(takeaways, START)
 

@@ -19,9 +19,9 @@ elephant is the one of Mayer, Khairy and Howard, "Drawing an elephant with four 
 parameters", Am. J. Phys. 78, 648 (2010); the code that draws and fits it is
 `smolgpt/elephant.py`.
 
-**Time.** About 3.5 seconds on a 2-core CPU (float32 matmul rate ~190 GFLOP/s, though little of
-it is matmul), most of it importing matplotlib and writing the GIF; quick mode (`SMOLGPT_QUICK=1`
-or `--quick`: fewer GIF frames, Adam steps and random restarts) about 3.
+**Time.** A few seconds on a 2-core CPU, most of it importing matplotlib and writing the GIF
+(measurements: smolgpt/bench/NOTES.md); quick mode (`SMOLGPT_QUICK=1` or `--quick`: fewer GIF
+frames, Adam steps and random restarts) a little less.
 
 **Writes** to `out/06_elephant/` (or `$SMOLGPT_OUT/06_elephant/`): `elephant.png`,
 `harmonics.png`, `wiggle.gif` with one of its frames as `wiggle_frame.png`, `fit_progress.png`,
@@ -37,7 +37,7 @@ import numpy as np
 from matplotlib.animation import FuncAnimation, PillowWriter
 
 from smolgpt import elephant as E
-from smolgpt.experiments import out_dir, quick_mode
+from smolgpt.experiments import out_dir, print_takeaways, quick_mode
 
 QUICK = quick_mode()
 OUT = out_dir("06_elephant")
@@ -47,7 +47,13 @@ FIT_STEPS = 300 if QUICK else 400          # Adam steps for the fit
 SEEDS = 3 if QUICK else 8                  # random starts in the uniqueness check
 print(f"quick mode: {QUICK}; writing to {OUT}")
 
+# %% [markdown]
+"""
+Two small helpers for the pictures: every drawing of the elephant uses the same frame, and every
+figure is saved under the chapter's folder with its path printed.
+"""
 
+# %%
 def style(ax, title=None):
     """Equal axes, no ticks: a picture, not a plot."""
     ax.set_aspect("equal")
@@ -60,6 +66,7 @@ def style(ax, title=None):
 
 
 def save(fig, name):
+    """Save fig as OUT/name, close it, and print where it went."""
     path = OUT / name
     fig.savefig(path, dpi=90, bbox_inches="tight")
     plt.close(fig)
@@ -147,6 +154,12 @@ still = np.abs(frames[:, body] - frames[:1, body]).max()
 print(f"trunk tip moves through {swing:.1f} units over one cycle "
       f"(Re p5 = {E.PUBLISHED[4, 0]:.0f}); the rest of the body moves by {still:.1e}")
 
+# %% [markdown]
+"""
+The same frames as an animation: one full swing of the trunk, saved as a GIF.
+"""
+
+# %%
 fig, ax = plt.subplots(figsize=(4, 4))
 (line,) = ax.plot(*frames[0].T, color="tab:gray", lw=2.5)
 ax.plot(*eye, "o", color="black", ms=6)
@@ -191,6 +204,13 @@ print(f"loss (mean squared distance, picture units^2) at steps 0 / 20 / 50 / 100
       + " / ".join(f"{losses[s]:.3g}" for s in snap_steps))
 print(f"final RMS distance between learned and target points: {np.sqrt(losses[-1]):.1e} units")
 
+# %% [markdown]
+"""
+What the fit looks like at those steps (grey: the published elephant, blue: the fit), and its
+loss step by step.
+"""
+
+# %%
 fig, axes = plt.subplots(1, len(snap_steps), figsize=(3.2 * len(snap_steps), 3.4))
 for ax, s in zip(axes, snap_steps):
     outl, eye_s = E.draw(snaps[s], N=400, phase=np.pi / 2)
@@ -202,6 +222,7 @@ for ax, s in zip(axes, snap_steps):
     ax.set_ylim(-120, 120)
 save(fig, "fit_progress.png")
 
+# %%
 fig, ax = plt.subplots(figsize=(5, 3.4))
 ax.semilogy(losses)
 ax.set_xlabel("Adam step")
@@ -303,13 +324,11 @@ Four numbers draw an elephant and a fifth wiggles its trunk. The question behind
 was whether five numbers could likewise steer a GPT-2. In the global random-basis model every
 non-embedding weight of GPT-2 small is a fixed random combination of five trainable
 coefficients. In the post, trained on a billion tokens, it learned nothing beyond its
-embeddings. At this project's scale (chapters 05 and 07: tens of thousands of tokens per run,
-three seeds, paired intervals) five numbers at a coefficient rate of their own do end below
-embeddings only, mostly by turning the random weights up as a whole. Chapter 07 takes the
-choices apart: putting LayerNorm's gains and biases inside the random combination, as a literal
-"every tensor" reading would, makes the model end worse than embeddings only; giving the five
-numbers the embeddings' small learning rate leaves them almost where they started, with a sixth
-of the gain.
+embeddings. Chapter 05 races five numbers against embeddings only at this project's scale
+(tens of thousands of tokens per run, several seeds, paired intervals), and chapter 07 takes
+apart the choices the post left open: whether LayerNorm's gains and biases sit inside the random
+combination, how the W^k are scaled, and whether the five numbers get a learning rate of their
+own or the embeddings' small one. The two models side by side:
 """
 
 # %%
@@ -330,32 +349,39 @@ print(f"{'model':27s} {'params':>6s}   {'what they steer':52s} result")
 for name, n, steers, result in rows:
     print(f"{name:27s} {n:>6s}   {steers:52s} {result}")
 print(f"each elephant number moves one Fourier coefficient; each of the GPT-2's "
-      f"{GPT2_GLOBAL_BASIS_TRAINABLE} numbers moves all {GPT2_SMALL_NON_EMBEDDING:,} weights at once")
+      f"{GPT2_GLOBAL_BASIS_TRAINABLE} numbers moves all {GPT2_SMALL_NON_EMBEDDING:,} weights at "
+      f"once")
 
 # %% [markdown]
 """
+## What this chapter showed
+
+Von Neumann's boast is literally true: four complex numbers, eight real Fourier coefficients,
+draw Mayer, Khairy and Howard's elephant, and a fifth swings the trunk and places the eye. The
+numbers can also be learned: with the published ones forgotten, Adam on a hand-derived gradient
+finds them again from a random start. That is no luck of the seed. Matching the model's points
+to the target's by t makes every map from parameters to points linear, so the loss is a
+quadratic bowl, and a positive smallest Hessian eigenvalue means it has one bottom that every
+start reaches. A loss that compared shapes alone would be ambiguous: starting half-way round or
+running backwards gives four parameter sets with the same outline.
+
 The elephant works because its family of curves was designed for it: Mayer, Khairy and
 Howard traced an elephant, kept only its largest Fourier coefficients and threw the rest away,
 so every one of the eight numbers sits exactly where an elephant needs a number. Five numbers
-steering 85 million weights along fixed random directions have no such design behind them.
+steering 85 million weights along fixed random directions have no such design behind them;
+what they can do at laptop scale is chapters 05 and 07's question.
 """
 
 # %%
-print(f"\ntotal time {time.time() - START:.1f} s")
 err_fit = np.abs(ends - E.PUBLISHED).max()
-print("Takeaways:")
-print("  - Four complex numbers (eight real Fourier coefficients) draw Mayer, Khairy and")
-print("    Howard's elephant; a fifth makes the trunk swing and places the eye.")
-print(f"  - Learned from {SEEDS} random starts with Adam on a hand-derived gradient, all ten")
-print(f"    numbers come back to within {err_fit:.0e}: matching points by t makes the loss a")
-print(f"    quadratic bowl with one bottom (smallest Hessian eigenvalue {eig[0]:.3g} > 0).")
-print("  - Compared by shape alone the elephant would be ambiguous: starting half-way round or")
-print("    running backwards gives four parameter sets with exactly the same outline.")
-print("  - Five numbers fit an elephant because the curve family was built for elephants;")
-print(f"    five numbers spread over {GPT2_SMALL_NON_EMBEDDING:,} random GPT-2 weights have no")
-print("    such design: the post found they learned nothing beyond the embeddings; at our")
-print("    scale they learn a little at a rate of their own, barely at the embeddings' rate,")
-print("    and end worse with LayerNorm inside the combination (chapters 05 and 07).")
+print_takeaways([
+    f"Learned from {SEEDS} random starts with Adam: every one of the ten numbers within "
+    f"{err_fit:.0e} of the published one.",
+    f"The loss matched by t is a quadratic bowl: smallest Hessian eigenvalue {eig[0]:.3g} "
+    f"(> 0: one bottom).",
+    f"The elephant's 8 numbers each move one Fourier coefficient; GPT-2 small's global basis "
+    f"steers {GPT2_SMALL_NON_EMBEDDING:,} weights with {GPT2_GLOBAL_BASIS_TRAINABLE}.",
+], START)
 
 # %% [markdown]
 """

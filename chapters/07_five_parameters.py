@@ -25,8 +25,8 @@ taken seed by seed; the interval is the mean difference +- Student's t times its
 error. A difference is resolved when the interval excludes 0.
 
 Assumes: chapters 02 and 05 (the random basis, the race); C4 as in data/README.md.
-Takes: 39 runs of 20,480 tokens plus the probes. Measured from an empty cache on a quiet 2-core
-machine: 611 s (10 minutes) at a float32 matmul rate of 204 GFLOP/s; the time scales with that
+Takes: 39 runs of 20,480 tokens plus the probes: about ten minutes on a 2-core CPU from an empty
+cache (measurements: smolgpt/bench/NOTES.md). The time scales with the machine's float32 matmul
 rate, which the closing lines print next to this run's wall time. Quick mode
 (SMOLGPT_QUICK=1) is for the tests. `--seeds N` / `--steps N` (or SMOLGPT_SEEDS /
 SMOLGPT_STEPS) shrink or grow the study.
@@ -36,29 +36,28 @@ runs (log.jsonl with the coefficients after every step, checkpoint) under the ru
 
 # %%
 import dataclasses
-import math
-import textwrap
 import time
 
 import smolgpt  # noqa: F401  first: it tells BLAS how to wait, before NumPy loads BLAS
 import numpy as np
 
 from smolgpt import data
-from smolgpt.bench.model import matmul_gflops
-from smolgpt.experiments import chapter_int, out_dir, quick_config, quick_mode, run_seeds, \
-    save_figure
+from smolgpt.experiments import (chapter_int, out_dir, print_takeaways, quick_config, quick_mode,
+                                 run_seeds, save_figure)
 from smolgpt.experiments.coefficients import line_scan
-from smolgpt.experiments.five_parameters import (WORD, best_levels, effects_figure, faq3_answer,
-                                                 mechanism_figure, print_moves, results_table,
-                                                 scale_trajectory, show, start_gradients,
-                                                 trained, trajectories, trajectories_figure)
+from smolgpt.experiments.five_parameters import (WORD, best_levels, effects_figure,
+                                                 faq3_measurements, mechanism_figure, print_moves,
+                                                 results_table, scale_trajectory, show,
+                                                 start_gradients, trained, trajectories,
+                                                 trajectories_figure)
 from smolgpt.experiments.stats import fmt, mean_se, paired_interval, verdict
 from smolgpt.experiments.tuned import tuned
 from smolgpt.methods import MethodSpec, build
 from smolgpt.model import GPTConfig
 from smolgpt.train import TrainConfig
 
-QUICK = quick_mode()
+# %%
+QUICK = quick_mode()                  # SMOLGPT_QUICK=1: the small version the tests run
 OUT = out_dir("07_five_parameters")
 START = time.time()
 
@@ -282,36 +281,40 @@ for factor in dict.fromkeys(f for f, _, _ in SETTINGS.values()):
     print(f"  {factor:<18} " + "; ".join(
         f"{n}: {WORD[verdict(vs_emb[n])]}, vs baseline {show(vs_base[n])}" for n in levels))
 
+# %% [markdown]
+# ## What this chapter showed
+# The post's FAQ suspects the way its five-number combination was instantiated. Taking the
+# choices one at a time from a baseline that learns, and measuring each against embeddings only
+# over paired seeds, separates the choices that matter from the ones that do not. Section 5
+# showed why the ones that matter do. Where the coefficients learn, they act mostly as one
+# volume knob: growing together, they turn every random weight matrix up (the effective scales),
+# and the scan along the global scale of a finds the loss lowest about where training left
+# them. Putting LayerNorm's gains and biases inside the random combination, the literal reading
+# of "every tensor", starts every gain at a small random number, which shrinks the signal
+# through each block and the gradient that reaches a. Giving the coefficients the embeddings'
+# small learning rate leaves them almost where they started: a choice of rate, not of
+# parameterization.
+#
+# This is a short budget on `tiny`: the choices that matter here are measured; whether they are
+# what failed in the post, at a billion tokens on GPT-2 small, is an inference. At this scale
+# most of what five numbers buy is one overall scale of the random weights. Chapter 09 puts that
+# volume knob alone ("1 in all", d = 1) in its long race beside 5 in all, on a byte-level model
+# whose body holds 92% of the weights: there the paired interval between the two says whether
+# the other four numbers add anything once the body has to do the learning.
+
 # %%
-faq = faq3_answer(
-    base_name=BASE_NAME, tokens=base.steps * base.tokens_per_step, n_seeds=len(SEEDS),
-    steps=base.steps, vocab_size=base.gpt.vocab_size, vs_emb=vs_emb, settings=SETTINGS,
-    nothing=nothing, start_grad=start_grad, start_loss=start_loss, scale_traj=scale_traj,
+faq = faq3_measurements(
+    base_name=BASE_NAME, steps=base.steps, vocab_size=base.gpt.vocab_size, vs_emb=vs_emb,
+    start_grad=start_grad, start_loss=start_loss, scale_traj=scale_traj,
     moved={n: float(np.abs(c[-1] - c[0]).max()) for n, (st, c) in traj.items() if len(st)},
     s_best=float(S[int(np.argmin(radial_scan[BASE_NAME]))]))
-rate_gflops = matmul_gflops()
-lines = [
-    f"Against embeddings only ({fmt(emb_mean, emb_se)}), {len(learners)} of {len(names)} "
-    f"settings learn (paired 95% interval below 0); the baseline is {show(vs_emb[BASE_NAME])}.",
-    "Learn nothing (or worse): " + (", ".join(nothing) if nothing else "none") + ".",
+print_takeaways([
+    f"{base.steps * base.tokens_per_step:,} tokens per run, {len(SEEDS)} seeds: {len(learners)} "
+    f"of {len(names)} settings learn against embeddings only ({fmt(emb_mean, emb_se)}; paired "
+    f"95% interval below 0). Nothing or worse: {'; '.join(nothing) or 'none'}.",
     f"Lowest mean difference from embeddings only: {best} ({show(vs_emb[best])}).",
-    faq,
-    f"This is {base.steps * base.tokens_per_step:,} tokens per run on a {base.gpt.n_layer}-layer "
-    f"model, not the post's billion on GPT-2 small: the choices that matter here are measured; "
-    f"whether they are what failed in the post is an inference.",
-]
-print(f"Takeaways (run took {time.time() - START:.0f} s; float32 matmul {rate_gflops:.0f} GFLOP/s "
-      f"on this machine):")
-for line in lines:
-    print(textwrap.fill(line, width=96, initial_indent="  - ", subsequent_indent="    ",
-                        break_on_hyphens=False))
-
-# %% [markdown]
-# **On a model that must learn in its body.** These runs are `tiny` at 20,480 tokens, where most
-# of what 5 numbers buy is one overall scale of the random weights. Chapter 09 puts that volume
-# knob alone ("1 in all", d = 1) in its long race beside 5 in all, on a byte-level model whose
-# body holds 92% of the weights: there the paired interval between the two says whether the
-# other four numbers add anything once the body has to do the learning.
+    *faq,
+], START)
 
 # %% [markdown]
 # ## Exercises

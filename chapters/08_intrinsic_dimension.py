@@ -18,16 +18,15 @@ error. A difference is resolved when the interval excludes 0.
 Assumes: chapters 02-05 (random subspaces, Fastfood, the race); C4 as in data/README.md; the
 Python standard library's own `*.py` files (every Python has them, so no download).
 Takes: about 240 runs' worth of training of a 2-layer model (each of the five pretrained models
-counts as twelve runs). On a 2-core CPU at ~200 GFLOP/s that is about 36 minutes from an empty
-cache: an estimate from the earlier version's measured 9.2 s per run's worth, to be replaced by
-this version's own measurement. The chapter prints the count and, at its end, its wall time and
-this machine's float32 matmul rate. Every run is kept: by the experiment runner under out/runs/, and
-as a line of chapters/results/08_intrinsic_dimension.jsonl, committed, so the numbers behind
-the README are in the repository and a test re-makes a part of them from scratch. A second run
-reuses everything. Quick mode (SMOLGPT_QUICK=1): under a minute. The full sweep (`--full`, or
-SMOLGPT_FULL=1) trains every run, and the pretrained models, 8 times longer. More seeds from
-scratch: `--seeds 5` (or SMOLGPT_SEEDS=5); more fine-tuning replicates: `--replicates 8`;
-another budget per run: `--steps N` (default 48 steps of 8 x 64 tokens).
+counts as twelve runs): over half an hour on a 2-core CPU from an empty cache, by the estimate
+in smolgpt/bench/NOTES.md. The chapter prints the count and, at its
+end, its wall time and this machine's float32 matmul rate. Every run is kept: by the experiment
+runner under out/runs/, and as a line of chapters/results/08_intrinsic_dimension.jsonl, committed,
+so the numbers behind the README are in the repository and a test re-makes a part of them from
+scratch. A second run reuses everything. Quick mode (SMOLGPT_QUICK=1): under a minute. The full
+sweep (`--full`, or SMOLGPT_FULL=1) trains every run, and the pretrained models, 8 times longer.
+More seeds from scratch: `--seeds 5` (or SMOLGPT_SEEDS=5); more fine-tuning replicates:
+`--replicates 8`; another budget per run: `--steps N` (default 48 steps of 8 x 64 tokens).
 Writes: out/08_intrinsic_dimension/{gap_closed.png, results.md, d_int.json, stdlib_files.json,
 pretrained/}; the record of finished runs (above).
 """
@@ -43,7 +42,6 @@ import time
 from pathlib import Path
 
 import smolgpt  # noqa: F401  first: it tells BLAS how to wait, before NumPy loads BLAS
-import matplotlib.pyplot as plt
 import numpy as np
 
 from smolgpt import data
@@ -51,7 +49,8 @@ from smolgpt.checkpoint import load_params
 from smolgpt.evaluate import evaluate_params
 from smolgpt.experiments import chapter_int, out_dir, print_takeaways, quick_mode, save_figure
 from smolgpt.experiments.coefficients import coef_trajectory
-from smolgpt.experiments.intrinsic import d_int, describe, pick_lr, stable_weights, sweep
+from smolgpt.experiments.intrinsic import (d_int, describe, gap_closed_figure, pick_lr,
+                                           stable_weights, sweep)
 from smolgpt.experiments.runs import Record, run, run_seeds, with_seed
 from smolgpt.experiments.stats import paired_interval
 from smolgpt.layers import blas_kernel
@@ -59,7 +58,8 @@ from smolgpt.methods import MethodSpec, build
 from smolgpt.model import GPTConfig, non_embedding_table
 from smolgpt.train import TrainConfig
 
-QUICK = quick_mode()
+# %%
+QUICK = quick_mode()                  # SMOLGPT_QUICK=1: the small version the tests run
 FULL = not QUICK and ("--full" in sys.argv[1:] or
                       os.environ.get("SMOLGPT_FULL", "").strip().lower() in ("1", "true", "yes"))
 OUT = out_dir("08_intrinsic_dimension")
@@ -118,6 +118,11 @@ else:
                        eval_every=max(1, steps // 4), eval_windows=16, lr=3e-3, sample_tokens=0)
     FINAL = 128
     DENSE_D = (10, 100)
+
+# %% [markdown]
+# What that makes: the model's size D, the grids, and the budget every run gets.
+
+# %%
 PRETRAIN_STEPS = 6 * base.steps              # at twice the batch: 12 runs' worth of tokens
 SCRATCH_LRS = (3e-3, 1e-2, 3e-2, 1e-1)
 FT_LRS = (1e-3, 3e-3, 1e-2, 3e-2)
@@ -133,6 +138,8 @@ print(f"model: {MODEL.n_layer} layers x {MODEL.n_embd}, context {MODEL.block_siz
 print(f"grid of d from scratch: {', '.join(f'{d:,}' for d in SCRATCH_GRID)}; seeds {list(SEEDS)}")
 print(f"grid of d fine-tuning: {', '.join(f'{d:,}' for d in FT_GRID)}; replicates "
       f"{list(REPLICATES)}, each with its own pretrained model")
+
+# %%
 print(f"every run {base.steps} steps x {base.tokens_per_step:,} tokens = {tokens:,} tokens, scored "
       f"on {FINAL} held-out windows of {MODEL.block_size} tokens")
 print(f"peak learning rates: {base.coef_lr:g} for the subspace coefficients a, {base.scale_lr:g} "
@@ -254,15 +261,16 @@ for d in DENSE_D:
 # baseline) freezes every non-embedding tensor at them, and DID and SAID use them as theta_0, so
 # at a = 0 each starts exactly at the pretrained model.
 #
-# Which pretrained model matters as much as which batches. An earlier version of this chapter
-# started every run from one pretrained model, chose the fine-tuning rate on one seed, and
-# bootstrapped over the fine-tuning seeds alone. Its d_int90 did not reproduce from an empty
-# cache, by far more than its interval allowed. Pretraining the same model under another BLAS
-# kernel's float rounding moves the fine-tuning baseline by about as much as a new seed does,
-# and can flip the chosen rate, which moves every fine-tuning run at once (the README gives the
-# runs). A pretrained model is one draw, like a seed. So here each replicate r has its own
-# pretrained model (pretraining seed r) and fine-tunes from it with seed r. The bootstrap over
-# replicates then covers both, and each replicate's own d_int90 is printed next to it.
+# Which pretrained model matters as much as which batches. Pretraining the same model under
+# another BLAS kernel's float rounding moves the fine-tuning baseline by about as much as a new
+# seed does, and can flip the chosen rate, which moves every fine-tuning run at once
+# (chapters/README.md gives the runs that show it). So a d_int90 measured from one pretrained
+# model, with its rate chosen on one seed and an interval over the fine-tuning seeds alone,
+# claims a certainty it does not have: such a measurement did not reproduce from an empty cache,
+# by far more than its interval allowed. A pretrained model is one draw, like a seed. So here
+# each replicate r has its own pretrained model (pretraining seed r) and fine-tunes from it with
+# seed r. The bootstrap over replicates then covers both, and each replicate's own d_int90 is
+# printed next to it.
 #
 # A pretrained model is kept as its weights alone, in a file whose bytes depend on nothing else
 # (`stable_weights`): the runs that start from it are identified by that file's checksum, so
@@ -291,6 +299,8 @@ for r in REPLICATES:
     untouched.append(evaluate_params(params, MODEL, stdlib_val, batch_size=8,
                                      max_windows=FINAL)["loss"])
     pre_s += pre["elapsed"]
+
+# %%
 print(f"{len(REPLICATES)} models pretrained on C4, {PRETRAIN_STEPS} steps of "
       f"{pre_cfg.tokens_per_step:,} tokens each ({PRETRAIN_STEPS * pre_cfg.tokens_per_step:,} "
       f"tokens); held-out C4 loss per pretraining seed: "
@@ -299,7 +309,11 @@ print(f"the same models on the held-out Python files, untouched: "
       f"{', '.join(f'{v:.4f}' for v in untouched)}")
 print(f"their weights: {OUT / 'pretrained'}")
 
+# %% [markdown]
+# Then the fine-tuning runs, each from its replicate's pretrained model: the rate of the arrays
+# trained directly is chosen as in section 4, on full fine-tuning, and the grid of d is swept.
 
+# %%
 def ft_finals(cfg):
     """Final losses of a fine-tuning cfg over the replicates: replicate r starts from pretrained
     model r and fine-tunes with seed r."""
@@ -358,36 +372,11 @@ else:
     print("fine-tuning: one of the two curves does not reach 90%, so there is no ratio")
 
 # %%
-fig, ax = plt.subplots(figsize=(9, 5.5))
-colors = {"from scratch": "C0", "fine-tuning": "C3"}
-styles = {"DID (Fastfood)": ("o", "-"), "SAID": ("s", "--")}
-YLIM = (-0.5, 2.5)                     # fractions outside (a gain lost in noise) sit on the edge
-clipped = 0
-for (regime, name), r in results.items():
-    marker, line = styles[name]
-    xs, f = np.array(r["xs"]), np.array(r["fraction"])
-    clipped += int(np.sum((f < YLIM[0]) | (f > YLIM[1])))
-    ax.plot(xs, np.clip(f, *YLIM), line, marker=marker, color=colors[regime],
-            label=f"{regime}, {name}")
-    ax.fill_between(xs, np.clip(r["band_lo"], *YLIM), np.clip(r["band_hi"], *YLIM),
-                    color=colors[regime], alpha=0.12)
-    if r["d_int"] is not None:
-        hi = r["hi"] if math.isfinite(r["hi"]) else xs[-1]
-        ax.errorbar([r["d_int"]], [0.9], xerr=[[r["d_int"] - r["lo"]], [hi - r["d_int"]]],
-                    fmt="x", color=colors[regime], capsize=4, ms=9, mew=2)
-ax.axhline(0.9, color="k", ls=":", lw=1, label="90% of full training's gain")
-ax.axhline(0.0, color="grey", lw=0.6)
-ax.axhline(1.0, color="grey", lw=0.6)
-ax.set_xscale("log")
-ax.set_ylim(YLIM[0] - 0.05, YLIM[1] + 0.05)
-ax.set(xlabel="trainable non-embedding numbers (d for DID, d + one scale per tensor for SAID)",
-       ylabel="gap closed: (L_emb - L_d) / (L_emb - L_full)",
-       title=f"gap closed against d: {MODEL.n_layer}x{MODEL.n_embd} GPT-2, {tokens:,} tokens per "
-             f"run; {len(SEEDS)} seeds from scratch, {len(REPLICATES)} pretrained replicates "
-             f"fine-tuning\nbands: 95% bootstrap; x: d_int90 and its interval (cut at the grid's "
-             f"end)")
-ax.legend(fontsize=8, loc="best")
-fig.tight_layout()
+fig, clipped = gap_closed_figure(
+    results, title=f"gap closed against d: {MODEL.n_layer}x{MODEL.n_embd} GPT-2, {tokens:,} tokens "
+                   f"per run; {len(SEEDS)} seeds from scratch, {len(REPLICATES)} pretrained "
+                   f"replicates fine-tuning\nbands: 95% bootstrap; x: d_int90 and its interval "
+                   f"(cut at the grid's end)")
 save_figure(fig, OUT / "gap_closed.png")
 if clipped:
     print(f"{clipped} point(s) lie outside (-0.5, 2.5) and are drawn on the edge of the figure")
@@ -440,22 +429,34 @@ for kind in lam["from scratch"]:
           f"{lam['fine-tuning'][kind]:6.3f}")
 
 # %% [markdown]
-# ## Takeaways
-# These d_int90 are measured at a short budget on a 2-layer model whose weights are mostly
-# embeddings; chapter 09's long race shows how much of full training's gain a fixed number of
-# subspace directions keeps as the budget grows on a model that must learn in its body.
-# The published numbers, for comparison: Li et al. measured d_int90 = 750 for a fully connected
-# MNIST classifier, 290 for LeNet on MNIST and 2,900 for LeNet on CIFAR-10, all from scratch;
-# Aghajanyan et al. found about 200 numbers reach 90% of full fine-tuning of RoBERTa on MRPC.
+# ## What this chapter showed
+# For a language model, "90% of full training" has to be a share of a *gain*: a ratio of losses
+# is close to 1 for almost any model (section 4 printed it), so it measures nothing. As a share of
+# what full training gains over embeddings only, intrinsic dimension becomes a question about a
+# budget and a starting point, not about the model alone.
+#
+# From scratch, at this short budget, one random direction can do much of the work, and section 4
+# showed how: its coefficient grows until every random weight is turned up as a whole, and a
+# frozen random transformer at a larger scale is much of what early full training buys. Where the
+# share printed below for d = 1 is large, d_int90 from scratch measures that volume knob (the one
+# chapter 07 finds behind five numbers), not learned structure. Fine-tuning asks more of a
+# subspace: a C4 model must learn Python, the share closed grows along the grid of d, and the
+# number needed varies from one pretrained model to another about as much as from one seed to
+# another, which is why each replicate pretrains its own model and the bootstrap resamples
+# replicates.
+#
+# All of this is early training of a 2-layer model whose weights are mostly embeddings; chapter
+# 09's long race measures how much of full training's gain a fixed number of subspace directions
+# keeps as the budget grows, on a model that must learn in its body. The published numbers, for
+# comparison: Li et al. measured d_int90 = 750 for a fully connected MNIST classifier, 290 for
+# LeNet on MNIST and 2,900 for LeNet on CIFAR-10, all from scratch; Aghajanyan et al. found about
+# 200 numbers reach 90% of full fine-tuning of RoBERTa on MRPC. The post's much longer runs,
+# where full training ends far ahead of every reduced model, suggest a larger d_int90 there;
+# whether it grows with the budget is what `--full` (8 times the tokens per run) measures.
 
 # %%
-train_s = sum(s for _, s in TRAINED) + pre_s
-full_sweep_h = 8 * train_s / 3600 if not FULL else train_s / 3600
-ONE_DIRECTION_NOTE = (" At this budget, turning the random weights up is most of what full "
-                      "training buys over a frozen random transformer at GPT-2's init scale.")
-
-
 def short(r):
+    """d_int90 with its interval, or how far the curve got."""
     if r["at_first"]:
         return f"d_int90 <= {r['xs'][0]:,} (the grid's smallest point is already at 90%)"
     if r["d_int"] is not None:
@@ -464,55 +465,36 @@ def short(r):
     return f"90% not reached; at most {r['max_fraction']:.0%} at {r['at']:,}"
 
 
-def spread(did, said):
-    """Each replicate's own d_int90, and SAID against DID."""
-    if did["d_int"] is None or said["d_int"] is None or did["at_first"] or said["at_first"]:
-        return ""
-    fmt = lambda v: "not reached" if math.isinf(v) else f"{v:,.0f}"      # noqa: E731
-    out = (f" Each replicate alone: DID {fmt(min(did['each']))} to {fmt(max(did['each']))}, "
-           f"SAID {fmt(min(said['each']))} to {fmt(max(said['each']))}.")
-    if RATIO is not None:
-        out += (f" SAID / DID = {RATIO['point']:.2f} [{RATIO['lo']:.2f}, {RATIO['hi']:.2f}]; "
-                f"SAID needs fewer numbers in {RATIO['fewer']} of {len(REPLICATES)} replicates.")
-    return out
-
-
 s_did, s_said = results["from scratch", "DID (Fastfood)"], results["from scratch", "SAID"]
 f_did, f_said = results["fine-tuning", "DID (Fastfood)"], results["fine-tuning", "SAID"]
+train_s = sum(s for _, s in TRAINED) + pre_s
+full_sweep_h = 8 * train_s / 3600 if not FULL else train_s / 3600
 
 # %%
 takeaways = [
     f"From scratch ({tokens:,} tokens per run, {len(SEEDS)} seeds): DID {short(s_did)}; SAID "
     f"{short(s_said)} trainable numbers.",
     f"Fine-tuning C4 models to Python ({len(REPLICATES)} replicates, each its own pretrained "
-    f"model): DID {short(f_did)}; SAID {short(f_said)}." + spread(f_did, f_said),
+    f"model): DID {short(f_did)}; SAID {short(f_said)}.",
     f"One random direction from scratch (DID, d = 1) closes {s_did['fraction'][0]:.0%} of the "
-    f"gap: its coefficient ends at |a| = {min(map(abs, a_final)):.1f} to "
-    f"{max(map(abs, a_final)):.1f}, which turns the random weights up to {min(grow):.1f}x to "
-    f"{max(grow):.1f}x their init scale."
-    + (ONE_DIRECTION_NOTE if s_did["fraction"][0] >= 0.5 else ""),
-    f"Full training gains {np.mean(scratch['base']) - np.mean(scratch['full']):.2f} nats over "
-    f"embeddings only from scratch, and full fine-tuning "
-    f"{np.mean(finetune['base']) - np.mean(finetune['full']):.2f} nats over embeddings-only "
-    f"fine-tuning (the untouched pretrained models score {min(untouched):.2f} to "
-    f"{max(untouched):.2f} on the Python files).",
-    f"The largest fraction of full training's gain reached: from scratch "
-    f"{s_did['max_fraction']:.0%} (DID, at {s_did['at']:,}) and {s_said['max_fraction']:.0%} "
-    f"(SAID, at {s_said['at']:,}); fine-tuning {f_did['max_fraction']:.0%} and "
-    f"{f_said['max_fraction']:.0%}. Above 100%, a subspace beat full training at this budget "
-    f"and rate.",
-    f"The papers: Li et al. measured d_int90 = 750 (MNIST, fully connected), 290 (MNIST, LeNet) "
-    f"and 2,900 (CIFAR-10, LeNet), from scratch; Aghajanyan et al. about 200 for fine-tuning "
-    f"RoBERTa on MRPC. Our runs see {tokens:,} tokens each: early training. The post's much "
-    f"longer runs, where full training ends far ahead of every reduced model, suggest a larger "
-    f"d_int90 there; whether it grows with the budget is what --full (8 times the tokens per "
-    f"run) measures. The training in this sweep took {train_s / 60:.0f} minutes (summed over "
-    f"its runs, reused ones included), so the full sweep needs about {full_sweep_h:.1f} hours "
-    f"of training on this machine.",
+    f"gap; its coefficient ends at |a| = {min(map(abs, a_final)):.1f} to "
+    f"{max(map(abs, a_final)):.1f}: the random weights at {min(grow):.1f}x to {max(grow):.1f}x "
+    f"their init scale.",
+    f"The gain being shared out: full training is "
+    f"{np.mean(scratch['base']) - np.mean(scratch['full']):.2f} nats below embeddings only from "
+    f"scratch; full fine-tuning {np.mean(finetune['base']) - np.mean(finetune['full']):.2f} "
+    f"below embeddings-only fine-tuning (the untouched pretrained models score "
+    f"{min(untouched):.2f} to {max(untouched):.2f} on the Python files).",
+    f"The largest share of that gain reached (above 100%: a subspace beat full training at this "
+    f"budget and rate): from scratch {s_did['max_fraction']:.0%} (DID, at {s_did['at']:,}) and "
+    f"{s_said['max_fraction']:.0%} (SAID, at {s_said['at']:,}); fine-tuning "
+    f"{f_did['max_fraction']:.0%} and {f_said['max_fraction']:.0%}.",
+    f"This sweep's training took {train_s / 60:.0f} minutes (summed over its runs, reused ones "
+    f"included); the full sweep would need about {full_sweep_h:.1f} hours on this machine.",
+    f"Every run is a line of {RECORD}: a second run, on any machine whose pretrained models come "
+    f"out bit for bit the same, trains only those. This process's BLAS kernel: {blas_kernel()} "
+    f"(each recorded run names its own).",
 ]
-takeaways.append(f"Every run is a line of {RECORD}: a second run, on any machine whose "
-                 f"pretrained models come out bit for bit the same, trains only those. This "
-                 f"process's BLAS kernel: {blas_kernel()} (each recorded run names its own).")
 print_takeaways(takeaways, START)
 
 # %% [markdown]

@@ -52,7 +52,8 @@ from smolgpt.layers import blas_kernel
 from smolgpt.methods import MethodSpec, build
 from smolgpt.model import GPTConfig, count_params, non_embedding_table
 
-QUICK = quick_mode()
+# %%
+QUICK = quick_mode()                  # SMOLGPT_QUICK=1: the small version the tests run
 OUT = out_dir("09_long_race")
 START = time.time()
 RECORD = (OUT / "record.jsonl" if QUICK else
@@ -374,6 +375,17 @@ for model in BRIDGED:
 
 # %% [markdown]
 # ## Takeaways
+# What this chapter showed: chapter 05's race left open whether its ordering was the post's or
+# an artefact of `tiny`, whose weights are mostly embeddings, and of a budget too short for full
+# training to pass the unigram line. The long race asks both again on a model whose body holds
+# most of the weights, at budgets chosen long enough for full training to pass that line (the
+# section above prints where it does), with each racer at a rate tuned for that model and
+# checked at the full budget, so that a gap is not a badly chosen rate. Bits per byte put the
+# byte model and `tiny` on one scale. Each link of the post's ordering gets a verdict from a
+# paired interval, and each racer's share of full training's gain over embeddings only says how
+# much of what training the body buys a reduced racer keeps; "1 in all" against "5 in all" says
+# whether five numbers do more than turn the random body up as a whole. The measured verdicts
+# and shares, per model:
 
 # %%
 takeaways = [f"Every run is kept in {RECORD.name}: a second run retrains nothing. This process's "
@@ -395,3 +407,19 @@ for (model, count), (best, alone) in winners.items():
         + f"; {best} is " + ("below every other racer there (paired 95% intervals)." if alone
                             else "not resolved below every other racer there."))
 print_takeaways(takeaways, START)
+
+# %% [markdown]
+# ## Exercises
+# Solutions: `chapters/solutions/09_*.py` (each runs in seconds from the committed record; a test
+# runs them).
+#
+# 1. **A link by hand.** From `chapters/results/09_long_race.jsonl`, take the byte model's
+#    full-budget runs of full training, LoRA and embeddings only, each at the rate the table
+#    `chapters/results/09_long_race.md` names. Pair them by seed and compute LoRA - full in bits
+#    per byte with its 95% interval (`smolgpt.experiments.stats.paired_interval`), and the share
+#    of full training's gain over embeddings only that LoRA keeps. Predict first: does the link
+#    full < LoRA hold, and is the share nearer 0 or 1?
+# 2. **Bits per byte from nats per token.** A run's record gives its final loss in nats per
+#    token and the tokens and bytes it was scored on. Predict its bits per byte, for the byte
+#    model and for `tiny`, and check your formula against the recorded `bits_per_byte` of every
+#    run. Why does the same loss in nats per token mean far fewer bits per byte for `tiny`?

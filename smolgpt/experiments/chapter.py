@@ -1,7 +1,8 @@
 """What every chapter script shares: quick mode, where outputs go, and how figures are kept.
 
 Every chapter has a quick mode for the tests (`SMOLGPT_QUICK=1`, or `--quick` on its command
-line) and writes its figures and logs under `out/<chapter>/` (`SMOLGPT_OUT` moves the root).
+line) and writes its figures and logs under `out/<name>/`, the short name it gives `out_dir`
+(`out/01_gpt2/`, `out/05_race/`; its docstring says which). `SMOLGPT_OUT` moves the root.
 A figure is always saved to a file and its path printed; opened as a notebook (jupytext), the
 chapter also shows it inline.
 

@@ -229,45 +229,30 @@ def mechanism_figure(S, radial_scan: dict, t_axis, axis_scan: list, scale_traj: 
     return fig
 
 
-def faq3_answer(*, base_name, tokens, n_seeds, steps, vocab_size, vs_emb, settings, nothing,
-                start_grad, start_loss, scale_traj, moved, s_best) -> str:
-    """The answer to FAQ 3 as one sentence, each clause from a verdict or a measurement."""
-    base_learns = WORD[verdict(vs_emb[base_name])] == "learns"
-    clauses = []
-    if base_learns:
-        clauses.append(f"at {tokens:,} tokens per run and {n_seeds} seeds, the race's 5-number "
-                       f"model learns ({show(vs_emb[base_name])} nats against embeddings only)")
-    else:
-        clauses.append(f"at {tokens:,} tokens per run and {n_seeds} seeds, even the race's "
-                       f"5-number model is not distinguishable from embeddings only here "
-                       f"({show(vs_emb[base_name])}), so this budget cannot tell which choice "
-                       f"kills it")
-    killers = [n for n in nothing if n != base_name and settings[n][0] not in ("interaction",)]
-    if base_learns and killers:
-        clauses.append("the choices that alone turn it into a model that learns nothing are: " +
-                       ", ".join(killers))
-    g = {n: v[0] for n, v in start_grad.items()}
-    lit = "literal: LN, biases in"
-    if lit in g and base_name in g:
-        clauses.append(f"putting LayerNorm gains inside the random combination starts every gain "
-                       f"at a random number near 0 (effective scale "
-                       f"{scale_traj[lit][0][1]['LayerNorm gains']:.2f} of GPT-2's, "
-                       f"{scale_traj[lit][-1][1]['LayerNorm gains']:.2f} at the end), the "
-                       f"gradient with respect to a is {g[base_name] / g[lit]:.0f} times smaller "
-                       f"than the baseline's, and its loss at the start is "
-                       f"{start_loss[lit]:.3f} against ln V = {math.log(vocab_size):.3f} for a "
-                       f"uniform guess")
-    rate = "a at the embeddings' rate"
+def faq3_measurements(*, base_name, steps, vocab_size, vs_emb, start_grad, start_loss,
+                      scale_traj, moved, s_best) -> list[str]:
+    """The measurements behind chapter 07's answer to FAQ 3, one line each with what it means:
+    the baseline against embeddings only; what putting LayerNorm inside the combination does at
+    the start; how far the coefficients move at the embeddings' rate; and how the baseline's
+    coefficients set the random weights' scale. The chapter's prose draws the conclusion."""
+    lines = [f"FAQ 3, answered at this scale: {base_name} minus embeddings only = "
+             f"{show(vs_emb[base_name])} nats ({WORD[verdict(vs_emb[base_name])]})."]
+    lit, rate = "literal: LN, biases in", "a at the embeddings' rate"
+    if lit in start_grad and base_name in start_grad:
+        gains = [scale_traj[lit][k][1]["LayerNorm gains"] for k in (0, -1)]
+        lines.append(f"LayerNorm inside the combination: the gains start at {gains[0]:.2f} of "
+                     f"GPT-2's and end at {gains[1]:.2f}; the gradient with respect to a is "
+                     f"{start_grad[base_name][0] / start_grad[lit][0]:.0f} times smaller than "
+                     f"the baseline's; the loss at the start is {start_loss[lit]:.3f} (ln V = "
+                     f"{math.log(vocab_size):.3f}).")
     if rate in moved and base_name in moved:
-        clauses.append(f"at the embeddings' learning rate no coefficient moves by more than "
-                       f"{moved[rate]:.3f} in {steps} steps (at their own rate: "
-                       f"{moved[base_name]:.2f})")
-    end_scales = scale_traj[base_name][-1][1]
-    weights_end = [v for k, v in end_scales.items() if k != "LayerNorm gains"]
-    clauses.append(f"in the baseline the coefficients moved every kind of weight matrix's "
-                   f"effective scale to between {min(weights_end):.2f} and "
-                   f"{max(weights_end):.2f} of GPT-2's (LayerNorm gains "
-                   f"{end_scales['LayerNorm gains']:.2f}), and its trained loss along the global "
-                   f"scale of a is lowest at s = {s_best:g} of the values scanned: the 5 numbers "
-                   f"act mostly as one volume knob on the random blocks")
-    return "FAQ 3, answered at this scale: " + "; ".join(clauses) + "."
+        lines.append(f"At the embeddings' rate the coefficients move by at most "
+                     f"{moved[rate]:.3f} in {steps} steps (at their own rate: "
+                     f"{moved[base_name]:.2f}).")
+    end = scale_traj[base_name][-1][1]
+    weights = [v for k, v in end.items() if k != "LayerNorm gains"]
+    lines.append(f"The baseline's coefficients end with every kind of weight matrix at "
+                 f"{min(weights):.2f} to {max(weights):.2f} times GPT-2's init scale (LayerNorm "
+                 f"gains {end['LayerNorm gains']:.2f}); its loss along s * a is lowest at "
+                 f"s = {s_best:g} of the values scanned.")
+    return lines

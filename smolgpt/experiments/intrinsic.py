@@ -244,3 +244,37 @@ def sweep(base_cfg, grid, title, losses):
         print(f"  d = {d:>7,}: DID loss {np.mean(ld):.4f}, gap closed {np.mean(gd):6.1%}   "
               f"SAID ({xs:,} numbers) loss {np.mean(ls):.4f}, gap closed {np.mean(gs):6.1%}")
     return out
+
+
+def gap_closed_figure(results: dict, title: str, ylim=(-0.5, 2.5)):
+    """Chapter 08's figure: gap closed against the trainable count, one line per (regime,
+    method) of `results` ({(regime, method): d_int's result}), with its 95% bootstrap band and
+    d_int90 marked (x) with its interval, cut at the grid's end. Fractions outside `ylim` (a gain
+    lost in noise) are drawn on its edge; returns (figure, how many points were so clipped)."""
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(9, 5.5))
+    colors = {"from scratch": "C0", "fine-tuning": "C3"}
+    styles = {"DID (Fastfood)": ("o", "-"), "SAID": ("s", "--")}
+    clipped = 0
+    for (regime, name), r in results.items():
+        marker, line = styles[name]
+        xs, f = np.array(r["xs"]), np.array(r["fraction"])
+        clipped += int(np.sum((f < ylim[0]) | (f > ylim[1])))
+        ax.plot(xs, np.clip(f, *ylim), line, marker=marker, color=colors[regime],
+                label=f"{regime}, {name}")
+        ax.fill_between(xs, np.clip(r["band_lo"], *ylim), np.clip(r["band_hi"], *ylim),
+                        color=colors[regime], alpha=0.12)
+        if r["d_int"] is not None:
+            hi = r["hi"] if math.isfinite(r["hi"]) else xs[-1]
+            ax.errorbar([r["d_int"]], [0.9], xerr=[[r["d_int"] - r["lo"]], [hi - r["d_int"]]],
+                        fmt="x", color=colors[regime], capsize=4, ms=9, mew=2)
+    ax.axhline(0.9, color="k", ls=":", lw=1, label="90% of full training's gain")
+    ax.axhline(0.0, color="grey", lw=0.6)
+    ax.axhline(1.0, color="grey", lw=0.6)
+    ax.set_xscale("log")
+    ax.set_ylim(ylim[0] - 0.05, ylim[1] + 0.05)
+    ax.set(xlabel="trainable non-embedding numbers (d for DID, d + one scale per tensor for SAID)",
+           ylabel="gap closed: (L_emb - L_d) / (L_emb - L_full)", title=title)
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    return fig, clipped
