@@ -187,9 +187,9 @@ def save_figure(fig, path, force: bool = False) -> Path:
     at `path` is replaced only if it carries that mark, or with force.
 
     In a plain `python chapters/...` run (no display, or a desktop one) nothing pops up: a
-    25-minute chapter must not stop on a window waiting to be closed.
+    25-minute chapter must not stop on a window waiting to be closed. In a notebook the saved
+    file is shown inline (show_in_notebook).
     """
-    import matplotlib
     import matplotlib.pyplot as plt
 
     from ..files import refuse_strangers, write_atomic
@@ -198,8 +198,22 @@ def save_figure(fig, path, force: bool = False) -> Path:
     write_atomic(path, lambda f: fig.savefig(f, format=fmt or None, dpi=110,
                                              metadata=_FIGURE_METADATA.get(fmt)))
     print(f"figure: {path}")
-    if "inline" in matplotlib.get_backend().lower():      # Jupyter's backend
-        plt.show()
-    else:
-        plt.close(fig)
+    plt.close(fig)
+    show_in_notebook(path)
     return Path(path)
+
+
+def show_in_notebook(path) -> None:
+    """Show the image saved at `path` below the running cell, when the chapter runs in a Jupyter
+    kernel (`smolgpt book`, or the script opened as a notebook); elsewhere do nothing.
+
+    The notebook shows the very file the chapter saved, so the book and out/ cannot disagree.
+    IPython is never imported here: a kernel has loaded it already, a plain run has not.
+    """
+    if "IPython" not in sys.modules or Path(path).suffix.lower() not in (".png", ".jpg",
+                                                                           ".jpeg", ".gif"):
+        return
+    from IPython import get_ipython
+    from IPython.display import Image, display
+    if getattr(get_ipython(), "kernel", None) is not None:     # not a terminal IPython
+        display(Image(filename=str(path)))
