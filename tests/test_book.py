@@ -145,6 +145,7 @@ def browser(tmp_path):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(60)
+    driver.set_script_timeout(60)
     yield driver
     driver.quit()
 
@@ -155,18 +156,26 @@ def served(quick_book):
     class Quiet(SimpleHTTPRequestHandler):
         def log_message(self, *args):
             pass
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(quick_book)))
+
+    class Server(ThreadingHTTPServer):
+        def handle_error(self, request, client_address):
+            pass                      # a browser that leaves a page cuts its downloads short
+    server = Server(("127.0.0.1", 0), partial(Quiet, directory=str(quick_book)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_port}/"
     server.shutdown()
     server.server_close()
 
 
+# the page as the browser has it; each image is decoded (img.decode() settles once the browser
+# has the pixels, or fails), then its natural width read: 0 means a broken image
 PAGE_STATE = """
-return {ready: document.readyState, title: document.title, text: document.body.innerText,
-        images: [...document.images].map(i => [i.complete, i.naturalWidth, i.src.slice(0, 40)]),
-        links: [...document.querySelectorAll('a[href]')].map(a => a.href),
-        ids: [...document.querySelectorAll('[id]')].map(e => e.id)};
+const done = arguments[arguments.length - 1];
+Promise.all([...document.images].map(i => i.decode().then(() => i.naturalWidth, () => 0)))
+  .then(widths => done({ready: document.readyState, title: document.title,
+                        text: document.body.innerText, widths: widths,
+                        links: [...document.querySelectorAll('a[href]')].map(a => a.href),
+                        ids: [...document.querySelectorAll('[id]')].map(e => e.id)}));
 """
 
 
@@ -179,11 +188,10 @@ def test_the_book_reads_in_a_browser(browser, served, quick_book):
         if url in pages:
             continue
         browser.get(url)
-        state = browser.execute_script(PAGE_STATE)
+        state = browser.execute_async_script(PAGE_STATE)
         pages[url] = state
         assert state["ready"] == "complete" and state["title"], url
-        assert state["images"] is not None and all(ok and width > 0 for ok, width, _ in
-                                                   state["images"]), (url, state["images"])
+        assert all(width > 0 for width in state["widths"]), (url, state["widths"])
         assert "Traceback" not in state["text"] and "Error" not in state["title"], url
         for link in state["links"]:
             target, fragment = urldefrag(link)
@@ -203,12 +211,13 @@ def test_the_book_reads_in_a_browser(browser, served, quick_book):
     for url, state in chapters.items():
         nb = nbformat.read(quick_book / "notebooks" / url.rsplit("/", 1)[1].replace(
             ".html", ".ipynb"), as_version=4)
-        assert len(state["images"]) == images_in(nb) > 0, url
+        assert len(state["widths"]) == images_in(nb) > 0, url
         assert served + "index.html" in state["links"]
     shots = quick_book / "screenshots"
     shots.mkdir(exist_ok=True)
     for name in ("index", "06_elephant"):
         browser.get(served + f"{name}.html")
+        browser.execute_script("const i = document.images[0]; if (i) i.scrollIntoView();")
         assert browser.save_screenshot(str(shots / f"{name}.png"))
         assert (shots / f"{name}.png").stat().st_size > 10_000
     (shots / "pages.json").write_text(json.dumps(sorted(pages)))

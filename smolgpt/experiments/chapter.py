@@ -15,6 +15,7 @@ for the rest of the run; a bug still shows its traceback.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -125,6 +126,10 @@ def quick_mode() -> bool:
         check_environment()
     except ChapterError as e:
         fail(str(e))
+    return _quick()
+
+
+def _quick() -> bool:
     flag = os.environ.get("SMOLGPT_QUICK", "").strip().lower()
     return flag in _TRUE or "--quick" in sys.argv[1:]
 
@@ -132,8 +137,23 @@ def quick_mode() -> bool:
 MARK = ".smolgpt-chapter"       # in a chapter's output folder: the chapter made this folder
 
 
+def committed_record() -> Path | None:
+    """`chapters/results/NN_topic.jsonl` of the chapter script running now (its `__file__`, which
+    `smolgpt book` sets in its kernel too), or None outside a chapter of a checkout."""
+    script = getattr(sys.modules.get("__main__"), "__file__", None)
+    if not script or not re.fullmatch(r"\d\d_\w+\.py", Path(script).name):
+        return None
+    results = Path(script).resolve().parent / "results"
+    return results / f"{Path(script).stem}.jsonl" if results.is_dir() else None
+
+
 def out_dir(name: str) -> Path:
     """`out/<name>/` (or `$SMOLGPT_OUT/<name>/`), created if needed and marked as the chapter's.
+
+    At full size (not quick mode) it also makes the chapter's committed record
+    (committed_record()) the record of every run the chapter trains through the runner, so that
+    a clone on another machine rebuilds the chapter from it in minutes (runs.keep_chapter_runs_in;
+    a chapter that passes its own record keeps it). Quick runs are never recorded.
 
     A chapter writes fixed names (figures, results.md) into its folder and replaces them on every
     run, so it writes only into a folder it made itself (holding its mark, MARK). A folder of that
@@ -157,6 +177,9 @@ def out_dir(name: str) -> Path:
     except OSError as e:
         raise ChapterError(f"cannot create the output folder {path} ({e.strerror}): point "
                            f"SMOLGPT_OUT at a folder you can write to") from None
+    if not _quick():
+        from .runs import keep_chapter_runs_in
+        keep_chapter_runs_in(committed_record())
     return path
 
 
