@@ -111,7 +111,7 @@ def run_chapter(script: Path, quick: bool, timeout: int | None = None, failed: P
 
     The kernel starts in the current folder with this process's environment, quick mode set or
     cleared as asked, and `__file__` naming the script, as `python chapters/NN_topic.py` would
-    see. Figures are drawn off-screen (MPLBACKEND=Agg): a chapter shows each saved one itself.
+    see; like the script, it shows only what the chapter prints and displays. Figures are drawn off-screen (MPLBACKEND=Agg): a chapter shows each saved one itself.
     `timeout` bounds each cell (None: no bound). A chapter that fails raises ChapterFailed, its
     notebook with the traceback written into the folder `failed`.
     """
@@ -119,10 +119,13 @@ def run_chapter(script: Path, quick: bool, timeout: int | None = None, failed: P
     nb = jupytext.read(script)
     env = {**os.environ, "SMOLGPT_QUICK": "1" if quick else "0", "MPLBACKEND": "Agg"}
     # set in the kernel before the first cell, without a cell of its own (so that the notebook's
-    # code cells stay exactly the script's)
-    startup = f"--IPKernelApp.exec_lines=['__file__ = {str(script.resolve())!r}']"
+    # code cells stay exactly the script's); and a cell's last expression is not echoed, since
+    # the script shows what it prints and nothing else
+    startup = [f"--IPKernelApp.exec_lines=['__file__ = {str(script.resolve())!r}']",
+               "--InteractiveShell.ast_node_interactivity=none",
+               "--IPKernelApp.log_level=ERROR"]    # not the kernel's note on local TCP
     client = nbclient.NotebookClient(nb, timeout=timeout, startup_timeout=KERNEL_TIMEOUT,
-                                     kernel_name="python3", extra_arguments=[startup])
+                                     kernel_name="python3", extra_arguments=startup)
     start = time.time()
     try:
         client.execute(cwd=os.getcwd(), env=env)

@@ -107,6 +107,7 @@ def test_committed_notebooks_are_their_chapters_now():
     committed = sorted((ROOT / "chapters" / "book").glob("*.ipynb"))
     if not committed:
         pytest.skip("no committed notebooks yet: `smolgpt book` writes them to chapters/book/")
+    readme = (ROOT / "README.md").read_text()
     for path in committed:
         script = ROOT / "chapters" / f"{path.stem}.py"
         assert script.exists(), f"{path.name} has no chapter script: remove it"
@@ -114,6 +115,8 @@ def test_committed_notebooks_are_their_chapters_now():
             f"{path.name} is older than {script.name}: rebuild with smolgpt book --chapters " \
             f"{path.name[:2]} and commit it"
         assert nbformat.read(path, as_version=4).metadata["smolgpt"]["quick"] is False
+        assert f"(chapters/book/{path.name})" in readme, f"the README's chapter table does " \
+            f"not link {path.name}"
 
 
 def test_book_refuses_unknown_chapters_in_one_line(capsys):
@@ -121,6 +124,17 @@ def test_book_refuses_unknown_chapters_in_one_line(capsys):
     assert main(["book", "--quick", "--chapters", "01,77"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "no chapter 77" in err
+
+
+def test_a_failing_chapter_stops_the_build_with_its_notebook_kept(tmp_path):
+    script = tmp_path / "01_broken.py"
+    script.write_text('# %% [markdown]\n"""\n# Chapter 01 — broken\n"""\n\n# %%\n'
+                      'print("before")\n\n# %%\nraise ValueError("a chapter bug")\n')
+    with pytest.raises(book.ChapterFailed, match="01_broken.py failed .*a chapter bug"):
+        book.run_chapter(script, quick=True, timeout=60, failed=tmp_path / "failed")
+    nb = nbformat.read(tmp_path / "failed" / "01_broken.ipynb", as_version=4)
+    assert [o["output_type"] for o in nb.cells[-1].outputs] == ["error"]
+    assert nb.cells[1].outputs[0]["text"] == "before\n"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -179,7 +193,7 @@ Promise.all([...document.images].map(i => i.decode().then(() => i.naturalWidth, 
 """
 
 
-def test_the_book_reads_in_a_browser(browser, served, quick_book):
+def test_the_book_reads_in_a_browser(browser, served, quick_book, tmp_path):
     """Every page loads, every figure decodes, no cell shows an error, every link resolves;
     screenshots of the index and a chapter are kept next to the site."""
     pages, queue, links = {}, [served + "index.html"], []
@@ -221,3 +235,9 @@ def test_the_book_reads_in_a_browser(browser, served, quick_book):
         assert browser.save_screenshot(str(shots / f"{name}.png"))
         assert (shots / f"{name}.png").stat().st_size > 10_000
     (shots / "pages.json").write_text(json.dumps(sorted(pages)))
+    # and the image check can fail: a picture whose bytes are not an image reads as width 0
+    broken = tmp_path / "broken.html"
+    broken.write_text('<html><body><img src="data:image/png;base64,iVBORw0KGgoAAAA="></body>'
+                      '</html>')
+    browser.get(broken.as_uri())
+    assert browser.execute_async_script(PAGE_STATE)["widths"] == [0]
