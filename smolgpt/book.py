@@ -25,7 +25,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -105,15 +104,16 @@ def provenance_text(script: Path, p: dict) -> str:
             f"Its code cells are the script's; edit the script, not this notebook.*")
 
 
-def run_chapter(script: Path, quick: bool, timeout: int | None = None, failed: Path = None):
+def run_chapter(script: Path, quick: bool, failed: Path, timeout: int | None = None):
     """`script` run in a fresh kernel: the executed notebook, its provenance in a cell under the
     title and in its metadata ("smolgpt").
 
     The kernel starts in the current folder with this process's environment, quick mode set or
     cleared as asked, and `__file__` naming the script, as `python chapters/NN_topic.py` would
-    see; like the script, it shows only what the chapter prints and displays. Figures are drawn off-screen (MPLBACKEND=Agg): a chapter shows each saved one itself.
-    `timeout` bounds each cell (None: no bound). A chapter that fails raises ChapterFailed, its
-    notebook with the traceback written into the folder `failed`.
+    see; like the script, it shows only what the chapter prints and displays. Figures are drawn
+    off-screen (MPLBACKEND=Agg): a chapter shows each saved one itself. `timeout` bounds each
+    cell (None: no bound). A chapter that fails raises ChapterFailed, its notebook with the
+    traceback written into the folder `failed`.
     """
     jupytext, nbclient, _, nbformat = _libraries()
     nb = jupytext.read(script)
@@ -239,7 +239,7 @@ def _write_page(exporter, nb, path: Path, title: str) -> Path:
 
 
 def build(quick: bool = False, out: Path | None = None, wanted: str | None = None,
-          timeout: int | None = None, log=print) -> Path:
+          timeout: int | None = None) -> Path:
     """Run the chapters asked for and write the site; returns the site's folder.
 
     Full size: notebooks into chapters/book/ (the committed ones), the site into `out` (default
@@ -258,11 +258,11 @@ def build(quick: bool = False, out: Path | None = None, wanted: str | None = Non
     refuse_strangers(sorted(pages) + notebooks, ours=is_book_file,
                      force_hint="give another --out")
     for script, notebook in zip(scripts, notebooks):
-        log(f"running {script.name} ({'quick' if quick else 'full size'}) ...", flush=True)
-        nb = run_chapter(script, quick, timeout, failed=site / "failed")
+        print(f"running {script.name} ({'quick' if quick else 'full size'}) ...", flush=True)
+        nb = run_chapter(script, quick, site / "failed", timeout)
         write_notebook(nb, notebook)
-        log(f"  {notebook} in {nb.metadata['smolgpt']['seconds']:.0f} s", flush=True)
+        print(f"  {notebook} in {nb.metadata['smolgpt']['seconds']:.0f} s", flush=True)
     written = write_site(sorted(folder.glob("[0-9][0-9]_*.ipynb")), site)
-    log(f"the book: {len(written) - 1} chapter(s) in {site / 'index.html'} (serve it with "
+    print(f"the book: {len(written) - 1} chapter(s) in {site / 'index.html'} (serve it with "
         f"python -m http.server -d {site})")
     return site

@@ -131,7 +131,7 @@ def test_a_failing_chapter_stops_the_build_with_its_notebook_kept(tmp_path):
     script.write_text('# %% [markdown]\n"""\n# Chapter 01 — broken\n"""\n\n# %%\n'
                       'print("before")\n\n# %%\nraise ValueError("a chapter bug")\n')
     with pytest.raises(book.ChapterFailed, match="01_broken.py failed .*a chapter bug"):
-        book.run_chapter(script, quick=True, timeout=60, failed=tmp_path / "failed")
+        book.run_chapter(script, True, tmp_path / "failed", timeout=60)
     nb = nbformat.read(tmp_path / "failed" / "01_broken.ipynb", as_version=4)
     assert [o["output_type"] for o in nb.cells[-1].outputs] == ["error"]
     assert nb.cells[1].outputs[0]["text"] == "before\n"

@@ -253,7 +253,10 @@ def test_the_committed_records_are_what_the_runner_made():
         assert records, path.name
         for r in records:
             cfg = TrainConfig.from_dict(r["config"])
-            assert run_key(cfg, r["data"]) == r["key"], (path.name, r["label"])
+            # a fine-tuning run's key holds the checksum of the weights it starts from, a file
+            # its chapter makes (tests/test_reproduce_08.py checks those keys)
+            if not cfg.init_from:
+                assert run_key(cfg, r["data"]) == r["key"], (path.name, r["label"])
             assert r["final"]["windows"] == r["final_windows"]
             assert [p[0] for p in r["val_curve"]][-1] == cfg.steps == r["step"]
 
