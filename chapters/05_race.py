@@ -172,7 +172,6 @@ for name, res in protocols.items():
 own, shared = protocols["own rates"], protocols["post's protocol"]
 said = {"<": "held", ">": "reversed", "~": "not resolved"}
 takeaways = [
-    "Finished runs are reused, so a second run of this chapter takes seconds.",
     *(f"{name}, {len(SEEDS)} seeds: " + "; ".join(f"{a} < {b} {said[verdicts[name, a, b]]}"
                                                    for a, b in links) + "."
       for name in protocols),
@@ -191,6 +190,7 @@ takeaways = [
     f"This is {base.steps * base.tokens_per_step:,} tokens per run on a {base.gpt.n_layer}-layer "
     f"model, not the post's 1B on GPT-2 small: an early-training snapshot at laptop scale, whose "
     f"ordering need not match the end of a long run.",
+    "Finished runs are reused, so a second run of this chapter takes seconds.",
 ]
 print_takeaways(takeaways, START)
 
