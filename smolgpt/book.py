@@ -125,7 +125,8 @@ def run_chapter(script: Path, quick: bool, failed: Path, timeout: int | None = N
                "--InteractiveShell.ast_node_interactivity=none",
                "--IPKernelApp.log_level=ERROR"]    # not the kernel's note on local TCP
     client = nbclient.NotebookClient(nb, timeout=timeout, startup_timeout=KERNEL_TIMEOUT,
-                                     kernel_name="python3", extra_arguments=startup)
+                                     kernel_name="python3", extra_arguments=startup,
+                                     on_cell_executed=_progress(nb))
     start = time.time()
     try:
         client.execute(cwd=os.getcwd(), env=env)
@@ -139,6 +140,20 @@ def run_chapter(script: Path, quick: bool, failed: Path, timeout: int | None = N
     nb.metadata["smolgpt"] = p
     nb.cells.insert(1, nbformat.v4.new_markdown_cell(provenance_text(script, p)))
     return nb
+
+
+def _progress(nb, slow: float = 60.0):
+    """A hook nbclient calls after each cell: it names the cells that took `slow` seconds or
+    more, so that a build of many minutes says where it is."""
+    cells = sum(c.cell_type == "code" for c in nb.cells)
+    last = [time.time()]
+
+    def executed(cell, cell_index, execute_reply):
+        now, n = time.time(), sum(c.cell_type == "code" for c in nb.cells[:cell_index + 1])
+        if now - last[0] >= slow:
+            print(f"  cell {n} of {cells} took {now - last[0]:.0f} s", flush=True)
+        last[0] = now
+    return executed
 
 
 def write_notebook(nb, path: Path) -> None:
