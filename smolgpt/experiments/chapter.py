@@ -152,8 +152,9 @@ def out_dir(name: str) -> Path:
 
     At full size (not quick mode) it also makes the chapter's committed record
     (committed_record()) the record of every run the chapter trains through the runner, so that
-    a clone on another machine rebuilds the chapter from it in minutes (runs.keep_chapter_runs_in;
-    a chapter that passes its own record keeps it). Quick runs are never recorded.
+    a clone on another machine rebuilds the chapter without training those runs again, but for
+    the few whose weights or logs it reads (runs.keep_chapter_runs_in; a chapter that passes its
+    own record keeps it). Quick runs are never recorded.
 
     A chapter writes fixed names (figures, results.md) into its folder and replaces them on every
     run, so it writes only into a folder it made itself (holding its mark, MARK). A folder of that

@@ -122,7 +122,8 @@ def run(cfg: TrainConfig, *, final_windows: int = FINAL_WINDOWS, fresh: bool | N
     `final_windows` held-out windows.
 
     `record`: a JSON-lines file of finished runs' summaries, kept in the repository for runs
-    that take hours (see `Record`); by default the running chapter's (keep_chapter_runs_in).
+    that take hours (see `Record`); by default the running chapter's (keep_chapter_runs_in),
+    and none with record=False.
     A run found there by its key is not trained again, even from a fresh clone with no run
     folders: "dir" is then None, and folder_of(summary) makes the folder if weights or logs are
     needed. A run trained now is added. A finished run folder here is preferred to the record.
