@@ -30,7 +30,6 @@ with chapters 03 and 05).
 import dataclasses
 import math
 import time
-from pathlib import Path
 
 import smolgpt  # noqa: F401  first: it tells BLAS how to wait, before NumPy loads BLAS
 import matplotlib.pyplot as plt
@@ -43,7 +42,7 @@ from smolgpt.experiments import (chapter_int, out_dir, print_takeaways, quick_co
                                  save_figure, show_source)
 from smolgpt.experiments.diagrams import block_diagram
 from smolgpt.experiments.reference import unigram_loss
-from smolgpt.experiments.runs import compare_configs, context_free_reference
+from smolgpt.experiments.runs import compare_configs, context_free_reference, folder_of
 from smolgpt.experiments.stats import fmt, paired_interval
 from smolgpt.experiments.tuned import RACE, at_tuned_rates
 from smolgpt.gradcheck import check_layer, numerical_grad, rel_error
@@ -409,7 +408,7 @@ print(f"against the unigram line ({unigram:.3f}): full training ends "
 
 # %%
 for r in (full, emb):
-    params, model, _ = load_params(Path(r["runs"][0]["dir"]) / "checkpoint.npz")
+    params, model, _ = load_params(folder_of(r["runs"][0]) / "checkpoint.npz")
     print(f"--- {r['label']} ---\n{sample_text(params, model, max_new_tokens=40).strip()}\n")
 
 # %% [markdown]

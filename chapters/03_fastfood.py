@@ -24,7 +24,6 @@ are kept by the experiment runner under out/runs/ and shared with chapter 05.
 import dataclasses
 import math
 import time
-from pathlib import Path
 
 import smolgpt  # noqa: F401  first: it tells BLAS how to wait, before NumPy loads BLAS
 import numpy as np
@@ -36,7 +35,7 @@ from smolgpt.experiments import (chapter_int, out_dir, print_takeaways, quick_co
 from smolgpt.experiments.coefficients import weight_changes
 from smolgpt.experiments.projections import (best_time, columns_figure, print_scaling, scaling,
                                              scaling_figure, weight_changes_figure)
-from smolgpt.experiments.runs import compare_configs
+from smolgpt.experiments.runs import compare_configs, folder_of
 from smolgpt.experiments.stats import fmt, paired_interval, verdict
 from smolgpt.experiments.sweep import format_sweep, tune
 from smolgpt.experiments.tuned import RACE, at_tuned_rates
@@ -273,7 +272,7 @@ changes = {}
 for r in results.values():
     if r["label"] == "embeddings":
         continue                                          # moves no non-embedding weight
-    per_seed = [weight_changes(Path(run["dir"]) / "checkpoint.npz") for run in r["runs"]]
+    per_seed = [weight_changes(folder_of(run) / "checkpoint.npz") for run in r["runs"]]
     changes[r["label"]] = {k: float(np.mean([c[k] for c in per_seed])) for k in per_seed[0]}
 kinds_order = ["attention in", "attention out", "MLP in", "MLP out", "linear biases",
                "LayerNorm", "all"]

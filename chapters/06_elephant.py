@@ -37,7 +37,7 @@ import numpy as np
 from matplotlib.animation import FuncAnimation, PillowWriter
 
 from smolgpt import elephant as E
-from smolgpt.experiments import out_dir, print_takeaways, quick_mode
+from smolgpt.experiments import out_dir, print_takeaways, quick_mode, show_in_notebook
 
 QUICK = quick_mode()
 OUT = out_dir("06_elephant")
@@ -71,6 +71,7 @@ def save(fig, name):
     fig.savefig(path, dpi=90, bbox_inches="tight")
     plt.close(fig)
     print(f"  saved {path}")
+    show_in_notebook(path)
     return path
 
 

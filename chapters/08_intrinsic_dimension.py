@@ -233,7 +233,7 @@ print(f"naive loss ratio L_full / L_embeddings from scratch: "
 
 # %%
 one_runs = run_seeds(dataclasses.replace(base, method=MethodSpec("fastfood", d=1)), SEEDS,
-                     final_windows=FINAL, verbose=False)      # the log is in the run's folder
+                     final_windows=FINAL, verbose=False, record=False)   # its log: the folder's
 a_final = [float(coef_trajectory(os.path.join(r["dir"], "log.jsonl"))[1][-1, 0])
            for r in one_runs]
 grow = [math.sqrt(1 + a * a) for a in a_final]
@@ -288,7 +288,7 @@ PRETRAINED, pre_loss, untouched, pre_s = {}, [], [], 0.0
 for r in REPLICATES:
     cfg = with_seed(pre_cfg, r)
     # its weights are needed, so it is made (or reused) in out/runs/, and recorded there after
-    pre = run(cfg, final_windows=FINAL, verbose=False)
+    pre = run(cfg, final_windows=FINAL, verbose=False, record=False)
     if pre["key"] not in book.runs():
         book.add(pre, cfg, FINAL, c4_id)
     PRETRAINED[r] = str(stable_weights(
@@ -407,7 +407,7 @@ mid = 1000                                                 # on both grids
 
 def scales(configs):
     """{tensor kind: mean final lambda} over the runs of `configs` (their logs)."""
-    runs = [run(cfg, final_windows=FINAL, verbose=False) for cfg in configs]
+    runs = [run(cfg, final_windows=FINAL, verbose=False, record=False) for cfg in configs]
     kinds = {}
     for r in runs:
         last = [json.loads(line) for line in open(os.path.join(r["dir"], "log.jsonl"))

@@ -388,8 +388,7 @@ for model in BRIDGED:
 # and shares, per model:
 
 # %%
-takeaways = [f"Every run is kept in {RECORD.name}: a second run retrains nothing. This process's "
-             f"BLAS kernel: {blas_kernel()} (each recorded run names the one it trained with)."]
+takeaways = []
 for model, (plan, results) in races.items():
     links = "; ".join(f"{a} < {b} {said[verdicts[model, a, b]]}" for a, b in LINKS)
     takeaways.append(
@@ -406,6 +405,8 @@ for (model, count), (best, alone) in winners.items():
         + ", ".join(f"{r} {fmt(*mean_se(final(matched[model], r)))}" for r in order)
         + f"; {best} is " + ("below every other racer there (paired 95% intervals)." if alone
                             else "not resolved below every other racer there."))
+takeaways.append(f"Every run is kept in {RECORD.name}: a second run retrains nothing. This "
+                 f"process's BLAS kernel: {blas_kernel()} (each recorded run names its own).")
 print_takeaways(takeaways, START)
 
 # %% [markdown]

@@ -10,6 +10,7 @@
     smolgpt import hf/gpt2 runs/gpt2/checkpoint.npz   a Hugging Face GPT-2 as a checkpoint
     smolgpt bench                            tokens/s and FLOP utilisation on this machine
     smolgpt plot runs/*/log.jsonl            redraw validation curves from logs
+    smolgpt book [--quick]                   every chapter run into a notebook, and a web site
 
 The training flags are not listed here: they are made from the fields of `GPTConfig`,
 `MethodSpec` and `TrainConfig` (`_dataclass_flags`), each with the help text and default its field
@@ -347,6 +348,15 @@ def cmd_plot(a):
     plot_val_curves(a.logs, a.out, force=a.force)     # prints where it wrote the figure
 
 
+def cmd_book(a):
+    from .book import ChapterFailed, build
+    _require(a.timeout is None or a.timeout >= 1, "--timeout", "at least 1 second", a.timeout)
+    try:
+        build(quick=a.quick, out=a.out and Path(a.out), wanted=a.chapters, timeout=a.timeout)
+    except ChapterFailed as e:
+        return _fail(1, f"smolgpt: {e}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="smolgpt", description="How few trained parameters can a "
                                 "GPT-2 get by with? Train, sample and benchmark NumPy GPT-2s.")
@@ -479,6 +489,23 @@ def build_parser() -> argparse.ArgumentParser:
                    "smolgpt drew it")
     s.add_argument("--force", action="store_true", help="replace --out whatever wrote it")
     s.set_defaults(fn=cmd_plot)
+
+    s = sub.add_parser("book", help="run every chapter into a notebook and write the book's "
+                       "web site", description="Run each chapter script in a Jupyter kernel "
+                       "into a notebook with its printed output and figures, and write the "
+                       "notebooks as a static web site with an index (needs pip install -e "
+                       "\".[book]\"). Finished training runs are reused, so a rebuild takes "
+                       "minutes once the chapters have run.")
+    s.add_argument("--quick", action="store_true", help="run the chapters' quick modes, writing "
+                   "notebooks and site into --out only (the committed notebooks in "
+                   "chapters/book/ are left alone)")
+    s.add_argument("--out", help="folder of the web site (default out/book, or out/book-quick "
+                   "with --quick; under $SMOLGPT_OUT if set)")
+    s.add_argument("--chapters", help="comma-separated chapter numbers to run, e.g. 01,05 "
+                   "(default all); the site shows every notebook already built")
+    s.add_argument("--timeout", type=int, help="seconds any one cell may take before the build "
+                   "stops (default no limit)")
+    s.set_defaults(fn=cmd_book)
     return p
 
 

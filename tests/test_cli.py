@@ -315,7 +315,7 @@ def _subcommands() -> dict[str, argparse.ArgumentParser]:
     return dict(sub.choices)
 
 
-@pytest.mark.parametrize("command", ["prepare", "train", "sample", "bench", "plot"])
+@pytest.mark.parametrize("command", ["prepare", "train", "sample", "bench", "plot", "book"])
 def test_help_explains_every_flag(command, capsys):
     with pytest.raises(SystemExit) as info:
         main([command, "--help"])
@@ -336,6 +336,24 @@ def test_top_level_help_lists_the_subcommands(capsys):
     text = capsys.readouterr().out
     assert info.value.code == 0
     assert all(c in text for c in ("prepare", "train", "sample", "bench", "plot"))
+
+
+def test_book_without_its_extra_is_one_line_naming_the_install(monkeypatch, capsys):
+    import sys
+    monkeypatch.setitem(sys.modules, "jupytext", None)        # as if it were not installed
+    assert main(["book", "--quick", "--chapters", "06"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and 'pip install -e ".[book]"' in err and "jupytext" in err
+
+
+def test_the_core_never_imports_the_books_libraries():
+    import subprocess
+    import sys
+    code = ("import smolgpt.cli, smolgpt.experiments, smolgpt.experiments.runs, smolgpt.book, sys; "
+            "print(sorted(m for m in ('jupytext', 'nbclient', 'nbconvert', 'nbformat', "
+            "'IPython', 'ipykernel', 'selenium') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def test_sample_prints_text(finished_run, capsys):

@@ -133,6 +133,42 @@ def test_a_recorded_run_is_reused_without_its_folder(micro_run, tmp_path):
     assert Record(record).get(first["key"], 8) is None
 
 
+def test_a_chapter_at_full_size_keeps_its_runs_in_its_committed_record(micro_run, tmp_path,
+                                                                        monkeypatch):
+    """out_dir() of a chapter run at full size makes chapters/results/<chapter>.jsonl the record
+    of every run it trains; from that record alone (a fresh clone) the chapter's curves redraw
+    and a run whose weights it needs is made again, identical. Quick mode records nothing."""
+    import sys
+
+    from smolgpt.experiments import chapter, runs
+    monkeypatch.setattr(runs, "_chapter_record", None)           # restored after the test
+    monkeypatch.setenv("SMOLGPT_OUT", str(tmp_path / "out"))
+    script = tmp_path / "chapters" / "05_topic.py"
+    (script.parent / "results").mkdir(parents=True)
+    monkeypatch.setattr(sys.modules["__main__"], "__file__", str(script), raising=False)
+    monkeypatch.setenv("SMOLGPT_QUICK", "1")
+    chapter.out_dir("05_topic")
+    assert runs._chapter_record is None
+    monkeypatch.setenv("SMOLGPT_QUICK", "0")
+    chapter.out_dir("05_topic")
+    record = script.parent / "results" / "05_topic.jsonl"
+    assert runs._chapter_record == record
+    first = run(micro_run, final_windows=4, verbose=False)       # names no record
+    assert [json.loads(line)["key"] for line in record.read_text().splitlines()] == [
+        first["key"]]
+    import shutil
+    shutil.rmtree(tmp_path / "runs")                             # a fresh clone
+    results = runs.compare_configs([micro_run], tmp_path / "plots", title="t",
+                                   seeds=(micro_run.seed,), final_windows=4, verbose=False)
+    again = next(iter(results.values()))["runs"][0]
+    assert again["dir"] is None and again["final"] == first["final"]
+    assert (tmp_path / "plots" / "val_curves.png").stat().st_size > 10_000   # from the record
+    assert not (tmp_path / "runs").exists()
+    folder = runs.folder_of(again)                               # its weights: trained again
+    assert (folder / "checkpoint.npz").is_file() and folder.name == Path(first["dir"]).name
+    assert json.loads((folder / "summary.json").read_text())["val_loss"] == first["val_loss"]
+
+
 def test_a_damaged_record_names_its_line(tmp_path):
     path = tmp_path / "record.jsonl"
     path.write_text('{"key": "a"}\nnot json\n')

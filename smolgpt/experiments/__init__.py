@@ -16,10 +16,12 @@
     from smolgpt.experiments import compare, out_dir, quick_mode, save_figure
 """
 
-from .chapter import chapter_int, out_dir, print_takeaways, quick_mode, save_figure, show_source
+from .chapter import (chapter_int, out_dir, print_takeaways, quick_mode, save_figure,
+                      show_in_notebook, show_source)
 from .figures import plot_val_curves, read_log
 from .runs import QUICK_MODEL, compare, markdown_table, quick_config, run_name, run_seeds
 
 __all__ = ["chapter_int", "out_dir", "print_takeaways", "quick_mode", "save_figure", "show_source",
+           "show_in_notebook",
            "plot_val_curves", "read_log",
            "QUICK_MODEL", "compare", "markdown_table", "quick_config", "run_name", "run_seeds"]

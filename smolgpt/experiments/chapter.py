@@ -16,6 +16,7 @@ for the rest of the run; a bug still shows its traceback.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -126,6 +127,10 @@ def quick_mode() -> bool:
         check_environment()
     except ChapterError as e:
         fail(str(e))
+    return _quick()
+
+
+def _quick() -> bool:
     flag = os.environ.get("SMOLGPT_QUICK", "").strip().lower()
     return flag in _TRUE or "--quick" in sys.argv[1:]
 
@@ -133,8 +138,24 @@ def quick_mode() -> bool:
 MARK = ".smolgpt-chapter"       # in a chapter's output folder: the chapter made this folder
 
 
+def committed_record() -> Path | None:
+    """`chapters/results/NN_topic.jsonl` of the chapter script running now (its `__file__`, which
+    `smolgpt book` sets in its kernel too), or None outside a chapter of a checkout."""
+    script = getattr(sys.modules.get("__main__"), "__file__", None)
+    if not script or not re.fullmatch(r"\d\d_\w+\.py", Path(script).name):
+        return None
+    results = Path(script).resolve().parent / "results"
+    return results / f"{Path(script).stem}.jsonl" if results.is_dir() else None
+
+
 def out_dir(name: str) -> Path:
     """`out/<name>/` (or `$SMOLGPT_OUT/<name>/`), created if needed and marked as the chapter's.
+
+    At full size (not quick mode) it also makes the chapter's committed record
+    (committed_record()) the record of every run the chapter trains through the runner, so that
+    a clone on another machine rebuilds the chapter without training those runs again, but for
+    the few whose weights or logs it reads (runs.keep_chapter_runs_in; a chapter that passes its
+    own record keeps it). Quick runs are never recorded.
 
     A chapter writes fixed names (figures, results.md) into its folder and replaces them on every
     run, so it writes only into a folder it made itself (holding its mark, MARK). A folder of that
@@ -158,6 +179,9 @@ def out_dir(name: str) -> Path:
     except OSError as e:
         raise ChapterError(f"cannot create the output folder {path} ({e.strerror}): point "
                            f"SMOLGPT_OUT at a folder you can write to") from None
+    if not _quick():
+        from .runs import keep_chapter_runs_in
+        keep_chapter_runs_in(committed_record())
     return path
 
 
@@ -188,9 +212,9 @@ def save_figure(fig, path, force: bool = False) -> Path:
     at `path` is replaced only if it carries that mark, or with force.
 
     In a plain `python chapters/...` run (no display, or a desktop one) nothing pops up: a
-    25-minute chapter must not stop on a window waiting to be closed.
+    25-minute chapter must not stop on a window waiting to be closed. In a notebook the saved
+    file is shown inline (show_in_notebook).
     """
-    import matplotlib
     import matplotlib.pyplot as plt
 
     from ..files import refuse_strangers, write_atomic
@@ -199,8 +223,22 @@ def save_figure(fig, path, force: bool = False) -> Path:
     write_atomic(path, lambda f: fig.savefig(f, format=fmt or None, dpi=110,
                                              metadata=_FIGURE_METADATA.get(fmt)))
     print(f"figure: {path}")
-    if "inline" in matplotlib.get_backend().lower():      # Jupyter's backend
-        plt.show()
-    else:
-        plt.close(fig)
+    plt.close(fig)
+    show_in_notebook(path)
     return Path(path)
+
+
+def show_in_notebook(path) -> None:
+    """Show the image saved at `path` below the running cell, when the chapter runs in a Jupyter
+    kernel (`smolgpt book`, or the script opened as a notebook); elsewhere do nothing.
+
+    The notebook shows the very file the chapter saved, so the book and out/ cannot disagree.
+    IPython is never imported here: a kernel has loaded it already, a plain run has not.
+    """
+    if "IPython" not in sys.modules or Path(path).suffix.lower() not in (".png", ".jpg",
+                                                                           ".jpeg", ".gif"):
+        return
+    from IPython import get_ipython
+    from IPython.display import Image, display
+    if getattr(get_ipython(), "kernel", None) is not None:     # not a terminal IPython
+        display(Image(filename=str(path)))

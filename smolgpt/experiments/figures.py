@@ -52,7 +52,8 @@ def plot_val_curves(logs, path, title="validation loss on held-out C4", referenc
     """Validation loss against tokens seen, one curve per run or per group of seeds.
 
     logs: log.jsonl paths (one curve each), or {label: [log paths of its seeds]} (the mean over
-        seeds, with a band of +- one standard error where there are several).
+        seeds, with a band of +- one standard error where there are several). A log may also
+        be given as what read_log returns (a recorded run's curve has no file).
     references: [(label, loss)] drawn as horizontal lines, e.g. the unigram loss (one far below
         or above the curves is named in the legend instead, so it does not squash them).
     Curves are labelled with their trainable non-embedding parameter count.
@@ -62,7 +63,7 @@ def plot_val_curves(logs, path, title="validation loss on held-out C4", referenc
     groups = logs if isinstance(logs, dict) else {None: [p] for p in logs}
     fig, ax = plt.subplots(figsize=(8, 5))
     for label, paths in groups.items():
-        runs = [read_log(p) for p in paths]
+        runs = [p if isinstance(p, dict) else read_log(p) for p in paths]
         runs = [r for r in runs if r["evals"]]
         if not runs:
             continue

@@ -18,6 +18,7 @@ import numpy as np
 from .. import checkpoint
 from ..methods import MethodError, MethodSpec, build
 from .coefficients import coef_gradient, coef_trajectory, mean_loss, tensor_scales
+from .runs import folder_of
 from .stats import fmt, mean_se, verdict
 
 WORD = {">": "learns", "~": "nothing", "<": "worse"}
@@ -102,7 +103,7 @@ def trajectories(names, runs: dict, config_of) -> dict:
     as step 0 (empty arrays for a run made before coefficients were logged)."""
     traj = {}
     for name in names:
-        steps_, coefs = coef_trajectory(f"{runs[name][0]['dir']}/log.jsonl")
+        steps_, coefs = coef_trajectory(folder_of(runs[name][0]) / "log.jsonl")
         if len(steps_):                                   # a at step 0 is the method's start
             cfg = config_of(name)
             a0 = build(cfg.method, cfg.gpt).init()["coef"].astype(np.float64)
@@ -172,7 +173,7 @@ def start_gradients(names, config_of, probe) -> tuple[dict, dict]:
 def trained(name, runs: dict, config_of):
     """(method, trainables at the end of seed 0) of a setting."""
     cfg = config_of(name)
-    t, _, _ = checkpoint.load(f"{runs[name][0]['dir']}/checkpoint.npz")
+    t, _, _ = checkpoint.load(folder_of(runs[name][0]) / "checkpoint.npz")
     return build(cfg.method, cfg.gpt), t
 
 

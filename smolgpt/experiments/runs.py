@@ -114,7 +114,7 @@ def _fresh_requested(fresh: bool | None) -> bool:
 
 
 def run(cfg: TrainConfig, *, final_windows: int = FINAL_WINDOWS, fresh: bool | None = None,
-        verbose: bool = True, record: Path | None = None) -> dict:
+        verbose: bool = True, record: Path | None | bool = None) -> dict:
     """Train `cfg` (or reuse the finished run) and score it; returns the run's summary.
 
     The summary is train()'s, plus: "dir" (the run folder), "reused" (True when nothing was
@@ -122,22 +122,26 @@ def run(cfg: TrainConfig, *, final_windows: int = FINAL_WINDOWS, fresh: bool | N
     `final_windows` held-out windows.
 
     `record`: a JSON-lines file of finished runs' summaries, kept in the repository for runs
-    that take hours (see `Record`). A run found there by its key is not trained again, even
-    from a fresh clone with no run folders ("dir" is then None); a run trained now is added.
+    that take hours (see `Record`); by default the running chapter's (keep_chapter_runs_in),
+    and none with record=False.
+    A run found there by its key is not trained again, even from a fresh clone with no run
+    folders: "dir" is then None, and folder_of(summary) makes the folder if weights or logs are
+    needed. A run trained now is added. A finished run folder here is preferred to the record.
     """
     splits, manifest = data.load_splits(cfg.data_dir, cfg.gpt.tokenizer)
     data_id = {s: manifest["splits"][s]["sha256"] for s in data.SPLITS}
     key = run_key(cfg, data_id)
-    book = Record(record) if record is not None else None
-    if book is not None and not _fresh_requested(fresh):
+    record = _chapter_record if record is None else record
+    book = Record(record) if record else None
+    folder = runs_root() / f"{run_name(cfg.method)}_seed{cfg.seed}_{key}"
+    done = folder / "summary.json"
+    if book is not None and not _fresh_requested(fresh) and not done.exists():
         kept = book.get(key, final_windows)
         if kept is not None:
             if verbose:
                 print(f"  reusing {kept['label']}, seed {cfg.seed} from {record} (trained in "
                       f"{kept['elapsed']:.0f} s)")
-            return kept
-    folder = runs_root() / f"{run_name(cfg.method)}_seed{cfg.seed}_{key}"
-    done = folder / "summary.json"
+            return {**kept, "config": cfg.to_dict()}          # all of it, for folder_of
     if _fresh_requested(fresh) and folder.exists():
         _clear(folder)
     summary = None if done.exists() else _train_or_wait(cfg, folder, done, verbose)
@@ -165,6 +169,27 @@ def run(cfg: TrainConfig, *, final_windows: int = FINAL_WINDOWS, fresh: bool | N
               f"{summary['final']['loss_se']:.4f}"
               f"  ({summary['elapsed']:.0f} s)")
     return summary
+
+
+def folder_of(summary: dict) -> Path:
+    """The folder of a run `run()` returned, made now if the run came from a record (whose lines
+    keep no weights and no full log): a chapter that reads a run's checkpoint or log asks here."""
+    if summary.get("dir") is not None:
+        return Path(summary["dir"])
+    cfg = TrainConfig.from_dict(summary["config"])
+    return Path(run(cfg, final_windows=summary["final_windows"], record=False,
+                    verbose=False)["dir"])
+
+
+_chapter_record: Path | None = None
+
+
+def keep_chapter_runs_in(record: Path | None) -> None:
+    """Make `record` the record of every later run() that names none (record=False: none at
+    all). The chapters' out_dir() sets their committed record here at full size, so that every
+    chapter's runs outlive the machine through this one line."""
+    global _chapter_record
+    _chapter_record = record
 
 
 def _train_or_wait(cfg: TrainConfig, folder: Path, done: Path, verbose: bool,
@@ -360,10 +385,17 @@ def compare_configs(configs, out: Path | None = None, title: str | None = None, 
                                          "n_trainable": runs[0]["n_trainable"], "runs": runs,
                                          "final": final, "mean": mean, "se": se}
     if title is not None and out is not None:
-        plot_val_curves({r["label"]: [Path(s["dir"]) / "log.jsonl" for s in r["runs"]]
-                         for r in results.values()}, Path(out) / "val_curves.png", title=title,
-                        references=references)
+        plot_val_curves({r["label"]: [_curve(s) for s in r["runs"]] for r in results.values()},
+                        Path(out) / "val_curves.png", title=title, references=references)
     return results
+
+
+def _curve(summary: dict):
+    """A run's validation curve for plot_val_curves: its log, or the record's copy of it."""
+    if summary.get("dir") is not None:
+        return Path(summary["dir"]) / "log.jsonl"
+    return {"label": summary["label"], "n_trainable": summary["n_trainable"],
+            "evals": [(tokens, loss) for _, tokens, loss in summary["val_curve"]]}
 
 
 def context_free_reference(cfg: TrainConfig) -> tuple[str, float]:
