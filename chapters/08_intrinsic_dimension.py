@@ -44,6 +44,7 @@ from pathlib import Path
 import smolgpt  # noqa: F401  first: it tells BLAS how to wait, before NumPy loads BLAS
 import numpy as np
 
+# %%
 from smolgpt import data
 from smolgpt.checkpoint import load_params
 from smolgpt.evaluate import evaluate_params
@@ -51,6 +52,7 @@ from smolgpt.experiments import chapter_int, out_dir, print_takeaways, quick_mod
 from smolgpt.experiments.coefficients import coef_trajectory
 from smolgpt.experiments.intrinsic import (d_int, describe, gap_closed_figure, pick_lr,
                                            stable_weights, sweep)
+from smolgpt.experiments.long_race import committed_finding
 from smolgpt.experiments.runs import Record, run, run_seeds, with_seed
 from smolgpt.experiments.stats import paired_interval
 from smolgpt.layers import blas_kernel
@@ -453,6 +455,15 @@ for kind in lam["from scratch"]:
 # 200 numbers reach 90% of full fine-tuning of RoBERTa on MRPC. The post's much longer runs,
 # where full training ends far ahead of every reduced model, suggest a larger d_int90 there;
 # whether it grows with the budget is what `--full` (8 times the tokens per run) measures.
+# Chapter 09's committed results, as each reduced racer's share of full training's gain over
+# embeddings only (Fastfood with d = 5,000, and subspaces of 1 and 5 directions, among them):
+
+# %%
+for line in committed_finding(Path(__file__).resolve().parent / "results"):
+    print(line)
+
+# %% [markdown]
+# The measured takeaways of this chapter:
 
 # %%
 def short(r):

@@ -292,22 +292,13 @@ def test_the_committed_records_are_what_the_runner_made():
             assert [p[0] for p in r["val_curve"]][-1] == cfg.steps == r["step"]
 
 
-def recorded(runs, spec, model, rate):
-    """The recorded full-budget runs of `spec` on `model` at the table's rate cell ('lr = 0.003',
-    maybe marked ' (set at the full budget)')."""
-    from smolgpt.experiments.long_race import MODELS
-    field, value = rate.split(" (")[0].split(" = ")
-    return [r for r in runs if r["label"] == spec.label() and r["step"] == MODELS[model][1]
-            and r["config"]["gpt"]["tokenizer"] == ("bytes" if model == "bytes" else "gpt2")
-            and abs(r["config"][field] / float(value) - 1) < 1e-2]
-
-
 def check_row(line, runs, spec, model, readme):
     """A table row '| racer | rate | count | bits per byte | nats per token |' is the mean +-
     standard error of its recorded runs' final scores, and the README quotes it verbatim."""
     from smolgpt.experiments.stats import fmt, mean_se
     racer, rate, count, bpb, nats = [c.strip() for c in line.strip("|").split("|")]
-    mine = recorded(runs, spec, model, rate)
+    from smolgpt.experiments.long_race import runs_at
+    mine = runs_at(runs, spec, model, rate)
     assert len(mine) >= 2, f"{model} {racer}: {len(mine)} recorded runs"
     assert count == f"{mine[0]['n_trainable']:,}"
     assert bpb == fmt(*mean_se([r["final"]["bits_per_byte"] for r in mine]))
@@ -341,6 +332,24 @@ def test_the_long_race_table_is_read_from_its_runs():
             check_row(line, runs, RACERS[racer], model, readme)
             checked += 1
     assert checked >= len(RACERS)
+
+
+def test_chapters_quote_the_long_race_from_its_committed_table():
+    """committed_finding, which chapters 05, 07 and 08 print, gives one line per model of the
+    committed table, with the table's full training and embeddings only (bits per byte)."""
+    from smolgpt.experiments.long_race import committed_finding
+    results = ROOT / "chapters" / "results"
+    sections = (results / "09_long_race.md").read_text().split("### ")[1:]
+    lines = committed_finding(results)
+    assert len(lines) == len(sections)
+    for line, section in zip(lines, sections):
+        assert line.startswith(f"the long race, {section.splitlines()[0]}: ")
+        for racer, quoted in (("full", "full training"), ("embeddings only", "embeddings only")):
+            row = next(r for r in section.splitlines() if r.startswith(f"| {racer} |"))
+            mean = row.split("|")[4].split("+-")[0].strip()
+            assert re.search(rf"{quoted} {re.escape(mean)}\b", line), racer
+    for chapter in ("05_race.py", "07_five_parameters.py", "08_intrinsic_dimension.py"):
+        assert "committed_finding(" in (ROOT / "chapters" / chapter).read_text(), chapter
 
 
 def test_the_long_race_bridges_table_is_read_from_its_runs():

@@ -319,3 +319,42 @@ def plot_gap_closed(races: dict, path) -> Path:
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+def runs_at(runs: list, spec, model: str, rate: str) -> list:
+    """The recorded full-budget runs of `spec` on `model` at a table's rate cell ('lr = 0.003',
+    maybe marked ' (set at the full budget)'), from `runs` (a record's lines)."""
+    field, value = rate.split(" (")[0].split(" = ")
+    return [r for r in runs if r["label"] == spec.label() and r["step"] == MODELS[model][1]
+            and r["config"]["gpt"]["tokenizer"] == ("bytes" if model == "bytes" else "gpt2")
+            and abs(r["config"][field] / float(value) - 1) < 1e-2]
+
+
+def committed_finding(results: Path) -> list[str]:
+    """What the long race found, one line per model, read from its committed table and record
+    in the folder `results` (chapters/results/): each model's budget, full training and
+    embeddings only in bits per byte, and the share of full training's gain each reduced racer
+    keeps. For the chapters whose conclusions rest on `tiny` or a short budget, so that they
+    quote the long race without training, and without prose a re-run could leave behind."""
+    import json
+    table, record = results / "09_long_race.md", results / "09_long_race.jsonl"
+    if not table.exists():
+        return ["the long race (chapter 09) has no committed table yet: run it"]
+    runs = [json.loads(line) for line in record.read_text().splitlines() if line.strip()]
+    means, budget, lines = {}, {}, []
+    for line in table.read_text().splitlines():
+        if line.startswith("### "):               # '### bytes at 4,194,304 bytes, 3 seeds'
+            model, budget[model], means[model] = line.split()[1], line.split(" at ")[1], {}
+            continue
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if line.startswith("| ") and cells[0] in RACERS:
+            mine = runs_at(runs, RACERS[cells[0]], model, cells[1])
+            means[model][cells[0]] = np.mean([r["final"]["bits_per_byte"] for r in mine])
+    for model, m in means.items():
+        E, F = m["embeddings only"], m["full"]
+        kept = ", ".join(f"{r} {(E - m[r]) / (E - F):.0%}" for r in RACERS
+                         if r not in ("full", "embeddings only"))
+        lines.append(f"the long race, {model} at {budget[model]}: full training {F:.3f} bits "
+                     f"per byte, embeddings only {E:.3f}; share of full training's gain kept: "
+                     f"{kept}")
+    return lines
