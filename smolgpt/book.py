@@ -121,7 +121,8 @@ def run_chapter(script: Path, quick: bool, failed: Path, timeout: int | None = N
     # set in the kernel before the first cell, without a cell of its own (so that the notebook's
     # code cells stay exactly the script's); and a cell's last expression is not echoed, since
     # the script shows what it prints and nothing else
-    startup = [f"--IPKernelApp.exec_lines=['__file__ = {str(script.resolve())!r}']",
+    set_file = f"__file__ = {json.dumps(str(script.resolve()))}"      # a "..." literal inside
+    startup = [f"--IPKernelApp.exec_lines={[set_file]!r}",            # the list's '...' literal
                "--InteractiveShell.ast_node_interactivity=none",
                "--IPKernelApp.log_level=ERROR"]    # not the kernel's note on local TCP
     client = nbclient.NotebookClient(nb, timeout=timeout, startup_timeout=KERNEL_TIMEOUT,

@@ -137,6 +137,20 @@ def test_a_failing_chapter_stops_the_build_with_its_notebook_kept(tmp_path):
     assert nb.cells[1].outputs[0]["text"] == "before\n"
 
 
+def test_a_chapter_sees_its_own_file_as_when_run_as_a_script(tmp_path):
+    """In the kernel, `__file__` names the script, as `python chapters/NN_topic.py` sees it:
+    chapters read their committed results beside it, and out_dir finds the chapter's record by
+    it. A folder name with a quote in it must not break that."""
+    folder = tmp_path / "it's here"
+    folder.mkdir()
+    script = folder / "01_probe.py"
+    script.write_text('# %%\nimport sys\nprint(__file__)\n'
+                      'print(sys.modules["__main__"].__file__)\n')
+    nb = book.run_chapter(script, True, tmp_path / "failed", timeout=60)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert code[0].outputs[0]["text"] == f"{script.resolve()}\n" * 2
+
+
 # ----------------------------------------------------------------------------------------------
 # In a real browser
 
