@@ -137,10 +137,25 @@ def run_chapter(script: Path, quick: bool, failed: Path, timeout: int | None = N
         last = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
         raise ChapterFailed(f"{script.name} failed ({last}); its notebook, with the traceback, "
                             f"is {where}") from None
+    except nbclient.exceptions.DeadKernelError as e:
+        raise ChapterFailed(kernel_died(script, nb, failed, e)) from None
+    except AssertionError as e:      # nbclient's own clean-up of a kernel that died mid-cell
+        if not isinstance(e.__context__, nbclient.exceptions.DeadKernelError):
+            raise
+        raise ChapterFailed(kernel_died(script, nb, failed, e.__context__)) from None
     p = provenance(time.time() - start, quick)
     nb.metadata["smolgpt"] = p
     nb.cells.insert(1, nbformat.v4.new_markdown_cell(provenance_text(script, p)))
     return nb
+
+
+def kernel_died(script: Path, nb, failed: Path, e) -> str:
+    """The one line for a chapter whose kernel died (killed, or out of memory); the cells it
+    ran are kept in the folder `failed`."""
+    where = failed / f"{script.stem}.ipynb"
+    write_notebook(nb, where)
+    return (f"{script.name}: its kernel died ({e}; killed, or out of memory?); the cells it ran "
+            f"are in {where}. Finished training runs are kept: build again to go on")
 
 
 def _progress(nb, slow: float = 60.0):

@@ -137,6 +137,16 @@ def test_a_failing_chapter_stops_the_build_with_its_notebook_kept(tmp_path):
     assert nb.cells[1].outputs[0]["text"] == "before\n"
 
 
+def test_a_chapter_whose_kernel_dies_stops_the_build_in_one_line(tmp_path):
+    script = tmp_path / "01_killed.py"
+    script.write_text('# %%\nprint("before")\n\n# %%\nimport os, signal\n'
+                      'os.kill(os.getpid(), signal.SIGKILL)\n')
+    with pytest.raises(book.ChapterFailed, match="01_killed.py: its kernel died .*build again"):
+        book.run_chapter(script, True, tmp_path / "failed", timeout=60)
+    nb = nbformat.read(tmp_path / "failed" / "01_killed.ipynb", as_version=4)
+    assert nb.cells[0].outputs[0]["text"] == "before\n"
+
+
 def test_a_chapter_sees_its_own_file_as_when_run_as_a_script(tmp_path):
     """In the kernel, `__file__` names the script, as `python chapters/NN_topic.py` sees it:
     chapters read their committed results beside it, and out_dir finds the chapter's record by
