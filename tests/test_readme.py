@@ -1,4 +1,5 @@
-"""The README's Python API snippet runs as pasted."""
+"""The README's Python API snippet runs as pasted; the module table names every module; the
+chapters' output folders are named; quoted chapter results are the committed notebooks'."""
 
 import re
 from pathlib import Path
@@ -22,15 +23,16 @@ def test_readme_python_api_snippet_runs_as_pasted():
     assert scope["trainables"]["coef"].shape == (1000,)
 
 
-def test_readme_module_table_names_every_module():
-    text = (ROOT / "README.md").read_text()
+def test_the_module_table_names_every_module():
+    """The table of the code's modules (chapters/README.md, "The code", which the README links)."""
+    text = (ROOT / "chapters" / "README.md").read_text()
     table = text[text.index("| module | what is in it |"):]
     table = table[:table.index("\n\n")]
     modules = sorted((ROOT / "smolgpt").glob("*.py")) + sorted((ROOT / "smolgpt" / "methods").glob("*.py"))
     for path in modules:
         if path.name == "__init__.py":
             continue
-        assert f"`{path.name}`" in table, f"README's module table does not name {path.name}"
+        assert f"`{path.name}`" in table, f"the module table does not name {path.name}"
 
 
 def test_readme_names_each_chapters_output_folder():
