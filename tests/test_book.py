@@ -126,25 +126,22 @@ def test_book_refuses_unknown_chapters_in_one_line(capsys):
     assert len(err.splitlines()) == 1 and "no chapter 77" in err
 
 
-def test_a_failing_chapter_stops_the_build_with_its_notebook_kept(tmp_path):
-    script = tmp_path / "01_broken.py"
-    script.write_text('# %% [markdown]\n"""\n# Chapter 01 — broken\n"""\n\n# %%\n'
-                      'print("before")\n\n# %%\nraise ValueError("a chapter bug")\n')
-    with pytest.raises(book.ChapterFailed, match="01_broken.py failed .*a chapter bug"):
+@pytest.mark.parametrize("name, code, message, last_output", [
+    ("01_broken", 'raise ValueError("a chapter bug")', "01_broken.py failed .*a chapter bug",
+     ["error"]),                                          # its traceback is kept in the notebook
+    ("01_killed", "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)",
+     "01_killed.py: its kernel died .*build again", []),  # killed, or out of memory
+])
+def test_a_failing_chapter_stops_the_build_in_one_line_with_its_cells_kept(
+        tmp_path, name, code, message, last_output):
+    script = tmp_path / f"{name}.py"
+    script.write_text(f'# %% [markdown]\n"""\n# Chapter 01\n"""\n\n# %%\nprint("before")\n\n'
+                      f"# %%\n{code}\n")
+    with pytest.raises(book.ChapterFailed, match=message):
         book.run_chapter(script, True, tmp_path / "failed", timeout=60)
-    nb = nbformat.read(tmp_path / "failed" / "01_broken.ipynb", as_version=4)
-    assert [o["output_type"] for o in nb.cells[-1].outputs] == ["error"]
+    nb = nbformat.read(tmp_path / "failed" / f"{name}.ipynb", as_version=4)
+    assert [o["output_type"] for o in nb.cells[-1].outputs] == last_output
     assert nb.cells[1].outputs[0]["text"] == "before\n"
-
-
-def test_a_chapter_whose_kernel_dies_stops_the_build_in_one_line(tmp_path):
-    script = tmp_path / "01_killed.py"
-    script.write_text('# %%\nprint("before")\n\n# %%\nimport os, signal\n'
-                      'os.kill(os.getpid(), signal.SIGKILL)\n')
-    with pytest.raises(book.ChapterFailed, match="01_killed.py: its kernel died .*build again"):
-        book.run_chapter(script, True, tmp_path / "failed", timeout=60)
-    nb = nbformat.read(tmp_path / "failed" / "01_killed.ipynb", as_version=4)
-    assert nb.cells[0].outputs[0]["text"] == "before\n"
 
 
 def test_a_chapter_sees_its_own_file_as_when_run_as_a_script(tmp_path):
