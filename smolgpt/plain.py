@@ -37,7 +37,7 @@ def linear_backward(dy, cache):
     dx = dy w^T;  dw = sum over (B, T) of x^T dy;  db = sum over (B, T) of dy."""
     x, w = cache
     dx = dy @ w.T
-    dw = np.einsum("bti,bto->io", x, dy)
+    dw = np.einsum("bti,bto->io", x, dy, optimize=True)     # optimize: one BLAS product
     db = dy.sum(axis=(0, 1))
     return dx, dw, db
 
@@ -181,7 +181,8 @@ def loss_and_grads(params, idx, targets, n_layer, n_head):
     h, c_f = layernorm_forward(x, params["ln_f.weight"], params["ln_f.bias"])
     logits = h @ wte.T                                        # (B, T, V), the head tied to wte
     z = logits - logits.max(axis=-1, keepdims=True)
-    prob = np.exp(z) / np.exp(z).sum(axis=-1, keepdims=True)  # (B, T, V) softmax
+    e = np.exp(z)
+    prob = e / e.sum(axis=-1, keepdims=True)                  # (B, T, V) softmax
     p_target = np.take_along_axis(prob, targets[..., None], axis=-1)   # (B, T, 1)
     loss = -np.log(p_target).mean()
 
@@ -191,7 +192,7 @@ def loss_and_grads(params, idx, targets, n_layer, n_head):
     np.put_along_axis(dlogits, targets[..., None], p_target - 1.0, axis=-1)
     dlogits /= B * T                                          # d loss / d logits = (p - onehot) / N
     dh = dlogits @ wte                                        # (B, T, C)
-    dwte = np.einsum("btv,btc->vc", dlogits, h)               # (V, C) the head's share of dwte
+    dwte = np.einsum("btv,btc->vc", dlogits, h, optimize=True)   # (V, C) the head's share
     dx, grads["ln_f.weight"], grads["ln_f.bias"] = layernorm_backward(dh, c_f)
     for i in reversed(range(n_layer)):
         dx, g = block_backward(dx, caches[i])
