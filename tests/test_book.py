@@ -202,15 +202,19 @@ def served(quick_book):
     server.server_close()
 
 
-# the page as the browser has it; each image is decoded (img.decode() settles once the browser
-# has the pixels, or fails), then its natural width read: 0 means a broken image
+# the page as the browser has it, once it has loaded (the driver can hand a page back while it
+# is still parsing, as a busy CI machine once showed); each image is decoded (img.decode()
+# settles once the browser has the pixels, or fails), then its natural width read: 0 means a
+# broken image
 PAGE_STATE = """
 const done = arguments[arguments.length - 1];
-Promise.all([...document.images].map(i => i.decode().then(() => i.naturalWidth, () => 0)))
+const loaded = document.readyState === 'complete' ? Promise.resolve()
+  : new Promise(resolve => window.addEventListener('load', resolve));
+loaded.then(() => Promise.all([...document.images].map(i => i.decode().then(() => i.naturalWidth, () => 0)))
   .then(widths => done({ready: document.readyState, title: document.title,
                         text: document.body.innerText, widths: widths,
                         links: [...document.querySelectorAll('a[href]')].map(a => a.href),
-                        ids: [...document.querySelectorAll('[id]')].map(e => e.id)}));
+                        ids: [...document.querySelectorAll('[id]')].map(e => e.id)})));
 """
 
 
