@@ -118,8 +118,9 @@ for model, plan in plans.items():
 # The sweeps ran at a quarter of the budget, and a longer run can want a different rate. For every
 # racer, the chosen rate and its two grid neighbours run again at the full budget (seed 0); only
 # embeddings only's rate is not re-checked, since it is also the rate at which every subspace
-# racer trains its embeddings. The choice stands if both neighbours end worse; if one wins, the sweep goes on
-# at the full budget until its best has a worse neighbour on both sides, and the race uses that.
+# racer trains its embeddings. The choice stands if both neighbours end worse; if one wins, the
+# sweep goes on at the full budget until its best has a worse neighbour on both sides, and the
+# race uses that.
 
 # %%
 for model, plan in plans.items():
