@@ -66,7 +66,7 @@ def unprinted(quoted: list[str], output: str) -> list[str]:
     for text in quoted:
         value = float(text.replace(",", ""))
         places = len(text.split(".")[1]) if "." in text and "e" not in text else 0
-        if round(value, places) not in printed and -value not in printed:
+        if round(value, places) not in printed:
             missing.append(text)
     return missing
 
