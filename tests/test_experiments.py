@@ -2,6 +2,7 @@
 known without training (the runs themselves are exercised by the chapter tests); the record of
 finished runs and a run stopped short, on a micro model."""
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -122,6 +123,15 @@ def test_a_recorded_run_is_reused_without_its_folder(micro_run, tmp_path):
     assert not first["reused"]
     lines = record.read_text().splitlines()
     assert len(lines) == 1 and json.loads(lines[0])["key"] == first["key"]
+    # reused from its folder, a recorded run leaves the record as it was: a committed record
+    # changes only where a run is new
+    other = run(dataclasses.replace(cfg, seed=cfg.seed + 1), final_windows=4, verbose=False,
+                record=record)
+    text = record.read_text()
+    assert run(cfg, final_windows=4, verbose=False, record=record)["reused"]
+    assert record.read_text() == text
+    assert [json.loads(line)["key"] for line in text.splitlines()] == [first["key"],
+                                                                       other["key"]]
     import shutil
     shutil.rmtree(tmp_path / "runs")                     # a fresh clone has no run folders
     again = run(cfg, final_windows=4, verbose=False, record=record)

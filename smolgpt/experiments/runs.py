@@ -335,8 +335,11 @@ class Record:
                    blas=blas_kernel())
         for k in ("out", "data_dir"):                  # where it ran, not what it is
             rec["config"].pop(k, None)
-        lines = [json.dumps(r) for k, r in self.runs().items() if k != rec["key"]]
-        text = "\n".join(lines + [json.dumps(rec)]) + "\n"
+        runs = self.runs()
+        if runs.get(rec["key"]) == json.loads(json.dumps(rec)):
+            return                  # reused from its folder and recorded already: no churn
+        runs[rec["key"]] = rec      # a run recorded again keeps its line's place
+        text = "\n".join(json.dumps(r) for r in runs.values()) + "\n"
         write_atomic(self.path, lambda f: f.write(text.encode()))
 
 
