@@ -376,24 +376,3 @@ def test_the_long_race_bridges_table_is_read_from_its_runs():
             check_row(line, runs, SPECS[racer], model, readme)
             rows.setdefault(count, []).append(racer)
     assert {c: sorted(r) for c, r in rows.items()} == {c: sorted(r) for c, r in MATCHED.items()}
-
-
-def test_the_readmes_full_budget_rate_check_is_the_records():
-    """The README's caveat on the byte model's full-training rate quotes the committed runs: at
-    the rate it names, full training's 3 seeds give the mean +- s.e. it prints, and the rate it
-    calls worse ends higher (seed 0)."""
-    import pytest
-    from smolgpt.experiments.long_race import RACERS, runs_at
-    from smolgpt.experiments.stats import fmt, mean_se
-    readme = " ".join((ROOT / "README.md").read_text().split())
-    m = re.search(r"the winner is lr = ([0-9.]+) \(([0-9.]+) is worse\), where full training "
-                  r"ends at ([0-9.]+ \+- [0-9.]+) bits per byte", readme)
-    if m is None:
-        pytest.skip("the README no longer quotes the full-budget rate check")
-    runs = committed_runs()
-    best = runs_at(runs, RACERS["full"], "bytes", f"lr = {m[1]}")
-    worse = runs_at(runs, RACERS["full"], "bytes", f"lr = {m[2]}")
-    assert sorted(r["seed"] for r in best) == [0, 1, 2]
-    assert fmt(*mean_se([r["final"]["bits_per_byte"] for r in best])) == m[3]
-    assert min(r["final"]["loss"] for r in worse) > next(r for r in best if r["seed"] == 0)[
-        "final"]["loss"]

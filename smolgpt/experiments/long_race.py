@@ -101,6 +101,8 @@ BRIDGE_GRIDS = {
     "NOLA k=l=8": ("nola_lr", (0.01, 0.03, 0.1)),
 }
 SPECS = {**RACERS, **BRIDGES}
+# one color per racer, the same in every figure
+COLORS = {racer: f"C{i % 10}" for i, racer in enumerate(SPECS)}
 
 # model -> (preset, optimizer steps of 16 sequences at the full budget)
 MODELS = {"bytes": ("tiny-bytes", 1024), "tiny": ("tiny", 512)}
@@ -278,8 +280,8 @@ def plot_race(races: dict, refs: dict, train_size: dict, path) -> Path:
         x = budgets(results)
         for racer in results:
             y = losses(results, racer) * ratio / math.log(2)             # (seeds, budgets)
-            line, = ax.plot(x, y.mean(0), marker=".", label=racer)
-            ax.fill_between(x, y.min(0), y.max(0), color=line.get_color(), alpha=0.2)
+            ax.plot(x, y.mean(0), marker=".", label=racer, color=COLORS[racer])
+            ax.fill_between(x, y.min(0), y.max(0), color=COLORS[racer], alpha=0.2)
         ax.axhline(refs[model], color="gray", ls="--", lw=1, label="unigram (context-free)")
         if x[-1] > train_size[model]:
             ax.axvline(train_size[model], color="k", ls=":", lw=1, label="one pass over the data")
@@ -300,15 +302,12 @@ def plot_gap_closed(races: dict, path) -> Path:
 
     from .chapter import save_figure
     fig, ax = plt.subplots(figsize=(7.5, 4.6))
-    colors = {}
     for (model, (plan, results)), ls in zip(races.items(), ("-", "--")):
         x = budgets(results) * (1 if plan.unit == "bytes" else 1 / plan.bits_per_token_to_byte())
         for racer, share in gap_closed(results).items():
             if racer in ("full", "embeddings only"):
                 continue
-            line, = ax.plot(x, share, ls=ls, marker=".", color=colors.get(racer),
-                            label=f"{racer} ({model})")
-            colors[racer] = line.get_color()
+            ax.plot(x, share, ls=ls, marker=".", color=COLORS[racer], label=f"{racer} ({model})")
     ax.axhline(1, color="k", lw=0.8)
     ax.axhline(0, color="k", lw=0.8)
     ax.set_xscale("log")
