@@ -6,7 +6,7 @@
 
 # %% [markdown]
 """
-# 06 · Von Neumann's elephant, drawn and then learned
+# Chapter 06 — Von Neumann's elephant, drawn and then learned
 
 **Question.** "With four parameters I can fit an elephant, and with five I can make him wiggle
 his trunk." Is that literally true, and can gradient descent find those parameters on its own?

@@ -198,7 +198,8 @@ def heading(nb) -> dict:
     paragraphs = re.split(r"\n\s*\n", opening)
     question = next((re.sub(r"^\W*Question[.:]*\**\s*", "", p).strip() for p in paragraphs
                      if re.match(r"^\W*Question", p)), "")
-    return {"title": title, "question": " ".join(question.split()),
+    question = " ".join(question.split())
+    return {"title": title, "question": question[:1].upper() + question[1:],
             "answer": first_takeaway(nb)}
 
 
