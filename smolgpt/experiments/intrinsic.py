@@ -255,11 +255,12 @@ def gap_closed_figure(results: dict, title: str, ylim=(-0.5, 2.5)):
     fig, ax = plt.subplots(figsize=(9, 5.5))
     colors = {"from scratch": "C0", "fine-tuning": "C3"}
     styles = {"DID (Fastfood)": ("o", "-"), "SAID": ("s", "--")}
-    clipped = 0
+    clipped, seen = 0, [0.0, 1.0]               # the y range: the data's, with 0 and 1 in it
     for (regime, name), r in results.items():
         marker, line = styles[name]
         xs, f = np.array(r["xs"]), np.array(r["fraction"])
         clipped += int(np.sum((f < ylim[0]) | (f > ylim[1])))
+        seen += [*f, *r["band_lo"], *r["band_hi"]]
         ax.plot(xs, np.clip(f, *ylim), line, marker=marker, color=colors[regime],
                 label=f"{regime}, {name}")
         ax.fill_between(xs, np.clip(r["band_lo"], *ylim), np.clip(r["band_hi"], *ylim),
@@ -272,9 +273,11 @@ def gap_closed_figure(results: dict, title: str, ylim=(-0.5, 2.5)):
     ax.axhline(0.0, color="grey", lw=0.6)
     ax.axhline(1.0, color="grey", lw=0.6)
     ax.set_xscale("log")
-    ax.set_ylim(ylim[0] - 0.05, ylim[1] + 0.05)
+    seen = np.clip(np.array(seen, dtype=float), *ylim)
+    ax.set_ylim(np.nanmin(seen) - 0.05, np.nanmax(seen) + 0.05)
     ax.set(xlabel="trainable non-embedding numbers (d for DID, d + one scale per tensor for SAID)",
-           ylabel="gap closed: (L_emb - L_d) / (L_emb - L_full)", title=title)
+           ylabel="gap closed: (L_emb - L_d) / (L_emb - L_full)")
+    ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
     return fig, clipped
