@@ -107,7 +107,8 @@ def chapter_sections() -> dict:
     results = text[text.index("## Results"):]
     results = results[:results.index("\n## ", 1)]
     parts = re.split(r"^### ", results, flags=re.M)[1:]
-    return {m[1]: part for part in parts if (m := re.search(r"\(chapter (\d\d)\)", part))}
+    return {m[1]: part for part in parts
+            if (m := re.search(r"\(chapter (\d\d)\)", part.splitlines()[0]))}
 
 
 def test_each_chapters_results_section_is_its_committed_notebook():
