@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -332,6 +334,54 @@ def test_the_long_race_table_is_read_from_its_runs():
             check_row(line, runs, RACERS[racer], model, readme)
             checked += 1
     assert checked >= len(RACERS)
+
+
+def test_the_readmes_long_race_verdicts_are_its_runs():
+    """Every measured number the README's headline gives after the long race's table (each
+    difference, interval bound and share kept) is recomputed from the committed record: the
+    paired per-seed differences of every two racers of the table, in bits per byte, each
+    racer's share of full training's gain, at the full budget and at every budget along the
+    way, and the rates the record's runs trained at. A number counts when one of those, rounded
+    as the README rounds it, gives it. Whole numbers other than shares (counts, budgets) are
+    the design, and an interval's level ('95% [') is not a measurement."""
+    import pytest
+    from smolgpt.experiments.long_race import RACERS, gap_closed, runs_at
+    from smolgpt.experiments.stats import paired_interval
+    table = ROOT / "chapters" / "results" / "09_long_race.md"
+    if not table.exists():
+        pytest.skip("chapter 09's default run has not written its table yet")
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## The headline"):readme.index("## Quick start")]
+    section = " ".join(section.split())
+    verdicts = section[section.index("The post's three claims"):]
+    runs, results = committed_runs(), {}
+    for line in table.read_text().split("### ")[1].splitlines():       # the byte model
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if line.startswith("| ") and cells[0] in RACERS:
+            results[cells[0]] = sorted(runs_at(runs, RACERS[cells[0]], "bytes", cells[1]),
+                                       key=lambda r: r["seed"])
+    bpb = {r: [x["final"]["bits_per_byte"] for x in rs] for r, rs in results.items()}
+    derived = {float(r["config"][f]) for r in runs for f in ("lr", "coef_lr")}
+    for a in bpb:
+        for b in bpb:
+            if a != b:
+                iv = paired_interval(bpb[a], bpb[b])
+                derived |= {iv["diff"], iv["lo"], iv["hi"]}
+    E, F = np.mean(bpb["embeddings only"]), np.mean(bpb["full"])
+    shares = [100 * (E - np.mean(v)) / (E - F) for v in bpb.values()]
+    shares += [100 * x for v in gap_closed(results).values() for x in v if np.isfinite(x)]
+
+    def given(text, pool):
+        places = len(text.split(".")[1]) if "." in text else 0
+        return any(round(v, places) == float(text) for v in pool)
+
+    decimals = re.findall(r"(?<![\w.])[-+]?\d+\.\d+", verdicts)
+    percents = [n for pair in re.findall(r"(\d+)(?:-(\d+))?%(?! \[)", verdicts) for n in pair if n]
+    assert len(decimals) >= 9 and len(percents) >= 3, (decimals, percents)
+    missing = [n for n in decimals if not given(n, derived)] + \
+              [f"{n}%" for n in percents if not given(n, shares)]
+    assert not missing, f"the README's long race verdicts quote {missing}, which the " \
+                        f"committed runs do not give: quote chapter 09's printed numbers"
 
 
 def test_chapters_quote_the_long_race_from_its_committed_table():
