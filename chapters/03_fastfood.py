@@ -324,13 +324,6 @@ gap_share = (emb["mean"] - best["mean"]) / (emb["mean"] - full["mean"])
 
 # %%
 takeaways = [
-    f"Walsh-Hadamard transform: the Kronecker form ran at {t_fast / t_copy:.0f} copies' time, "
-    f"the butterfly at {t_bfly / t_copy:.0f}.",
-    f"Columns: kurtosis {kurt['Fastfood']:.2f} for Fastfood (3 is Gaussian), "
-    f"{kurt['FFT-Fastfood']:.2f} for FFT-Fastfood; Fastfood's mean |cos| between columns is "
-    f"{cos_ratio:.2f} times the dense basis's.",
-    f"Cost: the dense basis took {min(speedups.values()):.0f}x to {max(speedups.values()):.0f}x "
-    f"Fastfood's time per product in this run's sweep.",
     f"The best Fastfood model ('{best['label']}', {best['n_trainable']:,} trainable numbers, "
     f"{best['n_trainable'] / D_model:.1%} of D = {D_model:,}) reaches "
     f"{fmt(best['mean'], best['se'])}: {gap_share:.0%} of full training's gain over embeddings "
@@ -338,6 +331,13 @@ takeaways = [
     f"{len(SEEDS)} seeds).",
     f"{'Still flat' if flat else 'Not flat'} in d (tenfold steps, paired 95% intervals; "
     f"positive: the larger d ends lower): {tenfold}.",
+    f"Walsh-Hadamard transform: the Kronecker form ran at {t_fast / t_copy:.0f} copies' time, "
+    f"the butterfly at {t_bfly / t_copy:.0f}.",
+    f"Columns: kurtosis {kurt['Fastfood']:.2f} for Fastfood (3 is Gaussian), "
+    f"{kurt['FFT-Fastfood']:.2f} for FFT-Fastfood; Fastfood's mean |cos| between columns is "
+    f"{cos_ratio:.2f} times the dense basis's.",
+    f"Cost: the dense basis took {min(speedups.values()):.0f}x to {max(speedups.values()):.0f}x "
+    f"Fastfood's time per product in this run's sweep.",
     "Weights moved (rms change per entry), as a multiple of full training's: "
     + ", ".join(f"{k} {v:.2g}x" for k, v in ratio.items()) + ".",
 ]

@@ -209,7 +209,8 @@ def first_takeaway(nb) -> str | None:
     text = "".join(out.get("text", "") for cell in nb.cells if cell.cell_type == "code"
                    for out in cell.get("outputs", []) if out.get("output_type") == "stream")
     found = re.search(r"^Takeaways.*\n  - (.+(?:\n    .+)*)", text, flags=re.M)
-    return " ".join(found[1].split()) if found else None
+    answer = " ".join(found[1].split()) if found else None
+    return answer[:1].upper() + answer[1:] if answer else None
 
 
 def stale_cells(notebook: Path, script: Path) -> list[int]:
