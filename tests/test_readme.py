@@ -55,20 +55,19 @@ def notebook_output(path: Path) -> str:
 
 def unprinted(quoted: list[str], output: str) -> list[str]:
     """The numbers of `quoted` that `output` does not print: a quoted number counts as printed
-    when some printed number, rounded to the quoted one's decimals, gives it (the page may quote
-    +0.112 for a printed +0.1122, never 0.113)."""
-    printed = set()
-    for text in NUMBER.findall(output):
+    when some printed number, rounded to the quoted one's decimals (or, written as 1.7e-07, to
+    its significant digits), gives it: the page may quote +0.112 for a printed +0.1122, never
+    0.113."""
+    printed = [float(t.replace(",", "")) for t in NUMBER.findall(output)]
+
+    def given(text):
         value = float(text.replace(",", ""))
-        places = len(text.split(".")[1]) if "." in text and "e" not in text else 0
-        printed |= {round(value, k) for k in range(places + 1)} | {value}
-    missing = []
-    for text in quoted:
-        value = float(text.replace(",", ""))
-        places = len(text.split(".")[1]) if "." in text and "e" not in text else 0
-        if round(value, places) not in printed:
-            missing.append(text)
-    return missing
+        if "e" in text:
+            digits = len(text.split("e")[0].split(".")[1]) if "." in text.split("e")[0] else 0
+            return any(float(f"{p:.{digits}e}") == value for p in printed)
+        places = len(text.split(".")[1]) if "." in text else 0
+        return any(round(p, places) == value for p in printed)
+    return [text for text in quoted if not given(text)]
 
 
 def committed_notebook(number: str) -> Path | None:
@@ -76,28 +75,34 @@ def committed_notebook(number: str) -> Path | None:
     return built[0] if built else None
 
 
-def test_quoted_chapter_results_are_the_committed_notebooks():
-    """Each number chapters/README.md quotes for a chapter in its table of the other chapters'
-    results is one that chapter's committed notebook (a full-size run, chapters/book/) printed,
-    so a re-run cannot leave the page behind. Rows of chapters whose notebooks are not built
-    yet are named in the skip."""
+def check_against_notebooks(quoted: dict, where: str) -> None:
+    """{chapter number: the numbers a page quotes for it}: each must be printed by that
+    chapter's committed notebook (a full-size run, chapters/book/), so a re-run cannot leave
+    the page behind. Chapters whose notebooks are not built yet are named in a skip."""
     import pytest
-    text = (ROOT / "chapters" / "README.md").read_text()
-    table = text[text.index("| chapter | what the default run measured |"):]
-    rows = dict(re.findall(r"^\| (\d\d) \| (.+) \|$", table[:table.index("\n\n")], flags=re.M))
-    assert rows, "chapters/README.md has no table of the chapters' results"
     checked, waiting = [], []
-    for number, row in sorted(rows.items()):
+    for number, numbers in sorted(quoted.items()):
         built = committed_notebook(number)
         if not built:
             waiting.append(number)
             continue
-        missing = unprinted(NUMBER.findall(row), notebook_output(built))
-        assert not missing, f"chapter {number}'s row quotes {missing}, which its notebook " \
-                            f"{built.name} does not print: quote the notebook's numbers"
+        missing = unprinted(numbers, notebook_output(built))
+        assert not missing, f"{where} for chapter {number} quotes {missing}, which its " \
+                            f"notebook {built.name} does not print: quote the notebook's numbers"
         checked.append(number)
     if waiting:
         pytest.skip(f"checked chapters {checked}; no committed notebook yet for {waiting}")
+
+
+def test_quoted_chapter_results_are_the_committed_notebooks():
+    """Each number chapters/README.md quotes for a chapter in its table of the other chapters'
+    results is one that chapter's committed notebook printed."""
+    text = (ROOT / "chapters" / "README.md").read_text()
+    table = text[text.index("| chapter | what the default run measured |"):]
+    rows = dict(re.findall(r"^\| (\d\d) \| (.+) \|$", table[:table.index("\n\n")], flags=re.M))
+    assert rows, "chapters/README.md has no table of the chapters' results"
+    check_against_notebooks({n: NUMBER.findall(row) for n, row in rows.items()},
+                            "chapters/README.md's results table")
 
 
 def chapter_sections() -> dict:
@@ -116,19 +121,8 @@ def test_each_chapters_results_section_is_its_committed_notebook():
     point (losses, differences, intervals, shares) is one that chapter's committed notebook
     printed, up to the rounding the page chose. Whole numbers (counts, sizes, seeds) are the
     design, not a measurement, and are not checked."""
-    import pytest
     sections = chapter_sections()
     assert set(sections) >= {"05", "07", "08"}, sorted(sections)
-    checked, waiting = [], []
-    for number, section in sorted(sections.items()):
-        built = committed_notebook(number)
-        if not built:
-            waiting.append(number)
-            continue
-        decimals = [n for n in NUMBER.findall(section) if "." in n]
-        missing = unprinted(decimals, notebook_output(built))
-        assert not missing, f"chapters/README.md's chapter {number} section quotes {missing}, " \
-                            f"which {built.name} does not print: quote the notebook's numbers"
-        checked.append(number)
-    if waiting:
-        pytest.skip(f"checked chapters {checked}; no committed notebook yet for {waiting}")
+    check_against_notebooks({n: [x for x in NUMBER.findall(text) if "." in x]
+                             for n, text in sections.items()},
+                            "chapters/README.md's results section")
