@@ -99,10 +99,11 @@ RECORD = (OUT / "record.jsonl" if QUICK else
 # below), so that the grid of d can run from 1 all the way to D. Every run, from scratch or
 # fine-tuning, has the same budget of tokens; the rates are printed below (section 4 chooses the
 # rate of the arrays trained directly). The two regimes get different grids: from scratch a point
-# per decade is enough (section 4 shows why), while fine-tuning crosses 90% somewhere between a
-# few hundred and a few thousand, so there the grid is dense from 300 to 10,000 (1, 2, 3 and 5
-# thousand): d_int90 is interpolated between the two points around the crossing, and they should
-# be close.
+# per decade is enough (section 4 shows why), while earlier, single-model runs put fine-tuning's
+# crossing of 90% between a few hundred and a few thousand, so there the grid is dense from 300
+# to 10,000 (1, 2, 3 and 5 thousand): where a curve crosses, d_int90 is interpolated between the
+# two points around the crossing, and they should be close. (Whether it crosses at all is for
+# the run to say.)
 
 # %%
 MODEL = GPTConfig(n_layer=2, n_head=2, n_embd=64, block_size=32 if QUICK else 64)
