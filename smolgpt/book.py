@@ -209,8 +209,12 @@ def first_takeaway(nb) -> str | None:
     text = "".join(out.get("text", "") for cell in nb.cells if cell.cell_type == "code"
                    for out in cell.get("outputs", []) if out.get("output_type") == "stream")
     found = re.search(r"^Takeaways.*\n  - (.+(?:\n    .+)*)", text, flags=re.M)
-    answer = " ".join(found[1].split()) if found else None
-    return answer[:1].upper() + answer[1:] if answer else None
+    if not found:
+        return None
+    answer = " ".join(found[1].split())
+    if re.match(r"[a-z][a-z']*\s", answer):          # a word, not an identifier like d_int90
+        answer = answer[:1].upper() + answer[1:]
+    return answer
 
 
 def stale_cells(notebook: Path, script: Path) -> list[int]:

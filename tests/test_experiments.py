@@ -14,6 +14,7 @@ import scipy.stats
 from smolgpt.experiments import runs as runs_module
 from smolgpt.experiments import sweep as sweep_module
 from smolgpt.experiments.runs import Record, run
+from smolgpt.layers import blas_kernel
 from smolgpt.experiments.stats import mean_se, paired_interval, verdict
 from smolgpt.methods import MethodSpec
 from smolgpt.model import GPTConfig
@@ -123,6 +124,7 @@ def test_a_recorded_run_is_reused_without_its_folder(micro_run, tmp_path):
     assert not first["reused"]
     lines = record.read_text().splitlines()
     assert len(lines) == 1 and json.loads(lines[0])["key"] == first["key"]
+    assert json.loads(lines[0])["blas"] == blas_kernel()         # the kernel that trained it
     # reused from its folder, a recorded run leaves the record as it was: a committed record
     # changes only where a run is new
     other = run(dataclasses.replace(cfg, seed=cfg.seed + 1), final_windows=4, verbose=False,

@@ -101,8 +101,9 @@ BRIDGE_GRIDS = {
     "NOLA k=l=8": ("nola_lr", (0.01, 0.03, 0.1)),
 }
 SPECS = {**RACERS, **BRIDGES}
-# one color per racer, the same in every figure
-COLORS = {racer: f"C{i % 10}" for i, racer in enumerate(SPECS)}
+# one color per racer and bridge, the same in every figure (matplotlib's ten, then navy)
+COLORS = dict(zip(SPECS, [f"C{i}" for i in range(10)] + ["navy"]))
+assert len(COLORS) == len(SPECS)
 
 # model -> (preset, optimizer steps of 16 sequences at the full budget)
 MODELS = {"bytes": ("tiny-bytes", 1024), "tiny": ("tiny", 512)}

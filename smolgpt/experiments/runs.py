@@ -157,7 +157,8 @@ def run(cfg: TrainConfig, *, final_windows: int = FINAL_WINDOWS, fresh: bool | N
             print(f"  reusing {folder} ({summary['label']}, seed {cfg.seed}, trained "
                   f"in {summary['elapsed']:.0f} s)")
     else:
-        summary.update(label=cfg.method.label(), seed=cfg.seed, key=key, reused=False)
+        summary.update(label=cfg.method.label(), seed=cfg.seed, key=key, reused=False,
+                       blas=blas_kernel())
         write_atomic(done, lambda f: f.write(json.dumps(summary).encode()))
     summary["dir"] = str(folder)
     summary["final"] = final_score(folder, cfg, splits["val"], final_windows)
@@ -331,11 +332,16 @@ class Record:
         keep = ("label", "seed", "key", "n_trainable", "step", "tokens", "elapsed", "val_loss",
                 "val_curve", "final")
         rec = {k: summary[k] for k in keep}
-        rec.update(final_windows=final_windows, config=cfg.to_dict(), data=data_id,
-                   blas=blas_kernel())
+        runs = self.runs()
+        # the BLAS kernel that trained it, which its folder's summary names; a folder made
+        # before summaries did keeps the record's word only where its scores are the record's
+        blas, old = summary.get("blas"), runs.get(summary["key"], {})
+        if blas is None:
+            same = old.get("final") == json.loads(json.dumps(rec["final"]))
+            blas = old.get("blas") if same and old.get("blas") else "unknown"
+        rec.update(final_windows=final_windows, config=cfg.to_dict(), data=data_id, blas=blas)
         for k in ("out", "data_dir"):                  # where it ran, not what it is
             rec["config"].pop(k, None)
-        runs = self.runs()
         if runs.get(rec["key"]) == json.loads(json.dumps(rec)):
             return                  # reused from its folder and recorded already: no churn
         runs[rec["key"]] = rec      # a run recorded again keeps its line's place
