@@ -158,7 +158,7 @@ def final(results, racer, key="bits_per_byte"):
 def table_row(results, racer, rate):
     """| racer | its rate | trainable non-embedding | bits per byte | nats per token |"""
     where = " (set at the full budget)" if rate.get("at_full_budget") else ""
-    return (f"| {racer} | {rate['field']} = {rate['value']:g}{where} | "
+    return (f"| {racer} | {rate['field']} = {rate['value']:.3g}{where} | "
             f"{results[racer][0]['n_trainable']:,} | {fmt(*mean_se(final(results, racer)))} | "
             f"{fmt(*mean_se(final(results, racer, 'loss')))} |")
 

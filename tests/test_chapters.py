@@ -340,12 +340,13 @@ def test_the_readmes_long_race_verdicts_are_its_runs():
     """Every measured number the README's headline gives after the long race's table (each
     difference, interval bound and share kept) is recomputed from the committed record: the
     paired per-seed differences of every two racers of the table, in bits per byte, each
-    racer's share of full training's gain, at the full budget and at every budget along the
-    way, and the rates the record's runs trained at. A number counts when one of those, rounded
-    as the README rounds it, gives it. Whole numbers other than shares (counts, budgets) are
-    the design, and an interval's level ('95% [') is not a measurement."""
+    racer's share of full training's gain and full training's lead over embeddings only, at the
+    full budget and at every budget along the way, and the rates the record's runs trained
+    at. A number counts when one of those, rounded as the README rounds it, gives it. Whole
+    numbers other than shares (counts, budgets) are the design, and an interval's level
+    ('95% [') is not a measurement."""
     import pytest
-    from smolgpt.experiments.long_race import RACERS, gap_closed, runs_at
+    from smolgpt.experiments.long_race import RACERS, gap_closed, losses, runs_at
     from smolgpt.experiments.stats import paired_interval
     table = ROOT / "chapters" / "results" / "09_long_race.md"
     if not table.exists():
@@ -369,6 +370,8 @@ def test_the_readmes_long_race_verdicts_are_its_runs():
                 derived |= {iv["diff"], iv["lo"], iv["hi"]}
     E, F = np.mean(bpb["embeddings only"]), np.mean(bpb["full"])
     shares = [100 * (E - np.mean(v)) / (E - F) for v in bpb.values()]
+    leads = losses(results, "embeddings only").mean(0) - losses(results, "full").mean(0)
+    derived |= set(leads)                       # full training's lead along the way, in nats
     shares += [100 * x for v in gap_closed(results).values() for x in v if np.isfinite(x)]
 
     def given(text, pool):
