@@ -381,6 +381,15 @@ def test_the_readmes_long_race_verdicts_are_its_runs():
     decimals = re.findall(r"(?<![\w.])[-+]?\d+\.\d+", verdicts)
     percents = [n for pair in re.findall(r"(\d+)(?:-(\d+))?%(?! \[)", verdicts) for n in pair if n]
     assert len(decimals) >= 9 and len(percents) >= 3, (decimals, percents)
+    # a difference written 'A - B = d [lo, hi]' is that pair's, not any pair's
+    names = "|".join(re.escape(r) for r in sorted(bpb, key=len, reverse=True))
+    num = r"([-+]?\d+\.\d+)"
+    named = re.findall(rf"({names}) - ({names}) = {num} \[{num}, {num}\]", verdicts)
+    assert len(named) >= 2, verdicts
+    for a, b, *quoted in named:
+        iv = paired_interval(bpb[b], bpb[a])                        # a - b, seed by seed
+        assert [given(q, [v]) for q, v in zip(quoted, (iv["diff"], iv["lo"], iv["hi"]))] == \
+            [True] * 3, f"the README's {a} - {b} = {quoted} is not that pair's {iv}"
     missing = [n for n in decimals if not given(n, derived)] + \
               [f"{n}%" for n in percents if not given(n, shares)]
     assert not missing, f"the README's long race verdicts quote {missing}, which the " \
