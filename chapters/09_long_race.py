@@ -130,7 +130,7 @@ for model, plan in plans.items():
         moved = "moved to" if rates[model][racer].get("at_full_budget") else "stands:"
         print(f"{model} {racer} at the full budget: "
               + format_sweep(r).replace(r["method"], racer, 1)
-              + f"\n  -> {racer} {moved} {r['field']} = {value:g}")
+              + f"\n  -> {racer} {moved} {r['field']} = {value:.3g}")
 
 # %% [markdown]
 # ## The race
@@ -296,7 +296,7 @@ for model in BRIDGED:
     for racer in BRIDGES:
         print(format_sweep(sweeps[racer]).replace(sweeps[racer]["method"], racer, 1)
               + f"  (at the full budget; {rates[model][racer]['field']} = "
-              f"{rates[model][racer]['value']:g} races)")
+              f"{rates[model][racer]['value']:.3g} races)")
     print(f"\n{model}: {len(BRIDGES)} bridges x {len(SEEDS)} seeds of {plan.budget():,} "
           f"{plan.unit}")
     matched[model] = {**results, **plan.race(rates[model], SEEDS, verbose=False,

@@ -231,7 +231,7 @@ def test_chapter_09(tmp_path, prepared_data_dir):
     assert sorted(r for r, *_ in settled) == sorted(CHECKED)
     for racer, verb, field, value in settled:  # a rate that moved is marked in the table
         row = next(r for r in rows if r.startswith(f"| {racer} |"))
-        assert f"| {field} = {float(value):g}" in row
+        assert f"| {field} = {float(value):.3g}" in row
         assert (verb == "moved to") == ("(set at the full budget)" in row)
     for name in ("race.png", "gap_closed.png"):
         assert (tmp_path / "09_long_race" / name).stat().st_size > 10_000
