@@ -198,9 +198,14 @@ def heading(nb) -> dict:
     paragraphs = re.split(r"\n\s*\n", opening)
     question = next((re.sub(r"^\W*Question[.:]*\**\s*", "", p).strip() for p in paragraphs
                      if re.match(r"^\W*Question", p)), "")
-    question = " ".join(question.split())
-    return {"title": title, "question": question[:1].upper() + question[1:],
+    return {"title": title, "question": sentence(" ".join(question.split())),
             "answer": first_takeaway(nb)}
+
+
+def sentence(text: str) -> str:
+    """`text` with a capital first letter when it starts with a word, not with an identifier
+    such as d_int90 that a capital would change."""
+    return text[:1].upper() + text[1:] if re.match(r"[a-z][a-z']*\s", text) else text
 
 
 def first_takeaway(nb) -> str | None:
@@ -209,12 +214,7 @@ def first_takeaway(nb) -> str | None:
     text = "".join(out.get("text", "") for cell in nb.cells if cell.cell_type == "code"
                    for out in cell.get("outputs", []) if out.get("output_type") == "stream")
     found = re.search(r"^Takeaways.*\n  - (.+(?:\n    .+)*)", text, flags=re.M)
-    if not found:
-        return None
-    answer = " ".join(found[1].split())
-    if re.match(r"[a-z][a-z']*\s", answer):          # a word, not an identifier like d_int90
-        answer = answer[:1].upper() + answer[1:]
-    return answer
+    return sentence(" ".join(found[1].split())) if found else None
 
 
 def stale_cells(notebook: Path, script: Path) -> list[int]:

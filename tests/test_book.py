@@ -210,11 +210,12 @@ PAGE_STATE = """
 const done = arguments[arguments.length - 1];
 const loaded = document.readyState === 'complete' ? Promise.resolve()
   : new Promise(resolve => window.addEventListener('load', resolve));
-loaded.then(() => Promise.all([...document.images].map(i => i.decode().then(() => i.naturalWidth, () => 0)))
+loaded.then(() => Promise.all([...document.images].map(
+    i => i.decode().then(() => i.naturalWidth, () => 0))))
   .then(widths => done({ready: document.readyState, title: document.title,
                         text: document.body.innerText, widths: widths,
                         links: [...document.querySelectorAll('a[href]')].map(a => a.href),
-                        ids: [...document.querySelectorAll('[id]')].map(e => e.id)})));
+                        ids: [...document.querySelectorAll('[id]')].map(e => e.id)}));
 """
 
 
