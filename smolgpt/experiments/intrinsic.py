@@ -191,8 +191,8 @@ def stable_weights(checkpoint, path, note: dict | None = None) -> Path:
 # Chapter 08's two sweeps: the rate of the arrays trained directly, then the grid of d
 
 
-def pick_lr(losses_at, grid, title, extend=3):
-    """The peak lr whose full training has the lowest final loss averaged over seeds:
+def pick_lr(losses_at, grid, title, who="full training", extend=3):
+    """The peak lr that gives `who` its lowest final loss averaged over seeds:
     losses_at(lr) -> [final loss per seed]. First on `grid`, then, while the best sits on an edge,
     with one more value past that edge (at most `extend` times), so that the choice ends
     interior, with both neighbours worse."""
@@ -211,20 +211,23 @@ def pick_lr(losses_at, grid, title, extend=3):
     loss = dict(sorted(loss.items()))
     runner = min((lr for lr in loss if lr != best), key=lambda lr: np.mean(loss[lr]))
     margin = paired_interval(loss[best], loss[runner])                # runner-up minus best
-    print(f"{title}: full training's final loss by peak lr (mean over {len(loss[best])} seeds): "
+    print(f"{title}: {who}'s final loss by peak lr (mean over {len(loss[best])} seeds): "
           + ", ".join(f"{lr:g} -> {np.mean(v):.4f}" for lr, v in loss.items()) + f"; chosen "
           f"{best:g} ({where}); the next best, {runner:g}, is {margin['diff']:+.4f} worse, 95% "
           f"interval [{margin['lo']:+.4f}, {margin['hi']:+.4f}]")
     return best
 
 
-def sweep(base_cfg, grid, title, losses):
+def sweep(base_cfg, grid, title, losses, full_lr=None):
     """Baselines and the grid of d for DID (Fastfood) and SAID, printed as they come; returns
     {"base", "full", "did": {x: [...]}, "said": {x: [...]}}, x the trainable count of each d.
-    losses(cfg) -> [final loss per seed, or per replicate]."""
+    losses(cfg) -> [final loss per seed, or per replicate]. Every run trains its embeddings at
+    base_cfg.lr, but full training, which trains all of its weights at full_lr (default the
+    same)."""
     t0 = time.time()
+    full = dataclasses.replace(base_cfg, method=MethodSpec("full"), lr=full_lr or base_cfg.lr)
     out = {"base": losses(dataclasses.replace(base_cfg, method=MethodSpec("embeddings"))),
-           "full": losses(dataclasses.replace(base_cfg, method=MethodSpec("full"))),
+           "full": losses(full),
            "did": {}, "said": {}}
     for d in grid:
         for key, spec in (("did", MethodSpec("fastfood", d=d)), ("said", MethodSpec("said", d=d))):
