@@ -1,4 +1,4 @@
-"""The README's Python API snippet runs as pasted; the module table names every module; the
+"""The Python API snippet (chapters/README.md) runs as pasted; the module table names every module; the
 chapters' output folders are named; quoted chapter results are the committed notebooks'."""
 
 import re
@@ -14,10 +14,11 @@ def python_blocks(text):
 
 
 def test_readme_python_api_snippet_runs_as_pasted():
-    blocks = [b for b in python_blocks((ROOT / "README.md").read_text()) if "loss_and_grads" in b]
+    blocks = [b for b in python_blocks((ROOT / "chapters" / "README.md").read_text())
+              if "loss_and_grads" in b]
     assert len(blocks) == 1
     scope = {}
-    exec(compile(blocks[0], "README.md", "exec"), scope)       # the snippet, unchanged
+    exec(compile(blocks[0], "chapters/README.md", "exec"), scope)       # the snippet, unchanged
     assert np.isfinite(scope["loss"]) and scope["logits"].shape == (2, 16, 50257)
     assert set(scope["tgrads"]) == set(scope["trainables"]) == {"wte.weight", "wpe.weight", "coef"}
     assert scope["trainables"]["coef"].shape == (1000,)
