@@ -337,29 +337,43 @@ def test_the_long_race_table_is_read_from_its_runs():
 
 
 def test_the_readmes_long_race_verdicts_are_its_runs():
-    """Every measured number the README's headline gives after the long race's table (each
-    difference, interval bound and share kept) is recomputed from the committed record: the
-    paired per-seed differences of every two racers of the table, in bits per byte, each
-    racer's share of full training's gain and full training's lead over embeddings only, at the
-    full budget and at every budget along the way, and the rates the record's runs trained
-    at. A number counts when one of those, rounded as the README rounds it, gives it. Whole
-    numbers other than shares (counts, budgets) are the design, and an interval's level
-    ('95% [') is not a measurement."""
+    """Every measured number the README's headline gives in a model's verdicts (the block that
+    starts "The post's three claims, on <the model>") is recomputed from the committed record:
+    the paired per-seed differences of every two racers of that model's table, in bits per byte,
+    each racer's share of full training's gain and full training's lead over embeddings only,
+    at the full budget and at every budget along the way, and the rates the record's runs
+    trained at. A number counts when one of those, rounded as the README rounds it, gives it.
+    Whole numbers other than shares (counts, budgets) are the design, and an interval's level
+    ('95% [') is not a measurement. Every model of the table has its block."""
     import pytest
-    from smolgpt.experiments.long_race import RACERS, gap_closed, losses, runs_at
-    from smolgpt.experiments.stats import paired_interval
     table = ROOT / "chapters" / "results" / "09_long_race.md"
     if not table.exists():
         pytest.skip("chapter 09's default run has not written its table yet")
     readme = (ROOT / "README.md").read_text()
     section = readme[readme.index("## The headline"):readme.index("## Quick start")]
-    section = " ".join(section.split())
-    verdicts = section[section.index("The post's three claims"):]
-    runs, results = committed_runs(), {}
-    for line in table.read_text().split("### ")[1].splitlines():       # the byte model
+    blocks = {}
+    for block in re.split(r"\n(?=The post's three claims, on |### )", section):
+        block = " ".join(block.split())
+        for model, name in (("bytes", "the byte model"), ("tiny", "`tiny`")):
+            if block.startswith(f"The post's three claims, on {name} "):
+                blocks[model] = block
+    runs = committed_runs()
+    sections = {s.split()[0]: s for s in table.read_text().split("### ")[1:]}
+    assert set(blocks) == set(sections), f"the README's verdicts are for {sorted(blocks)}, " \
+                                         f"the table's models are {sorted(sections)}"
+    for model, verdicts in blocks.items():
+        check_verdicts(verdicts, sections[model], runs, model)
+
+
+def check_verdicts(verdicts, section, runs, model):
+    """One model's verdicts (README text) against its table's runs; see above."""
+    from smolgpt.experiments.long_race import RACERS, gap_closed, losses, runs_at
+    from smolgpt.experiments.stats import paired_interval
+    results = {}
+    for line in section.splitlines():
         cells = [c.strip() for c in line.strip("|").split("|")]
         if line.startswith("| ") and cells[0] in RACERS:
-            results[cells[0]] = sorted(runs_at(runs, RACERS[cells[0]], "bytes", cells[1]),
+            results[cells[0]] = sorted(runs_at(runs, RACERS[cells[0]], model, cells[1]),
                                        key=lambda r: r["seed"])
     bpb = {r: [x["final"]["bits_per_byte"] for x in rs] for r, rs in results.items()}
     derived = {float(r["config"][f]) for r in runs for f in ("lr", "coef_lr")}
@@ -380,20 +394,20 @@ def test_the_readmes_long_race_verdicts_are_its_runs():
 
     decimals = re.findall(r"(?<![\w.])[-+]?\d+\.\d+", verdicts)
     percents = [n for pair in re.findall(r"(\d+)(?:-(\d+))?%(?! \[)", verdicts) for n in pair if n]
-    assert len(decimals) >= 9 and len(percents) >= 3, (decimals, percents)
+    assert len(decimals) >= 6 and len(percents) >= 1, (model, decimals, percents)
     # a difference written 'A - B = d [lo, hi]' is that pair's, not any pair's
     names = "|".join(re.escape(r) for r in sorted(bpb, key=len, reverse=True))
     num = r"([-+]?\d+\.\d+)"
     named = re.findall(rf"({names}) - ({names}) = {num} \[{num}, {num}\]", verdicts)
-    assert len(named) >= 2, verdicts
+    assert len(named) >= 1, verdicts
     for a, b, *quoted in named:
         iv = paired_interval(bpb[b], bpb[a])                        # a - b, seed by seed
         assert [given(q, [v]) for q, v in zip(quoted, (iv["diff"], iv["lo"], iv["hi"]))] == \
-            [True] * 3, f"the README's {a} - {b} = {quoted} is not that pair's {iv}"
+            [True] * 3, f"the README's {a} - {b} = {quoted} on {model} is not that pair's {iv}"
     missing = [n for n in decimals if not given(n, derived)] + \
               [f"{n}%" for n in percents if not given(n, shares)]
-    assert not missing, f"the README's long race verdicts quote {missing}, which the " \
-                        f"committed runs do not give: quote chapter 09's printed numbers"
+    assert not missing, f"the README's long race verdicts on {model} quote {missing}, which " \
+                        f"the committed runs do not give: quote chapter 09's printed numbers"
 
 
 def test_chapters_quote_the_long_race_from_its_committed_table():
