@@ -218,7 +218,7 @@ class LongRace:
             grid = rates[racer]["sweep"]["grid"]
             step = grid[1] / grid[0]                        # the grid's ratio, ~3
             r = tune(self.config(racer, rates), field, [value * s for s in (1 / step, 1.0, step)],
-                     seeds=(0,), extend=0 if self.quick else 2, verbose=verbose,
+                     seeds=(0,), extend=0 if self.quick else 3, verbose=verbose,
                      record=self.record, final_windows=self.final_windows)
             sweeps[racer] = r
             if r["best"] != value:
