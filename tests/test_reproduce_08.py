@@ -6,14 +6,18 @@ the code computes:
 
 - every recorded run that starts from random weights has the key its config and data give
   today, and every fine-tuning run names the recorded pretrained model it started from;
-- three from-scratch runs of seed 0 (embeddings only, full training and DID at d = 1, at the
-  recorded rate) are trained again in an empty folder, and pretrained model 0 up to its first
-  evaluation (step 72 of 288): their held-out losses must match the record within TOLERANCE.
+- three from-scratch runs of seed 0 (DID at d = 1, and embeddings only and full training at
+  the embeddings' rate DID trained at) are trained again in an empty folder, and pretrained
+  model 0 up to its first evaluation (step 72 of 288): their held-out losses must match the
+  record within TOLERANCE.
 
 TOLERANCE is 0.02 nats. Float32 rounding differs between BLAS kernels (and, with OpenBLAS's
 Haswell kernel, between thread counts). Measured for issue 25, OpenBLAS's Haswell and SkylakeX
 kernels moved full training's 48-step final loss by 0.0015 nats and pretraining's first
 evaluation by 0.0043; a code change that alters what a run computes moves them by far more.
+Near the edge of stability rounding grows: at lr 0.1 the two kernels moved full training's mean
+over 3 seeds by 0.028 (7.9811 against 7.9535), so the runs checked here train at the
+embeddings' rate (0.01 in the default run), where full training is stable.
 Bit-for-bit equality is not asked for: the record names the kernel that made each run, but
 not its thread count. About a minute on two cores. The runs' data checksums are in the record,
 so the test prepares the whole C4 sample that CI points at.
@@ -90,12 +94,12 @@ def _recorded(recs, method, d=None, steps=48):
 
 def test_from_scratch_runs_reproduce(c4_dir, tmp_path):
     recs = records()
-    embeddings = _recorded(recs, "embeddings")
-    assert len(embeddings) == 1
-    lr = config(embeddings[0]).lr                          # the rate the chapter chose
-    full = [r for r in _recorded(recs, "full") if config(r).lr == lr]
-    did = [r for r in _recorded(recs, "fastfood", d=1) if config(r).lr == lr]
-    assert len(full) == len(did) == 1
+    did = _recorded(recs, "fastfood", d=1)
+    assert len(did) == 1
+    lr = config(did[0]).lr                  # the embeddings' rate the chapter chose
+    embeddings = [r for r in _recorded(recs, "embeddings") if config(r).lr == lr]
+    full = [r for r in _recorded(recs, "full") if config(r).lr == lr]   # from its rate sweep
+    assert len(full) == len(embeddings) == 1
     for rec in (embeddings[0], full[0], did[0]):
         cfg = dataclasses.replace(config(rec), out=str(tmp_path / rec["key"]),
                                   data_dir=str(c4_dir), sample_tokens=0, keep_optimizer=False)
