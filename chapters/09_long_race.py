@@ -187,6 +187,7 @@ for model, (plan, results) in races.items():
 LINKS = [("full", "LoRA"), ("LoRA", "5 per tensor"), ("5 per tensor", "5 in all"),
          ("5 in all", "embeddings only")]
 said = {"<": "holds", ">": "REVERSED", "~": "not resolved"}
+ahead = {"<": "full training ahead", ">": "the reduced racer ahead", "~": "not resolved"}
 verdicts, kept = {}, {}
 for model, (plan, results) in races.items():
     print(f"\n{model}:")
@@ -202,6 +203,10 @@ for model, (plan, results) in races.items():
     iv = paired_interval(final(results, "5 in all"), final(results, "1 in all"))
     print(f"  the volume knob: 1 in all - 5 in all = {iv['diff']:+.4f} bits per byte, 95% "
           f"[{iv['lo']:+.4f}, {iv['hi']:+.4f}] ({said[verdict(iv)]} that 5 numbers beat 1)")
+    closest = min((r for r in results if r != "full"), key=lambda r: np.mean(final(results, r)))
+    iv = paired_interval(final(results, "full"), final(results, closest))
+    print(f"  the closest reduced racer: {closest} - full = {iv['diff']:+.4f} bits per byte, 95% "
+          f"[{iv['lo']:+.4f}, {iv['hi']:+.4f}] ({ahead[verdict(iv)]})")
 
 # %% [markdown]
 # ## Along the way
@@ -218,7 +223,8 @@ for model, (plan, results) in races.items():
           f"{f'{crossed[0]:,} {plan.unit}' if len(crossed) else 'no budget raced'}")
     last = min(5, len(x))
     for racer in ("LoRA", "5 per tensor", "Fastfood", "5 in all", "1 in all"):
-        print(f"  {racer:<13} kept " + " ".join(f"{s:5.0%}" for s in share[racer][-last:]) +
+        print(f"  {racer:<13} kept " + " ".join(f"{s:5.0%}" if np.isfinite(s) else "    -"
+                                                  for s in share[racer][-last:]) +
               f"  at the last {last} budgets ({x[-last]:,} to {x[-1]:,} {plan.unit})")
 race_png = plot_race(races, unigram, train_size, OUT / "race.png")
 gap_png = plot_gap_closed(races, OUT / "gap_closed.png")

@@ -298,24 +298,31 @@ def plot_race(races: dict, refs: dict, train_size: dict, path) -> Path:
 
 def plot_gap_closed(races: dict, path) -> Path:
     """Each reduced racer's share of full training's gain over embeddings only, against the
-    budget, one line style per model."""
+    budget, one line style per model. Shares outside `ylim` (where full training's lead is
+    small, a share swings far) are drawn on the frame's edge, marked x."""
     import matplotlib.pyplot as plt
 
     from .chapter import save_figure
+    ylim = (-0.5, 1.5)
     fig, ax = plt.subplots(figsize=(7.5, 4.6))
     for (model, (plan, results)), ls in zip(races.items(), ("-", "--")):
         x = budgets(results) * (1 if plan.unit == "bytes" else 1 / plan.bits_per_token_to_byte())
         for racer, share in gap_closed(results).items():
             if racer in ("full", "embeddings only"):
                 continue
-            ax.plot(x, share, ls=ls, marker=".", color=COLORS[racer], label=f"{racer} ({model})")
+            shown = np.clip(share, *ylim)
+            ax.plot(x, shown, ls=ls, marker=".", color=COLORS[racer], label=f"{racer} ({model})")
+            out = np.isfinite(share) & (shown != share)
+            ax.plot(x[out], shown[out], "x", color=COLORS[racer], ms=8, mew=2)
+    ax.set_ylim(ylim[0] - 0.05, ylim[1] + 0.05)
     ax.axhline(1, color="k", lw=0.8)
     ax.axhline(0, color="k", lw=0.8)
     ax.set_xscale("log")
     ax.set_xlabel("training budget (UTF-8 bytes of text seen)")
     ax.set_ylabel("share of full training's gain kept")
     ax.set_title(f"gap closed between embeddings only (0) and full training (1)\n(budgets where "
-                 f"full training is at least {MIN_GAIN} nats ahead)", fontsize=10)
+                 f"full training is at least {MIN_GAIN} nats ahead; x: beyond the frame, drawn "
+                 f"on its edge)", fontsize=10)
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     return save_figure(fig, path)
