@@ -337,8 +337,8 @@ def test_the_long_race_table_is_read_from_its_runs():
 
 
 def test_the_readmes_long_race_verdicts_are_its_runs():
-    """Every measured number the README's headline gives in a model's verdicts (the block that
-    starts "The post's three claims, on <the model>") is recomputed from the committed record:
+    """Every measured number the README's headline gives in a model's verdicts (the paragraph
+    that starts "The post's three claims, on <the model>", with its list) is recomputed from the committed record:
     the paired per-seed differences of every two racers of that model's table, in bits per byte,
     each racer's share of full training's gain and full training's lead over embeddings only,
     at the full budget and at every budget along the way, and the rates the record's runs
@@ -351,9 +351,9 @@ def test_the_readmes_long_race_verdicts_are_its_runs():
         pytest.skip("chapter 09's default run has not written its table yet")
     readme = (ROOT / "README.md").read_text()
     section = readme[readme.index("## The headline"):readme.index("## Quick start")]
-    blocks = {}
-    for block in re.split(r"\n(?=The post's three claims, on |### )", section):
-        block = " ".join(block.split())
+    blocks = {}                  # each runs from its first line to the end of its list
+    for start in re.finditer(r"^The post's three claims, on ", section, flags=re.M):
+        block = " ".join(section[start.start():].split("\n\n")[0].split())
         for model, name in (("bytes", "the byte model"), ("tiny", "`tiny`")):
             if block.startswith(f"The post's three claims, on {name} "):
                 blocks[model] = block
