@@ -197,10 +197,10 @@ ft_base = dataclasses.replace(base, data_dir=str(STDLIB_DIR))
 # way on embeddings only, used for the embeddings of every method. The coefficients keep their
 # default rate. The choice is made on the mean over every seed, and the margin to the next rate
 # is printed. An earlier version gave the embeddings full training's rate; full training's
-# optimum is flat between 0.01 and 0.1, so rounding that differed between two machines could
-# move it across that range, while embeddings only fails at 0.1 (its loss ends above its
-# starting value): the baseline, and every fraction, moved with a coin toss. With a rate of
-# their own, a near tie moves only the loss of the runs that tied.
+# optimum is flat across the upper half of its grid, so rounding that differed between two
+# machines could move it across that range, while embeddings only fails at the top of the grid
+# (its loss ends above its starting value): the baseline, and every fraction, moved with a coin
+# toss. With a rate of their own, a near tie moves only the loss of the runs that tied.
 # Then, for each seed: embeddings only, full training, and for every d Li et al.'s offset form
 # with a Fastfood projection ("DID", `fastfood`) and SAID. Seed s gives every run the same
 # batches.
