@@ -188,7 +188,7 @@ def stable_weights(checkpoint, path, note: dict | None = None) -> Path:
 
 
 # ---------------------------------------------------------------------------------------------
-# Chapter 08's two sweeps: the rate of the arrays trained directly, then the grid of d
+# Chapter 08's two sweeps: the rates of the arrays trained directly, then the grid of d
 
 
 def pick_lr(losses_at, grid, title, who="full training", extend=3):

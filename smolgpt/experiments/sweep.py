@@ -27,7 +27,8 @@ def sweep(base: TrainConfig, field: str, grid, seeds=(0, 1), verbose: bool = Tru
     """Train `base` with `field` set to each value of `grid`, over `seeds`.
 
     Returns {"method", "field", "grid", "final": [[loss per seed] per value], "mean", "se",
-    "best" (the value with the lowest mean), "interior" (True when both neighbours are worse)}.
+    "best" (the value with the lowest mean), "interior" (True when both neighbours are worse),
+    "seeds", "steps", "tokens" and its "unit" (bytes for a byte-level model)}.
     """
     if field not in SWEEPABLE:
         raise ValueError(f"can sweep {' or '.join(SWEEPABLE)}, not {field!r}")
@@ -46,13 +47,14 @@ def sweep(base: TrainConfig, field: str, grid, seeds=(0, 1), verbose: bool = Tru
     return {"method": base.method.label(), "field": field, "grid": grid, "final": finals,
             "mean": means, "se": [s for _, s in stats], "best": grid[i],
             "interior": 0 < i < len(grid) - 1, "seeds": list(seeds), "steps": base.steps,
-            "tokens": base.steps * base.tokens_per_step}
+            "tokens": base.steps * base.tokens_per_step,
+            "unit": "bytes" if base.gpt.tokenizer == "bytes" else "tokens"}
 
 
 def format_sweep(r: dict) -> str:
     """A small table of the sweep and its verdict."""
     lines = [f"{r['method']}: {r['field']} over {len(r['grid'])} values, {len(r['seeds'])} "
-             f"seed(s), {r['tokens']:,} tokens per run"]
+             f"seed(s), {r['tokens']:,} {r['unit']} per run"]
     for value, mean, se in zip(r["grid"], r["mean"], r["se"]):
         mark = "  <- best" if value == r["best"] else ""
         err = "" if np.isnan(se) else f" +- {se:.4f}"
