@@ -17,7 +17,7 @@ error. A difference is resolved when the interval excludes 0.
 
 Assumes: chapters 02-05 (random subspaces, Fastfood, the race); C4 as in data/README.md; the
 Python standard library's own `*.py` files (every Python has them, so no download).
-Takes: about 240 runs' worth of training of a 2-layer model (each of the five pretrained models
+Takes: about 256 runs' worth of training of a 2-layer model (each of the five pretrained models
 counts as twelve runs): over half an hour on a 2-core CPU from an empty cache, by the estimate
 in smolgpt/bench/NOTES.md. The chapter prints the count and, at its
 end, its wall time and this machine's float32 matmul rate. Every run is kept: by the experiment
@@ -94,7 +94,7 @@ RECORD = (OUT / "record.jsonl" if QUICK else
 
 # %% [markdown]
 # ## 2. The model, the grids and the budget
-# Some 240 runs' worth of training on two cores needs a smaller GPT-2 than `tiny`: 2 layers of width
+# Some 250 runs' worth of training on two cores needs a smaller GPT-2 than `tiny`: 2 layers of width
 # 64 with the full vocabulary, whose non-embedding part D is just above 10^5 (printed below), so
 # that the grid of d can run from 1 all the way to D. Every run, from scratch or fine-tuning, has
 # the same budget of tokens; the rates are printed below (section 4 chooses the two rates of the
