@@ -67,7 +67,7 @@ FULL = not QUICK and ("--full" in sys.argv[1:] or
 OUT = out_dir("08_intrinsic_dimension")
 START = time.time()
 SEEDS = tuple(range(chapter_int("seeds", 2 if QUICK else 3, minimum=2)))       # from scratch
-REPLICATES = tuple(range(chapter_int("replicates", 2 if QUICK else 5, minimum=2)))  # fine-tune
+REPLICATES = tuple(range(chapter_int("replicates", 2 if QUICK else 15, minimum=2)))  # fine-tune
 RECORD = (OUT / "record.jsonl" if QUICK else
           Path(__file__).resolve().parent / "results" / "08_intrinsic_dimension.jsonl")
 
@@ -100,9 +100,10 @@ RECORD = (OUT / "record.jsonl" if QUICK else
 # the same budget of tokens; the rates are printed below (section 4 chooses the two rates of the
 # arrays trained directly). The two regimes get different grids: from scratch a point per decade is
 # enough (section 4 shows why), while earlier, single-model runs put fine-tuning's crossing of 90%
-# between a few hundred and a few thousand, so there the grid is dense from 300 to 10,000 (1, 2, 3
-# and 5 thousand): where a curve crosses, d_int90 is interpolated between the two points around the
-# crossing, and they should be close. (Whether it crosses at all is for the run to say.)
+# between a few hundred and a few thousand, so there the grid is dense from 100 to 10,000 (200,
+# 300, 500, then 1, 2, 3 and 5 thousand): where a curve crosses, d_int90 is interpolated between the
+# two points around the crossing, and they should be close. (Whether it crosses at all is for the
+# run to say.)
 
 # %%
 MODEL = GPTConfig(n_layer=2, n_head=2, n_embd=64, block_size=32 if QUICK else 64)
@@ -114,7 +115,7 @@ if QUICK:
     DENSE_D = (1,)
 else:
     SCRATCH_GRID = (1, 10, 100, 1000, 10_000, 100_000)
-    FT_GRID = (1, 100, 300, 1000, 2000, 3000, 5000, 10_000, 100_000)
+    FT_GRID = (1, 100, 200, 300, 500, 1000, 2000, 3000, 5000, 10_000, 100_000)
     steps = chapter_int("steps", 384 if FULL else 48, minimum=4)
     base = TrainConfig(gpt=MODEL, steps=steps, batch_size=8, warmup=max(1, steps // 10),
                        eval_every=max(1, steps // 4), eval_windows=16, lr=3e-3, sample_tokens=0)
@@ -128,6 +129,9 @@ else:
 PRETRAIN_STEPS = 6 * base.steps              # at twice the batch: 12 runs' worth of tokens
 SCRATCH_LRS = (3e-3, 1e-2, 3e-2, 1e-1)
 FT_LRS = (1e-3, 3e-3, 1e-2, 3e-2)
+# the rates these four sweeps chose before, kept unless another rate is resolved better (section 4)
+KEEP = {("from scratch", "full training"): 1e-2, ("from scratch", "embeddings only"): 1e-2,
+        ("fine-tuning", "full training"): 1e-2, ("fine-tuning", "embeddings only"): 3e-2}
 D = sum(math.prod(s) for _, s in non_embedding_table(MODEL))
 M_TENSORS = len(non_embedding_table(MODEL))
 tokens = base.steps * base.tokens_per_step
@@ -200,7 +204,10 @@ ft_base = dataclasses.replace(base, data_dir=str(STDLIB_DIR))
 # optimum is flat across the upper half of its grid, so rounding that differed between two
 # machines could move it across that range, while embeddings only fails at the top of the grid
 # (its loss ends above its starting value): the baseline, and every fraction, moved with a coin
-# toss. With a rate of their own, a near tie moves only the loss of the runs that tied.
+# toss. With a rate of their own, a near tie moves only the loss of the runs that tied. Even
+# that is too much: the end of the gap that moves moves every fraction. So each sweep keeps the
+# rate it chose before (`KEEP` above) unless another rate beats it by a resolved margin, and
+# prints which it did: on a near tie every machine uses the same rate.
 # Then, for each seed: embeddings only, full training, and for every d Li et al.'s offset form
 # with a Fastfood projection ("DID", `fastfood`) and SAID. Seed s gives every run the same
 # batches.
@@ -220,10 +227,12 @@ SCRATCH, FINETUNE = "from scratch on C4", "fine-tuning on Python"
 full_lr = None
 if not QUICK:
     full_lr = pick_lr(lambda lr: finals(dataclasses.replace(base, method=MethodSpec("full"),
-                                                            lr=lr)), SCRATCH_LRS, "from scratch")
+                                                            lr=lr)), SCRATCH_LRS, "from scratch",
+                      keep=KEEP["from scratch", "full training"])
     base = dataclasses.replace(base, lr=pick_lr(
         lambda lr: finals(dataclasses.replace(base, method=MethodSpec("embeddings"), lr=lr)),
-        SCRATCH_LRS, "from scratch", who="embeddings only"))
+        SCRATCH_LRS, "from scratch", who="embeddings only",
+        keep=KEEP["from scratch", "embeddings only"]))
 scratch = sweep(base, SCRATCH_GRID, SCRATCH, losses=finals, full_lr=full_lr)
 
 # %% [markdown]
@@ -267,10 +276,11 @@ for d in DENSE_D:
 
 # %% [markdown]
 # ## 5. Fine-tuning: C4 models adapted to Python
-# A model is pretrained, fully, on the C4 training split, and every fine-tuning run starts from
-# its weights (`init_from`): full fine-tuning trains them all, embeddings-only fine-tuning (the
-# baseline) freezes every non-embedding tensor at them, and DID and SAID use them as theta_0, so
-# at a = 0 each starts exactly at the pretrained model.
+# A model is pretrained, fully (at full training's rate from section 4), on the C4 training
+# split, and every fine-tuning run starts from its weights (`init_from`): full fine-tuning trains
+# them all, embeddings-only fine-tuning (the baseline) freezes every non-embedding tensor at
+# them, and DID and SAID use them as theta_0, so at a = 0 each starts exactly at the pretrained
+# model.
 #
 # Which pretrained model matters as much as which batches. Pretraining the same model under
 # another BLAS kernel's float rounding moves the fine-tuning baseline by about as much as a new
@@ -290,7 +300,7 @@ for d in DENSE_D:
 
 # %%
 pre_cfg = dataclasses.replace(base, method=MethodSpec("full"), steps=PRETRAIN_STEPS,
-                              batch_size=4 if QUICK else 16, warmup=max(1, PRETRAIN_STEPS // 10),
+                              lr=full_lr or base.lr, batch_size=4 if QUICK else 16, warmup=max(1, PRETRAIN_STEPS // 10),
                               eval_every=max(1, PRETRAIN_STEPS // 4))
 c4_id = {k: v["sha256"] for k, v in data.load_splits(pre_cfg.data_dir)[1]["splits"].items()}
 stdlib_val = data.load_tokens("val", STDLIB_DIR)
@@ -337,11 +347,12 @@ def ft_finals(cfg):
 ft_full_lr = None
 if not QUICK:
     ft_full_lr = pick_lr(lambda lr: ft_finals(dataclasses.replace(
-        ft_base, method=MethodSpec("full"), lr=lr)), FT_LRS, "fine-tuning")
+        ft_base, method=MethodSpec("full"), lr=lr)), FT_LRS, "fine-tuning",
+        keep=KEEP["fine-tuning", "full training"])
     ft_base = dataclasses.replace(ft_base, lr=pick_lr(
         lambda lr: ft_finals(dataclasses.replace(ft_base, method=MethodSpec("embeddings"),
                                                  lr=lr)),
-        FT_LRS, "fine-tuning", who="embeddings only"))
+        FT_LRS, "fine-tuning", who="embeddings only", keep=KEEP["fine-tuning", "embeddings only"]))
 finetune = sweep(ft_base, FT_GRID, FINETUNE, losses=ft_finals, full_lr=ft_full_lr)
 
 # %% [markdown]

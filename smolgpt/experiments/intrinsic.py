@@ -191,11 +191,19 @@ def stable_weights(checkpoint, path, note: dict | None = None) -> Path:
 # Chapter 08's two sweeps: the rates of the arrays trained directly, then the grid of d
 
 
-def pick_lr(losses_at, grid, title, who="full training", extend=3):
+def pick_lr(losses_at, grid, title, who="full training", extend=3, keep=None):
     """The peak lr that gives `who` its lowest final loss averaged over seeds:
     losses_at(lr) -> [final loss per seed]. First on `grid`, then, while the best sits on an edge,
     with one more value past that edge (at most `extend` times), so that the choice ends
-    interior, with both neighbours worse."""
+    interior, with both neighbours worse.
+
+    keep: a rate on `grid` chosen before (by an earlier run of the same sweep). It stays unless
+    the best rate beats it by a resolved margin (a paired 95% interval above 0): a near tie
+    between two rates is decided by rounding, so without `keep` a run on another machine could
+    pick the other rate and move every run that uses it."""
+    if keep is not None and keep not in grid:
+        raise ValueError(f"keep={keep:g} is not on the sweep's grid {sorted(grid)}: pick a rate "
+                         f"the sweep runs, so that it is checked")
     loss, grid = {}, sorted(grid)
     for tries in range(extend + 1):
         for lr in grid:
@@ -212,10 +220,20 @@ def pick_lr(losses_at, grid, title, who="full training", extend=3):
     runner = min((lr for lr in loss if lr != best), key=lambda lr: np.mean(loss[lr]))
     margin = paired_interval(loss[best], loss[runner])                # runner-up minus best
     print(f"{title}: {who}'s final loss by peak lr (mean over {len(loss[best])} seeds): "
-          + ", ".join(f"{lr:g} -> {np.mean(v):.4f}" for lr, v in loss.items()) + f"; chosen "
+          + ", ".join(f"{lr:g} -> {np.mean(v):.4f}" for lr, v in loss.items()) + f"; best "
           f"{best:g} ({where}); the next best, {runner:g}, is {margin['diff']:+.4f} worse, 95% "
           f"interval [{margin['lo']:+.4f}, {margin['hi']:+.4f}]")
-    return best
+    if keep is None or keep == best:
+        return best
+    behind = paired_interval(loss[keep], loss[best])                  # kept minus best
+    if behind["lo"] > 0:
+        print(f"  {keep:g}, chosen before, is worse by a resolved margin ({behind['diff']:+.4f}, "
+              f"95% interval [{behind['lo']:+.4f}, {behind['hi']:+.4f}]): {best:g} replaces it")
+        return best
+    print(f"  kept {keep:g}, chosen before: {best:g} is better by {-behind['diff']:.4f} here, "
+          f"which is not resolved (95% interval of the difference [{behind['lo']:+.4f}, "
+          f"{behind['hi']:+.4f}])")
+    return keep
 
 
 def sweep(base_cfg, grid, title, losses, full_lr=None):
