@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from smolgpt.experiments.intrinsic import crossing, d_int, describe, gap_closed
+from smolgpt.experiments.intrinsic import crossing, d_int, describe, gap_closed, pick_lr
 
 
 def test_gap_closed_is_zero_at_the_baseline_and_one_at_full():
@@ -75,6 +75,32 @@ def test_each_seed_alone_and_paired_resamples():
     assert all(b >= a for a, b in zip(r["boot"], other["boot"]))     # worse curve, later crossing
     none = d_int({10: [7.0, 7.0]}, base, full, n_boot=10)
     assert none["each"] == [math.inf, math.inf]
+
+
+def test_pick_lr_keeps_its_rate_on_a_near_tie_only(capsys):
+    asked = []
+
+    def losses(at):
+        def at_lr(lr):
+            asked.append(lr)
+            return at[lr]
+        return at_lr
+
+    # 0.03 is best by 0.01 on average, but the seeds disagree: not resolved, 0.01 stays
+    tie = {1e-3: [5.0, 5.1, 5.2], 1e-2: [4.00, 4.05, 4.10], 3e-2: [4.02, 4.00, 4.08],
+           1e-1: [4.5, 4.6, 4.7]}
+    assert pick_lr(losses(tie), [1e-3, 1e-2, 3e-2, 1e-1], "t") == 3e-2
+    assert pick_lr(losses(tie), [1e-3, 1e-2, 3e-2, 1e-1], "t", keep=1e-2) == 1e-2
+    assert "kept 0.01" in capsys.readouterr().out
+    # 0.03 better on every seed by about 0.1: resolved, the kept rate gives way and says so
+    clear = {**tie, 3e-2: [3.90, 3.96, 4.00]}
+    assert pick_lr(losses(clear), [1e-3, 1e-2, 3e-2, 1e-1], "t", keep=1e-2) == 3e-2
+    assert "0.03 replaces it" in capsys.readouterr().out
+    # a kept rate the sweep does not run cannot be checked, so it is refused before any run
+    asked.clear()
+    with pytest.raises(ValueError, match="not on the sweep's grid"):
+        pick_lr(losses(tie), [1e-3, 1e-2, 3e-2, 1e-1], "t", keep=5e-2)
+    assert asked == []
 
 
 def test_stable_weights_depend_on_the_weights_alone(tmp_path, finished_run):

@@ -225,12 +225,12 @@ def pick_lr(losses_at, grid, title, who="full training", extend=3, keep=None):
           f"interval [{margin['lo']:+.4f}, {margin['hi']:+.4f}]")
     if keep is None or keep == best:
         return best
-    behind = paired_interval(loss[keep], loss[best])                  # kept minus best
+    behind = paired_interval(loss[best], loss[keep])                  # kept minus best
     if behind["lo"] > 0:
         print(f"  {keep:g}, chosen before, is worse by a resolved margin ({behind['diff']:+.4f}, "
               f"95% interval [{behind['lo']:+.4f}, {behind['hi']:+.4f}]): {best:g} replaces it")
         return best
-    print(f"  kept {keep:g}, chosen before: {best:g} is better by {-behind['diff']:.4f} here, "
+    print(f"  kept {keep:g}, chosen before: {best:g} is better by {behind['diff']:.4f} here, "
           f"which is not resolved (95% interval of the difference [{behind['lo']:+.4f}, "
           f"{behind['hi']:+.4f}])")
     return keep
