@@ -26,7 +26,7 @@ so the numbers behind the README are in the repository and a test re-makes a par
 scratch. A second run reuses everything. Quick mode (SMOLGPT_QUICK=1): under a minute. The full
 sweep (`--full`, or SMOLGPT_FULL=1) trains every run, and the pretrained models, 8 times longer.
 More seeds from scratch: `--seeds 5` (or SMOLGPT_SEEDS=5); more fine-tuning replicates:
-`--replicates 8`; another budget per run: `--steps N` (default 48 steps of 8 x 64 tokens).
+`--replicates 20`; another budget per run: `--steps N` (default 48 steps of 8 x 64 tokens).
 Writes: out/08_intrinsic_dimension/{gap_closed.png, results.md, d_int.json, stdlib_files.json,
 pretrained/}; the record of finished runs (above).
 """
@@ -94,7 +94,7 @@ RECORD = (OUT / "record.jsonl" if QUICK else
 
 # %% [markdown]
 # ## 2. The model, the grids and the budget
-# Some 250 runs' worth of training on two cores needs a smaller GPT-2 than `tiny`: 2 layers of width
+# Some 700 runs' worth of training on two cores needs a smaller GPT-2 than `tiny`: 2 layers of width
 # 64 with the full vocabulary, whose non-embedding part D is just above 10^5 (printed below), so
 # that the grid of d can run from 1 all the way to D. Every run, from scratch or fine-tuning, has
 # the same budget of tokens; the rates are printed below (section 4 chooses the two rates of the
@@ -129,9 +129,10 @@ else:
 PRETRAIN_STEPS = 6 * base.steps              # at twice the batch: 12 runs' worth of tokens
 SCRATCH_LRS = (3e-3, 1e-2, 3e-2, 1e-1)
 FT_LRS = (1e-3, 3e-3, 1e-2, 3e-2)
-# the rates these four sweeps chose before, kept unless another rate is resolved better (section 4)
+# the rates these four sweeps chose in the committed default run (each its sweep's best there),
+# kept by any other run unless another rate is resolved better (section 4)
 KEEP = {("from scratch", "full training"): 1e-2, ("from scratch", "embeddings only"): 1e-2,
-        ("fine-tuning", "full training"): 1e-2, ("fine-tuning", "embeddings only"): 3e-2}
+        ("fine-tuning", "full training"): 3e-2, ("fine-tuning", "embeddings only"): 3e-2}
 D = sum(math.prod(s) for _, s in non_embedding_table(MODEL))
 M_TENSORS = len(non_embedding_table(MODEL))
 tokens = base.steps * base.tokens_per_step
@@ -206,8 +207,8 @@ ft_base = dataclasses.replace(base, data_dir=str(STDLIB_DIR))
 # (its loss ends above its starting value): the baseline, and every fraction, moved with a coin
 # toss. With a rate of their own, a near tie moves only the loss of the runs that tied. Even
 # that is too much: the end of the gap that moves moves every fraction. So each sweep keeps the
-# rate it chose before (`KEEP` above) unless another rate beats it by a resolved margin, and
-# prints which it did: on a near tie every machine uses the same rate.
+# rate it chose in the committed default run (`KEEP` above) unless another rate beats it by a
+# resolved margin, and prints which it did: on a near tie every machine uses the same rate.
 # Then, for each seed: embeddings only, full training, and for every d Li et al.'s offset form
 # with a Fastfood projection ("DID", `fastfood`) and SAID. Seed s gives every run the same
 # batches.
@@ -291,7 +292,10 @@ for d in DENSE_D:
 # by far more than its interval allowed. A pretrained model is one draw, like a seed. So here
 # each replicate r has its own pretrained model (pretraining seed r) and fine-tunes from it with
 # seed r. The bootstrap over replicates then covers both, and each replicate's own d_int90 is
-# printed next to it.
+# printed next to it. How many replicates? A replicate's own d_int90 can sit anywhere from a few
+# numbers to beyond the grid, so a handful of them gives an interval that is narrow by luck: with
+# five, two runs of this chapter on two BLAS kernels each landed outside the other's interval
+# (chapters/README.md). The default is fifteen.
 #
 # A pretrained model is kept as its weights alone, in a file whose bytes depend on nothing else
 # (`stable_weights`): the runs that start from it are identified by that file's checksum, so
