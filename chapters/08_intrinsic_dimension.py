@@ -17,10 +17,9 @@ error. A difference is resolved when the interval excludes 0.
 
 Assumes: chapters 02-05 (random subspaces, Fastfood, the race); C4 as in data/README.md; the
 Python standard library's own `*.py` files (every Python has them, so no download).
-Takes: about 256 runs' worth of training of a 2-layer model (each of the five pretrained models
-counts as twelve runs): over half an hour on a 2-core CPU from an empty cache, by the estimate
-in smolgpt/bench/NOTES.md. The chapter prints the count and, at its
-end, its wall time and this machine's float32 matmul rate. Every run is kept: by the experiment
+Takes: about 696 runs' worth of training of a 2-layer model (each of the fifteen pretrained
+models counts as twelve runs): about an hour and a half on a 2-core CPU from an empty cache, by
+the measurement in smolgpt/bench/NOTES.md. The chapter prints the count and, at its end, its wall time and this machine's float32 matmul rate. Every run is kept: by the experiment
 runner under out/runs/, and as a line of chapters/results/08_intrinsic_dimension.jsonl, committed,
 so the numbers behind the README are in the repository and a test re-makes a part of them from
 scratch. A second run reuses everything. Quick mode (SMOLGPT_QUICK=1): under a minute. The full
@@ -304,7 +303,8 @@ for d in DENSE_D:
 
 # %%
 pre_cfg = dataclasses.replace(base, method=MethodSpec("full"), steps=PRETRAIN_STEPS,
-                              lr=full_lr or base.lr, batch_size=4 if QUICK else 16, warmup=max(1, PRETRAIN_STEPS // 10),
+                              lr=full_lr or base.lr, batch_size=4 if QUICK else 16,
+                              warmup=max(1, PRETRAIN_STEPS // 10),
                               eval_every=max(1, PRETRAIN_STEPS // 4))
 c4_id = {k: v["sha256"] for k, v in data.load_splits(pre_cfg.data_dir)[1]["splits"].items()}
 stdlib_val = data.load_tokens("val", STDLIB_DIR)
@@ -381,15 +381,28 @@ for regime, res in (("from scratch", scratch), ("fine-tuning", finetune)):
     indent=1, default=float) + "\n")
 
 # %% [markdown]
-# **Does SAID need fewer numbers than DID?** The two curves share their replicates, and the two
-# bootstraps drew the same resamples (same seed), so the ratio of their d_int90 can be read
-# replicate by replicate and resample by resample.
+# **Does SAID need fewer numbers than DID?** Two ways to ask. First, at each d of the grid: SAID
+# and DID at the same d share their replicate's pretrained model and batches, so their final
+# losses pair up replicate by replicate (a positive difference: SAID ends lower). SAID trains
+# one scale per tensor more, so it is the same subspace with a few more numbers.
+
+# %%
+for d, ld, ls in zip(FT_GRID, finetune["did"].values(), finetune["said"].values()):
+    iv = paired_interval(ls, ld)                                       # DID minus SAID
+    resolved = iv["lo"] > 0 or iv["hi"] < 0
+    print(f"fine-tuning, d = {d:>7,}: DID - SAID = {iv['diff']:+.4f} nats, 95% interval "
+          f"[{iv['lo']:+.4f}, {iv['hi']:+.4f}]{'' if resolved else ' (not resolved)'}")
+
+# %% [markdown]
+# Second, at 90%: the two bootstraps drew the same resamples (same seed), so the ratio of their
+# d_int90 can be read replicate by replicate and resample by resample.
 
 # %%
 f_did, f_said = results["fine-tuning", "DID (Fastfood)"], results["fine-tuning", "SAID"]
 if f_did["d_int"] is not None and f_said["d_int"] is not None:
-    ratio = np.array(f_said["boot"]) / np.array(f_did["boot"])          # inf / inf -> nan
-    ratio = ratio[np.isfinite(ratio)]
+    said_b, did_b = np.array(f_said["boot"]), np.array(f_did["boot"])    # inf: not reached
+    both = np.isfinite(said_b) & np.isfinite(did_b)
+    ratio = said_b[both] / did_b[both]
     RATIO = {"point": f_said["d_int"] / f_did["d_int"],
              "lo": float(np.percentile(ratio, 2.5)) if len(ratio) else math.nan,
              "hi": float(np.percentile(ratio, 97.5)) if len(ratio) else math.nan,
