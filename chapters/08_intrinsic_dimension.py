@@ -486,7 +486,9 @@ for kind in lam["from scratch"]:
 # subspace: a C4 model must learn Python, the share closed grows along the grid of d, and the
 # number needed varies from one pretrained model to another about as much as from one seed to
 # another, which is why each replicate pretrains its own model and the bootstrap resamples
-# replicates.
+# replicates. Where the curve flattens just below 90%, a small change in either end of the gap
+# moves its crossing a long way along d: read d_int90's interval before its point, and the share
+# closed at each d (and the paired SAID - DID differences) as the better-pinned numbers.
 #
 # All of this is early training of a 2-layer model whose weights are mostly embeddings; chapter
 # 09's long race measures how much of full training's gain a fixed number of subspace directions
