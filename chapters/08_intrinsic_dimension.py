@@ -17,10 +17,11 @@ error. A difference is resolved when the interval excludes 0.
 
 Assumes: chapters 02-05 (random subspaces, Fastfood, the race); C4 as in data/README.md; the
 Python standard library's own `*.py` files (every Python has them, so no download).
-Takes: about 696 runs' worth of training of a 2-layer model (each of the fifteen pretrained
+Takes: about 726 runs' worth of training of a 2-layer model (each of the fifteen pretrained
 models counts as twelve runs): about an hour and a half on a 2-core CPU from an empty cache, by
-the measurement in smolgpt/bench/NOTES.md. The chapter prints the count and, at its end, its wall time and this machine's float32 matmul rate. Every run is kept: by the experiment
-runner under out/runs/, and as a line of chapters/results/08_intrinsic_dimension.jsonl, committed,
+the measurement in smolgpt/bench/NOTES.md. The chapter prints the count and, at its end, its
+wall time and this machine's float32 matmul rate. Every run is kept: by the experiment runner
+under out/runs/, and as a line of chapters/results/08_intrinsic_dimension.jsonl, committed,
 so the numbers behind the README are in the repository and a test re-makes a part of them from
 scratch. A second run reuses everything. Quick mode (SMOLGPT_QUICK=1): under a minute. The full
 sweep (`--full`, or SMOLGPT_FULL=1) trains every run, and the pretrained models, 8 times longer.
@@ -127,9 +128,9 @@ else:
 # %%
 PRETRAIN_STEPS = 6 * base.steps              # at twice the batch: 12 runs' worth of tokens
 SCRATCH_LRS = (3e-3, 1e-2, 3e-2, 1e-1)
-FT_LRS = (1e-3, 3e-3, 1e-2, 3e-2)
-# the rates these four sweeps chose in the committed default run (each its sweep's best there),
-# kept by any other run unless another rate is resolved better (section 4)
+FT_LRS = (1e-3, 3e-3, 1e-2, 3e-2, 9e-2)
+# the rates these four sweeps settled on in the committed default run (its best, or a rate the
+# best does not beat by a resolved margin), kept by any run unless another is resolved better
 KEEP = {("from scratch", "full training"): 1e-2, ("from scratch", "embeddings only"): 1e-2,
         ("fine-tuning", "full training"): 3e-2, ("fine-tuning", "embeddings only"): 3e-2}
 D = sum(math.prod(s) for _, s in non_embedding_table(MODEL))
@@ -206,8 +207,8 @@ ft_base = dataclasses.replace(base, data_dir=str(STDLIB_DIR))
 # (its loss ends above its starting value): the baseline, and every fraction, moved with a coin
 # toss. With a rate of their own, a near tie moves only the loss of the runs that tied. Even
 # that is too much: the end of the gap that moves moves every fraction. So each sweep keeps the
-# rate it chose in the committed default run (`KEEP` above) unless another rate beats it by a
-# resolved margin, and prints which it did: on a near tie every machine uses the same rate.
+# rate it settled on in the committed default run (`KEEP` above) unless another rate beats it by
+# a resolved margin, and prints which it did: on a near tie every machine uses the same rate.
 # Then, for each seed: embeddings only, full training, and for every d Li et al.'s offset form
 # with a Fastfood projection ("DID", `fastfood`) and SAID. Seed s gives every run the same
 # batches.
