@@ -18,7 +18,7 @@ error. A difference is resolved when the interval excludes 0.
 Assumes: chapters 02-05 (random subspaces, Fastfood, the race); C4 as in data/README.md; the
 Python standard library's own `*.py` files (every Python has them, so no download).
 Takes: about 726 runs' worth of training of a 2-layer model (each of the fifteen pretrained
-models counts as twelve runs): about an hour and a half on a 2-core CPU from an empty cache, by
+models counts as twelve runs): about 45 minutes on a quiet 2-core CPU from an empty cache, by
 the measurement in smolgpt/bench/NOTES.md. The chapter prints the count and, at its end, its
 wall time and this machine's float32 matmul rate. Every run is kept: by the experiment runner
 under out/runs/, and as a line of chapters/results/08_intrinsic_dimension.jsonl, committed,
