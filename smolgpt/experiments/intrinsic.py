@@ -227,11 +227,12 @@ def pick_lr(losses_at, grid, title, who="full training", extend=3, keep=None):
         return best
     behind = paired_interval(loss[best], loss[keep])                  # kept minus best
     if behind["lo"] > 0:
-        print(f"  {keep:g}, chosen before, is worse by a resolved margin ({behind['diff']:+.4f}, "
-              f"95% interval [{behind['lo']:+.4f}, {behind['hi']:+.4f}]): {best:g} replaces it")
+        print(f"  {keep:g}, the rate given to keep, is worse by a resolved margin "
+              f"({behind['diff']:+.4f}, 95% interval [{behind['lo']:+.4f}, "
+              f"{behind['hi']:+.4f}]): {best:g} replaces it")
         return best
-    print(f"  kept {keep:g}, chosen before: {best:g} is better by {behind['diff']:.4f} here, "
-          f"which is not resolved (95% interval of the difference [{behind['lo']:+.4f}, "
+    print(f"  kept {keep:g}, the rate given to keep: {best:g} is better by {behind['diff']:.4f} "
+          f"here, which is not resolved (95% interval of the difference [{behind['lo']:+.4f}, "
           f"{behind['hi']:+.4f}])")
     return keep
 
