@@ -42,6 +42,7 @@ from pathlib import Path
 from . import distributed
 from .files import describe_file, refuse_strangers
 from .methods import MethodSpec
+from .methods.spec import RATES, refuse_foreign, refuse_foreign_rates
 from .model import GPTConfig, count_params
 from .train import TrainConfig
 
@@ -127,11 +128,15 @@ def _train_config(a: argparse.Namespace) -> TrainConfig:
             base = dataclasses.replace(base, gpt=start_model)
     gpt = GPTConfig.preset(a.preset) if a.preset else base.gpt
     gpt = dataclasses.replace(gpt, **_typed(a, GPTConfig))
-    spec = MethodSpec(**{**base.method.to_dict(), **_typed(a, MethodSpec)})
+    options = _typed(a, MethodSpec)
+    spec = MethodSpec(**{**base.method.to_dict(), **options})
+    refuse_foreign(spec.name, options)       # given, even at its default, it would be ignored
     if "out" not in changes:
         # a resumed run continues next to its checkpoint; a new one goes to runs/<method>
         changes["out"] = str(Path(resume).parent) if resume else "runs/" + run_name(spec)
-    return dataclasses.replace(base, gpt=gpt, method=spec, **changes)
+    cfg = dataclasses.replace(base, gpt=gpt, method=spec, **changes)
+    refuse_foreign_rates(spec.name, changes)  # after their values are checked
+    return cfg
 
 
 # ----------------------------------------------------------------------------------------------
@@ -396,8 +401,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "(finished runs are reused), and name the best value only if it is "
                        "interior to the grid (both neighbours worse).")
     _add_train_args(s, run_flags=False)
-    s.add_argument("--field", choices=("lr", "coef_lr", "scale_lr", "vera_lr", "nola_lr"),
-                   default="lr", help="which rate to sweep (default lr; coef_lr: a subspace's "
+    s.add_argument("--field", choices=("lr", *RATES), default="lr", help="which rate to sweep "
+                   "(default lr; coef_lr: a subspace's "
                    "coefficients; scale_lr: SAID's per-tensor scales; vera_lr: VeRA's vectors; "
                    "nola_lr: NOLA's coefficients)")
     s.add_argument("--grid", required=True, help="comma-separated values, e.g. 3e-4,1e-3,3e-3")

@@ -472,9 +472,10 @@ class _Run:
                  f"the last good checkpoint is {self.ckpt_path}" +
                  (f" (step {self.saved_step})" if self.saved_step is not None else ""))
         self.log.close()
-        return TrainingDiverged(
-            f"training diverged at step {at_step}: {what} is not finite ({value}); {where}; "
-            f"lower --lr (now {self.cfg.lr}) or --coef-lr (now {self.cfg.coef_lr})")
+        rates = ("lr", *self.method.rates)              # the rates this method reads
+        lower = " or ".join(f"--{r.replace('_', '-')} (now {getattr(self.cfg, r)})" for r in rates)
+        return TrainingDiverged(f"training diverged at step {at_step}: {what} is not finite "
+                                f"({value}); {where}; lower {lower}")
 
     def finish(self, interrupted: bool, signal_name: str | None = None) -> dict:
         """The closing summary: logged, and with a text sample when the run completed.

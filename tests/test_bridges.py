@@ -10,8 +10,7 @@ import pytest
 
 from smolgpt import checkpoint as ckpt
 from smolgpt.cli import main
-from smolgpt.methods import build
-from smolgpt.methods.base import MethodSpec
+from smolgpt.methods import MethodSpec, build
 from smolgpt.model import GPTConfig
 
 TINY_FLAGS = ["--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size", "16",

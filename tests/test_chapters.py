@@ -290,6 +290,7 @@ def test_the_committed_records_are_what_the_runner_made():
             # its chapter makes (tests/test_reproduce_08.py checks those keys)
             if not cfg.init_from:
                 assert run_key(cfg, r["data"]) == r["key"], (path.name, r["label"])
+            assert cfg.method.label() == r["label"], (path.name, r["label"])
             assert r["final"]["windows"] == r["final_windows"]
             assert [p[0] for p in r["val_curve"]][-1] == cfg.steps == r["step"]
 

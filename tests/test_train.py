@@ -272,14 +272,15 @@ def test_interrupt_mid_write_leaves_no_temporary_file(tmp_path, monkeypatch):
 
 # --- divergence ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("method, lr_flag", [("full", "--lr"), ("fastfood", "--coef-lr")])
+@pytest.mark.parametrize("method, lr_flag", [(["full"], "--lr"),
+                                             (["fastfood", "--d", "8"], "--coef-lr")])
 def test_huge_learning_rate_stops_with_exit_3(prepared_data_dir, tmp_path, capsys, method,
                                               lr_flag):
     out = tmp_path / "run"
     with warnings.catch_warnings(record=True) as caught:     # NumPy's overflow warnings would
         warnings.simplefilter("always")                      # print more lines on stderr
         rc = main(["train", "--data-dir", str(prepared_data_dir), "--out", str(out), "--method",
-                   method, "--d", "8", lr_flag, "1e30", "--warmup", "0", "--steps", "10",
+                   *method, lr_flag, "1e30", "--warmup", "0", "--steps", "10",
                    "--checkpoint-every", "1", *TINY_FLAGS])
     err = capsys.readouterr().err
     assert rc == 3

@@ -15,11 +15,12 @@ import dataclasses
 
 import numpy as np
 
+from ..methods.spec import RATES, method_class
 from ..train import TrainConfig
 from .runs import run_seeds
 from .stats import mean_se
 
-SWEEPABLE = ("lr", "coef_lr", "scale_lr", "vera_lr", "nola_lr")
+SWEEPABLE = ("lr", *RATES)
 
 
 def sweep(base: TrainConfig, field: str, grid, seeds=(0, 1), verbose: bool = True,
@@ -32,6 +33,14 @@ def sweep(base: TrainConfig, field: str, grid, seeds=(0, 1), verbose: bool = Tru
     """
     if field not in SWEEPABLE:
         raise ValueError(f"can sweep {' or '.join(SWEEPABLE)}, not {field!r}")
+    used = ("lr", *method_class(base.method.name).rates)
+    if field not in used:       # every grid value would train the very same run
+        raise ValueError(f"{base.method.name} never reads {field}, so every value of the grid "
+                         f"would train the same run: sweep {' or '.join(used)}")
+    repeated = sorted({float(v) for v in grid if list(map(float, grid)).count(float(v)) > 1})
+    if repeated:
+        raise ValueError(f"the grid repeats {', '.join(f'{v:g}' for v in repeated)}: give each "
+                         f"value once")
     grid = sorted(float(v) for v in grid)
     if len(grid) < 3:
         raise ValueError(f"a sweep needs at least 3 grid values to find an interior best, got "

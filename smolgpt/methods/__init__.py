@@ -13,7 +13,8 @@
 | `nola`         | W = W_frozen + (alpha / r) A B, A and B combinations   | k + l each     |
 |                | of k and l frozen random matrices                      |                |
 
-The contract they all follow is in `base.py`; one file per family: `base.py` (full training and
+The contract they all follow is in `base.py`; `spec.py` lists the methods and makes from their
+declared options the `MethodSpec` that names one. One file per family: `base.py` (full training and
 the embeddings-only baseline), `subspace.py` (random bases), `said.py` (one shared subspace
 with a learned scale per tensor), `lora.py`, and the two between LoRA and a random subspace:
 `vera.py` (one frozen random low-rank pair, two trained vectors per matrix) and `nola.py` (LoRA's
@@ -25,32 +26,13 @@ factors in a random basis).
 
 from __future__ import annotations
 
-from ..model import GPTConfig
-from .base import (METHODS, SUBSPACE_KINDS, EmbeddingsOnlyMethod, FullMethod, MethodError,
-                   MethodSpec)
+from .base import EmbeddingsOnlyMethod, FullMethod, MethodError
 from .lora import LoRAMethod
 from .nola import NOLAMethod
 from .said import SAIDMethod
+from .spec import METHODS, MethodSpec, build
 from .subspace import SubspaceMethod
 from .vera import VeRAMethod
 
-_CLASSES = {"full": FullMethod, "embeddings": EmbeddingsOnlyMethod, "basis": SubspaceMethod,
-            "fastfood": SubspaceMethod, "fft-fastfood": SubspaceMethod, "lora": LoRAMethod,
-            "said": SAIDMethod, "vera": VeRAMethod, "nola": NOLAMethod}
-
-
-def build(spec: MethodSpec, config: GPTConfig, start=None):
-    """The method object for a spec on a model config.
-
-    start: weights to start from instead of the seed's random init (a params dict of this model,
-    or a function returning one, called on first need): see FullMethod.start_from.
-    """
-    method = _CLASSES[spec.name](spec, config)
-    if start is not None:
-        method.start_from(start)
-    return method
-
-
-__all__ = ["METHODS", "SUBSPACE_KINDS", "MethodError", "MethodSpec", "build", "FullMethod",
-           "EmbeddingsOnlyMethod", "SubspaceMethod", "LoRAMethod", "SAIDMethod", "VeRAMethod",
-           "NOLAMethod"]
+__all__ = ["METHODS", "MethodError", "MethodSpec", "build", "FullMethod", "EmbeddingsOnlyMethod",
+           "SubspaceMethod", "LoRAMethod", "SAIDMethod", "VeRAMethod", "NOLAMethod"]

@@ -1,4 +1,4 @@
-"""The contract every parameterization follows, and the spec that names one.
+"""The contract every parameterization follows, and the two methods everything builds on.
 
 A method maps a few trainable arrays to a whole GPT-2 parameter dict and pulls gradients back:
 
@@ -23,6 +23,15 @@ tests a method's name:
                                 saved model, `--init-from`): full training trains them, every
                                 other method freezes them (the subspace methods as theta_0)
 
+and, on its class, everything the spec and the command line need to know about it:
+
+    Method.options              {MethodSpec field: its option()}: the options it reads, beyond
+                                the method's name and seed; any other option is refused
+    Method.rates                the TrainConfig learning rates it reads besides `lr`
+    Method.refusals             {option: why it makes no sense here}, said when one is given
+    Method.check(spec)          refuse option values that cannot work (before any model exists)
+    Method.label(spec)          a short human name ('lora r=4'), naming every non-default option
+
 A method is a small object holding only what is fixed (config, seeds, frozen arrays it can
 regenerate); it never holds the trainables, which the caller owns. The token and position
 embeddings are always trained directly and are not counted in `n_trainable`.
@@ -30,21 +39,32 @@ embeddings are always trained directly and are not counted in `n_trainable`.
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from dataclasses import dataclass, field, fields
 
 import numpy as np
 
 from ..model import EMBEDDING_NAMES, GPTConfig, count_params, init_params, param_table
 
-METHODS = ("full", "embeddings", "basis", "fastfood", "fft-fastfood", "lora", "said", "vera",
-           "nola")
-SUBSPACE_KINDS = ("basis", "fastfood", "fft-fastfood")
-# How a subspace method's combination is instantiated (chapter 07 takes these apart); the first
-# of each is the default.
-COEF_INITS = ("default", "ones", "inv_d", "zeros", "normal", "normal_inv_d")
-BASIS_SCALES = ("normalised", "gpt2")
-COVERAGES = ("all", "literal", "constants", "trained")
+def option(default, help: str, **metadata) -> dataclasses.Field:
+    """A method's option: one field of MethodSpec, with its default and the help text that
+    `smolgpt train --help` prints (metadata `flag` renames the flag; `neutral` keeps the run
+    key of runs made before the option existed, see experiments/runs.py). A method lists its
+    options in its class's `options`; methods that read the same option share one field."""
+    return dataclasses.field(default=default, metadata=dict(help=help, **metadata))
+
+
+def positive_number(value, flag: str, why: str = "") -> None:
+    """Refuse a value that is not a finite number > 0 (a bool is not a number here)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(value) or value <= 0:
+        raise MethodError(f"{flag} must be a positive finite number{why}, got {value!r}")
+
+
+def positive_integer(value, flag: str) -> None:
+    """Refuse a value that is not an integer >= 1 (a bool is not an integer here)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise MethodError(f"{flag} must be a positive integer, got {value!r}")
 
 
 def part_norms(trainables: dict, prefix: str, names, parts) -> dict:
@@ -62,164 +82,22 @@ class MethodError(ValueError):
     """A method option that cannot work; the message says what to change."""
 
 
-@dataclass(frozen=True)
-class MethodSpec:
-    """Everything that defines a parameterization, small enough to log and checkpoint.
-
-    Each field's help text is the one `smolgpt train --help` prints (see smolgpt/cli.py).
-    """
-
-    name: str = field(default="full", metadata=dict(
-        flag="method", help="what is trained: " + ", ".join(METHODS) + ". full: every tensor; "
-        "embeddings: only wte/wpe; basis: a dense random subspace; fastfood / fft-fastfood: the "
-        "same with a fast structured projection; lora: low-rank updates of a frozen random init; "
-        "said: one shared Fastfood subspace with a learned scale per tensor (Aghajanyan et al.); "
-        "vera: one frozen random low-rank pair shared by every matrix, two trained vectors per "
-        "matrix (Kopiczko et al.); nola: LoRA's factors as combinations of frozen random "
-        "matrices, the coefficients trained (Koohpayegani et al.)"))
-    d: int = field(default=5, metadata=dict(
-        help="subspace dimension: trainable numbers for the whole model, or for each tensor "
-        "with --per-tensor"))
-    per_tensor: bool = field(default=False, metadata=dict(
-        help="one d-dimensional subspace per tensor (the post's '5 per tensor')"))
-    offset: bool = field(default=True, metadata=dict(
-        flag="no-offset", help="the post's form theta = sum_k a_k W^k instead of Li et al.'s "
-        "theta_0 + P a (a starts at ones instead of zeros)"))
-    coef_init: str = field(default="default", metadata=dict(
-        help="how the subspace coefficients a start: " + ", ".join(COEF_INITS) + ". default: "
-        "zeros with the offset, ones without; inv_d: every a_k = 1/d; normal: N(0, 1); "
-        "normal_inv_d: N(0, 1/d) (drawn from --method-seed)", neutral=True))
-    basis_scale: str = field(default="normalised", metadata=dict(
-        help="scale of each basis tensor W^k: normalised (sigma / sqrt(d): the weights have "
-        "GPT-2's spread sigma at a = ones, whatever d is) or gpt2 (every W^k a full GPT-2 init "
-        "of spread sigma, so the weights' spread is sigma |a|)", neutral=True))
-    residual_scale: bool = field(default=True, metadata=dict(
-        flag="no-residual-scale", help="give the basis's residual projections (attn.c_proj, "
-        "mlp.c_proj) the plain 0.02 of the Flax GPT-2 the post used, instead of GPT-2's "
-        "0.02 / sqrt(2 n_layer); a frozen offset keeps GPT-2's init either way", neutral=True))
-    coverage: str = field(default="all", metadata=dict(
-        help="which tensors the random combination spans: " + ", ".join(COVERAGES) + ". all: "
-        "every non-embedding tensor, added to GPT-2's constants (LayerNorm gains 1 + the "
-        "combination); literal: every tensor is the combination alone, LayerNorm gains and "
-        "biases included (needs --no-offset); constants: only the weight matrices, LayerNorm "
-        "and biases fixed at GPT-2's constants; trained: only the weight matrices, LayerNorm "
-        "and biases trained directly at --lr (and counted)", neutral=True))
-    rank: int = field(default=4, metadata=dict(
-        help="rank r of the low-rank update (lora, vera, nola)"))
-    alpha: float = field(default=8.0, metadata=dict(
-        help="scale alpha of LoRA and NOLA; the update is (alpha / r) A B"))
-    vera_d_init: float = field(default=0.1, metadata=dict(
-        help="VeRA: the value every entry of each matrix's vector d starts at (b starts at 0)",
-        neutral=True))
-    nola_k: int = field(default=64, metadata=dict(
-        help="NOLA: random matrices combined into each matrix's factor A (k coefficients)",
-        neutral=True))
-    nola_l: int = field(default=64, metadata=dict(
-        help="NOLA: random matrices combined into each matrix's factor B (l coefficients)",
-        neutral=True))
-    seed: int = field(default=0, metadata=dict(
-        flag="method-seed", help="seed of the random init, the bases, LoRA's A and the frozen "
-        "random matrices of VeRA and NOLA"))
-
-    def __post_init__(self):
-        if self.name not in METHODS:
-            raise MethodError(f"unknown method {self.name!r}: choose one of {', '.join(METHODS)}")
-        if not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
-            raise MethodError(f"method seed (--method-seed) must be an integer >= 0, "
-                              f"got {self.seed!r}")
-        self._check_subspace_options()
-        a = self.alpha
-        if isinstance(a, bool) or not isinstance(a, (int, float)) or not math.isfinite(a) \
-                or a <= 0:
-            raise MethodError(f"LoRA scale alpha (--alpha) must be a positive finite number, "
-                              f"got {a!r}")
-        self._check_low_rank_options()
-
-    def _check_subspace_options(self):
-        """Refuse option values that do not exist, options of a method they do not apply to,
-        and combinations that cannot train."""
-        for name, flag, allowed in (("coef_init", "--coef-init", COEF_INITS),
-                                    ("basis_scale", "--basis-scale", BASIS_SCALES),
-                                    ("coverage", "--coverage", COVERAGES)):
-            if getattr(self, name) not in allowed:
-                raise MethodError(f"{flag} must be one of {', '.join(allowed)}, got "
-                                  f"{getattr(self, name)!r}")
-        changed = [flag for flag, is_default in (
-            ("--coef-init", self.coef_init == "default"),
-            ("--basis-scale", self.basis_scale == "normalised"),
-            ("--no-residual-scale", self.residual_scale is True),
-            ("--coverage", self.coverage == "all")) if not is_default]
-        if changed and self.name not in SUBSPACE_KINDS:
-            raise MethodError(f"{', '.join(changed)} shape(s) a random combination, so only the "
-                              f"subspace methods ({', '.join(SUBSPACE_KINDS)}) take it, not "
-                              f"{self.name!r}")
-        if self.coverage == "literal" and self.offset:
-            raise MethodError("--coverage literal makes every tensor the combination alone, with "
-                              "nothing added; the offset would add GPT-2's init back: add "
-                              "--no-offset, or use --coverage all")
-        if self.coef_init == "zeros" and not self.offset and self.coverage in ("constants",
-                                                                              "trained"):
-            # Every weight matrix would start at 0, where each one's gradient is a product with
-            # another that is 0 (e.g. dL/dW_fc goes through W_proj): a would never move.
-            raise MethodError("--coef-init zeros with --no-offset and --coverage "
-                              f"{self.coverage} starts every weight matrix at 0, where their "
-                              "gradients are exactly 0, so the coefficients could never move: "
-                              "keep the offset, or use --coverage all or literal")
-
-    def _check_low_rank_options(self):
-        """VeRA's and NOLA's own options: valid values, and only on the method that reads them."""
-        v = self.vera_d_init
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) \
-                or v == 0:
-            # with d = 0 and b = 0 the update is 0 and so are both vectors' gradients
-            raise MethodError(f"--vera-d-init must be a finite non-zero number (b starts at 0, so "
-                              f"d = 0 would leave both vectors without gradient), got {v!r}")
-        for name in ("nola_k", "nola_l"):
-            n = getattr(self, name)
-            if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-                raise MethodError(f"--{name.replace('_', '-')} must be a positive integer, "
-                                  f"got {n!r}")
-        defaults = {f.name: f.default for f in fields(self)}
-        owners = {"vera_d_init": "vera", "nola_k": "nola", "nola_l": "nola"}
-        for name, owner in owners.items():
-            if getattr(self, name) != defaults[name] and self.name != owner:
-                raise MethodError(f"--{name.replace('_', '-')} is an option of {owner}, not of "
-                                  f"{self.name!r}")
-        if self.name == "vera" and self.alpha != defaults["alpha"]:
-            raise MethodError("vera has no scale alpha: the size of its update is learned in the "
-                              "vectors d and b (set where d starts with --vera-d-init)")
-
-    def label(self) -> str:
-        """A short human name, e.g. 'fastfood d=1000', 'basis 5/tensor', 'basis d=5 no-offset',
-        'basis d=5 no-offset a=inv_d coverage=literal' (every non-default option is named)."""
-        if self.name in SUBSPACE_KINDS:
-            label = f"{self.name} {self.d}/tensor" if self.per_tensor else f"{self.name} d={self.d}"
-            label = label if self.offset else label + " no-offset"
-            extra = [f"a={self.coef_init}" if self.coef_init != "default" else "",
-                     f"basis-scale={self.basis_scale}" if self.basis_scale != "normalised" else "",
-                     "" if self.residual_scale else "no-residual-scale",
-                     f"coverage={self.coverage}" if self.coverage != "all" else ""]
-            return " ".join([label] + [e for e in extra if e])
-        if self.name == "lora":
-            return f"lora r={self.rank}"
-        if self.name == "said":
-            return f"said d={self.d}"
-        if self.name == "vera":
-            extra = "" if self.vera_d_init == 0.1 else f" d_init={self.vera_d_init:g}"
-            return f"vera r={self.rank}{extra}"
-        if self.name == "nola":
-            return f"nola k={self.nola_k} l={self.nola_l} r={self.rank}"
-        return self.name
-
-    def to_dict(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-
 class FullMethod:
     """Every tensor trained directly: the trainables are the parameters."""
 
+    options: dict[str, dataclasses.Field] = {}       # none beyond the seed of the random init
+    rates: tuple[str, ...] = ()
+    refusals: dict[str, str] = {}
     needed_grads = None                              # every gradient
     _start = None                                    # start_from's weights (or their loader)
+
+    @classmethod
+    def check(cls, spec) -> None:
+        """Nothing to check: the spec has already refused options of other methods."""
+
+    @classmethod
+    def label(cls, spec) -> str:
+        return spec.name
 
     def start_from(self, params) -> None:
         """Start from `params` (every tensor of this model, like init_params gives; or a
@@ -242,7 +120,7 @@ class FullMethod:
                               f"start from a checkpoint of the same model")
         return {k: np.asarray(start[k], dtype=dtype) for k in want}
 
-    def __init__(self, spec: MethodSpec, config: GPTConfig):
+    def __init__(self, spec, config: GPTConfig):
         self.spec, self.config = spec, config
         self.n_trainable = count_params(config, non_embedding=True)
 
@@ -282,7 +160,7 @@ class EmbeddingsOnlyMethod(FullMethod):
 
     needed_grads = frozenset(EMBEDDING_NAMES)
 
-    def __init__(self, spec: MethodSpec, config: GPTConfig):
+    def __init__(self, spec, config: GPTConfig):
         self.spec, self.config = spec, config
         self.n_trainable = 0
         self._init_params = None

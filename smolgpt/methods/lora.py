@@ -22,14 +22,26 @@ from __future__ import annotations
 import numpy as np
 
 from ..model import EMBEDDING_NAMES, GPTConfig, non_embedding_table
-from .base import EmbeddingsOnlyMethod, MethodError, MethodSpec
+from .base import EmbeddingsOnlyMethod, MethodError, option, positive_number
 
 
 class LoRAMethod(EmbeddingsOnlyMethod):
     """Trainables: wte, wpe, and for each 2-D non-embedding weight W (m, n) its factors
     "lora.<name>.A" (m, r) and "lora.<name>.B" (r, n). Everything else is frozen at its init."""
 
-    def __init__(self, spec: MethodSpec, config: GPTConfig):
+    options = dict(
+        rank=option(4, "rank r of the low-rank update (lora, vera, nola)"),
+        alpha=option(8.0, "scale alpha of LoRA and NOLA; the update is (alpha / r) A B"))
+
+    @classmethod
+    def check(cls, spec) -> None:
+        positive_number(spec.alpha, "LoRA scale alpha (--alpha)")
+
+    @classmethod
+    def label(cls, spec) -> str:
+        return f"lora r={spec.rank}"
+
+    def __init__(self, spec, config: GPTConfig):
         super().__init__(spec, config)
         r = spec.rank
         self.targets = [(n, s) for n, s in non_embedding_table(config) if len(s) == 2]

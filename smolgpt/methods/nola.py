@@ -49,14 +49,34 @@ import math
 import numpy as np
 
 from ..model import EMBEDDING_NAMES, GPTConfig, non_embedding_table
-from .base import EmbeddingsOnlyMethod, MethodError, MethodSpec, part_norms
+from .base import (EmbeddingsOnlyMethod, MethodError, option, part_norms, positive_integer,
+                   positive_number)
+from .lora import LoRAMethod
 
 
 class NOLAMethod(EmbeddingsOnlyMethod):
     """Trainables: wte, wpe, and for each 2-D non-embedding weight W (m, n) its coefficients
     "nola.<name>.alpha" (k,) and "nola.<name>.beta" (l,). Everything else is frozen at its init."""
 
-    def __init__(self, spec: MethodSpec, config: GPTConfig):
+    options = dict(
+        rank=LoRAMethod.options["rank"], alpha=LoRAMethod.options["alpha"],
+        nola_k=option(64, "NOLA: random matrices combined into each matrix's factor A (k "
+                      "coefficients)", neutral=True),
+        nola_l=option(64, "NOLA: random matrices combined into each matrix's factor B (l "
+                      "coefficients)", neutral=True))
+    rates = ("nola_lr",)
+
+    @classmethod
+    def check(cls, spec) -> None:
+        positive_number(spec.alpha, "NOLA scale alpha (--alpha)")
+        positive_integer(spec.nola_k, "--nola-k")
+        positive_integer(spec.nola_l, "--nola-l")
+
+    @classmethod
+    def label(cls, spec) -> str:
+        return f"nola k={spec.nola_k} l={spec.nola_l} r={spec.rank}"
+
+    def __init__(self, spec, config: GPTConfig):
         super().__init__(spec, config)
         r, k, l = spec.rank, spec.nola_k, spec.nola_l
         self.targets = [(n, s) for n, s in non_embedding_table(config) if len(s) == 2]

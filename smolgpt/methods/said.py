@@ -41,7 +41,7 @@ import numpy as np
 
 from ..model import EMBEDDING_NAMES, GPTConfig
 from ..transforms import Fastfood
-from .base import MethodError, MethodSpec
+from .base import MethodError
 from .subspace import SubspaceMethod
 
 
@@ -49,13 +49,22 @@ class SAIDMethod(SubspaceMethod):
     """Trainables: wte, wpe, "coef" (d,) and "scale" (m,), one scale per non-embedding tensor
     in the order of `non_embedding_table`. Offset form only; every other choice is Fastfood's."""
 
-    def __init__(self, spec: MethodSpec, config: GPTConfig):
-        if spec.per_tensor:
-            raise MethodError("said already gives every tensor its own projection of one shared "
-                              "a (and its own scale): drop --per-tensor")
-        if not spec.offset:
-            raise MethodError("said is defined around a frozen theta_0 (the scales multiply the "
-                              "offset from it): drop --no-offset")
+    options = {"d": SubspaceMethod.options["d"]}
+    rates = ("coef_lr", "scale_lr")
+    refusals = {"per_tensor": "said already gives every tensor its own projection of one shared "
+                              "a (and its own scale)",
+                "offset": "said is defined around a frozen theta_0 (the scales multiply the "
+                          "offset from it)"}
+
+    @classmethod
+    def check(cls, spec) -> None:
+        """Nothing beyond d, which needs the model to check."""
+
+    @classmethod
+    def label(cls, spec) -> str:
+        return f"said d={spec.d}"
+
+    def __init__(self, spec, config: GPTConfig):
         super().__init__(spec, config)
         self.n_trainable = spec.d + len(self.table)       # d coefficients + one scale per tensor
 

@@ -14,10 +14,14 @@ import numpy as np
 from .. import transforms
 from ..model import EMBEDDING_NAMES, GPTConfig, flat_layout, init_constant, init_std, \
     is_residual_projection, non_embedding_table
-from .base import EmbeddingsOnlyMethod, MethodError, MethodSpec
+from .base import EmbeddingsOnlyMethod, MethodError, option
 
 _OPERATORS = {"basis": transforms.DenseGaussian, "fastfood": transforms.Fastfood,
               "fft-fastfood": transforms.FFTFastfood}
+# How the combination is instantiated (chapter 07 takes these apart); the first is the default.
+COEF_INITS = ("default", "ones", "inv_d", "zeros", "normal", "normal_inv_d")
+BASIS_SCALES = ("normalised", "gpt2")
+COVERAGES = ("all", "literal", "constants", "trained")
 
 
 class SubspaceMethod(EmbeddingsOnlyMethod):
@@ -45,7 +49,7 @@ class SubspaceMethod(EmbeddingsOnlyMethod):
     per_tensor: each tensor t gets its own P_t (D_t, d) and its own coefficients (row t of a
       (n_tensors, d) array): the post's "5 per tensor".
 
-    The choices the post left open (MethodSpec fields; the defaults are the form above):
+    The choices the post left open (its `options`; the defaults are the form above):
       coef_init: how a starts (default: zeros with the offset, ones without; or ones, 1/d,
         zeros, N(0, 1), N(0, 1/d)).
       basis_scale: "normalised" divides by sqrt(d) as above; "gpt2" does not, so every column
@@ -59,12 +63,73 @@ class SubspaceMethod(EmbeddingsOnlyMethod):
         n_trainable).
     Starting a at zeros without an offset is allowed only when the combination spans the
     LayerNorm and bias tensors: every weight matrix then starts at 0, where only those tensors'
-    gradients are non-zero (MethodSpec refuses the other coverages).
+    gradients are non-zero (`check` refuses the other coverages).
     """
 
+    options = dict(
+        d=option(5, "subspace dimension: trainable numbers for the whole model, or for each "
+                 "tensor with --per-tensor"),
+        per_tensor=option(False, "one d-dimensional subspace per tensor (the post's '5 per "
+                          "tensor')"),
+        offset=option(True, "the post's form theta = sum_k a_k W^k instead of Li et al.'s "
+                      "theta_0 + P a (a starts at ones instead of zeros)", flag="no-offset"),
+        coef_init=option("default", "how the subspace coefficients a start: " +
+                         ", ".join(COEF_INITS) + ". default: zeros with the offset, ones "
+                         "without; inv_d: every a_k = 1/d; normal: N(0, 1); normal_inv_d: "
+                         "N(0, 1/d) (drawn from --method-seed)", neutral=True),
+        basis_scale=option("normalised", "scale of each basis tensor W^k: normalised (sigma / "
+                           "sqrt(d): the weights have GPT-2's spread sigma at a = ones, whatever "
+                           "d is) or gpt2 (every W^k a full GPT-2 init of spread sigma, so the "
+                           "weights' spread is sigma |a|)", neutral=True),
+        residual_scale=option(True, "give the basis's residual projections (attn.c_proj, "
+                              "mlp.c_proj) the plain 0.02 of the Flax GPT-2 the post used, "
+                              "instead of GPT-2's 0.02 / sqrt(2 n_layer); a frozen offset keeps "
+                              "GPT-2's init either way", flag="no-residual-scale", neutral=True),
+        coverage=option("all", "which tensors the random combination spans: " +
+                        ", ".join(COVERAGES) + ". all: every non-embedding tensor, added to "
+                        "GPT-2's constants (LayerNorm gains 1 + the combination); literal: every "
+                        "tensor is the combination alone, LayerNorm gains and biases included "
+                        "(needs --no-offset); constants: only the weight matrices, LayerNorm and "
+                        "biases fixed at GPT-2's constants; trained: only the weight matrices, "
+                        "LayerNorm and biases trained directly at --lr (and counted)",
+                        neutral=True))
+    rates = ("coef_lr",)
     needed_grads = None                              # every non-embedding tensor moves with a
 
-    def __init__(self, spec: MethodSpec, config: GPTConfig):
+    @classmethod
+    def check(cls, spec) -> None:
+        """Refuse option values that do not exist, and combinations that cannot train."""
+        for name, allowed in (("coef_init", COEF_INITS), ("basis_scale", BASIS_SCALES),
+                              ("coverage", COVERAGES)):
+            if getattr(spec, name) not in allowed:
+                raise MethodError(f"--{name.replace('_', '-')} must be one of "
+                                  f"{', '.join(allowed)}, got {getattr(spec, name)!r}")
+        if spec.coverage == "literal" and spec.offset:
+            raise MethodError("--coverage literal makes every tensor the combination alone, with "
+                              "nothing added; the offset would add GPT-2's init back: add "
+                              "--no-offset, or use --coverage all")
+        if spec.coef_init == "zeros" and not spec.offset and spec.coverage in ("constants",
+                                                                              "trained"):
+            # Every weight matrix would start at 0, where each one's gradient is a product with
+            # another that is 0 (e.g. dL/dW_fc goes through W_proj): a would never move.
+            raise MethodError("--coef-init zeros with --no-offset and --coverage "
+                              f"{spec.coverage} starts every weight matrix at 0, where their "
+                              "gradients are exactly 0, so the coefficients could never move: "
+                              "keep the offset, or use --coverage all or literal")
+
+    @classmethod
+    def label(cls, spec) -> str:
+        """'fastfood d=1000', 'basis 5/tensor', 'basis d=5 no-offset a=inv_d coverage=literal'
+        (every non-default option is named)."""
+        label = f"{spec.name} {spec.d}/tensor" if spec.per_tensor else f"{spec.name} d={spec.d}"
+        label = label if spec.offset else label + " no-offset"
+        extra = [f"a={spec.coef_init}" if spec.coef_init != "default" else "",
+                 f"basis-scale={spec.basis_scale}" if spec.basis_scale != "normalised" else "",
+                 "" if spec.residual_scale else "no-residual-scale",
+                 f"coverage={spec.coverage}" if spec.coverage != "all" else ""]
+        return " ".join([label] + [e for e in extra if e])
+
+    def __init__(self, spec, config: GPTConfig):
         super().__init__(spec, config)
         every = non_embedding_table(config)
         spans_all = spec.coverage in ("all", "literal")

@@ -46,17 +46,42 @@ With H = A^T G (r, n), both are sums over the small (r, n) array H * B:
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..model import EMBEDDING_NAMES, GPTConfig, non_embedding_table
-from .base import EmbeddingsOnlyMethod, MethodError, MethodSpec, part_norms
+from .base import EmbeddingsOnlyMethod, MethodError, option, part_norms
+from .lora import LoRAMethod
 
 
 class VeRAMethod(EmbeddingsOnlyMethod):
     """Trainables: wte, wpe, and for each 2-D non-embedding weight W (m, n) its vectors
     "vera.<name>.d" (r,) and "vera.<name>.b" (n,). Everything else is frozen at its init."""
 
-    def __init__(self, spec: MethodSpec, config: GPTConfig):
+    options = dict(
+        rank=LoRAMethod.options["rank"],
+        vera_d_init=option(0.1, "VeRA: the value every entry of each matrix's vector d starts "
+                           "at (b starts at 0)", neutral=True))
+    rates = ("vera_lr",)
+    refusals = {"alpha": "vera has no scale alpha: the size of its update is learned in the "
+                         "vectors d and b (set where d starts with --vera-d-init)"}
+
+    @classmethod
+    def check(cls, spec) -> None:
+        v = spec.vera_d_init
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) \
+                or v == 0:
+            # with d = 0 and b = 0 the update is 0 and so are both vectors' gradients
+            raise MethodError(f"--vera-d-init must be a finite non-zero number (b starts at 0, so "
+                              f"d = 0 would leave both vectors without gradient), got {v!r}")
+
+    @classmethod
+    def label(cls, spec) -> str:
+        extra = "" if spec.vera_d_init == 0.1 else f" d_init={spec.vera_d_init:g}"
+        return f"vera r={spec.rank}{extra}"
+
+    def __init__(self, spec, config: GPTConfig):
         super().__init__(spec, config)
         r = spec.rank
         if isinstance(r, bool) or not isinstance(r, (int, np.integer)) or r < 1:
