@@ -147,24 +147,21 @@ def test_a_recorded_run_is_reused_without_its_folder(micro_run, tmp_path):
 
 def test_a_chapter_at_full_size_keeps_its_runs_in_its_committed_record(micro_run, tmp_path,
                                                                         monkeypatch):
-    """out_dir() of a chapter run at full size makes chapters/results/<chapter>.jsonl the record
-    of every run it trains; from that record alone (a fresh clone) the chapter's curves redraw
+    """A chapter run at full size keeps every run it trains in chapters/results/<chapter>.jsonl
+    (the runner asks chapter.chapter_record()); from that record alone (a fresh clone) the chapter's curves redraw
     and a run whose weights it needs is made again, identical. Quick mode records nothing."""
     import sys
 
     from smolgpt.experiments import chapter, runs
-    monkeypatch.setattr(runs, "_chapter_record", None)           # restored after the test
     monkeypatch.setenv("SMOLGPT_OUT", str(tmp_path / "out"))
     script = tmp_path / "chapters" / "05_topic.py"
     (script.parent / "results").mkdir(parents=True)
     monkeypatch.setattr(sys.modules["__main__"], "__file__", str(script), raising=False)
     monkeypatch.setenv("SMOLGPT_QUICK", "1")
-    chapter.out_dir("05_topic")
-    assert runs._chapter_record is None
+    assert chapter.chapter_record() is None
     monkeypatch.setenv("SMOLGPT_QUICK", "0")
-    chapter.out_dir("05_topic")
     record = script.parent / "results" / "05_topic.jsonl"
-    assert runs._chapter_record == record
+    assert chapter.chapter_record() == record
     first = run(micro_run, final_windows=4, verbose=False)       # names no record
     assert [json.loads(line)["key"] for line in record.read_text().splitlines()] == [
         first["key"]]

@@ -148,14 +148,16 @@ def committed_record() -> Path | None:
     return results / f"{Path(script).stem}.jsonl" if results.is_dir() else None
 
 
+def chapter_record() -> Path | None:
+    """The record the runner keeps a chapter's runs in when the chapter names none: at full size
+    its committed record (committed_record()), so that a clone on another machine rebuilds the
+    chapter without training those runs again, but for the few whose weights or logs it reads.
+    Quick runs, and runs made outside a chapter, are never recorded."""
+    return None if _quick() else committed_record()
+
+
 def out_dir(name: str) -> Path:
     """`out/<name>/` (or `$SMOLGPT_OUT/<name>/`), created if needed and marked as the chapter's.
-
-    At full size (not quick mode) it also makes the chapter's committed record
-    (committed_record()) the record of every run the chapter trains through the runner, so that
-    a clone on another machine rebuilds the chapter without training those runs again, but for
-    the few whose weights or logs it reads (runs.keep_chapter_runs_in; a chapter that passes its
-    own record keeps it). Quick runs are never recorded.
 
     A chapter writes fixed names (figures, results.md) into its folder and replaces them on every
     run, so it writes only into a folder it made itself (holding its mark, MARK). A folder of that
@@ -179,9 +181,6 @@ def out_dir(name: str) -> Path:
     except OSError as e:
         raise ChapterError(f"cannot create the output folder {path} ({e.strerror}): point "
                            f"SMOLGPT_OUT at a folder you can write to") from None
-    if not _quick():
-        from .runs import keep_chapter_runs_in
-        keep_chapter_runs_in(committed_record())
     return path
 
 

@@ -39,6 +39,7 @@ from ..layers import blas_kernel
 from ..methods import MethodSpec, build
 from ..model import GPTConfig
 from ..train import TrainConfig, train
+from .chapter import chapter_record
 from .figures import plot_val_curves
 from .reference import unigram_loss
 from .stats import mean_se
@@ -122,8 +123,8 @@ def run(cfg: TrainConfig, *, final_windows: int = FINAL_WINDOWS, fresh: bool | N
     `final_windows` held-out windows.
 
     `record`: a JSON-lines file of finished runs' summaries, kept in the repository for runs
-    that take hours (see `Record`); by default the running chapter's (keep_chapter_runs_in),
-    and none with record=False.
+    that take hours (see `Record`); by default the running chapter's (chapter.chapter_record(),
+    which is none in quick mode), and none with record=False.
     A run found there by its key is not trained again, even from a fresh clone with no run
     folders: "dir" is then None, and folder_of(summary) makes the folder if weights or logs are
     needed. A run trained now is added. A finished run folder here is preferred to the record.
@@ -131,7 +132,7 @@ def run(cfg: TrainConfig, *, final_windows: int = FINAL_WINDOWS, fresh: bool | N
     splits, manifest = data.load_splits(cfg.data_dir, cfg.gpt.tokenizer)
     data_id = {s: manifest["splits"][s]["sha256"] for s in data.SPLITS}
     key = run_key(cfg, data_id)
-    record = _chapter_record if record is None else record
+    record = chapter_record() if record is None else record
     book = Record(record) if record else None
     folder = runs_root() / f"{run_name(cfg.method)}_seed{cfg.seed}_{key}"
     done = folder / "summary.json"
@@ -180,17 +181,6 @@ def folder_of(summary: dict) -> Path:
     cfg = TrainConfig.from_dict(summary["config"])
     return Path(run(cfg, final_windows=summary["final_windows"], record=False,
                     verbose=False)["dir"])
-
-
-_chapter_record: Path | None = None
-
-
-def keep_chapter_runs_in(record: Path | None) -> None:
-    """Make `record` the record of every later run() that names none (record=False: none at
-    all). The chapters' out_dir() sets their committed record here at full size, so that every
-    chapter's runs outlive the machine through this one line."""
-    global _chapter_record
-    _chapter_record = record
 
 
 def _train_or_wait(cfg: TrainConfig, folder: Path, done: Path, verbose: bool,
