@@ -60,11 +60,11 @@ import numpy as np
 import tiktoken
 
 from .files import write_atomic
+from .model import TOKENIZERS                  # tokenizer -> vocabulary size
 
 ENCODING = "gpt2"
 EOT = 50256                      # "<|endoftext|>", the last of GPT-2's 50257 ids
 BYTE_SEP = 256                   # the byte tokenizer's document separator, after the 256 bytes
-TOKENIZERS = {"gpt2": 50257, "bytes": 257}     # tokenizer -> vocabulary size
 SEPARATOR = {"gpt2": EOT, "bytes": BYTE_SEP}   # tokenizer -> the id before every document
 DTYPE = np.dtype("<u2")          # uint16, little-endian on disk whatever the machine
 SPLITS = ("train", "val")

@@ -26,7 +26,10 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from . import layers
-from .data import TOKENIZERS
+
+# The id maps a model can read, by name -> vocabulary size: GPT-2's BPE and raw UTF-8 bytes (with
+# one separator id). smolgpt/data.py turns text into these ids; the model needs only their range.
+TOKENIZERS = {"gpt2": 50257, "bytes": 257}
 
 EMBEDDING_NAMES = ("wte.weight", "wpe.weight")
 
@@ -47,7 +50,7 @@ class GPTConfig:
     n_embd: int = field(default=128, metadata=dict(help="width C of the residual stream"))
     block_size: int = field(default=128, metadata=dict(help="context length T in tokens"))
     vocab_size: int = 50257          # GPT-2's BPE; not a flag: the tokenizer fixes it
-    # which text-to-ids map the model reads (smolgpt.data.TOKENIZERS); not a flag: the preset
+    # which text-to-ids map the model reads (TOKENIZERS); not a flag: the preset
     # fixes it. `neutral`: at its default it is left out of a run's key, as before it existed.
     tokenizer: str = field(default="gpt2", metadata=dict(neutral=True))
 

@@ -177,3 +177,28 @@ def test_gradient_subset_refuses_unknown_names():
     idx = np.zeros((1, 3), dtype=int)
     with pytest.raises(KeyError, match="h.9.mlp"):
         loss_and_grads(p, idx, idx, SMALL, wanted={"h.9.mlp.c_fc.weight"})
+
+
+def test_the_model_imports_without_a_tokenizer():
+    """The model and its layers read ids, never text: they import without tiktoken installed
+    (here blocked by an import hook) and without smolgpt.data."""
+    import subprocess
+    import sys
+    code = "\n".join([
+        "import sys",
+        "class NoTiktoken:",
+        "    def find_spec(self, name, path=None, target=None):",
+        "        if name.partition('.')[0] == 'tiktoken':",
+        "            raise ImportError('tiktoken is not installed (blocked by the test)')",
+        "sys.meta_path.insert(0, NoTiktoken())",
+        "import smolgpt.model, smolgpt.layers, smolgpt.methods",
+        "assert 'smolgpt.data' not in sys.modules and 'tiktoken' not in sys.modules",
+        "cfg = smolgpt.model.GPTConfig.preset('tiny-bytes')",
+        "print(smolgpt.model.count_params(cfg, non_embedding=True))",
+    ])
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0 and int(done.stdout) > 0, done.stderr
+    blocked = subprocess.run([sys.executable, "-c", code.replace(
+        "import smolgpt.model,", "import smolgpt.data, smolgpt.model,")], capture_output=True,
+        text=True)
+    assert blocked.returncode != 0 and "blocked by the test" in blocked.stderr   # the hook works
