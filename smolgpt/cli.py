@@ -41,8 +41,7 @@ from pathlib import Path
 
 from . import distributed
 from .files import describe_file, refuse_strangers
-from .methods import MethodSpec
-from .methods.spec import RATES, refuse_foreign, refuse_foreign_rates
+from .methods import RATES, MethodSpec, refuse_foreign, refuse_foreign_rates
 from .model import GPTConfig, count_params
 from .train import TrainConfig
 

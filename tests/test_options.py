@@ -1,6 +1,6 @@
 """Every option means something: an option (or learning rate) the chosen method never reads is
 refused with one line naming it, by the spec, by `smolgpt train` and by `smolgpt sweep`, never
-silently ignored. The methods' own declarations (smolgpt/methods/spec.py) are the one source."""
+silently ignored. The methods' own declarations (smolgpt/methods/__init__.py) are the one source."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from smolgpt.cli import main
 from smolgpt.experiments.sweep import sweep
-from smolgpt.methods import METHODS, MethodError, MethodSpec
-from smolgpt.methods.spec import OPTIONS, RATES, flag_of, method_class
+from smolgpt.methods import (METHODS, OPTIONS, RATES, MethodError, MethodSpec, flag_of,
+                             method_class)
 from smolgpt.train import TrainConfig
 
 # a value each option's owners accept, other than its default (None: a switch, no value)

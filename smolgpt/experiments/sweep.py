@@ -15,7 +15,7 @@ import dataclasses
 
 import numpy as np
 
-from ..methods.spec import RATES, method_class
+from ..methods import RATES, method_class
 from ..train import TrainConfig
 from .runs import run_seeds
 from .stats import mean_se
