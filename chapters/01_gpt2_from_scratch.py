@@ -40,7 +40,7 @@ from smolgpt.checkpoint import load_params
 from smolgpt.data import get_batch, load_tokens
 from smolgpt.experiments import (chapter_int, out_dir, print_takeaways, quick_config, quick_mode,
                                  save_figure, show_source)
-from smolgpt.experiments.diagrams import block_diagram
+from smolgpt.companions.ch01_diagrams import block_diagram
 from smolgpt.experiments.reference import unigram_loss
 from smolgpt.experiments.runs import compare_configs, context_free_reference, folder_of
 from smolgpt.experiments.stats import fmt, paired_interval

@@ -34,7 +34,7 @@ from smolgpt.methods import MethodSpec, build
 from smolgpt.model import GPTConfig, count_params, init_params, loss_only, non_embedding_table
 from smolgpt.experiments.runs import FINAL_WINDOWS, compare_configs, run_name
 from smolgpt.experiments.stats import fmt, paired_interval, verdict
-from smolgpt.experiments.subspace_toy import d_int90, subspace_curve
+from smolgpt.companions.ch02_subspace_toy import d_int90, subspace_curve
 from smolgpt.experiments.tuned import RACE, at_tuned_rates
 from smolgpt.train import TrainConfig
 from smolgpt.transforms import DenseGaussian
@@ -54,10 +54,10 @@ START = time.time()
 # slice through theta_0 meets one of them. The smallest such d is the *intrinsic dimension*
 # d_int90.
 #
-# A small problem shows it in seconds (`smolgpt.experiments.subspace_toy`): 4-way classification
-# of 10-dimensional points labelled by a fixed random "teacher" network, learned by an MLP
-# 10 -> 64 -> 64 -> 4 with D = 5,124 parameters, full-batch Adam for a fixed number of steps,
-# scored by accuracy on held-out points.
+# A small problem shows it in seconds (`smolgpt.companions.ch02_subspace_toy`): 4-way
+# classification of 10-dimensional points labelled by a fixed random "teacher" network, learned
+# by an MLP 10 -> 64 -> 64 -> 4 with D = 5,124 parameters, full-batch Adam for a fixed number of
+# steps, scored by accuracy on held-out points.
 
 # %%
 toy_ds = (1, 3, 10, 30, 100) if QUICK else (1, 3, 10, 30, 100, 300, 1000)

@@ -33,7 +33,7 @@ import scipy.stats
 from smolgpt.experiments import (chapter_int, out_dir, print_takeaways, quick_config, quick_mode,
                                  save_figure)
 from smolgpt.experiments.coefficients import weight_changes
-from smolgpt.experiments.projections import (best_time, columns_figure, print_scaling, scaling,
+from smolgpt.companions.ch03_projections import (best_time, columns_figure, print_scaling, scaling,
                                              scaling_figure, weight_changes_figure)
 from smolgpt.experiments.runs import compare_configs, folder_of
 from smolgpt.experiments.stats import fmt, paired_interval, verdict

@@ -32,7 +32,7 @@ from pathlib import Path
 from smolgpt import data
 from smolgpt.experiments import (chapter_int, out_dir, print_takeaways, quick_config,
                                  quick_mode)
-from smolgpt.experiments.long_race import committed_finding
+from smolgpt.companions.ch09_long_race import committed_finding
 from smolgpt.experiments.reference import unigram_entropy, unigram_loss
 from smolgpt.experiments.runs import FINAL_WINDOWS, compare_configs, markdown_table
 from smolgpt.experiments.stats import fmt, paired_interval, verdict

@@ -17,7 +17,7 @@ reproduces at laptop scale; chapter 01 introduces it and the papers it builds on
 **Assumes.** Nothing from earlier chapters except the project's Adam (`smolgpt.optim`). The
 elephant is the one of Mayer, Khairy and Howard, "Drawing an elephant with four complex
 parameters", Am. J. Phys. 78, 648 (2010); the code that draws and fits it is
-`smolgpt/elephant.py`.
+`smolgpt/companions/ch06_elephant.py`.
 
 **Time.** A few seconds on a 2-core CPU, most of it importing matplotlib and writing the GIF
 (measurements: smolgpt/bench/NOTES.md); quick mode (`SMOLGPT_QUICK=1` or `--quick`: fewer GIF
@@ -36,7 +36,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.animation import FuncAnimation, PillowWriter
 
-from smolgpt import elephant as E
+from smolgpt.companions import ch06_elephant as E
 from smolgpt.experiments import out_dir, print_takeaways, quick_mode, show_in_notebook
 
 QUICK = quick_mode()
@@ -389,9 +389,9 @@ print_takeaways([
 ## Exercises
 Solutions: `chapters/solutions/06_*.py` (each runs in seconds; a test runs them).
 
-1. **Check the drawing's backward.** `smolgpt.elephant.elephant_backward` undoes the drawing.
-   Check it against finite differences with `smolgpt.gradcheck.check_layer`, treating the
-   frames and the eye as one output vector, at random parameters.
+1. **Check the drawing's backward.** `elephant_backward` (`smolgpt.companions.ch06_elephant`)
+   undoes the drawing. Check it against finite differences with `smolgpt.gradcheck.check_layer`,
+   treating the frames and the eye as one output vector, at random parameters.
 2. **A trunk that cannot wiggle.** Predict what changes between phase 0 and phase pi/2 when
    Re(p5) = 0, and how far the trunk's tip moves when Re(p5) = 40. Check with `draw`.
 """

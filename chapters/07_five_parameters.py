@@ -46,12 +46,12 @@ from smolgpt import data
 from smolgpt.experiments import (chapter_int, out_dir, print_takeaways, quick_config, quick_mode,
                                  run_seeds, save_figure)
 from smolgpt.experiments.coefficients import line_scan
-from smolgpt.experiments.five_parameters import (WORD, best_levels, effects_figure,
+from smolgpt.companions.ch07_five_parameters import (WORD, best_levels, effects_figure,
                                                  faq3_measurements, mechanism_figure, print_moves,
                                                  results_table, scale_trajectory, show,
                                                  start_gradients, trained, trajectories,
                                                  trajectories_figure)
-from smolgpt.experiments.long_race import committed_finding
+from smolgpt.companions.ch09_long_race import committed_finding
 from smolgpt.experiments.stats import fmt, mean_se, paired_interval, verdict
 from smolgpt.experiments.tuned import tuned
 from smolgpt.methods import MethodSpec, build

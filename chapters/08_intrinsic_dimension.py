@@ -50,9 +50,9 @@ from smolgpt.checkpoint import load_params
 from smolgpt.evaluate import evaluate_params
 from smolgpt.experiments import chapter_int, out_dir, print_takeaways, quick_mode, save_figure
 from smolgpt.experiments.coefficients import coef_trajectory
-from smolgpt.experiments.intrinsic import (d_int, describe, gap_closed_figure, pick_lr,
+from smolgpt.companions.ch08_intrinsic import (d_int, describe, gap_closed_figure, pick_lr,
                                            stable_weights, sweep)
-from smolgpt.experiments.long_race import committed_finding
+from smolgpt.companions.ch09_long_race import committed_finding
 from smolgpt.experiments.runs import Record, run, run_seeds, with_seed
 from smolgpt.experiments.stats import paired_interval
 from smolgpt.layers import blas_kernel
@@ -86,7 +86,7 @@ RECORD = (OUT / "record.jsonl" if QUICK else
 # with L the final held-out loss at one fixed token budget, the same for every run. d_int90 is
 # the smallest d with gap closed >= 0.9, found on the seed-averaged curve and interpolated
 # linearly in log d between the grid points around the first crossing; its interval is a
-# bootstrap over seeds (`smolgpt.experiments.intrinsic`), where in fine-tuning a "seed" is a
+# bootstrap over seeds (`smolgpt.companions.ch08_intrinsic`), where in fine-tuning a "seed" is a
 # whole replicate with its own pretrained model (section 5 says why). Aghajanyan et al. also
 # state their threshold as 90% of full fine-tuning's accuracy; for us "full" is full fine-tuning
 # and the baseline is the pretrained model fine-tuned embeddings-only. Where 90% is not reached,
@@ -561,5 +561,5 @@ print_takeaways(takeaways, START)
 #    gradient on the first step? Check with `method.params` and `method.pullback`.
 # 2. **Two definitions of 90%.** Li et al. take 90% of full training's *score*; this chapter takes
 #    90% of its *gain over the baseline*. On chapter 02's small MLP
-#    (`smolgpt.experiments.subspace_toy`), compute d_int90 both ways with
-#    `smolgpt.experiments.intrinsic.crossing`. Which is larger, and why?
+#    (`smolgpt.companions.ch02_subspace_toy`), compute d_int90 both ways with
+#    `smolgpt.companions.ch08_intrinsic.crossing`. Which is larger, and why?

@@ -42,7 +42,7 @@ import numpy as np
 
 from smolgpt import data
 from smolgpt.experiments import out_dir, print_takeaways, quick_mode
-from smolgpt.experiments.long_race import (BRIDGES, MATCHED, RACERS, SPECS, LongRace, budgets,
+from smolgpt.companions.ch09_long_race import (BRIDGES, MATCHED, RACERS, SPECS, LongRace, budgets,
                                            gap_closed, losses, nearest_size, plot_gap_closed,
                                            plot_race)
 from smolgpt.experiments.reference import unigram_loss

@@ -110,7 +110,7 @@ def test_configuration_figures_in_prose():
     total, body = count_params(tiny), count_params(tiny, non_embedding=True)
     assert f"{(total - body) / total:.0%}" == "89%" and f"{body / total:.0%}" == "11%"
     assert f"{(total - body) / 1e6:.1f}" == "6.4" and f"{body / 1e6:.1f}" == "0.8"
-    from smolgpt.experiments.long_race import MODELS
+    from smolgpt.companions.ch09_long_race import MODELS
     byte_model = GPTConfig.preset(MODELS["bytes"][0])
     share = count_params(byte_model, non_embedding=True) / count_params(byte_model)
     assert f"{share:.0%}" == "92%"

@@ -212,7 +212,7 @@ def test_every_chapter_imports_smolgpt_before_numpy():
 
 
 def test_chapter_09(tmp_path, prepared_data_dir):
-    from smolgpt.experiments.long_race import CHECKED
+    from smolgpt.companions.ch09_long_race import CHECKED
     data_dir = tmp_path / "data"        # the chapter prepares its own, larger training set
     out = run_chapter("09_long_race.py", tmp_path, data_dir)
     text = (tmp_path / "09_long_race" / "results.md").read_text()
@@ -250,7 +250,7 @@ def check_bridges(out, table):
     method's own count; one table row (mean +- s.e.) per racer matched at each count; every pair
     at a count a paired interval whose verdict follows from its bounds; each bridge's paired
     difference at the last budgets."""
-    from smolgpt.experiments.long_race import BRIDGES, MATCHED
+    from smolgpt.companions.ch09_long_race import BRIDGES, MATCHED
     counts = re.findall(r"^  ~[\d,]+\s+(.+?)\s+one matrix: (?:.* = )?(\S+)\s+\((\S+)\)\s+"
                         r"the model: .* = ([\d,]+)\s+\(([\d,]+)\)$", out, re.M)
     assert {racer for racer, *_ in counts} == {r for racers in MATCHED.values() for r in racers}
@@ -300,7 +300,7 @@ def check_row(line, runs, spec, model, readme):
     standard error of its recorded runs' final scores, and the README quotes it verbatim."""
     from smolgpt.experiments.stats import fmt, mean_se
     racer, rate, count, bpb, nats = [c.strip() for c in line.strip("|").split("|")]
-    from smolgpt.experiments.long_race import runs_at
+    from smolgpt.companions.ch09_long_race import runs_at
     mine = runs_at(runs, spec, model, rate)
     assert len(mine) >= 2, f"{model} {racer}: {len(mine)} recorded runs"
     assert count == f"{mine[0]['n_trainable']:,}"
@@ -320,7 +320,7 @@ def test_the_long_race_table_is_read_from_its_runs():
     committed record of its runs: racer, rate and budget pick the runs, and their final scores
     give the mean +- standard error printed. The README's rows are the table's, verbatim."""
     import pytest
-    from smolgpt.experiments.long_race import RACERS
+    from smolgpt.companions.ch09_long_race import RACERS
     table = ROOT / "chapters" / "results" / "09_long_race.md"
     if not table.exists():
         pytest.skip("chapter 09's default run has not written its table yet")
@@ -368,7 +368,7 @@ def test_the_readmes_long_race_verdicts_are_its_runs():
 
 def check_verdicts(verdicts, section, runs, model):
     """One model's verdicts (README text) against its table's runs; see above."""
-    from smolgpt.experiments.long_race import RACERS, gap_closed, losses, runs_at
+    from smolgpt.companions.ch09_long_race import RACERS, gap_closed, losses, runs_at
     from smolgpt.experiments.stats import paired_interval
     results = {}
     for line in section.splitlines():
@@ -414,7 +414,7 @@ def check_verdicts(verdicts, section, runs, model):
 def test_chapters_quote_the_long_race_from_its_committed_table():
     """committed_finding, which chapters 05, 07 and 08 print, gives one line per model of the
     committed table, with the table's full training and embeddings only (bits per byte)."""
-    from smolgpt.experiments.long_race import committed_finding
+    from smolgpt.companions.ch09_long_race import committed_finding
     results = ROOT / "chapters" / "results"
     sections = (results / "09_long_race.md").read_text().split("### ")[1:]
     lines = committed_finding(results)
@@ -434,7 +434,7 @@ def test_the_long_race_bridges_table_is_read_from_its_runs():
     matched at each count has its row, recomputed from the record, and quoted by the README.
     Skipped, saying how many bridge runs the record holds, until a default run writes it."""
     import pytest
-    from smolgpt.experiments.long_race import BRIDGES, MATCHED, SPECS
+    from smolgpt.companions.ch09_long_race import BRIDGES, MATCHED, SPECS
     table = ROOT / "chapters" / "results" / "09_long_race_bridges.md"
     runs = committed_runs()
     if not table.exists():

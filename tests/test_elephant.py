@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from smolgpt import elephant as E
+from smolgpt.companions import ch06_elephant as E
 from smolgpt.gradcheck import numerical_grad, rel_error
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -208,7 +208,7 @@ def test_each_bridge_is_the_size_nearest_its_count_on_the_byte_model():
     """The bridges' sizes are the ones `nearest_size` finds on tiny-bytes, by each method's own
     count (VeRA's rank, NOLA's k = l), and every racer matched at a count is within 3% of it but
     LoRA at rank 1, LoRA's least, which has more."""
-    from smolgpt.experiments.long_race import BRIDGES, MATCHED, SPECS, nearest_size
+    from smolgpt.companions.ch09_long_race import BRIDGES, MATCHED, SPECS, nearest_size
     from smolgpt.methods import build
     body = GPTConfig.preset("tiny-bytes")
     vera = nearest_size(lambda r: MethodSpec("vera", rank=r), range(1, 65), 5000, body)
@@ -228,7 +228,7 @@ def test_the_bridges_tune_on_top_of_the_main_race_rates(monkeypatch):
     """`LongRace.tune(racers=BRIDGES, rates=...)` sweeps each bridge's own rate field, trains the
     embeddings of VeRA and NOLA at embeddings only's chosen `lr`, and returns the given rates
     with the bridges'; the main race's configs come out as before."""
-    from smolgpt.experiments.long_race import BRIDGE_GRIDS, BRIDGES, LongRace
+    from smolgpt.companions.ch09_long_race import BRIDGE_GRIDS, BRIDGES, LongRace
     seen = []
 
     def run_seeds(cfg, seeds, verbose=True, **kwargs):
@@ -259,7 +259,7 @@ def test_the_long_race_races_at_the_rate_that_wins_at_the_full_budget(monkeypatc
     """`LongRace.settle`: full training's choice at a quarter budget (lr 1e-3) loses to its
     upper neighbour at the full budget, so the sweep goes on there until interior and the race
     uses its best; 5 in all's choice (coef_lr 0.3) still wins and stands."""
-    from smolgpt.experiments.long_race import LongRace
+    from smolgpt.companions.ch09_long_race import LongRace
     truth = {"lr": 4e-3, "coef_lr": 0.3}             # each field's best value at the full budget
     seen = []
 

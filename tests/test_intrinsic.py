@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from smolgpt.experiments.intrinsic import crossing, d_int, describe, gap_closed, pick_lr
+from smolgpt.companions.ch08_intrinsic import crossing, d_int, describe, gap_closed, pick_lr
 
 
 def test_gap_closed_is_zero_at_the_baseline_and_one_at_full():
@@ -107,7 +107,7 @@ def test_stable_weights_depend_on_the_weights_alone(tmp_path, finished_run):
     import time
     import numpy as np
     from smolgpt.checkpoint import load_params, start_params
-    from smolgpt.experiments.intrinsic import stable_weights
+    from smolgpt.companions.ch08_intrinsic import stable_weights
     src = finished_run / "checkpoint.npz"
     a = stable_weights(src, tmp_path / "a.npz", note={"run": "x"})
     time.sleep(1.1)                                    # nothing of the time may enter

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from smolgpt.experiments import subspace_toy as st
+from smolgpt.companions import ch02_subspace_toy as st
 from smolgpt.gradcheck import numerical_grad, rel_error
 
 

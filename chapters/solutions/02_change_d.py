@@ -11,7 +11,7 @@ different path in the same number of steps.
 import smolgpt  # noqa: F401
 import numpy as np
 
-from smolgpt.experiments.subspace_toy import subspace_curve
+from smolgpt.companions.ch02_subspace_toy import subspace_curve
 
 r = subspace_curve(ds=(30, 2000, 5124), seeds=(0,), steps=100)
 print(f"D = {r['D']:,}; full training: accuracy {r['full'][0]:.3f}")

@@ -11,7 +11,7 @@ but, by the same token, more good solutions near any random start.
 import smolgpt  # noqa: F401
 import numpy as np
 
-from smolgpt.experiments.subspace_toy import d_int90, subspace_curve
+from smolgpt.companions.ch02_subspace_toy import d_int90, subspace_curve
 
 ds = (30, 100)
 results = {}

@@ -9,7 +9,7 @@ elephant, and the gradient with respect to Re(p5) is the only way the fit can le
 import smolgpt  # noqa: F401
 import numpy as np
 
-from smolgpt.elephant import PUBLISHED, draw, elephant_backward, elephant_forward
+from smolgpt.companions.ch06_elephant import PUBLISHED, draw, elephant_backward, elephant_forward
 from smolgpt.gradcheck import check_layer
 
 rng = np.random.default_rng(0)

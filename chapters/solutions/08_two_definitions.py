@@ -10,8 +10,8 @@ d_int90 by gain is the larger of the two (both interpolated on log d with `cross
 import smolgpt  # noqa: F401
 import numpy as np
 
-from smolgpt.experiments.intrinsic import crossing, gap_closed
-from smolgpt.experiments.subspace_toy import subspace_curve
+from smolgpt.companions.ch08_intrinsic import crossing, gap_closed
+from smolgpt.companions.ch02_subspace_toy import subspace_curve
 
 ds = (10, 30, 100, 300)
 r = subspace_curve(ds=ds, seeds=(0,), steps=100)

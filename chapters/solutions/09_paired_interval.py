@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from smolgpt.experiments.long_race import MODELS, RACERS
+from smolgpt.companions.ch09_long_race import MODELS, RACERS
 from smolgpt.experiments.stats import fmt, mean_se, paired_interval
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"

@@ -1,4 +1,5 @@
-"""Everything the chapters share, in one place.
+"""What the chapters share: the experiment runner and its helpers. What one chapter alone uses
+is in `smolgpt.companions`, in the module named after that chapter.
 
 - `chapter.py`: quick mode and chapter settings, output folders, saving (and in a notebook
   showing) figures;
@@ -7,11 +8,7 @@
 - `sweep.py` and `tuned.py`: learning-rate sweeps, and the rates they chose;
 - `reference.py`: the context-free (unigram) reference loss;
 - `figures.py`: validation curves redrawn from run logs (also `smolgpt plot`);
-- `diagrams.py`: the drawing of one transformer block (chapter 01);
-- `subspace_toy.py`: a small problem trained in random subspaces (chapter 02's why);
-- `projections.py`, `five_parameters.py`: the longer analysis of chapters 03 and 07, behind
-  named functions, so the chapters' cells stay short;
-- `long_race.py`: chapter 09's plan (racers, tuning, seeds) and its figures.
+- `coefficients.py`: what a trained subspace's coefficients did (chapters 03, 07 and 08).
 
     from smolgpt.experiments import compare, out_dir, quick_mode, save_figure
 """

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .optim import AdamWConfig, adamw_init, adamw_step, lr_at
+from ..optim import AdamWConfig, adamw_init, adamw_step, lr_at
 
 K = 5                                      # highest harmonic in the series
 PUBLISHED = np.array([[50.0, -30.0],       # p1   (5, 2): rows p1..p5, columns (real, imag)

@@ -45,9 +45,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..experiments.stats import paired_interval
+from ..experiments.sweep import extended
 from ..methods import MethodSpec, build
-from .stats import paired_interval
-from .sweep import extended
 
 
 def gap_closed(loss, base: float, full: float):

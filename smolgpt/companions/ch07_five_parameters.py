@@ -16,10 +16,10 @@ import textwrap
 import numpy as np
 
 from .. import checkpoint
+from ..experiments.coefficients import coef_gradient, coef_trajectory, mean_loss, tensor_scales
+from ..experiments.runs import folder_of
+from ..experiments.stats import fmt, mean_se, verdict
 from ..methods import MethodError, MethodSpec, build
-from .coefficients import coef_gradient, coef_trajectory, mean_loss, tensor_scales
-from .runs import folder_of
-from .stats import fmt, mean_se, verdict
 
 WORD = {">": "learns", "~": "nothing", "<": "worse"}
 

@@ -42,11 +42,11 @@ from pathlib import Path
 import numpy as np
 
 from .. import data
+from ..experiments.runs import FINAL_WINDOWS, QUICK_MODEL, run_seeds
+from ..experiments.sweep import tune
 from ..methods import MethodSpec, build
 from ..model import GPTConfig
 from ..train import TrainConfig
-from .runs import FINAL_WINDOWS, QUICK_MODEL, run_seeds
-from .sweep import tune
 
 # racer -> its parameterization: the field of chapter 05, and "1 in all", a single number that
 # scales the whole random body (chapter 07's volume knob), to see how much of what 5 in all
@@ -274,7 +274,7 @@ def plot_race(races: dict, refs: dict, train_size: dict, path) -> Path:
     first pass over the training data where a race goes past it."""
     import matplotlib.pyplot as plt
 
-    from .chapter import save_figure
+    from ..experiments.chapter import save_figure
     fig, axes = plt.subplots(1, len(races), figsize=(6.2 * len(races), 4.6), squeeze=False)
     for ax, (model, (plan, results)) in zip(axes[0], races.items()):
         ratio = plan.bits_per_token_to_byte()
@@ -302,7 +302,7 @@ def plot_gap_closed(races: dict, path) -> Path:
     small, a share swings far) are drawn on the frame's edge, marked x."""
     import matplotlib.pyplot as plt
 
-    from .chapter import save_figure
+    from ..experiments.chapter import save_figure
     ylim = (-0.5, 1.5)
     fig, ax = plt.subplots(figsize=(7.5, 4.6))
     for (model, (plan, results)), ls in zip(races.items(), ("-", "--")):
