@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -69,9 +70,35 @@ def is_checkpoint(path) -> bool:
     return isinstance(meta, dict) and str(meta.get("format", "")).startswith(FORMAT[:-1])
 
 
-def load(path) -> tuple[dict, dict | None, dict]:
-    """-> (trainables, adam_state or None for a weights-only checkpoint, meta). Raises
-    CheckpointError with a one-line message naming the file and what is wrong in it."""
+class Checkpoint(NamedTuple):
+    """What `load` read: the arrays, and the metadata whole (`meta`, as written) and by name."""
+
+    trainables: dict
+    adam: dict | None                       # None: a weights-only checkpoint
+    meta: dict
+
+    @property
+    def model(self):
+        """The GPTConfig of the model it holds."""
+        from .model import GPTConfig
+        return GPTConfig(**self.meta["model"])
+
+    @property
+    def method(self):
+        """The MethodSpec its trainables belong to."""
+        from .methods import MethodSpec
+        return MethodSpec(**self.meta["method"])
+
+    @property
+    def step(self):
+        """The optimizer steps it was trained for (None for an imported model)."""
+        return self.meta.get("step")
+
+
+def load(path) -> Checkpoint:
+    """-> Checkpoint(trainables, adam state or None for a weights-only checkpoint, meta), the one
+    reader of checkpoints. Raises CheckpointError with a one-line message naming the file and what
+    is wrong in it."""
     path = Path(path)
     if path.is_dir():
         raise CheckpointError(f"{path} is a folder, not a checkpoint: pass the checkpoint.npz "
@@ -121,10 +148,10 @@ def load(path) -> tuple[dict, dict | None, dict]:
     _check_arrays(path, meta, data, kinds)
     trainables = {k: data["trainables/" + k] for k in keys}
     if meta.get("weights_only"):
-        return trainables, None, meta
+        return Checkpoint(trainables, None, meta)
     adam = {"t": meta["adam_t"], "m": {k: data["adam_m/" + k] for k in keys},
             "v": {k: data["adam_v/" + k] for k in keys}}
-    return trainables, adam, meta
+    return Checkpoint(trainables, adam, meta)
 
 
 # The metadata fields `load` relies on, and the JSON types they must have (resuming also reads

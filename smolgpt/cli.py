@@ -111,30 +111,20 @@ def _add_train_args(p: argparse.ArgumentParser, run_flags: bool = True):
 
 def _train_config(a: argparse.Namespace) -> TrainConfig:
     """The TrainConfig the flags ask for: the checkpoint's (with --resume) or the defaults,
-    with every flag the user typed applied on top."""
-    from .checkpoint import load
+    with every flag the user typed applied on top (train.run_settings merges them)."""
     from .experiments import run_name
+    from .train import run_settings
 
     resume = getattr(a, "resume", None)
-    base = TrainConfig.of_checkpoint(load(resume)[2], resume) if resume else TrainConfig()
-    changes = _typed(a, TrainConfig)
-    if changes.get("init_from"):
-        # absolute, since the run's frozen weights are read from there later; a new run's model
-        # is the starting checkpoint's unless flags change it (a mismatch is refused at start)
-        changes["init_from"] = str(Path(changes["init_from"]).expanduser().resolve())
-        if not resume:
-            start_model = GPTConfig(**load(changes["init_from"])[2]["model"])
-            base = dataclasses.replace(base, gpt=start_model)
-    gpt = GPTConfig.preset(a.preset) if a.preset else base.gpt
-    gpt = dataclasses.replace(gpt, **_typed(a, GPTConfig))
-    options = _typed(a, MethodSpec)
-    spec = MethodSpec(**{**base.method.to_dict(), **options})
-    refuse_foreign(spec.name, options)       # given, even at its default, it would be ignored
-    if "out" not in changes:
-        # a resumed run continues next to its checkpoint; a new one goes to runs/<method>
-        changes["out"] = str(Path(resume).parent) if resume else "runs/" + run_name(spec)
-    cfg = dataclasses.replace(base, gpt=gpt, method=spec, **changes)
-    refuse_foreign_rates(spec.name, changes)  # after their values are checked
+    options, changes = _typed(a, MethodSpec), _typed(a, TrainConfig)
+    if resume and "out" not in changes:       # a resumed run continues next to its checkpoint
+        changes["out"] = str(Path(resume).parent)
+    cfg = run_settings(resume, preset=a.preset, gpt=_typed(a, GPTConfig), method=options,
+                       **changes)
+    refuse_foreign(cfg.method.name, options)  # given, even at its default, it would be ignored
+    refuse_foreign_rates(cfg.method.name, changes)
+    if "out" not in changes:                  # a new run goes to runs/<method>
+        cfg = dataclasses.replace(cfg, out="runs/" + run_name(cfg.method))
     return cfg
 
 

@@ -197,6 +197,25 @@ class TrainConfig:
         return TrainConfig(**d)
 
 
+def run_settings(resume=None, *, preset: str | None = None, gpt: dict | None = None,
+                 method: dict | None = None, **changes) -> TrainConfig:
+    """The settings of a run, merged here alone: a resumed run's own (from its checkpoint
+    `resume`), else the defaults; a new run started from a saved model (`init_from`) takes that
+    model's sizes; then on top what is given: a GPTConfig preset, GPTConfig fields (`gpt`),
+    MethodSpec fields (`method`) and TrainConfig fields (`changes`). train() then checks the
+    result against the checkpoints it reads (a resumed run must keep its model and method)."""
+    base = TrainConfig.of_checkpoint(ckpt.load(resume).meta, resume) if resume else TrainConfig()
+    if changes.get("init_from"):
+        # absolute, since the run's frozen weights are read from there later; a new run's model
+        # is the starting checkpoint's unless flags change it (a mismatch is refused at start)
+        changes["init_from"] = str(Path(changes["init_from"]).expanduser().resolve())
+        if not resume:
+            base = dataclasses.replace(base, gpt=ckpt.load(changes["init_from"]).model)
+    model = dataclasses.replace(GPTConfig.preset(preset) if preset else base.gpt, **(gpt or {}))
+    spec = MethodSpec(**{**base.method.to_dict(), **(method or {})})
+    return dataclasses.replace(base, gpt=model, method=spec, **changes)
+
+
 # ----------------------------------------------------------------------------------------------
 # The loop
 

@@ -122,6 +122,28 @@ def test_checkpoint_holds_everything_to_continue(prepared_data_dir, tmp_path):
     for _ in range(4):
         get_batch(tokens, 2, 16, fresh)
     assert np.array_equal(get_batch(tokens, 2, 16, saved)[0], get_batch(tokens, 2, 16, fresh)[0])
+    by_name = ckpt.load(tmp_path / "checkpoint.npz")           # the same, by name
+    assert by_name.model == TINY and by_name.method == spec and by_name.step == 4
+
+
+def test_run_settings_merge_a_checkpoint_a_start_model_and_what_is_given(prepared_data_dir,
+                                                                         tmp_path):
+    """run_settings is the one place a resumed run's own settings, a start model's sizes and
+    the settings given are merged, in that order."""
+    from smolgpt.train import run_settings
+    spec = MethodSpec("lora", rank=2)
+    cfg = tiny_cfg(prepared_data_dir, tmp_path / "a", method=spec, seed=7)
+    quiet(cfg, stop_at=2)
+    path = tmp_path / "a" / "checkpoint.npz"
+    assert run_settings(path) == cfg                             # its own settings
+    assert run_settings(path, steps=20, method={"alpha": 2.0}) == dataclasses.replace(
+        cfg, steps=20, method=MethodSpec("lora", rank=2, alpha=2.0))
+    started = run_settings(init_from=str(path), method={"name": "full"})
+    assert started.gpt == TINY and started.method == MethodSpec("full")   # the model's sizes
+    assert started.init_from == str(path.resolve()) and started.steps == TrainConfig().steps
+    assert run_settings(init_from=str(path), gpt={"n_layer": 2}).gpt.n_layer == 2
+    assert run_settings(preset="tiny", gpt={"block_size": 32}).gpt == dataclasses.replace(
+        GPTConfig.preset("tiny"), block_size=32)
 
 
 def test_same_seed_same_losses_bit_for_bit(prepared_data_dir, tmp_path):
