@@ -41,7 +41,7 @@ from pathlib import Path
 
 from . import distributed
 from .files import describe_file, refuse_strangers
-from .methods import RATES, MethodSpec, refuse_foreign, refuse_foreign_rates
+from .methods import RATES, MethodSpec, refuse_foreign, refuse_foreign_training
 from .model import GPTConfig, count_params
 from .train import TrainConfig
 
@@ -122,7 +122,7 @@ def _train_config(a: argparse.Namespace) -> TrainConfig:
     cfg = run_settings(resume, preset=a.preset, gpt=_typed(a, GPTConfig), method=options,
                        **changes)
     refuse_foreign(cfg.method.name, options)  # given, even at its default, it would be ignored
-    refuse_foreign_rates(cfg.method.name, changes)
+    refuse_foreign_training(cfg.method.name, changes)
     if "out" not in changes:                  # a new run goes to runs/<method>
         cfg = dataclasses.replace(cfg, out="runs/" + run_name(cfg.method))
     return cfg

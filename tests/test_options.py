@@ -38,7 +38,7 @@ def test_the_spec_refuses_every_foreign_option_by_its_flag():
                 MethodSpec(method, **{name: value})
 
 
-def test_a_methods_rates_are_the_ones_its_lr_groups_read():
+def test_a_methods_rates_and_decay_are_what_its_lr_groups_and_decay_keys_say():
     from smolgpt.methods import build
     from smolgpt.model import GPTConfig
     gpt = GPTConfig(n_layer=1, n_head=1, n_embd=64, block_size=8, vocab_size=32)
@@ -46,7 +46,9 @@ def test_a_methods_rates_are_the_ones_its_lr_groups_read():
         spec = MethodSpec(method, d=4) if "d" in method_class(method).options else \
             MethodSpec(method, rank=2) if "rank" in method_class(method).options else \
             MethodSpec(method)
-        assert set(build(spec, gpt).lr_groups({}).values()) == set(method_class(method).rates)
+        built = build(spec, gpt)
+        assert set(built.lr_groups({}).values()) == set(method_class(method).rates)
+        assert bool(built.decay_keys(built.init())) == method_class(method).decays
 
 
 def the_error_line(err: str) -> str:
@@ -63,12 +65,13 @@ def foreign_flags(draw):
     cls = method_class(method)
     foreign = [n for n in OPTIONS if n not in cls.options] + [r for r in RATES
                                                                if r not in cls.rates]
+    foreign += [] if cls.decays else ["weight_decay"]
     own = [n for n in OPTIONS if n in cls.options and n not in ("coverage", "coef_init")]
     bad = draw(st.lists(st.sampled_from(foreign), min_size=1, max_size=3, unique=True))
     good = draw(st.lists(st.sampled_from(own), max_size=2, unique=True)) if own else []
     argv, flags = [], []
     for name in draw(st.permutations(bad + good)):
-        if name in RATES:
+        if name in RATES or name == "weight_decay":
             flag, value = "--" + name.replace("_", "-"), RATE_VALUE
         else:
             flag, value = flag_of(name), OTHER[name]

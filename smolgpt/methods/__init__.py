@@ -108,11 +108,17 @@ def refuse_foreign(method: str, names) -> None:
             raise MethodError(f"{why}: drop {flag_of(name)}")
 
 
-def refuse_foreign_rates(method: str, names) -> None:
-    """Refuse the first of the learning-rate `names` (TrainConfig fields) that `method` never
-    reads: giving it would change nothing."""
-    rates = method_class(method).rates
+def refuse_foreign_training(method: str, names) -> None:
+    """Refuse the first of the TrainConfig fields `names` that `method` never reads, since giving
+    it would change nothing: another method's learning rate, or weight decay where the method
+    decays none of its trainables."""
+    cls = method_class(method)
+    rates = cls.rates
     for name in names:
+        if name == "weight_decay" and not cls.decays:
+            raise MethodError(f"--weight-decay: {method!r} decays none of its trainables (only "
+                              f"{', '.join(m for m, (c, _) in METHODS.items() if c.decays)} "
+                              f"decays its weight matrices): drop it")
         if name in RATES and name not in rates:
             readers = [m for m, (cls, _) in METHODS.items() if name in cls.rates]
             raise MethodError(f"--{name.replace('_', '-')} is the learning rate of "

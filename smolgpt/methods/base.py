@@ -28,6 +28,7 @@ and, on its class, everything the spec and the command line need to know about i
     Method.options              {MethodSpec field: its option()}: the options it reads, beyond
                                 the method's name and seed; any other option is refused
     Method.rates                the TrainConfig learning rates it reads besides `lr`
+    Method.decays               whether decay_keys() names any trainable (--weight-decay acts)
     Method.refusals             {option: why it makes no sense here}, said when one is given
     Method.check(spec)          refuse option values that cannot work (before any model exists)
     Method.label(spec)          a short human name ('lora r=4'), naming every non-default option
@@ -87,6 +88,7 @@ class FullMethod:
 
     options: dict[str, dataclasses.Field] = {}       # none beyond the seed of the random init
     rates: tuple[str, ...] = ()
+    decays = True                                    # the weight matrices (decay_keys)
     refusals: dict[str, str] = {}
     needed_grads = None                              # every gradient
     _start = None                                    # start_from's weights (or their loader)
@@ -159,6 +161,7 @@ class EmbeddingsOnlyMethod(FullMethod):
     """
 
     needed_grads = frozenset(EMBEDDING_NAMES)
+    decays = False                                   # nor do the methods built on it
 
     def __init__(self, spec, config: GPTConfig):
         self.spec, self.config = spec, config
