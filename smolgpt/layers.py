@@ -314,6 +314,20 @@ def _head_groups(lo, hi, row_bytes):
     return [(g, min(g + size, hi)) for g in range(lo, hi, size)]
 
 
+def _by_sequence(g0, g1, nh):
+    """Heads g0..g1-1 (head h = b * nh + j) as runs within one sequence b: [(b, j0, j1, i0)],
+    i0 being the run's first index in the group (0 .. g1-g0). A (B, nh, T, hs) view cannot be
+    flattened to (B * nh, T, hs) without a copy, so a group's heads are read and written per run."""
+    runs = []
+    h = g0
+    while h < g1:
+        b, j = divmod(h, nh)
+        n = min(nh - j, g1 - h)
+        runs.append((b, j, j + n, h - g0))
+        h += n
+    return runs
+
+
 def attention_forward(qkv, n_head):
     """qkv (B, T, 3C) -> out (B, T, C): softmax(q k^T / sqrt(hs) + causal mask) v per head.
 
@@ -321,11 +335,12 @@ def attention_forward(qkv, n_head):
     block's scores are (t1 - t0, t1) per head, and the causal mask is needed only on its last
     (t1 - t0) columns. The B * nh heads are independent: each thread takes whole heads, a
     cache-sized group of them per call (ATTN_GROUP_BYTES), and every head's numbers are the same
-    whatever the grouping or the thread count.
+    whatever the grouping or the thread count. A group's q, k, v are copied out of qkv, and its
+    output into out, by the thread that takes it: no single-threaded pass over the whole layer.
 
     The softmax is left unnormalised: with E = exp(s - rowmax(s)) and z = rowsum(E),
     y = softmax(s) v = (E v) / z, so the division is done on the (tq, hs) product instead of on
-    the (tq, t1) scores (hs = 32 against t1 = 128..256 at `tiny-bytes`: one pass over the scores
+    the (tq, t1) scores (hs = 32 against t1 up to 256 at `tiny-bytes`: one pass over the scores
     saved). The cache holds q * scale, k^T and v as contiguous (heads, ...) arrays (qkv itself is
     not kept), each block's E, (B * nh, t1 - t0, t1), and 1/z, (B * nh, T).
     """
@@ -333,21 +348,29 @@ def attention_forward(qkv, n_head):
     C = C3 // 3
     hs = C // n_head
     H = B * n_head                                                      # heads, all independent
-    heads = qkv.reshape(B, T, 3, n_head, hs).transpose(2, 0, 3, 1, 4)   # (3, B, nh, T, hs)
-    q, k, v = heads[0], heads[1], heads[2]                              # (B, nh, T, hs) views
+    q, k, v = qkv.reshape(B, T, 3, n_head, hs).transpose(2, 0, 3, 1, 4)   # (B, nh, T, hs) views
     scale = 1.0 / math.sqrt(hs)
-    qs = np.multiply(q, scale, order="C").reshape(H, T, hs)             # (H, T, hs), no copy
-    # k^T and v made contiguous once: BLAS is slow on views with a row stride of 3C
-    kt = np.ascontiguousarray(k.transpose(0, 1, 3, 2)).reshape(H, hs, T)   # (H, hs, T)
-    vc = np.ascontiguousarray(v).reshape(H, T, hs)                      # (H, T, hs)
-    rz = np.empty((H, T), dtype=qkv.dtype)                              # (H, T) 1 / z
-    y = np.empty((H, T, hs), dtype=qkv.dtype)                           # (H, T, hs)
+    # contiguous per head, as the products want them: BLAS is slow on q, k, v's row stride of 3C,
+    # and about 1.6x slower on a transposed right operand than on a contiguous one (NOTES.md)
+    qs = np.empty((H, T, hs), dtype=qkv.dtype)                          # q * scale
+    kt = np.empty((H, hs, T), dtype=qkv.dtype)                          # k^T
+    vc = np.empty((H, T, hs), dtype=qkv.dtype)                          # v
+    rz = np.empty((H, T), dtype=qkv.dtype)                              # 1 / z
+    out = np.empty((B, T, C), dtype=qkv.dtype)
+    y = out.reshape(B, T, n_head, hs).transpose(0, 2, 1, 3)             # (B, nh, T, hs) view
     mask = _causal_mask(min(ATTN_BLOCK, T), qkv.dtype)
     blocks = [(t0, min(t0 + ATTN_BLOCK, T)) for t0 in range(0, T, ATTN_BLOCK)]
     atts = [np.empty((H, t1 - t0, t1), dtype=qkv.dtype) for t0, t1 in blocks]
 
     def heads_(lo, hi):
         for g0, g1 in _head_groups(lo, hi, min(ATTN_BLOCK, T) * T * qkv.itemsize):
+            runs = _by_sequence(g0, g1, n_head)
+            for b, j0, j1, i in runs:                                   # this group's q, k, v
+                h0, h1 = g0 + i, g0 + i + j1 - j0
+                np.multiply(q[b, j0:j1], scale, out=qs[h0:h1])
+                kt[h0:h1] = k[b, j0:j1].transpose(0, 2, 1)
+                vc[h0:h1] = v[b, j0:j1]
+            yg = np.empty((g1 - g0, T, hs), dtype=qkv.dtype)            # (g, T, hs)
             for (t0, t1), att in zip(blocks, atts):
                 a = att[g0:g1]                                          # (g, tq, t1)
                 np.matmul(qs[g0:g1, t0:t1], kt[g0:g1, :, :t1], out=a)   # scores
@@ -357,12 +380,13 @@ def attention_forward(qkv, n_head):
                 r = rz[g0:g1, t0:t1]                                    # (g, tq)
                 np.sum(a, axis=2, out=r)                                # z
                 np.divide(1.0, r, out=r)                                # 1 / z
-                yb = y[g0:g1, t0:t1]                                    # (g, tq, hs)
+                yb = yg[:, t0:t1]                                       # (g, tq, hs)
                 np.matmul(a, vc[g0:g1, :t1], out=yb)                    # E v
                 yb *= r[:, :, None]                                     # (E v) / z
+            for b, j0, j1, i in runs:                                   # heads merged into out
+                y[b, j0:j1] = yg[i:i + j1 - j0]
 
     on_items_with_own_blas(heads_, H)
-    out = y.reshape(B, n_head, T, hs).transpose(0, 2, 1, 3).reshape(B, T, C)   # heads merged
     return out, (qs, kt, vc, atts, rz, n_head)
 
 
@@ -378,40 +402,56 @@ def attention_backward(dout, cache):
     and the 1/z of att is moved onto the small (tq, hs) dy: with dyz = dy / z,
       datt / z = dyz @ v^T =: d,   dv = E^T @ dyz,   ds = E * (d - sum(d * E, last axis) / z),
     so no pass over the scores divides them. The cached q is already q * scale, so
-    dk = ds^T @ (q * scale); dq's scale is applied to the (tq, hs) product.
-    A block of queries [t0, t1) touched keys [0, t1): its dk and dv add into those rows.
+    dk = ds^T @ (q * scale), and k is copied once per group as k * scale, so dq = ds @ (k scale).
+    A block of queries [t0, t1) touched keys [0, t1): its dk and dv add into those rows; the
+    blocks are taken last first, so the first, which touches every key, writes dk and dv
+    outright (no zeroing, no temporary).
     """
     qs, kt, vc, atts, rz, nh = cache                                 # (H, T, hs) (H, hs, T) ...
     H, T, hs = qs.shape
     B = H // nh
     C = nh * hs
     scale = 1.0 / math.sqrt(hs)
-    dyz = np.ascontiguousarray(dout.reshape(B, T, nh, hs).transpose(0, 2, 1, 3)).reshape(H, T, hs)
-    dyz *= rz[:, :, None]                                            # (H, T, hs) dy / z
-    dq = np.empty((H, T, hs), dtype=dout.dtype)                      # every row written once
-    dk, dv = (np.zeros((H, T, hs), dtype=dout.dtype) for _ in range(2))   # accumulated
+    dy = dout.reshape(B, T, nh, hs).transpose(0, 2, 1, 3)           # (B, nh, T, hs) view
+    dqkv = np.empty((B, T, 3, nh, hs), dtype=dout.dtype)             # (B, T, 3, nh, hs)
+    dq, dk, dv = dqkv.transpose(2, 0, 3, 1, 4)                       # (B, nh, T, hs) views
     blocks = [(i * ATTN_BLOCK, i * ATTN_BLOCK + att.shape[1]) for i, att in enumerate(atts)]
 
     def heads_(lo, hi):
         for g0, g1 in _head_groups(lo, hi, atts[0].shape[1] * T * dout.itemsize):
-            for (t0, t1), att in zip(blocks, atts):
+            g = g1 - g0
+            runs = _by_sequence(g0, g1, nh)
+            dyz = np.empty((g, T, hs), dtype=dout.dtype)             # dy / z
+            for b, j0, j1, i in runs:
+                dyz[i:i + j1 - j0] = dy[b, j0:j1]
+            dyz *= rz[g0:g1, :, None]
+            # k * scale and v^T, contiguous: the right operands of dq and datt (see the forward)
+            ksc = np.multiply(kt[g0:g1].transpose(0, 2, 1), scale, order="C")   # (g, T, hs)
+            vt = np.ascontiguousarray(vc[g0:g1].transpose(0, 2, 1))            # (g, hs, T)
+            dqg, dkg, dvg = (np.empty((g, T, hs), dtype=dout.dtype) for _ in range(3))
+            for n, ((t0, t1), att) in enumerate(reversed(list(zip(blocks, atts)))):
                 e = att[g0:g1]                                       # (g, tq, t1) E
-                dyb = dyz[g0:g1, t0:t1]                              # (g, tq, hs) dy / z
-                d = dyb @ vc[g0:g1, :t1].transpose(0, 2, 1)          # (g, tq, t1) datt / z
-                dv[g0:g1, :t1] += e.transpose(0, 2, 1) @ dyb         # (g, t1, hs)
+                dyb = dyz[:, t0:t1]                                  # (g, tq, hs) dy / z
+                d = dyb @ vt[:, :, :t1]                              # (g, tq, t1) datt / z
+                if n == 0:                                           # the last block: t1 = T
+                    np.matmul(e.transpose(0, 2, 1), dyb, out=dvg)    # (g, T, hs)
+                else:
+                    dvg[:, :t1] += e.transpose(0, 2, 1) @ dyb        # (g, t1, hs)
                 r = np.einsum("gij,gij->gi", d, e)                   # (g, tq) sum(d * E)
                 r *= rz[g0:g1, t0:t1]                                # ... / z
                 d -= r[:, :, None]
                 d *= e                                               # ds
-                dqb = dq[g0:g1, t0:t1]                               # (g, tq, hs)
-                np.matmul(d, kt[g0:g1, :, :t1].transpose(0, 2, 1), out=dqb)
-                dqb *= scale
-                dk[g0:g1, :t1] += d.transpose(0, 2, 1) @ qs[g0:g1, t0:t1]   # (g, t1, hs)
+                np.matmul(d, ksc[:, :t1], out=dqg[:, t0:t1])         # (g, tq, hs)
+                if n == 0:
+                    np.matmul(d.transpose(0, 2, 1), qs[g0:g1, t0:t1], out=dkg)
+                else:
+                    dkg[:, :t1] += d.transpose(0, 2, 1) @ qs[g0:g1, t0:t1]   # (g, t1, hs)
+            for b, j0, j1, i in runs:                                # into dqkv's columns
+                dq[b, j0:j1] = dqg[i:i + j1 - j0]
+                dk[b, j0:j1] = dkg[i:i + j1 - j0]
+                dv[b, j0:j1] = dvg[i:i + j1 - j0]
 
     on_items_with_own_blas(heads_, H)
-    dqkv = np.empty((B, T, 3, nh, hs), dtype=dout.dtype)             # (B, T, 3, nh, hs)
-    for j, dpart in enumerate((dq, dk, dv)):
-        dqkv[:, :, j] = dpart.reshape(B, nh, T, hs).transpose(0, 2, 1, 3)
     return dqkv.reshape(B, T, 3 * C)
 
 
