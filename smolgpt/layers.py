@@ -367,6 +367,7 @@ def attention_forward(qkv, n_head):
     mask = _causal_mask(min(ATTN_BLOCK, T), qkv.dtype)
     blocks = [(t0, min(t0 + ATTN_BLOCK, T)) for t0 in range(0, T, ATTN_BLOCK)]
     atts = [np.empty((H, t1 - t0, t1), dtype=qkv.dtype) for t0, t1 in blocks]
+    ones = np.ones(T, dtype=qkv.dtype)
 
     def heads_(lo, hi):
         for g0, g1 in _head_groups(lo, hi, min(ATTN_BLOCK, T) * T * qkv.itemsize):
@@ -384,7 +385,8 @@ def attention_forward(qkv, n_head):
                 a -= a.max(axis=2, keepdims=True)                       # for a stable exp
                 np.exp(a, out=a)                                        # E, in place
                 r = rz[g0:g1, t0:t1]                                    # (g, tq)
-                np.sum(a, axis=2, out=r)                                # z
+                np.matmul(a, ones[:t1], out=r)                          # z, as row @ ones:
+                                                                        # ~3x np.sum's speed
                 np.divide(1.0, r, out=r)                                # 1 / z
                 yb = yg[:, t0:t1]                                       # (g, tq, hs)
                 np.matmul(a, vc[g0:g1, :t1], out=yb)                    # E v
