@@ -248,3 +248,19 @@ def test_attention_equals_the_plain_form_in_float32(monkeypatch, block):
     ref_d = plain.attention_backward(dout.astype(np.float64), ref_cache)
     assert out.dtype == dqkv.dtype == np.float32
     assert np.abs(out - ref).max() < 1e-5 and np.abs(dqkv - ref_d).max() < 1e-5
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_weight_gradient_in_two_halves_equals_the_whole_product(monkeypatch, threads):
+    rng = np.random.default_rng(11)
+    x, d = rng.standard_normal((2, 50, 6)), rng.standard_normal((2, 50, 4))
+    monkeypatch.setattr(layers, "THREADS", threads)
+    monkeypatch.setattr(layers, "DW_SPLIT_ROWS", 8)                  # 100 rows: two halves
+    _, dw, _ = layers.linear_backward(d, (x, rng.standard_normal((6, 4)), True))
+    ref = x.reshape(-1, 6).T @ d.reshape(-1, 4)
+    assert np.abs(dw - ref).max() < 1e-12 * np.abs(ref).max()
+    x32, d32, w32 = x.astype(np.float32), d.astype(np.float32), np.ones((6, 4), np.float32)
+    monkeypatch.setattr(layers, "THREADS", 1)
+    one = layers.linear_backward(d32, (x32, w32, False))[1]
+    monkeypatch.setattr(layers, "THREADS", threads)
+    assert np.array_equal(one, layers.linear_backward(d32, (x32, w32, False))[1])
