@@ -235,7 +235,7 @@ def layernorm_backward(dout, cache):
     cuts = strips(d2.shape[0], C * dout.itemsize)
     parts = np.empty((2, len(cuts), C), dtype=dout.dtype)   # per-strip db and dg
     mean_of = np.full(C, 1.0 / C, dtype=dout.dtype)  # (C,)
-    ones = np.ones(max(hi - lo for lo, hi in cuts), dtype=dout.dtype)
+    ones = np.ones(max((hi - lo for lo, hi in cuts), default=0), dtype=dout.dtype)   # (rows,)
 
     def strip(i, lo, hi):
         ds, xh, dxs = d2[lo:hi], xh2[lo:hi], dx[lo:hi]
@@ -412,8 +412,7 @@ def attention_forward(qkv, n_head):
                 a -= a.max(axis=2, keepdims=True)                       # for a stable exp
                 np.exp(a, out=a)                                        # E, in place
                 r = rz[g0:g1, t0:t1]                                    # (g, tq)
-                np.matmul(a, ones[:t1], out=r)                          # z, as row @ ones:
-                                                                        # ~3x np.sum's speed
+                np.matmul(a, ones[:t1], out=r)                          # z = E @ ones (3x np.sum)
                 np.divide(1.0, r, out=r)                                # 1 / z
                 yb = yg[:, t0:t1]                                       # (g, tq, hs)
                 np.matmul(a, vc[g0:g1, :t1], out=yb)                    # E v
@@ -598,7 +597,8 @@ def cross_entropy_head(x, wte, targets, chunk=1024, with_grads=True):
         # scale the (n, V) chunk, take the one-hot inside it and push it through the matmuls
         # first, then scale the small results: with s = 1 / (z N) and E' = E - z onehot
         # (n entries changed: E'[i, tgt_i] = E[i, tgt_i] - z_i),
-        #   dlogits = E' s,   dx = dlogits @ wte = (E' @ wte) s,   dwte = dlogits^T @ x = E'^T @ (x s)
+        #   dlogits = E' s,   dx = dlogits @ wte = (E' @ wte) s,
+        #   dwte = dlogits^T @ x = E'^T @ (x s)
         # which saves a full pass over the chunk, and a gather of wte[tgt] and a scatter-add into
         # dwte (np.add.at, slow) per chunk.
         rows = np.arange(n)
