@@ -167,16 +167,17 @@ def _sum_over_rows_product(x2, d2):
     if N < DW_SPLIT_ROWS:
         return x2.T @ d2
     half = N // 2
-    parts = np.empty((2, x2.shape[1], d2.shape[1]), dtype=d2.dtype)
+    dw = np.empty((x2.shape[1], d2.shape[1]), dtype=d2.dtype)      # the first half's, then all
+    second = np.empty_like(dw)                                      # freed on return: dw is
+                                                                    # its own array, no view
 
     def halves(lo, hi):
         for i in range(lo, hi):
             rows = slice(0, half) if i == 0 else slice(half, N)
-            np.matmul(x2[rows].T, d2[rows], out=parts[i])
+            np.matmul(x2[rows].T, d2[rows], out=dw if i == 0 else second)
 
     on_items_with_own_blas(halves, 2)
-    dw = parts[0]
-    dw += parts[1]
+    dw += second
     return dw
 
 

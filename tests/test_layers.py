@@ -265,3 +265,15 @@ def test_weight_gradient_in_two_halves_equals_the_whole_product(monkeypatch, thr
     one = layers.linear_backward(d32, (x32, w32, False))[1]
     monkeypatch.setattr(layers, "THREADS", threads)
     assert np.array_equal(one, layers.linear_backward(d32, (x32, w32, False))[1])
+
+
+def test_weight_gradient_owns_its_memory(monkeypatch):
+    """A gradient that is a view into a larger buffer would keep the buffer alive with it (every
+    weight gradient of the model is alive at the end of the backward)."""
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((64, 5)).astype(np.float32)
+    d = rng.standard_normal((64, 3)).astype(np.float32)
+    for rows in (8, 1000):                                  # in two halves, and whole
+        monkeypatch.setattr(layers, "DW_SPLIT_ROWS", rows)
+        dw = layers.linear_backward(d, (x, np.ones((5, 3), np.float32), True))[1]
+        assert dw.base is None or dw.base.nbytes == dw.nbytes
