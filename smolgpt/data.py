@@ -625,17 +625,34 @@ def prepare_text_files(out_dir, files, val_every: int = 10, verbose: bool = True
         lines[split].append(json.dumps({"text": raw.decode("utf-8", errors="replace"),
                                         "file": path.name, "sha256": sha}))
         record.append({"name": path.name, "sha256": sha, "bytes": len(raw), "split": split})
+    # The writing rule (smolgpt/files.py): these files are replaced only in a folder whose
+    # sources.json this function wrote; it is written first, so that a call stopped before the
+    # end leaves a folder the next call knows as its own.
+    from .files import refuse_strangers
+    ours = _written_by_prepare_text_files(out / SOURCES)
+    refuse_strangers([out / SOURCES, *(out / "source" / f"{s}.jsonl" for s in lines)],
+                     lambda p: ours, force_hint="give prepare_text_files another folder")
+    sources = {"val_every": val_every, "rule": f"file i is val iff i % {val_every} == "
+               f"{val_every - 1}", "folder": str(files[0].parent), "files": record}
+    write_atomic(out / SOURCES, lambda f: f.write((json.dumps(sources, indent=1) + "\n").encode()))
     for split, rows in lines.items():
         payload = ("\n".join(rows) + "\n").encode()
         target = out / "source" / f"{split}.jsonl"
         if not target.is_file() or target.read_bytes() != payload:     # unchanged: keep it
             write_atomic(target, lambda f: f.write(payload))
-    sources = {"val_every": val_every, "rule": f"file i is val iff i % {val_every} == "
-               f"{val_every - 1}", "folder": str(files[0].parent), "files": record}
-    write_atomic(out / SOURCES, lambda f: f.write((json.dumps(sources, indent=1) + "\n").encode()))
     manifest = prepare(out, train_glob=str(out / "source" / "train.jsonl"),
                        val_glob=str(out / "source" / "val.jsonl"), verbose=verbose)
     return {**manifest, "files": record}
+
+
+def _written_by_prepare_text_files(path: Path) -> bool:
+    """Whether a sources.json is one prepare_text_files wrote (an object with its "rule" and
+    "files")."""
+    try:
+        m = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return False
+    return isinstance(m, dict) and all(k in m for k in ("val_every", "rule", "files"))
 
 
 # ---------------------------------------------------------------------------------------------

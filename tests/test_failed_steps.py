@@ -375,3 +375,30 @@ def test_the_mpi_resume_command_is_quoted_too():
     from smolgpt.train import resume_command
     assert shlex.split(resume_command("/a b/c'd/checkpoint.npz", 2)) == [
         "mpiexec", "-n", "2", "smolgpt", "train", "--resume", "/a b/c'd/checkpoint.npz"]
+
+
+def test_prepare_text_files_never_replaces_a_strangers_source(tmp_path, gpt2_encoding,
+                                                              monkeypatch):
+    """Another writer of the data folder: its source/*.jsonl are replaced only where its own
+    sources.json says the folder is its own (written first, so a stopped call leaves that)."""
+    files = []
+    for i in range(3):
+        files.append(tmp_path / f"doc{i}.txt")
+        files[-1].write_text(f"A small text file, number {i}.")
+    out = tmp_path / "d"
+    (out / "source").mkdir(parents=True)
+    mine = out / "source" / "train.jsonl"
+    mine.write_bytes(b'{"text": "the user\'s own"}\n')
+    with pytest.raises(Exception, match="train.jsonl already exists and smolgpt did not write it"):
+        data_mod.prepare_text_files(out, files, val_every=3, verbose=False)
+    assert mine.read_bytes() == b'{"text": "the user\'s own"}\n'
+    mine.unlink()
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt                   # Ctrl-C once the sources are written
+    with monkeypatch.context() as m:
+        m.setattr(data_mod, "prepare", stopped)
+        with pytest.raises(KeyboardInterrupt):
+            data_mod.prepare_text_files(out, files, val_every=3, verbose=False)
+    m = data_mod.prepare_text_files(out, files, val_every=3, verbose=False)   # the retry
+    assert [f["split"] for f in m["files"]] == ["train", "train", "val"]
