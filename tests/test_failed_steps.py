@@ -371,6 +371,20 @@ def test_the_resume_command_after_a_signal_pastes_into_a_shell(prepared_data_dir
     assert argv == ["smolgpt", "train", "--resume", str(out / "checkpoint.npz")]
 
 
+def test_the_other_printed_commands_are_quoted_too(tmp_path, capsys, finished_run):
+    from smolgpt.book import serve_command
+    site = "/my book/site's"
+    assert shlex.split(serve_command(site))[-2:] == ["-d", site]
+    # `smolgpt import` prints the commands that sample and score what it wrote
+    from smolgpt.hf import export_hf
+    hf_dir = export_hf(finished_run / "checkpoint.npz", tmp_path / "hf")
+    target = tmp_path / "a b" / "it's.npz"
+    rc, out, err = run(["import", hf_dir, target], capsys)
+    assert rc == 0, err
+    for cmd in out.split("`")[1::2]:
+        assert shlex.split(cmd)[-1] == str(target), out
+
+
 def test_the_mpi_resume_command_is_quoted_too():
     from smolgpt.train import resume_command
     assert shlex.split(resume_command("/a b/c'd/checkpoint.npz", 2)) == [
