@@ -598,9 +598,11 @@ def _resumed_state(cfg: TrainConfig, resume, meta: dict) -> tuple[RunState, dict
             f"checkpoint {resume} was started from {cfg.init_from}, which has changed since: "
             f"restore that checkpoint, or start a new run")
     if old.get("data") != meta["data"]:
+        folder = cfg.data_dir or data.data_dir(cfg.gpt.tokenizer)
         raise ckpt.CheckpointError(
-            f"checkpoint {resume} was trained on other data than is prepared now: point "
-            f"SMOLGPT_C4_FILES at the same files, or start a new run")
+            f"checkpoint {resume} was trained on other data than {folder} holds now: give "
+            f"--data-dir the folder it was trained on, prepare the same files there again "
+            f"(SMOLGPT_C4_FILES), or start a new run")
     # A resumed run is the same run: anything that shapes the trajectory (schedule length,
     # learning rates, batch, batch order, validation windows) must match, or the losses after
     # the resume would not be those of the uninterrupted run.
