@@ -568,8 +568,20 @@ def prepare(out_dir=None, *, train_glob=None, val_glob=None, max_docs=None, forc
     """
     out = Path(out_dir) if out_dir is not None else data_dir(check_tokenizer(tokenizer))
     old = _read_manifest(out, tokenizer)
-    source = _requested_source(train_glob, val_glob, max_docs, old and old["source"])
+    held = old["source"] if old else _unfinished_source(out)    # asked for nothing: the same
+    source = _requested_source(train_glob, val_glob, max_docs, held)
     return _prepare(out, source, old, force, verbose, tokenizer)
+
+
+def _unfinished_source(out: Path) -> dict | None:
+    """The source an unfinished prepare in `out` was making (its claim records it), or None."""
+    try:
+        m = json.loads((out / MANIFEST).read_bytes())
+    except (OSError, ValueError):
+        return None
+    if isinstance(m, dict) and m.get("unfinished") is True and isinstance(m.get("source"), dict):
+        return m["source"]
+    return None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -163,6 +163,31 @@ def test_a_prepare_whose_write_is_stopped_is_redone_by_the_next(stopped_at, tmp_
     assert data_mod.read_manifest(d)["splits"]["train"]["documents"] > 0
 
 
+def test_a_stopped_prepare_is_finished_from_its_own_source_by_the_next_reader(
+        tmp_path, monkeypatch, gpt2_encoding, no_progress_bars, capsys):
+    """Training reads the folder with nothing asked: the claim says which source was being
+    prepared, so that one is made, not the online C4 (no env vars here)."""
+    good = _docs(tmp_path, "train.jsonl", DOCS)
+    val = _docs(tmp_path, "val.jsonl", jsonl([{"text": "A held-out document."}] * 3))
+    d = tmp_path / "d"
+    real = data_mod.write_atomic
+
+    def full_disk(path, write, *args, **kwargs):
+        if Path(path).name == "val.bin":
+            raise CannotWrite(path, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
+        return real(path, write, *args, **kwargs)
+
+    with monkeypatch.context() as m:
+        m.setattr(data_mod, "write_atomic", full_disk)
+        with pytest.raises(CannotWrite):
+            data_mod.prepare(d, train_glob=str(good), val_glob=str(val), verbose=False)
+    for var in ("SMOLGPT_C4_FILES", "SMOLGPT_C4_VAL_FILES"):
+        monkeypatch.delenv(var, raising=False)
+    splits, manifest = data_mod.load_splits(d)
+    assert manifest["source"]["val_files"][0]["path"] == str(val)
+    assert manifest["splits"]["val"]["documents"] == 3 and len(splits["val"]) > 0
+
+
 # --- a write the system stops names the file ----------------------------------------------------
 
 def test_write_atomic_names_the_file_and_leaves_no_temporary(tmp_path):
