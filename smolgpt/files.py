@@ -64,7 +64,7 @@ def write_atomic(path, write: Callable[[BinaryIO], None], mode: int = 0o644) -> 
 # What to do when the system refuses a write, by its error number (errno).
 _WHY_NOT_WRITTEN = {
     errno.EFBIG: "the file-size limit of this process (ulimit -f) is smaller than the file: "
-                 "raise it (ulimit -f unlimited) and run the command again",
+                 "raise it, e.g. ulimit -f unlimited",
     errno.ENOSPC: "the disk is full: free some space, or write to another disk",
     errno.EDQUOT: "the disk quota is used up: free some space, or write to another disk",
     errno.EACCES: "no permission to write there: choose a folder you can write to",
