@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import subprocess
 import time
 from pathlib import Path
@@ -301,5 +302,10 @@ def build(quick: bool = False, out: Path | None = None, wanted: str | None = Non
         print(f"  {notebook} in {nb.metadata['smolgpt']['seconds']:.0f} s", flush=True)
     written = write_site(sorted(folder.glob("[0-9][0-9]_*.ipynb")), site)
     print(f"the book: {len(written) - 1} chapter(s) in {site / 'index.html'} (serve it with "
-        f"python -m http.server -d {site})")
+        f"{serve_command(site)})")
     return site
+
+
+def serve_command(site) -> str:
+    """The command that serves the site, quoted for a POSIX shell (a folder may have spaces)."""
+    return f"python -m http.server -d {shlex.quote(str(site))}"

@@ -35,6 +35,7 @@ import dataclasses
 import io
 import json
 import os
+import shlex
 import signal
 import sys
 from pathlib import Path
@@ -152,15 +153,18 @@ def cmd_train(a):
 def _checked_train_config(a) -> TrainConfig:
     """The run's TrainConfig, refusing a start or resume that would replace another run."""
     from .methods import build
+    from .train import check_base_kept
     cfg = _train_config(a)
     build(cfg.method, cfg.gpt)                # validate the method's options before any data work
     _folder_flag("--out", cfg.out)
     _folder_flag("--data-dir", cfg.data_dir)
+    check_base_kept(cfg)                      # before suggesting --overwrite, which would not do
     out = Path(cfg.out)
     old = out / "checkpoint.npz"
     if not a.resume and not a.overwrite and old.exists():   # a forgotten --resume loses a run
-        raise ValueError(f"{cfg.out} already holds a run ({old}): continue it with --resume {old}, "
-                         f"choose another --out, or pass --overwrite to start afresh")
+        raise ValueError(f"{cfg.out} already holds a run ({old}): continue it with --resume "
+                         f"{shlex.quote(str(old))}, choose another --out, or pass --overwrite to "
+                         f"start afresh")
     if a.resume and not a.overwrite and old.exists() and not old.samefile(a.resume):
         raise ValueError(f"--out {cfg.out} holds another run's checkpoint ({old}), which resuming "
                          f"{a.resume} there would replace: leave out --out to continue next to "
@@ -168,9 +172,28 @@ def _checked_train_config(a) -> TrainConfig:
     # The run's other files: a resume in the checkpoint's own folder continues them (the log is
     # appended to); anywhere else a file of those names is not this run's, and is not replaced.
     continuing = a.resume and old.exists() and old.samefile(a.resume)
-    refuse_strangers([out / name for name in RUN_FILES], force=a.overwrite or continuing,
+    refuse_strangers([out / name for name in RUN_FILES],
+                     ours=None if a.resume else _left_by_a_failed_start,
+                     force=a.overwrite or continuing,
                      force_hint="pass --overwrite to start afresh and replace it")
+    log = out / "log.jsonl"
+    if not a.resume and not a.overwrite and log.exists():    # one a failed start left
+        print(f"note: replacing {log}, the log of a run there that stopped before saving a "
+              f"checkpoint")
     return cfg
+
+
+def _left_by_a_failed_start(path: Path) -> bool:
+    """A log.jsonl that smolgpt train began (its first record is a "start") beside no checkpoint:
+    what a run leaves when it fails before its first save (divergence at once, a full disk, a
+    signal during the first evaluation). Nothing in it can be resumed, so a new start in the
+    same folder replaces it, as a retry after fixing the cause expects; any other file there
+    is refused as before."""
+    if path.name != "log.jsonl" or (path.parent / "checkpoint.npz").exists():
+        return False
+    with open(path, "rb") as f:
+        first = json.loads(f.readline())
+    return isinstance(first, dict) and first.get("event") == "start"
 
 
 # What `smolgpt train` writes in its --out folder (and `.lock` while it runs: files.RunLock).
@@ -227,6 +250,14 @@ def cmd_sample(a):
     _require(a.num >= 1, "--num", "at least 1 (how many samples)", a.num)
     _require(0 <= a.seed <= MAX_SEED - a.num, "--seed", f"an integer from 0 to "
              f"{MAX_SEED - a.num} (sample i uses seed + i)", a.seed)
+    try:
+        a.prompt.encode("utf-8")
+    except UnicodeEncodeError as e:           # bytes the shell passed that are not UTF-8 text
+        code = ord(a.prompt[e.start])       # Python keeps such a byte b as the code 0xDC00 + b
+        what = f"byte 0x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"U+{code:04X}"
+        raise ValueError(f"--prompt is not UTF-8 text ({what} at character {e.start + 1}); give "
+                         f"the prompt in UTF-8, e.g. convert it with iconv -f latin1 -t utf-8") \
+            from None
     params, gpt, spec = load_params(a.checkpoint)
     if a.prompt:
         from .data import encode
@@ -262,8 +293,9 @@ def cmd_export(a):
 def cmd_import(a):
     from .hf import import_hf
     out = import_hf(a.source, a.out_checkpoint, force=a.force)
-    print(f"wrote {out}: sample it with `smolgpt sample {out}`, score it with "
-          f"`smolgpt eval {out}`")
+    path = shlex.quote(str(out))
+    print(f"wrote {out}: sample it with `smolgpt sample {path}`, score it with "
+          f"`smolgpt eval {path}`")
 
 
 def cmd_bench(a):
@@ -506,7 +538,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     from .checkpoint import CheckpointError
     from .data import DataError
-    from .files import FolderInUse, WouldReplace
+    from .files import CannotWrite, FolderInUse, WouldReplace
     from .train import TrainingDiverged
     parser = build_parser()
     if distributed.launcher_rank():           # under mpiexec, rank 0 alone prints --help or usage
@@ -520,7 +552,7 @@ def main(argv=None) -> int:
             status = args.fn(args) or 0
     except TrainingDiverged as e:
         return _fail(3, f"smolgpt: {e}")
-    except (ValueError, DataError, CheckpointError, FolderInUse, WouldReplace,
+    except (ValueError, DataError, CheckpointError, FolderInUse, WouldReplace, CannotWrite,
             FileNotFoundError) as e:
         return _fail(2, f"smolgpt: error: {e}")
     except BrokenPipeError:                   # `smolgpt sample ... | head`: the reader had enough

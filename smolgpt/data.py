@@ -436,6 +436,7 @@ def _read_manifest(out: Path, tokenizer: str = ENCODING) -> dict | None:
     path = out / MANIFEST
     if not path.exists():
         return None
+    m = None
     try:
         m = json.loads(path.read_text())
         other = m["tokenizer"] in TOKENIZERS and m["tokenizer"] != tokenizer
@@ -450,7 +451,9 @@ def _read_manifest(out: Path, tokenizer: str = ENCODING) -> dict | None:
                         f"model reads {tokenizer!r}; give it another data folder (the default "
                         f"for {tokenizer!r} is {data_dir(tokenizer)})")
     if not ok:
-        if _written_by_smolgpt(path):              # else prepare refuses to replace it
+        if isinstance(m, dict) and m.get("unfinished") is True:   # claimed, then stopped
+            print(f"data: note: an earlier prepare in {out} did not finish; preparing afresh")
+        elif _written_by_smolgpt(path):            # else prepare refuses to replace it
             print(f"data: note: {path} is from another format; preparing afresh")
         return None
     return m
@@ -521,23 +524,34 @@ def _prepare(out: Path, source: dict, old: dict | None, force: bool, verbose: bo
     # fail on the tokenizer before reading anything
     enc = get_encoding() if tokenizer == ENCODING else None
     _refuse_strangers(out, force)
-    out.mkdir(parents=True, exist_ok=True)
+    # Every split is read and tokenized before any file is touched, so that a bad input (the
+    # usual failure) leaves the folder as it was. Then the folder is claimed for smolgpt (a
+    # manifest marked unfinished) before the first .bin is written: a write stopped midway (a
+    # full disk, Ctrl-C) leaves files that the next prepare knows as its own and re-makes,
+    # never token files without a manifest, which it would have to refuse as a stranger's.
+    made = {}
     for split in todo:
         t0 = time.perf_counter()
         texts = _read_split(source, split, verbose)
-        tokens = tokenize(texts, enc, tokenizer)                         # (N,) uint16
-        payload = tokens.tobytes()
-        write_atomic(out / f"{split}.bin", lambda f: f.write(payload))
-        splits[split] = {"file": f"{split}.bin", "documents": len(texts),
-                         "tokens": int(tokens.size), "sha256": hashlib.sha256(payload).hexdigest()}
-        say(f"data: {split}: {len(texts):,} documents -> {tokens.size:,} tokens "
+        made[split] = (len(texts), tokenize(texts, enc, tokenizer), t0)    # (N,) uint16
+        del texts
+    header = {"format": FORMAT, "tokenizer": tokenizer, "eot": SEPARATOR[tokenizer],
+              "eot_placement": "one separator before every document", "dtype": "uint16"}
+    _write_manifest(out, {**header, "source": source, "splits": {}, "unfinished": True})
+    for split, (n_docs, tokens, t0) in made.items():
+        write_atomic(out / f"{split}.bin", lambda f: f.write(tokens.data))
+        splits[split] = {"file": f"{split}.bin", "documents": n_docs, "tokens": int(tokens.size),
+                         "sha256": hashlib.sha256(tokens.data).hexdigest()}
+        say(f"data: {split}: {n_docs:,} documents -> {tokens.size:,} tokens "
             f"-> {out / (split + '.bin')} ({time.perf_counter() - t0:.1f} s)")
-    manifest = {"format": FORMAT, "tokenizer": tokenizer, "eot": SEPARATOR[tokenizer],
-                "eot_placement": "one separator before every document", "dtype": "uint16",
-                "source": source, "splits": {s: splits[s] for s in SPLITS}}
+    manifest = {**header, "source": source, "splits": {s: splits[s] for s in SPLITS}}
+    _write_manifest(out, manifest)
+    return manifest
+
+
+def _write_manifest(out: Path, manifest: dict) -> None:
     text = json.dumps(manifest, indent=1) + "\n"
     write_atomic(out / MANIFEST, lambda f: f.write(text.encode()))
-    return manifest
 
 
 def prepare(out_dir=None, *, train_glob=None, val_glob=None, max_docs=None, force=False,
@@ -554,8 +568,20 @@ def prepare(out_dir=None, *, train_glob=None, val_glob=None, max_docs=None, forc
     """
     out = Path(out_dir) if out_dir is not None else data_dir(check_tokenizer(tokenizer))
     old = _read_manifest(out, tokenizer)
-    source = _requested_source(train_glob, val_glob, max_docs, old and old["source"])
+    held = old["source"] if old else _unfinished_source(out)    # asked for nothing: the same
+    source = _requested_source(train_glob, val_glob, max_docs, held)
     return _prepare(out, source, old, force, verbose, tokenizer)
+
+
+def _unfinished_source(out: Path) -> dict | None:
+    """The source an unfinished prepare in `out` was making (its claim records it), or None."""
+    try:
+        m = json.loads((out / MANIFEST).read_bytes())
+    except (OSError, ValueError):
+        return None
+    if isinstance(m, dict) and m.get("unfinished") is True and isinstance(m.get("source"), dict):
+        return m["source"]
+    return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -611,17 +637,34 @@ def prepare_text_files(out_dir, files, val_every: int = 10, verbose: bool = True
         lines[split].append(json.dumps({"text": raw.decode("utf-8", errors="replace"),
                                         "file": path.name, "sha256": sha}))
         record.append({"name": path.name, "sha256": sha, "bytes": len(raw), "split": split})
+    # The writing rule (smolgpt/files.py): these files are replaced only in a folder whose
+    # sources.json this function wrote; it is written first, so that a call stopped before the
+    # end leaves a folder the next call knows as its own.
+    from .files import refuse_strangers
+    ours = _written_by_prepare_text_files(out / SOURCES)
+    refuse_strangers([out / SOURCES, *(out / "source" / f"{s}.jsonl" for s in lines)],
+                     lambda p: ours, force_hint="give prepare_text_files another folder")
+    sources = {"val_every": val_every, "rule": f"file i is val iff i % {val_every} == "
+               f"{val_every - 1}", "folder": str(files[0].parent), "files": record}
+    write_atomic(out / SOURCES, lambda f: f.write((json.dumps(sources, indent=1) + "\n").encode()))
     for split, rows in lines.items():
         payload = ("\n".join(rows) + "\n").encode()
         target = out / "source" / f"{split}.jsonl"
         if not target.is_file() or target.read_bytes() != payload:     # unchanged: keep it
             write_atomic(target, lambda f: f.write(payload))
-    sources = {"val_every": val_every, "rule": f"file i is val iff i % {val_every} == "
-               f"{val_every - 1}", "folder": str(files[0].parent), "files": record}
-    write_atomic(out / SOURCES, lambda f: f.write((json.dumps(sources, indent=1) + "\n").encode()))
     manifest = prepare(out, train_glob=str(out / "source" / "train.jsonl"),
                        val_glob=str(out / "source" / "val.jsonl"), verbose=verbose)
     return {**manifest, "files": record}
+
+
+def _written_by_prepare_text_files(path: Path) -> bool:
+    """Whether a sources.json is one prepare_text_files wrote (an object with its "rule" and
+    "files")."""
+    try:
+        m = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return False
+    return isinstance(m, dict) and all(k in m for k in ("val_every", "rule", "files"))
 
 
 # ---------------------------------------------------------------------------------------------

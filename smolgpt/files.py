@@ -3,6 +3,8 @@
 `write_atomic` writes to a temporary file in the target's folder, flushes it to disk and renames
 it over the target: a rename within one folder is atomic, so a reader (or a crash) sees either the
 old file or the new one, never a mixture. Checkpoints, token files and manifests all go through it.
+A write the system stops (disk full, the file-size limit, no permission) raises `CannotWrite`,
+whose one line names the file and what to change, and leaves no temporary file behind.
 
 The writing rule every command follows: it never replaces a file it did not write itself.
 Before writing, a command calls `refuse_strangers` with the paths it will write and a test of
@@ -16,6 +18,7 @@ ranks, or a chapter and a command) would interleave one log and keep one of two 
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -35,8 +38,11 @@ def write_atomic(path, write: Callable[[BinaryIO], None], mode: int = 0o644) -> 
     writes are readable like any other file the user makes, so 0644 less the umask).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise CannotWrite(path, e) from e
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -46,11 +52,46 @@ def write_atomic(path, write: Callable[[BinaryIO], None], mode: int = 0o644) -> 
         os.umask(umask)
         os.chmod(tmp, mode & ~umask)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(e, OSError) and not isinstance(e, CannotWrite):
+            raise CannotWrite(path, e) from e
         raise
     return path.stat().st_size
+
+
+# What to do when the system refuses a write, by its error number (errno).
+_WHY_NOT_WRITTEN = {
+    errno.EFBIG: "the file-size limit of this process (ulimit -f) is smaller than the file: "
+                 "raise it, e.g. ulimit -f unlimited",
+    errno.ENOSPC: "the disk is full: free some space, or write to another disk",
+    errno.EDQUOT: "the disk quota is used up: free some space, or write to another disk",
+    errno.EACCES: "no permission to write there: choose a folder you can write to",
+    errno.EPERM: "no permission to write there: choose a folder you can write to",
+    errno.EROFS: "that file system is read-only: choose a folder you can write to",
+}
+
+
+class CannotWrite(OSError):
+    """The system stopped a file from being written; the one-line message names the file, the
+    reason and what to change. (An OSError still, for code that catches those.)"""
+
+    def __init__(self, path, reason: OSError | None = None, message: str | None = None):
+        super().__init__(getattr(reason, "errno", None), getattr(reason, "strerror", None),
+                         str(path))
+        self.path = Path(path)
+        self.message = message or self._say(reason)
+
+    def _say(self, e: OSError | None) -> str:
+        what = (e.strerror or str(e)) if e is not None else "unknown reason"
+        hint = _WHY_NOT_WRITTEN.get(getattr(e, "errno", None),
+                                    "check that its folder exists, that you can write to it, and "
+                                    "that the disk has space")
+        return f"could not write {self.path} ({what}); {hint}"
+
+    def __str__(self) -> str:
+        return self.message
 
 
 def sha256_of(path) -> str:
@@ -174,9 +215,12 @@ class RunLock:
         self.fd: int | None = None
 
     def acquire(self) -> "RunLock":
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as e:
+                raise CannotWrite(self.path, e) from e
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -199,8 +243,13 @@ class RunLock:
                   f"finish ({_describe_holder(left)}; that process is gone)")
         me = {"pid": os.getpid(), "host": socket.gethostname(),
               "started": time.strftime("%Y-%m-%d %H:%M:%S"), "command": shlex.join(sys.argv)}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(me).encode() + b"\n", 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(me).encode() + b"\n", 0)
+        except OSError as e:                    # a full disk: say which file
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+            raise CannotWrite(self.path, e) from e
         self.fd = fd
         return self
 

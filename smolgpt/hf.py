@@ -490,10 +490,14 @@ def export_hf(checkpoint_path, out_dir, force: bool = False) -> Path:
         raise HFError(f"{out} is a file: pass a directory to export into")
     trainables, _, meta = ckpt.load(checkpoint_path)
     config, spec = GPTConfig(**meta["model"]), MethodSpec(**meta["method"])
-    if config.vocab_size != GPT2_VOCAB:
-        raise HFError(f"this model has vocab_size={config.vocab_size}, but the exported tokenizer "
-                      f"is GPT-2's with {GPT2_VOCAB} tokens: only vocab_size {GPT2_VOCAB} models "
-                      f"can be exported")
+    if config.tokenizer != "gpt2" or config.vocab_size != GPT2_VOCAB:
+        what = ("is a byte-level model (tokenizer 'bytes', --preset tiny-bytes)"
+                if config.tokenizer == "bytes" else f"has vocab_size={config.vocab_size}")
+        raise HFError(f"cannot export {checkpoint_path}: it {what}, but an export is a "
+                      f"transformers GPT-2 that reads GPT-2's BPE tokens ({GPT2_VOCAB} ids) "
+                      f"through the tokenizer shipped with it; only models trained with GPT-2's "
+                      f"tokenizer (every preset but tiny-bytes) can be exported; sample or score "
+                      f"this one with smolgpt sample / smolgpt eval")
     params = ckpt.materialise(trainables, meta)[0]      # the full weights, whatever method
     files = {**_tokenizer_files_cached(config.block_size),
              "config.json": json.dumps(hf_config(config), indent=2),

@@ -30,6 +30,7 @@ import dataclasses
 import json
 import math
 import os
+import shlex
 import signal
 import time
 from dataclasses import dataclass, field
@@ -39,7 +40,7 @@ import numpy as np
 
 from . import checkpoint as ckpt
 from . import data, distributed, memory
-from .files import RunLock, sha256_of
+from .files import CannotWrite, RunLock, sha256_of, write_atomic
 from .methods import MethodSpec, build
 from .model import EMBEDDING_NAMES, GPTConfig, loss_and_grads, loss_only
 from .optim import AdamWConfig, adamw_init, adamw_step, clip_grad_norm, first_nonfinite, lr_at
@@ -285,17 +286,31 @@ class RunState:
 
 
 class RunLog:
-    """A JSON-lines log, each record flushed at once (a killed run keeps every line written)."""
+    """A JSON-lines log, each record flushed at once (a killed run keeps every line written).
+    A write the system refuses (disk full, file-size limit) is CannotWrite naming the log."""
 
     def __init__(self, path: Path, append: bool):
-        self.f = open(path, "a" if append else "w", buffering=1)
+        self.path = path
+        try:
+            self.f = open(path, "a" if append else "w", buffering=1)
+            if append and self.f.tell() > 0:     # a line cut short (a full disk) stays one line
+                with open(path, "rb") as f:
+                    f.seek(-1, os.SEEK_END)
+                    if f.read(1) != b"\n":
+                        self.f.write("\n")
+        except OSError as e:
+            raise CannotWrite(path, e) from e
 
     def write(self, **record):
-        self.f.write(json.dumps(record) + "\n")
-        self.f.flush()
+        try:
+            self.f.write(json.dumps(record) + "\n")
+            self.f.flush()
+        except OSError as e:
+            raise CannotWrite(self.path, e) from e
 
     def close(self):
-        self.f.close()
+        with contextlib.suppress(OSError):   # a line a full disk refused was already reported
+            self.f.close()
 
 
 @dataclass
@@ -323,6 +338,7 @@ class _Run:
         """Lock the run folder, then `_start` the run in it; yields the _Run. On leaving (normal
         end, divergence, an exception, Ctrl-C) the log is closed and the lock released.
         Under MPI only rank 0 does this; the other ranks `_follow` it and never touch cfg.out."""
+        check_base_kept(cfg)
         start = ckpt.start_params(cfg.init_from, cfg.gpt) if cfg.init_from else None
         method = build(cfg.method, cfg.gpt, start=start)
         world = distributed.world()
@@ -479,7 +495,14 @@ class _Run:
                 "elapsed": s.elapsed, "val_curve": s.curve, "processes": self.world.size}
         finished = s.step >= cfg.steps
         adam = None if finished and not cfg.keep_optimizer else s.adam
-        nbytes = ckpt.save(self.ckpt_path, s.trainables, adam, meta)
+        try:
+            nbytes = ckpt.save(self.ckpt_path, s.trainables, adam, meta)
+        except CannotWrite as e:           # name the run and the step, and what is kept
+            kept = (f"the checkpoint already there is kept: continue with "
+                    f"{resume_command(self.ckpt_path, self.world.size)}"
+                    if self.ckpt_path.exists() else "no checkpoint had been written yet")
+            raise CannotWrite(e.path, e, f"the run in {cfg.out} could not save its checkpoint at "
+                              f"step {s.step}: {e}; {kept}") from None
         self.saved_step = s.step
         return nbytes
 
@@ -512,22 +535,45 @@ class _Run:
             self.log.write(event="interrupted", step=s.step, checkpoint=str(path), **why)
             summary["signal"] = signal_name
             if self.verbose:
-                mpi = f"mpiexec -n {self.world.size} " if self.world.size > 1 else ""
                 by = f" by {signal_name}" if signal_name else ""
                 # after SIGHUP the terminal may be gone: the checkpoint and log are what count
                 with contextlib.suppress(OSError):
                     print(f"interrupted{by} at step {s.step}; checkpoint saved to {path}; "
-                          f"continue with: {mpi}smolgpt train --resume {path}", flush=True)
+                          f"continue with: {resume_command(path, self.world.size)}", flush=True)
         else:
             if cfg.sample_tokens > 0:
                 from .sample import sample_text
                 text = sample_text(self.method.params(s.trainables), cfg.gpt,
                                    max_new_tokens=cfg.sample_tokens, seed=cfg.seed)
-                (Path(cfg.out) / "sample.txt").write_text(text + "\n")
+                write_atomic(Path(cfg.out) / "sample.txt",
+                             lambda f: f.write((text + "\n").encode("utf-8")))
                 summary["sample"] = text
             self.log.write(**summary)
         self.log.close()
         return summary
+
+
+def resume_command(checkpoint, processes: int = 1) -> str:
+    """The command that continues a run from `checkpoint`, quoted for a POSIX shell (a path with
+    a space or a quote in it pastes as one argument)."""
+    mpi = f"mpiexec -n {processes} " if processes > 1 else ""
+    return f"{mpi}smolgpt train --resume {shlex.quote(str(checkpoint))}"
+
+
+def check_base_kept(cfg: TrainConfig) -> None:
+    """Refuse a run whose --init-from is the very checkpoint it would write (its --out folder's
+    checkpoint.npz): the new run's first save would replace the frozen weights that define it,
+    and it could never be loaded again. A hard link or a symbolic link at --out is no such case
+    (the save replaces the link, and the base survives under its own name)."""
+    if not cfg.init_from:
+        return
+    base = Path(cfg.init_from).expanduser().resolve()
+    mine = Path(cfg.out).expanduser().resolve() / "checkpoint.npz"
+    if base == mine:
+        raise ValueError(f"--init-from {cfg.init_from} is the checkpoint this run would write "
+                         f"in --out {cfg.out}: its first save would replace the weights the new "
+                         f"model is built on; choose another --out (or copy the checkpoint "
+                         f"elsewhere and start from the copy)")
 
 
 def _check_memory(cfg: TrainConfig, method, verbose: bool) -> int:
@@ -572,9 +618,11 @@ def _resumed_state(cfg: TrainConfig, resume, meta: dict) -> tuple[RunState, dict
             f"checkpoint {resume} was started from {cfg.init_from}, which has changed since: "
             f"restore that checkpoint, or start a new run")
     if old.get("data") != meta["data"]:
+        folder = cfg.data_dir or data.data_dir(cfg.gpt.tokenizer)
         raise ckpt.CheckpointError(
-            f"checkpoint {resume} was trained on other data than is prepared now: point "
-            f"SMOLGPT_C4_FILES at the same files, or start a new run")
+            f"checkpoint {resume} was trained on other data than {folder} holds now: give "
+            f"--data-dir the folder it was trained on, prepare the same files there again "
+            f"(SMOLGPT_C4_FILES), or start a new run")
     # A resumed run is the same run: anything that shapes the trajectory (schedule length,
     # learning rates, batch, batch order, validation windows) must match, or the losses after
     # the resume would not be those of the uninterrupted run.

@@ -217,7 +217,7 @@ CASES = [
      ["'name': 'full'", "this run is", "'name': 'lora'", "'rank': 2",
       "resume with the checkpoint's own settings"]),
     ("resume: other data", lambda c: c.resume(c.ckpt, "--data-dir", other_data(c)),
-     ["trained on other data than is prepared now", "start a new run"]),
+     ["trained on other data than", "other-data holds now", "--data-dir", "start a new run"]),
     ("resume: another learning rate", lambda c: c.resume(c.ckpt, "--lr", "0.5"),
      ["trained with other settings", "lr 0.001 -> 0.5", "start a new run"]),
     ("resume: another batch order", lambda c: c.resume(c.ckpt, "--seed", "9"),

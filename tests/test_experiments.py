@@ -180,8 +180,14 @@ def test_a_chapter_at_full_size_keeps_its_runs_in_its_committed_record(micro_run
 
 def test_a_damaged_record_names_its_line(tmp_path):
     path = tmp_path / "record.jsonl"
-    path.write_text('{"key": "a"}\nnot json\n')
+    good = {"key": "a", "label": "full", "seed": 0, "n_trainable": 1, "step": 1, "tokens": 1,
+            "elapsed": 1.0, "val_curve": [], "final": {"loss": 1.0}, "final_windows": 8,
+            "config": {}}
+    path.write_text(json.dumps(good) + '\nnot json\n')
     with pytest.raises(ValueError, match="line 2 is not a run record"):
+        Record(path).runs()
+    path.write_text(json.dumps(good) + "\n" + json.dumps({"key": "b"}) + "\n")   # fields lost
+    with pytest.raises(ValueError, match="line 2 is not a run record .no valid 'label'"):
         Record(path).runs()
 
 

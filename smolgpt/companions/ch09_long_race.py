@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import data
-from ..experiments.runs import FINAL_WINDOWS, QUICK_MODEL, run_seeds
+from ..experiments.runs import FINAL_WINDOWS, QUICK_MODEL, Record, run_seeds
 from ..experiments.sweep import tune
 from ..methods import MethodSpec, build
 from ..model import GPTConfig
@@ -343,11 +343,10 @@ def committed_finding(results: Path) -> list[str]:
     embeddings only in bits per byte, and the share of full training's gain each reduced racer
     keeps. For the chapters whose conclusions rest on `tiny` or a short budget, so that they
     quote the long race without training, and without prose a re-run could leave behind."""
-    import json
     table, record = results / "09_long_race.md", results / "09_long_race.jsonl"
     if not table.exists():
         return ["the long race (chapter 09) has no committed table yet: run it"]
-    runs = [json.loads(line) for line in record.read_text().splitlines() if line.strip()]
+    runs = Record(record).lines()          # names the file and line of a damaged record
     means, budget, lines = {}, {}, []
     for line in table.read_text().splitlines():
         if line.startswith("### "):               # '### bytes at 4,194,304 bytes, 3 seeds'

@@ -38,9 +38,9 @@ def _user_errors_in_one_line(kind, value, tb):
     """sys.excepthook of a chapter: what a user can fix is one line and exit 2."""
     from ..checkpoint import CheckpointError
     from ..data import DataError
-    from ..files import FolderInUse, WouldReplace
+    from ..files import CannotWrite, FolderInUse, WouldReplace
     if issubclass(kind, (ChapterError, DataError, CheckpointError, FolderInUse, WouldReplace,
-                         ValueError)):
+                         CannotWrite, ValueError)):            # CannotWrite names its file
         fail(str(value))
     if issubclass(kind, OSError):
         fail(f"{value}; check that {', '.join(FOLDER_VARS)} name folders you can write to and "

@@ -13,7 +13,6 @@ and a few fixed batches (x, y), each (B, T):
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
@@ -73,18 +72,14 @@ def tensor_scales(method, coef) -> dict[str, float]:
 def coef_trajectory(log_path) -> tuple[np.ndarray, np.ndarray]:
     """(steps (n,), coefficients (n, d)): a after each step, from the step records of a run's
     log.jsonl (a at step 0 is not logged: it is method.init()'s)."""
+    from ..experiments.figures import log_records    # skips a line a killed run cut short
     steps, coefs = [], []
-    with open(log_path, encoding="utf-8") as f:
-        for line in f:
-            try:
-                r = json.loads(line)
-            except json.JSONDecodeError:
-                break                                  # a run killed mid-line
-            if r.get("event") == "step" and "coef" in r:
-                steps = [s for s in steps if s < r["step"]]          # after a resume
-                coefs = coefs[:len(steps)]
-                steps.append(r["step"])
-                coefs.append(r["coef"])
+    for _, r in log_records(log_path):
+        if r.get("event") == "step" and "coef" in r:
+            steps = [s for s in steps if s < r["step"]]              # after a resume
+            coefs = coefs[:len(steps)]
+            steps.append(r["step"])
+            coefs.append(r["coef"])
     return np.array(steps), np.array(coefs, dtype=np.float64).reshape(len(steps), -1)
 
 

@@ -10,23 +10,26 @@ import numpy as np
 from .chapter import save_figure
 
 
-def read_log(path) -> dict:
-    """A run's log.jsonl -> {"label", "n_trainable", "evals": [(tokens, val_loss)]}.
+def log_records(path) -> list[tuple[int, dict]]:
+    """[(line number, record)] of a run's log.jsonl: the one reader of run logs.
 
-    A last line cut short (a killed run) is skipped; anything else that is not a smolgpt log
-    record raises ValueError naming the file and the line."""
-    run = {"label": Path(path).parent.name, "n_trainable": None, "evals": []}
+    A line that is not JSON is a line cut short by a killed run or a full disk, and is skipped
+    when it is the last line or the run was resumed right after it; anywhere else, and for any
+    line that is not a smolgpt log record (an object with an "event"; eval records with numeric
+    "tokens" and "val_loss"), ValueError names the file and the line."""
     try:
         with open(path, encoding="utf-8") as f:
             lines = [(i, line.strip()) for i, line in enumerate(f, 1) if line.strip()]
     except UnicodeDecodeError:
         raise ValueError(f"{path} is not a text file: pass runs' log.jsonl files") from None
-    for i, line in lines:
+    records = []
+    for n, (i, line) in enumerate(lines):
         try:
             r = json.loads(line)
         except json.JSONDecodeError:
-            if i == lines[-1][0]:                  # a run killed mid-line: keep what came before
-                break
+            after = lines[n + 1][1] if n + 1 < len(lines) else None
+            if after is None or after.startswith('{"event": "resume"'):
+                continue                       # cut short, then the run ended or resumed
             raise ValueError(f"{path} line {i} is not JSON: pass runs' log.jsonl files, "
                              f"unedited") from None
         bad = (not isinstance(r, dict) or not isinstance(r.get("event"), str) or
@@ -36,6 +39,16 @@ def read_log(path) -> dict:
             raise ValueError(f"{path} line {i} is not a smolgpt log record (an object with an "
                              f"'event'; eval records with numeric 'tokens' and 'val_loss'): pass "
                              f"runs' log.jsonl files")
+        records.append((i, r))
+    return records
+
+
+def read_log(path) -> dict:
+    """A run's log.jsonl -> {"label", "n_trainable", "evals": [(tokens, val_loss)]}, read by
+    `log_records` (a line cut short is skipped; anything else that is not a smolgpt log record
+    raises ValueError naming the file and the line)."""
+    run = {"label": Path(path).parent.name, "n_trainable": None, "evals": []}
+    for _, r in log_records(path):
         ev = r.get("event")
         if ev == "start":
             n = r.get("n_trainable")

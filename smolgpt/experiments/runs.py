@@ -296,21 +296,45 @@ class Record:
     def __init__(self, path):
         self.path = Path(path)
 
-    def runs(self) -> dict[str, dict]:
-        """{key: record} of every line in the file (a later line for a key wins)."""
+    # What every line holds (Record.add writes these), so that a reader may rely on them.
+    FIELDS = {"key": str, "label": str, "seed": int, "n_trainable": int, "step": int,
+              "tokens": int, "elapsed": (int, float), "val_curve": list, "final": dict,
+              "final_windows": int, "config": dict}
+
+    def lines(self) -> list[dict]:
+        """Every run record in the file, in its order: the one reader of a record, for the
+        runner and for any chapter that reads one. A line cut short, not JSON, or lacking a
+        field raises ValueError naming the file and the line."""
         if not self.path.exists():
-            return {}
-        out = {}
-        for i, line in enumerate(self.path.read_text().splitlines(), 1):
+            return []
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as e:
+            line = self.path.read_bytes()[:e.start].count(b"\n") + 1
+            raise ValueError(f"{self.path} line {line} is not UTF-8 text; restore the file from "
+                             f"the repository or remove that line") from None
+        out = []
+        for i, line in enumerate(text.splitlines(), 1):
             if not line.strip():
                 continue
             try:
                 rec = json.loads(line)
-                out[rec["key"]] = rec
-            except (ValueError, KeyError, TypeError) as e:
-                raise ValueError(f"{self.path} line {i} is not a run record ({e}); restore the "
-                                 f"file from the repository or remove that line") from None
+                why = None if isinstance(rec, dict) else f"a JSON {type(rec).__name__}"
+            except (ValueError, RecursionError) as e:
+                rec, why = None, f"not JSON, cut short or corrupt: {e}"
+            if why is None:
+                wrong = [k for k, kind in self.FIELDS.items() if not isinstance(rec.get(k), kind)
+                         or isinstance(rec.get(k), bool)]
+                why = f"no valid {wrong[0]!r}" if wrong else None
+            if why is not None:
+                raise ValueError(f"{self.path} line {i} is not a run record ({why}); restore "
+                                 f"the file from the repository or remove that line")
+            out.append(rec)
         return out
+
+    def runs(self) -> dict[str, dict]:
+        """{key: record} of every line in the file (a later line for a key wins)."""
+        return {rec["key"]: rec for rec in self.lines()}
 
     def get(self, key: str, final_windows: int) -> dict | None:
         rec = self.runs().get(key)
