@@ -65,13 +65,8 @@ def requested_workers() -> int:
 
 def mpi_workers() -> int:
     """The worker processes of `python -m mpi4py.futures` (world size - 1), else 0."""
-    if "mpi4py.futures" not in sys.modules:
-        return 0
-    from mpi4py import MPI
-    from mpi4py.futures import _core                    # the shared pool of `-m mpi4py.futures`
-    if getattr(_core, "SharedPool", None) is None:
-        return 0
-    return MPI.COMM_WORLD.Get_size() - 1
+    from ..distributed import futures_workers
+    return futures_workers()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -122,7 +117,8 @@ def executor(workers: int) -> Executor:
     drop_executor()
     if mpi_workers():
         from mpi4py.futures import MPIPoolExecutor
-        _executor = MPIPoolExecutor(initializer=_one_blas_thread)
+        # main=False: a worker must not import the chapter, which would run it again
+        _executor = MPIPoolExecutor(initializer=_one_blas_thread, main=False)
     else:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
@@ -191,6 +187,8 @@ def _in_parallel(make, jobs, names, done, bar, workers, locks) -> None:
             known.update(_local_processes())
             for f in sorted(finished, key=futures.get):
                 i = futures[f]
+                if f.cancelled():                # never started: nothing to report
+                    continue
                 try:
                     bar.finished(done(i, f.result()))
                 except RunStopped as e:
