@@ -27,6 +27,7 @@ killed by the system (SIGKILL, what the out-of-memory killer sends) is named wit
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import signal
@@ -125,6 +126,7 @@ def executor(workers: int) -> Executor:
         _executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                         initializer=_one_blas_thread)
     _executor_size = workers
+    atexit.register(drop_executor)        # before the interpreter tears the module down
     return _executor
 
 
