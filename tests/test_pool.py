@@ -239,3 +239,10 @@ def test_a_chapter_under_mpi4py_futures_gets_the_same_runs(chapter_with_workers,
     results = [[line for line in t.splitlines() if "final held-out loss" in line]
                for t in (text, mpi_text)]                   # the chapter's results, as printed
     assert len(results[0]) >= 3 and results[0] == results[1]
+
+
+def test_wall_time_hands_each_run_to_the_first_worker_free():
+    assert pool.wall_time([[3, 1, 1, 1], [2]], 1) == 8
+    assert pool.wall_time([[3, 1, 1, 1], [2]], 2) == 3 + 2         # 3 | 1+1+1, then 2
+    assert pool.wall_time([[1, 1, 3]], 2) == 4                      # FIFO, not longest first
+    assert pool.wall_time([[5, 1], []], 64) == 5

@@ -36,6 +36,7 @@ low-rank function from random bases races a random subspace of the whole weights
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from pathlib import Path
 
@@ -379,3 +380,38 @@ def committed_finding(results: Path) -> list[str]:
                      f"per byte, embeddings only {E:.3f}; share of full training's gain kept: "
                      f"{kept}")
     return lines
+
+
+def decisions_in_record(record) -> list[list[float]]:
+    """The chapter's decisions replayed against its `record` (a runs.Record file) without
+    training: for each call of the runner, in the chapter's order (tune, settle and race each
+    model, then the bridges on the byte model), the recorded training seconds of the runs it
+    trained (a run asked for again, as the race's seed 0 after settle, costs nothing). For
+    `pool.wall_time`, to cost the chapter on any number of workers."""
+    from . import runs, sweep
+    lines = [json.loads(line) for line in Path(record).read_text().splitlines() if line.strip()]
+    by_key = {r["key"]: r for r in lines}
+    data_of = {r["config"]["gpt"]["tokenizer"]: r["data"] for r in lines}
+    decisions, made = [], set()
+
+    def replay(cfgs, **kwargs):
+        keys = [runs.run_key(cfg, data_of[cfg.gpt.tokenizer]) for cfg in cfgs]
+        decisions.append([by_key[k]["elapsed"] for k in dict.fromkeys(keys) if k not in made])
+        made.update(keys)
+        return [by_key[k] for k in keys]
+
+    real = run_many
+    globals()["run_many"] = sweep.run_many = replay
+    try:
+        plans = {model: LongRace(model) for model in MODELS}
+        rates = {model: plan.tune(verbose=False) for model, plan in plans.items()}
+        rates = {model: plan.settle(rates[model], verbose=False)[0]
+                 for model, plan in plans.items()}
+        for model, plan in plans.items():
+            plan.race(rates[model], (0, 1, 2), verbose=False)
+        plan = plans["bytes"]
+        bridged = plan.settle(plan.tune(False, BRIDGES, rates["bytes"]), BRIDGES, False)[0]
+        plan.race(bridged, (0, 1, 2), verbose=False, racers=BRIDGES)
+    finally:
+        globals()["run_many"] = sweep.run_many = real
+    return decisions

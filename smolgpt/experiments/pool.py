@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import heapq
 import os
 import signal
 import sys
@@ -141,6 +142,18 @@ def drop_executor() -> None:
 def _local_processes() -> dict:
     """{pid: multiprocessing.Process} of the local pool's workers (none under MPI)."""
     return dict(getattr(_executor, "_processes", None) or {})
+
+
+def wall_time(decisions, workers: int) -> float:
+    """Seconds to train `decisions` ([[seconds of each run] per decision], one decision after
+    another) on `workers` workers that each take the next run when free, as the pool does."""
+    total = 0.0
+    for runs in decisions:
+        free = [0.0] * workers                         # when each worker is next free
+        for seconds in runs:
+            heapq.heapreplace(free, free[0] + seconds)
+        total += max(free)
+    return total
 
 
 # ---------------------------------------------------------------------------------------------
