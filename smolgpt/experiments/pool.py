@@ -295,12 +295,13 @@ def _forward_stop_signals():
 
 
 class _Bar:
-    """tqdm's bar over a decision's runs (finished / total, time left) on a terminal, and one
-    printed line per finished run."""
+    """tqdm's bar over a decision's runs (finished / total, time left), on a terminal only and
+    even for a quiet caller (it leaves nothing behind), and, when `say`, one printed line per
+    finished run."""
 
-    def __init__(self, total: int, on: bool):
-        self.on, self.tqdm = on, None
-        if on and total > 1:
+    def __init__(self, total: int, say: bool):
+        self.on, self.tqdm = say, None
+        if total > 1:
             from tqdm import tqdm
             self.tqdm = tqdm(total=total, unit="run", desc="runs", dynamic_ncols=True,
                              disable=None, leave=False)          # None: only on a terminal
