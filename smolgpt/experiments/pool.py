@@ -127,7 +127,6 @@ def executor(workers: int) -> Executor:
         _executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                         initializer=_one_blas_thread)
     _executor_size = workers
-    atexit.register(drop_executor)        # before the interpreter tears the module down
     return _executor
 
 
@@ -137,6 +136,9 @@ def drop_executor() -> None:
     if _executor is not None:
         _executor.shutdown(wait=True, cancel_futures=True)
     _executor, _executor_size = None, 0
+
+
+atexit.register(drop_executor)         # workers end before the interpreter tears this down
 
 
 def _local_processes() -> dict:
@@ -233,8 +235,9 @@ def _in_parallel(make, jobs, names, done, bar, workers, locks) -> None:
 
 
 def _who_was_killed(lost, names, locks, processes) -> list[str]:
-    """A line per run whose worker died: 'killed by SIGKILL (the out-of-memory killer sends it)'
-    for the run whose lock names a dead process, 'stopped with the broken pool' for the rest."""
+    """A line per run lost with a broken pool: 'its worker (pid) was killed by SIGKILL ...' for
+    the run whose lock names a dead worker, 'not finished when a worker died' for the others
+    (the pool stops them when it breaks; each saves its checkpoint)."""
     dead = {pid: p.exitcode for pid, p in processes.items()
             if p.exitcode is not None and p.exitcode != 0}
     out = []
