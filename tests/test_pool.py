@@ -246,3 +246,19 @@ def test_wall_time_hands_each_run_to_the_first_worker_free():
     assert pool.wall_time([[3, 1, 1, 1], [2]], 2) == 3 + 2         # 3 | 1+1+1, then 2
     assert pool.wall_time([[1, 1, 3]], 2) == 4                      # FIFO, not longest first
     assert pool.wall_time([[5, 1], []], 64) == 5
+
+
+def test_a_run_stopped_while_scored_is_kept_not_resumed(micro, tmp_path, monkeypatch):
+    """Killed after training but before its summary was written (workers score before the
+    parent writes it), a run is taken from its log: its weights-only checkpoint is not resumed."""
+    monkeypatch.setenv("SMOLGPT_RUNS", str(tmp_path / "runs"))
+    first = runs.run(micro, final_windows=4, workers=1, verbose=False, record=False)
+    folder = Path(first["dir"])
+    for name in ("summary.json", "final_4w.json"):
+        (folder / name).unlink()
+    real_sleep = time.sleep
+    monkeypatch.setattr(runs.time, "sleep", lambda s: real_sleep(0.01))     # the grace wait
+    again = runs.run(micro, final_windows=4, workers=1, verbose=False, record=False)
+    assert again["val_curve"] == json.loads(json.dumps(first["val_curve"]))
+    assert again["final"]["loss"] == first["final"]["loss"]
+    assert again["elapsed"] == first["elapsed"]                  # not trained a second time

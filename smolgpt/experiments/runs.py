@@ -178,10 +178,10 @@ def run_many(cfgs, *, final_windows: int = FINAL_WINDOWS, fresh: bool | None = N
             out[i] = _reused(cfg, folder, splits["val"], final_windows, verbose)
             continue
         waiting[str(folder)] = [i]
-        jobs.append((cfg, str(folder), key, final_windows))
+        jobs.append((cfg, str(folder), key, final_windows, verbose))
 
     def finished(j: int, summary: dict | None) -> str | None:
-        cfg, folder, _, _ = jobs[j]
+        cfg, folder, *_ = jobs[j]
         folder = Path(folder)
         if summary is None:                 # made meanwhile by another process: reuse it
             summary = _reused(cfg, folder, _data(cfg)[0]["val"], final_windows, verbose)
@@ -219,13 +219,14 @@ def _data(cfg: TrainConfig) -> tuple[dict, dict]:
     return splits, {s: manifest["splits"][s]["sha256"] for s in data.SPLITS}
 
 
-def _make(cfg: TrainConfig, folder: str, key: str, final_windows: int) -> dict | None:
+def _make(cfg: TrainConfig, folder: str, key: str, final_windows: int,
+          verbose: bool) -> dict | None:
     """Train the run into `folder` and score it, writing only what train() writes there (its
     log and checkpoint); run by a worker, or in the calling process. Returns its summary with
     "final", or None when another process made the run meanwhile."""
     from .pool import RunStopped
     folder = Path(folder)
-    summary = _train_or_wait(cfg, folder, folder / "summary.json", verbose=True)
+    summary = _train_or_wait(cfg, folder, folder / "summary.json", verbose)
     if summary is None:
         return None
     if summary["interrupted"]:
@@ -322,6 +323,8 @@ def _train_into(cfg: TrainConfig, folder: Path) -> dict:
     # A finished run is never resumed (a longer run is another run), so its last checkpoint
     # keeps the weights only: a third of the size for full training.
     cfg = dataclasses.replace(cfg, out=str(folder), sample_tokens=0, keep_optimizer=False)
+    if ckpt.exists() and (finished := _finished_in_log(folder, cfg)) is not None:
+        return finished         # trained, but stopped before its summary was written
     if ckpt.exists():
         try:
             return train(cfg, resume=ckpt, progress=False, verbose=False)
@@ -333,6 +336,20 @@ def _train_into(cfg: TrainConfig, folder: Path) -> dict:
     refuse_strangers(_run_files(folder) if folder.is_dir() else [], _is_run_file,
                      force_hint=f"delete the folder {folder} to make the run again")
     return train(cfg, progress=False, verbose=False)
+
+
+def _finished_in_log(folder: Path, cfg: TrainConfig) -> dict | None:
+    """train()'s closing summary of a run that finished in `folder` (the last line of its log),
+    or None. The summary is written by the runner after the run is scored; a process stopped
+    in between leaves a finished run whose weights-only checkpoint cannot be resumed."""
+    try:
+        with open(folder / "log.jsonl", "rb") as f:
+            last = json.loads(f.readlines()[-1])
+    except (OSError, ValueError, IndexError):
+        return None
+    if isinstance(last, dict) and last.get("event") == "end" and last.get("step") == cfg.steps:
+        return last
+    return None
 
 
 # What the runner and train() write in a run's folder (besides the lock), and how each is known
