@@ -222,8 +222,7 @@ def finals_of(cfgs, seeds=SEEDS):
     runs = run_many([with_seed(cfg, s) for cfg in cfgs for s in seeds], final_windows=FINAL,
                     verbose=False, record=RECORD)
     TRAINED.extend((r["tokens"], r["elapsed"]) for r in runs)
-    losses = [r["final"]["loss"] for r in runs]
-    return [losses[i:i + len(seeds)] for i in range(0, len(losses), len(seeds))]
+    return np.reshape([r["final"]["loss"] for r in runs], (len(cfgs), len(seeds))).tolist()
 
 
 def finals(cfg, seeds=SEEDS):
@@ -231,6 +230,7 @@ def finals(cfg, seeds=SEEDS):
     return finals_of([cfg], seeds)[0]
 
 
+# %%
 SCRATCH, FINETUNE = "from scratch on C4", "fine-tuning on Python"
 full_lr = None
 if not QUICK:
@@ -355,8 +355,7 @@ def ft_finals_of(cfgs):
                      for cfg in cfgs for r in REPLICATES], final_windows=FINAL, verbose=False,
                     record=RECORD)
     TRAINED.extend((x["tokens"], x["elapsed"]) for x in runs)
-    losses, n = [x["final"]["loss"] for x in runs], len(REPLICATES)
-    return [losses[i:i + n] for i in range(0, len(losses), n)]
+    return np.reshape([x["final"]["loss"] for x in runs], (len(cfgs), len(REPLICATES))).tolist()
 
 
 def ft_finals(cfg):
