@@ -53,7 +53,7 @@ from smolgpt.experiments.coefficients import coef_trajectory
 from smolgpt.companions.ch08_intrinsic import (d_int, describe, gap_closed_figure, pick_lr,
                                            stable_weights, sweep)
 from smolgpt.companions.ch09_long_race import committed_finding
-from smolgpt.experiments.runs import Record, run, run_seeds, with_seed
+from smolgpt.experiments.runs import Record, run_many, run_seeds, with_seed
 from smolgpt.experiments.stats import paired_interval
 from smolgpt.layers import blas_kernel
 from smolgpt.methods import MethodSpec, build
@@ -217,13 +217,20 @@ ft_base = dataclasses.replace(base, data_dir=str(STDLIB_DIR))
 TRAINED = []                     # (tokens, training seconds) of every run, reused ones included
 
 
-def finals(cfg, seeds=SEEDS):
-    """Final held-out losses of cfg over seeds (trained now, or reused)."""
-    runs = run_seeds(cfg, seeds, final_windows=FINAL, verbose=False, record=RECORD)
+def finals_of(cfgs, seeds=SEEDS):
+    """[final held-out losses over seeds] of each of cfgs (trained now, all at once, or reused)."""
+    runs = run_many([with_seed(cfg, s) for cfg in cfgs for s in seeds], final_windows=FINAL,
+                    verbose=False, record=RECORD)
     TRAINED.extend((r["tokens"], r["elapsed"]) for r in runs)
-    return [r["final"]["loss"] for r in runs]
+    return np.reshape([r["final"]["loss"] for r in runs], (len(cfgs), len(seeds))).tolist()
 
 
+def finals(cfg, seeds=SEEDS):
+    """Final held-out losses of cfg over seeds."""
+    return finals_of([cfg], seeds)[0]
+
+
+# %%
 SCRATCH, FINETUNE = "from scratch on C4", "fine-tuning on Python"
 full_lr = None
 if not QUICK:
@@ -234,7 +241,7 @@ if not QUICK:
         lambda lr: finals(dataclasses.replace(base, method=MethodSpec("embeddings"), lr=lr)),
         SCRATCH_LRS, "from scratch", who="embeddings only",
         keep=KEEP["from scratch", "embeddings only"]))
-scratch = sweep(base, SCRATCH_GRID, SCRATCH, losses=finals, full_lr=full_lr)
+scratch = sweep(base, SCRATCH_GRID, SCRATCH, losses=finals_of, full_lr=full_lr)
 
 # %% [markdown]
 # The naive ratio shows why the gap, not the loss, is the measure: full training's loss divided
@@ -311,10 +318,11 @@ c4_id = {k: v["sha256"] for k, v in data.load_splits(pre_cfg.data_dir)[1]["split
 stdlib_val = data.load_tokens("val", STDLIB_DIR)
 book = Record(RECORD)
 PRETRAINED, pre_loss, untouched, pre_s = {}, [], [], 0.0
-for r in REPLICATES:
+# their weights are needed, so they are made (or reused) in out/runs/, and recorded there after
+pres = run_many([with_seed(pre_cfg, r) for r in REPLICATES], final_windows=FINAL, verbose=False,
+                record=False)
+for r, pre in zip(REPLICATES, pres):
     cfg = with_seed(pre_cfg, r)
-    # its weights are needed, so it is made (or reused) in out/runs/, and recorded there after
-    pre = run(cfg, final_windows=FINAL, verbose=False, record=False)
     if pre["key"] not in book.runs():
         book.add(pre, cfg, FINAL, c4_id)
     PRETRAINED[r] = str(stable_weights(
@@ -340,13 +348,19 @@ print(f"their weights: {OUT / 'pretrained'}")
 # as in section 4, full fine-tuning's and the embeddings', and the grid of d is swept.
 
 # %%
-def ft_finals(cfg):
-    """Final losses of a fine-tuning cfg over the replicates: replicate r starts from pretrained
-    model r and fine-tunes with seed r."""
-    runs = [run(with_seed(dataclasses.replace(cfg, init_from=PRETRAINED[r]), r),
-                final_windows=FINAL, verbose=False, record=RECORD) for r in REPLICATES]
+def ft_finals_of(cfgs):
+    """[final losses over the replicates] of each fine-tuning cfg, all trained at once:
+    replicate r starts from pretrained model r and fine-tunes with seed r."""
+    runs = run_many([with_seed(dataclasses.replace(cfg, init_from=PRETRAINED[r]), r)
+                     for cfg in cfgs for r in REPLICATES], final_windows=FINAL, verbose=False,
+                    record=RECORD)
     TRAINED.extend((x["tokens"], x["elapsed"]) for x in runs)
-    return [x["final"]["loss"] for x in runs]
+    return np.reshape([x["final"]["loss"] for x in runs], (len(cfgs), len(REPLICATES))).tolist()
+
+
+def ft_finals(cfg):
+    """Final losses of a fine-tuning cfg over the replicates."""
+    return ft_finals_of([cfg])[0]
 
 
 ft_full_lr = None
@@ -358,7 +372,7 @@ if not QUICK:
         lambda lr: ft_finals(dataclasses.replace(ft_base, method=MethodSpec("embeddings"),
                                                  lr=lr)),
         FT_LRS, "fine-tuning", who="embeddings only", keep=KEEP["fine-tuning", "embeddings only"]))
-finetune = sweep(ft_base, FT_GRID, FINETUNE, losses=ft_finals, full_lr=ft_full_lr)
+finetune = sweep(ft_base, FT_GRID, FINETUNE, losses=ft_finals_of, full_lr=ft_full_lr)
 
 # %% [markdown]
 # ## 6. d_int90, both regimes, with bootstrap intervals
@@ -451,7 +465,7 @@ mid = 1000                                                 # on both grids
 
 def scales(configs):
     """{tensor kind: mean final lambda} over the runs of `configs` (their logs)."""
-    runs = [run(cfg, final_windows=FINAL, verbose=False, record=False) for cfg in configs]
+    runs = run_many(configs, final_windows=FINAL, verbose=False, record=False)
     kinds = {}
     for r in runs:
         last = [json.loads(line) for line in open(os.path.join(r["dir"], "log.jsonl"))

@@ -344,10 +344,11 @@ def cmd_sweep(a):
                          f"1e-3,3e-3,1e-2") from None
     if any(not (v > 0 and v < float("inf")) for v in values):
         raise ValueError(f"--grid {a.grid!r}: every learning rate must be a positive number")
-    if a.seeds < 1 or a.extend < 0:
-        raise ValueError(f"--seeds must be 1 or more and --extend 0 or more, got --seeds "
-                         f"{a.seeds} --extend {a.extend}")
-    print(format_sweep(tune(cfg, a.field, values, seeds=range(a.seeds), extend=a.extend)))
+    if a.seeds < 1 or a.extend < 0 or (a.workers is not None and a.workers < 1):
+        raise ValueError(f"--seeds and --workers must be 1 or more and --extend 0 or more, got "
+                         f"--seeds {a.seeds} --workers {a.workers} --extend {a.extend}")
+    print(format_sweep(tune(cfg, a.field, values, seeds=range(a.seeds), extend=a.extend,
+                            workers=a.workers)))
 
 
 def cmd_plot(a):
@@ -431,6 +432,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--extend", type=int, default=0, help="while the best value is on an edge of "
                    "the grid, add the next value past it (at the grid's own spacing), at most "
                    "N times (default 0)")
+    s.add_argument("--workers", type=int, default=None, help="train N runs at once, each in "
+                   "its own process of one BLAS thread (default $SMOLGPT_WORKERS, else one per "
+                   "core; 1 trains one run after another in this process)")
     s.set_defaults(fn=cmd_sweep)
 
     s = sub.add_parser("sample", help="generate text from a checkpoint")

@@ -185,7 +185,7 @@ def world() -> World:
     global _WORLD
     if _WORLD is not None:
         return _WORLD
-    if launcher_rank() is None:
+    if launcher_rank() is None or futures_workers():
         _WORLD = World()
         return _WORLD
     try:
@@ -205,6 +205,16 @@ def world() -> World:
     _WORLD = World(rank=comm.Get_rank(), size=comm.Get_size(), comm=comm, _mpi=MPI)
     _WORLD.threads = _WORLD.share_cores()
     return _WORLD
+
+
+def futures_workers() -> int:
+    """Under `mpiexec -n N python -m mpi4py.futures script.py`, the N - 1 ranks that serve rank 0
+    as a pool of workers (smolgpt.experiments.pool); else 0. Such ranks are no data-parallel
+    job: each trains whole runs of its own, so each is a 1-process world."""
+    core = sys.modules.get("mpi4py.futures._core")
+    if core is None or getattr(core, "SharedPool", None) is None:
+        return 0
+    return core.MPI.COMM_WORLD.Get_size() - 1
 
 
 def abort_all(code: int, line: str) -> None:

@@ -136,6 +136,15 @@ def available_bytes() -> int | None:
         return None
 
 
+def workers_that_fit(per_worker: int, workers: int, free: int | None) -> int:
+    """How many of `workers` processes that each need `per_worker` bytes at their peak fit in
+    `free` bytes: at least 1 (a run that does not fit alone is refused by train() itself), and
+    all of them when the memory available is unknown."""
+    if free is None or per_worker <= 0:
+        return workers
+    return max(1, min(workers, free // per_worker))
+
+
 def human(nbytes: float) -> str:
     """1234567 -> '1.2 MB' (powers of 1000, as `df -H` and disk makers count)."""
     for unit in ("B", "kB", "MB", "GB", "TB"):

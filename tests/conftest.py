@@ -28,6 +28,9 @@ if not os.environ.get("SMOLGPT_C4_FILES") and (SHARED / "c4").is_dir():
 if not os.environ.get("TIKTOKEN_CACHE_DIR") and (SHARED / "tiktoken").is_dir():
     os.environ["TIKTOKEN_CACHE_DIR"] = str(SHARED / "tiktoken")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+# the runner trains in the test's own process (monkeypatches reach it, and the chapters' quick
+# runs keep their timing); tests/test_pool.py asks for workers itself
+os.environ.setdefault("SMOLGPT_WORKERS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 if not os.environ.get("HF_HOME"):
     _hf_home = tempfile.mkdtemp(prefix="smolgpt-pytest-hf-home-")

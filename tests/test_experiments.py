@@ -42,13 +42,19 @@ def test_one_seed_gives_no_interval_and_no_verdict():
         paired_interval([1.0, 2.0], [1.0, 2.0, 3.0])
 
 
+def _runner(loss_of):
+    """A stand-in for runs.run_many that gives each config the final loss loss_of(cfg)."""
+    def run_many(cfgs, verbose=True, **kwargs):
+        return [{"final": {"loss": loss_of(cfg)}} for cfg in cfgs]
+    return run_many
+
+
 def _fake_runs(best: float, calls: list):
-    """run_seeds stand-in: the final loss is (log10 lr - log10 best)^2, recorded per call."""
-    def run_seeds(cfg, seeds, verbose=True, **kwargs):
+    """run_many stand-in: the final loss is (log10 lr - log10 best)^2, recorded per run."""
+    def loss(cfg):
         calls.append(cfg.coef_lr)
-        return [{"final": {"loss": (math.log10(cfg.coef_lr) - math.log10(best)) ** 2 + 7}}
-                for _ in seeds]
-    return run_seeds
+        return (math.log10(cfg.coef_lr) - math.log10(best)) ** 2 + 7
+    return _runner(loss)
 
 
 @pytest.mark.parametrize("best, grid_after", [
@@ -58,7 +64,7 @@ def _fake_runs(best: float, calls: list):
 ])
 def test_tune_extends_the_grid_until_the_best_is_interior(monkeypatch, best, grid_after):
     calls = []
-    monkeypatch.setattr(sweep_module, "run_seeds", _fake_runs(best, calls))
+    monkeypatch.setattr(sweep_module, "run_many", _fake_runs(best, calls))
     base = TrainConfig(method=MethodSpec("fastfood", d=10))
     r = sweep_module.tune(base, "coef_lr", [0.1, 0.3, 1.0], seeds=(0,), extend=2)
     assert r["grid"] == pytest.approx(grid_after, rel=1e-2)
@@ -68,7 +74,7 @@ def test_tune_extends_the_grid_until_the_best_is_interior(monkeypatch, best, gri
 
 
 def test_tune_gives_up_after_extend_steps_and_says_the_edge(monkeypatch):
-    monkeypatch.setattr(sweep_module, "run_seeds", _fake_runs(100.0, []))
+    monkeypatch.setattr(sweep_module, "run_many", _fake_runs(100.0, []))
     r = sweep_module.tune(TrainConfig(method=MethodSpec("fastfood", d=10)), "coef_lr",
                           [0.1, 0.3, 1.0], seeds=(0,), extend=1)
     assert not r["interior"] and r["best"] == r["grid"][-1]
@@ -237,13 +243,12 @@ def test_the_bridges_tune_on_top_of_the_main_race_rates(monkeypatch):
     from smolgpt.companions.ch09_long_race import BRIDGE_GRIDS, BRIDGES, LongRace
     seen = []
 
-    def run_seeds(cfg, seeds, verbose=True, **kwargs):
+    def loss(cfg):
         seen.append(cfg)
         field = {"vera": "vera_lr", "nola": "nola_lr", "lora": "lr"}[cfg.method.name]
         best = {"vera_lr": 0.1, "nola_lr": 0.03, "lr": 3e-3}[field]
-        return [{"final": {"loss": math.log10(getattr(cfg, field) / best) ** 2 + 2}}
-                for _ in seeds]
-    monkeypatch.setattr(sweep_module, "run_seeds", run_seeds)
+        return math.log10(getattr(cfg, field) / best) ** 2 + 2
+    monkeypatch.setattr(sweep_module, "run_many", _runner(loss))
     plan = LongRace("bytes")
     given = {"embeddings only": {"field": "lr", "value": 2e-3, "sweep": {}},
              "Fastfood": {"field": "coef_lr", "value": 0.3, "sweep": {}}}
@@ -269,12 +274,11 @@ def test_the_long_race_races_at_the_rate_that_wins_at_the_full_budget(monkeypatc
     truth = {"lr": 4e-3, "coef_lr": 0.3}             # each field's best value at the full budget
     seen = []
 
-    def run_seeds(cfg, seeds, verbose=True, **kwargs):
+    def loss(cfg):
         field = "lr" if cfg.method.name == "full" else "coef_lr"
         seen.append(cfg.steps)
-        value = getattr(cfg, field)
-        return [{"final": {"loss": (math.log10(value / truth[field])) ** 2 + 2}} for _ in seeds]
-    monkeypatch.setattr(sweep_module, "run_seeds", run_seeds)
+        return (math.log10(getattr(cfg, field) / truth[field])) ** 2 + 2
+    monkeypatch.setattr(sweep_module, "run_many", _runner(loss))
 
     plan = LongRace("bytes")
     def chosen(field, value, grid):

@@ -238,20 +238,21 @@ def pick_lr(losses_at, grid, title, who="full training", extend=3, keep=None):
 
 
 def sweep(base_cfg, grid, title, losses, full_lr=None):
-    """Baselines and the grid of d for DID (Fastfood) and SAID, printed as they come; returns
+    """Baselines and the grid of d for DID (Fastfood) and SAID, printed; returns
     {"base", "full", "did": {x: [...]}, "said": {x: [...]}}, x the trainable count of each d.
-    losses(cfg) -> [final loss per seed, or per replicate]. Every run trains its embeddings at
-    base_cfg.lr, but full training, which trains all of its weights at full_lr (default the
-    same)."""
+    losses(cfgs) -> [[final loss per seed, or per replicate] per cfg], given every configuration
+    of the sweep at once (so that the runner trains them side by side). Every run trains its
+    embeddings at base_cfg.lr, but full training, which trains all of its weights at full_lr
+    (default the same)."""
     t0 = time.time()
     full = dataclasses.replace(base_cfg, method=MethodSpec("full"), lr=full_lr or base_cfg.lr)
-    out = {"base": losses(dataclasses.replace(base_cfg, method=MethodSpec("embeddings"))),
-           "full": losses(full),
-           "did": {}, "said": {}}
-    for d in grid:
-        for key, spec in (("did", MethodSpec("fastfood", d=d)), ("said", MethodSpec("said", d=d))):
-            x = build(spec, base_cfg.gpt).n_trainable
-            out[key][x] = losses(dataclasses.replace(base_cfg, method=spec))
+    specs = [(key, spec) for d in grid for key, spec in (("did", MethodSpec("fastfood", d=d)),
+                                                         ("said", MethodSpec("said", d=d)))]
+    found = losses([dataclasses.replace(base_cfg, method=MethodSpec("embeddings")), full] +
+                   [dataclasses.replace(base_cfg, method=spec) for _, spec in specs])
+    out = {"base": found[0], "full": found[1], "did": {}, "said": {}}
+    for (key, spec), loss in zip(specs, found[2:]):
+        out[key][build(spec, base_cfg.gpt).n_trainable] = loss
     gain = paired_interval(out["full"], out["base"])                 # base - full, per seed
     n = len(out["base"])
     print(f"{title}: embeddings only {np.mean(out['base']):.4f}, full {np.mean(out['full']):.4f} "

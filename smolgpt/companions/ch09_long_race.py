@@ -36,14 +36,15 @@ low-rank function from random bases races a random subspace of the whole weights
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from pathlib import Path
 
 import numpy as np
 
 from .. import data
-from ..experiments.runs import FINAL_WINDOWS, QUICK_MODEL, Record, run_seeds
-from ..experiments.sweep import tune
+from ..experiments.runs import FINAL_WINDOWS, QUICK_MODEL, Record, run_many, run_seeds, with_seed
+from ..experiments.sweep import tune_all
 from ..methods import MethodSpec, build
 from ..model import GPTConfig
 from ..train import TrainConfig
@@ -171,19 +172,25 @@ class LongRace:
 
     def tune(self, verbose: bool = True, racers=GRIDS, rates: dict | None = None) -> dict:
         """{racer: {"field", "value", "sweep"}}: each of `racers` (the main race's, or BRIDGES)
-        tuned at the proxy budget (seed 0) by `sweep.tune`, on top of the `rates` already chosen
-        (returned with them). Embeddings only's `lr` comes first, since every racer that sweeps
-        another rate trains its embeddings at it."""
+        tuned at the proxy budget (seed 0) by `sweep.tune_all`, on top of the `rates` already
+        chosen (returned with them). Embeddings only's `lr` comes first, since every racer that
+        sweeps another rate trains its embeddings at it; the others are then tuned side by
+        side."""
         chosen, proxy = dict(rates or {}), self.proxy()
-        for racer in sorted(racers, key=lambda r: r != "embeddings only"):     # stable sort
-            field, grid = {**GRIDS, **BRIDGE_GRIDS}[racer]
-            base = dataclasses.replace(proxy, method=SPECS[racer])
-            if field != "lr":
-                base = dataclasses.replace(base, lr=chosen["embeddings only"]["value"])
-            r = tune(base, field, grid, seeds=(0,), extend=0 if self.quick else 2,
-                     verbose=verbose,
-                     record=self.record, final_windows=self.final_windows)
-            chosen[racer] = {"field": field, "value": r["best"], "sweep": r}
+        first = [r for r in racers if r == "embeddings only"]
+        for group in (first, [r for r in racers if r != "embeddings only"]):
+            sweeps = []
+            for racer in group:
+                field, grid = {**GRIDS, **BRIDGE_GRIDS}[racer]
+                base = dataclasses.replace(proxy, method=SPECS[racer])
+                if field != "lr":
+                    base = dataclasses.replace(base, lr=chosen["embeddings only"]["value"])
+                sweeps.append((base, field, grid))
+            found = tune_all(sweeps, seeds=(0,), extend=0 if self.quick else 2,
+                             verbose=verbose, record=self.record,
+                             final_windows=self.final_windows)
+            for racer, (_, field, _), r in zip(group, sweeps, found):
+                chosen[racer] = {"field": field, "value": r["best"], "sweep": r}
         return chosen
 
     def config(self, racer: str, rates: dict, scale: float = 1.0) -> TrainConfig:
@@ -196,20 +203,24 @@ class LongRace:
 
     def race(self, rates: dict, seeds, verbose: bool = True, racers=RACERS) -> dict:
         """{racer: [summary per seed]} at the full budget, each of `racers` at its tuned rate.
-        Seed by seed, so that a race cut short holds whole seeds of every racer."""
+        Every run at once, given to the workers seed by seed, so that a race cut short holds
+        whole seeds of every racer."""
+        order = [(seed, racer) for seed in seeds for racer in racers]
+        runs = run_many([with_seed(self.config(racer, rates), seed) for seed, racer in order],
+                        verbose=verbose, record=self.record, final_windows=self.final_windows)
         out = {racer: [] for racer in racers}
-        for seed in seeds:
-            for racer in racers:
-                out[racer] += self.run(self.config(racer, rates), (seed,), verbose)
+        for (_, racer), summary in zip(order, runs):
+            out[racer].append(summary)
         return out
 
     def settle(self, rates: dict, racers=CHECKED, verbose: bool = True) -> tuple[dict, dict]:
         """(the rates to race, {racer: its sweep at the full budget}). For the checked `racers`,
         the proxy budget's choice and its two neighbours on the sweep's grid spacing run again
         at the full budget (seed 0). Where a neighbour wins, the sweep goes on at the full
-        budget until its best is interior (`sweep.tune`), and the race uses that rate: a rate
+        budget until its best is interior (`sweep.tune_all`, every racer's check at once),
+        and the race uses that rate: a rate
         tuned on a quarter of the budget must not decide the race on its own."""
-        settled, sweeps = dict(rates), {}
+        settled, sweeps, checks = dict(rates), {}, []
         for racer in racers:
             if rates[racer].get("at_full_budget"):          # settled already: nothing to check
                 sweeps[racer] = rates[racer]["sweep"]
@@ -217,14 +228,18 @@ class LongRace:
             field, value = rates[racer]["field"], rates[racer]["value"]
             grid = rates[racer]["sweep"]["grid"]
             step = grid[1] / grid[0]                        # the grid's ratio, ~3
-            r = tune(self.config(racer, rates), field, [value * s for s in (1 / step, 1.0, step)],
-                     seeds=(0,), extend=0 if self.quick else 3, verbose=verbose,
-                     record=self.record, final_windows=self.final_windows)
+            checks.append((racer, (self.config(racer, rates), field,
+                                   [value * s for s in (1 / step, 1.0, step)])))
+        found = tune_all([check for _, check in checks], seeds=(0,),
+                         extend=0 if self.quick else 3, verbose=verbose, record=self.record,
+                         final_windows=self.final_windows)
+        for (racer, _), r in zip(checks, found):
             sweeps[racer] = r
+            field, value = rates[racer]["field"], rates[racer]["value"]
             if r["best"] != value:
                 settled[racer] = {"field": field, "value": r["best"], "sweep": r,
                                   "at_full_budget": True}
-        return settled, sweeps
+        return settled, {racer: sweeps[racer] for racer in racers}
 
     def bits_per_token_to_byte(self) -> float:
         """Predicted tokens per UTF-8 byte in the fixed validation windows, so that a curve's
@@ -364,3 +379,38 @@ def committed_finding(results: Path) -> list[str]:
                      f"per byte, embeddings only {E:.3f}; share of full training's gain kept: "
                      f"{kept}")
     return lines
+
+
+def decisions_in_record(record) -> list[list[float]]:
+    """The chapter's decisions replayed against its `record` (a runs.Record file) without
+    training: for each call of the runner, in the chapter's order (tune, settle and race each
+    model, then the bridges on the byte model), the recorded training seconds of the runs it
+    trained (a run asked for again, as the race's seed 0 after settle, costs nothing). For
+    `pool.wall_time`, to cost the chapter on any number of workers."""
+    from ..experiments import runs, sweep
+    lines = [json.loads(line) for line in Path(record).read_text().splitlines() if line.strip()]
+    by_key = {r["key"]: r for r in lines}
+    data_of = {r["config"]["gpt"]["tokenizer"]: r["data"] for r in lines}
+    decisions, made = [], set()
+
+    def replay(cfgs, **kwargs):
+        keys = [runs.run_key(cfg, data_of[cfg.gpt.tokenizer]) for cfg in cfgs]
+        decisions.append([by_key[k]["elapsed"] for k in dict.fromkeys(keys) if k not in made])
+        made.update(keys)
+        return [by_key[k] for k in keys]
+
+    real = run_many
+    globals()["run_many"] = sweep.run_many = replay
+    try:
+        plans = {model: LongRace(model) for model in MODELS}
+        rates = {model: plan.tune(verbose=False) for model, plan in plans.items()}
+        rates = {model: plan.settle(rates[model], verbose=False)[0]
+                 for model, plan in plans.items()}
+        for model, plan in plans.items():
+            plan.race(rates[model], (0, 1, 2), verbose=False)
+        plan = plans["bytes"]
+        bridged = plan.settle(plan.tune(False, BRIDGES, rates["bytes"]), BRIDGES, False)[0]
+        plan.race(bridged, (0, 1, 2), verbose=False, racers=BRIDGES)
+    finally:
+        globals()["run_many"] = sweep.run_many = real
+    return decisions

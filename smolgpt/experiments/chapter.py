@@ -39,8 +39,9 @@ def _user_errors_in_one_line(kind, value, tb):
     from ..checkpoint import CheckpointError
     from ..data import DataError
     from ..files import CannotWrite, FolderInUse, WouldReplace
+    from .pool import RunsFailed                # each run's traceback, if a bug, is printed
     if issubclass(kind, (ChapterError, DataError, CheckpointError, FolderInUse, WouldReplace,
-                         CannotWrite, ValueError)):            # CannotWrite names its file
+                         CannotWrite, ValueError, RunsFailed)):   # CannotWrite names its file
         fail(str(value))
     if issubclass(kind, OSError):
         fail(f"{value}; check that {', '.join(FOLDER_VARS)} name folders you can write to and "

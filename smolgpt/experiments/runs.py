@@ -115,7 +115,8 @@ def _fresh_requested(fresh: bool | None) -> bool:
 
 
 def run(cfg: TrainConfig, *, final_windows: int = FINAL_WINDOWS, fresh: bool | None = None,
-        verbose: bool = True, record: Path | None | bool = None) -> dict:
+        verbose: bool = True, record: Path | None | bool = None,
+        workers: int | None = None) -> dict:
     """Train `cfg` (or reuse the finished run) and score it; returns the run's summary.
 
     The summary is train()'s, plus: "dir" (the run folder), "reused" (True when nothing was
@@ -128,49 +129,142 @@ def run(cfg: TrainConfig, *, final_windows: int = FINAL_WINDOWS, fresh: bool | N
     A run found there by its key is not trained again, even from a fresh clone with no run
     folders: "dir" is then None, and folder_of(summary) makes the folder if weights or logs are
     needed. A run trained now is added. A finished run folder here is preferred to the record.
+
+    `workers`: see run_many; a run is trained by a worker of one BLAS thread unless it is 1.
     """
-    splits, manifest = data.load_splits(cfg.data_dir, cfg.gpt.tokenizer)
-    data_id = {s: manifest["splits"][s]["sha256"] for s in data.SPLITS}
-    key = run_key(cfg, data_id)
+    return run_many([cfg], final_windows=final_windows, fresh=fresh, verbose=verbose,
+                    record=record, workers=workers)[0]
+
+
+def run_many(cfgs, *, final_windows: int = FINAL_WINDOWS, fresh: bool | None = None,
+             verbose: bool = True, record: Path | None | bool = None,
+             workers: int | None = None) -> list[dict]:
+    """run() of every config of one decision at once; the summaries in the order of `cfgs`.
+
+    The runs to train go to `workers` processes at once (default: `--workers`, SMOLGPT_WORKERS,
+    else one per core; the workers of `python -m mpi4py.futures` when run so), each with one
+    BLAS thread (smolgpt.experiments.pool); fewer when their memory does not fit. Workers train
+    and score; this process alone writes each run's summary and score into its folder as the run
+    finishes, and adds the runs to the record in the order of `cfgs` once all have finished or
+    stopped, so that the record's lines do not depend on which worker was first.
+    """
+    from . import pool
     record = chapter_record() if record is None else record
     book = Record(record) if record else None
-    folder = runs_root() / f"{run_name(cfg.method)}_seed{cfg.seed}_{key}"
-    done = folder / "summary.json"
-    if book is not None and not _fresh_requested(fresh) and not done.exists():
-        kept = book.get(key, final_windows)
-        if kept is not None:
-            if verbose:
-                print(f"  reusing {kept['label']}, seed {cfg.seed} from {record} (trained in "
-                      f"{kept['elapsed']:.0f} s)")
-            return {**kept, "config": cfg.to_dict()}          # all of it, for folder_of
-    if _fresh_requested(fresh) and folder.exists():
-        _clear(folder)
-    summary = None if done.exists() else _train_or_wait(cfg, folder, done, verbose)
-    if summary is not None and summary["interrupted"]:
+    fresh = _fresh_requested(fresh)
+    workers = pool.requested_workers() if workers is None else workers
+    out: list[dict | None] = [None] * len(cfgs)
+    data_ids = [None] * len(cfgs)
+    jobs, waiting = [], {}                  # one job per folder; the indices that wait for it
+    for i, cfg in enumerate(cfgs):
+        splits, data_id = _data(cfg)
+        data_ids[i] = data_id
+        key = run_key(cfg, data_id)
+        folder = runs_root() / f"{run_name(cfg.method)}_seed{cfg.seed}_{key}"
+        if str(folder) in waiting:
+            waiting[str(folder)].append(i)
+            continue
+        done = folder / "summary.json"
+        if book is not None and not fresh and not done.exists():
+            kept = book.get(key, final_windows)
+            if kept is not None:
+                if verbose:
+                    print(f"  reusing {kept['label']}, seed {cfg.seed} from {record} (trained "
+                          f"in {kept['elapsed']:.0f} s)")
+                out[i] = {**kept, "config": cfg.to_dict()}          # all of it, for folder_of
+                continue
+        if fresh and folder.exists():
+            _clear(folder)
+        if done.exists():
+            out[i] = _reused(cfg, folder, splits["val"], final_windows, verbose)
+            continue
+        waiting[str(folder)] = [i]
+        jobs.append((cfg, str(folder), key, final_windows, verbose))
+
+    def finished(j: int, summary: dict | None) -> str | None:
+        cfg, folder, *_ = jobs[j]
+        folder = Path(folder)
+        if summary is None:                 # made meanwhile by another process: reuse it
+            summary = _reused(cfg, folder, _data(cfg)[0]["val"], final_windows, verbose)
+        else:
+            final = summary.pop("final")
+            write_atomic(folder / "summary.json", lambda f: f.write(json.dumps(summary).encode()))
+            write_atomic(folder / f"final_{final_windows}w.json",
+                         lambda f: f.write(json.dumps(final).encode()))
+            summary.update(dir=str(folder), final=final)
+        for i in waiting[str(folder)]:
+            out[i] = dict(summary)
+        if summary["reused"]:
+            return None
+        return (f"  {summary['label']:<28} seed {cfg.seed}  {summary['n_trainable']:>9,} "
+                f"non-embedding trainable: final loss {summary['final']['loss']:.4f} +- "
+                f"{summary['final']['loss_se']:.4f}  ({summary['elapsed']:.0f} s)")
+
+    try:
+        if jobs and workers > 1 and not pool.mpi_workers():
+            workers = _workers_that_fit([cfg for cfg, *_ in jobs], workers, verbose)
+        pool.train_all(_make, jobs, [f"{c.method.label()}, seed {c.seed}" for c, *_ in jobs],
+                       finished, workers, locks=[Path(j[1]) / ".lock" for j in jobs],
+                       verbose=verbose)
+    finally:                # what finished is recorded even when others failed or were stopped
+        if book is not None:
+            for cfg, summary, data_id in zip(cfgs, out, data_ids):
+                if summary is not None and summary.get("dir") is not None:
+                    book.add(summary, cfg, final_windows, data_id)
+    return out
+
+
+def _data(cfg: TrainConfig) -> tuple[dict, dict]:
+    """(the splits cfg trains and scores on, their checksums {split: sha256})."""
+    splits, manifest = data.load_splits(cfg.data_dir, cfg.gpt.tokenizer)
+    return splits, {s: manifest["splits"][s]["sha256"] for s in data.SPLITS}
+
+
+def _make(cfg: TrainConfig, folder: str, key: str, final_windows: int,
+          verbose: bool) -> dict | None:
+    """Train the run into `folder` and score it, writing only what train() writes there (its
+    log and checkpoint); run by a worker, or in the calling process. Returns its summary with
+    "final", or None when another process made the run meanwhile."""
+    from .pool import RunStopped
+    folder = Path(folder)
+    summary = _train_or_wait(cfg, folder, folder / "summary.json", verbose)
+    if summary is None:
+        return None
+    if summary["interrupted"]:
         # stopped by Ctrl-C, SIGTERM or SIGHUP: its checkpoint is kept and the next request
         # resumes it; keeping (or recording) it as finished would reuse a half-trained run
-        raise KeyboardInterrupt(f"{folder.name} stopped at step {summary['step']} of "
-                                f"{cfg.steps}; asking for it again resumes it")
-    if summary is None:
-        summary = _read_record(done, ("label", "elapsed", "n_trainable"))
-        summary["reused"] = True
-        if verbose:
-            print(f"  reusing {folder} ({summary['label']}, seed {cfg.seed}, trained "
-                  f"in {summary['elapsed']:.0f} s)")
-    else:
-        summary.update(label=cfg.method.label(), seed=cfg.seed, key=key, reused=False,
-                       blas=blas_kernel())
-        write_atomic(done, lambda f: f.write(json.dumps(summary).encode()))
-    summary["dir"] = str(folder)
-    summary["final"] = final_score(folder, cfg, splits["val"], final_windows)
-    if book is not None:
-        book.add(summary, cfg, final_windows, data_id)
-    if verbose and not summary["reused"]:
-        print(f"  {summary['label']:<28} seed {cfg.seed}  {summary['n_trainable']:>9,} "
-              f"non-embedding trainable: final loss {summary['final']['loss']:.4f} +- "
-              f"{summary['final']['loss_se']:.4f}"
-              f"  ({summary['elapsed']:.0f} s)")
+        raise RunStopped(f"{folder.name} stopped at step {summary['step']} of {cfg.steps}; "
+                         f"asking for it again resumes it")
+    summary.update(label=cfg.method.label(), seed=cfg.seed, key=key, reused=False,
+                   blas=blas_kernel())
+    summary["final"] = score(folder, cfg, _data(cfg)[0]["val"], final_windows)
     return summary
+
+
+def _reused(cfg: TrainConfig, folder: Path, val_tokens, final_windows: int,
+            verbose: bool) -> dict:
+    """The summary of the finished run in `folder`, scored on `final_windows` windows."""
+    summary = _read_record(folder / "summary.json", ("label", "elapsed", "n_trainable"))
+    summary["reused"] = True
+    if verbose:
+        print(f"  reusing {folder} ({summary['label']}, seed {cfg.seed}, trained "
+              f"in {summary['elapsed']:.0f} s)")
+    summary["dir"] = str(folder)
+    summary["final"] = final_score(folder, cfg, val_tokens, final_windows)
+    return summary
+
+
+def _workers_that_fit(cfgs, workers: int, verbose: bool) -> int:
+    """`workers`, or fewer when that many of the largest of these runs do not fit in memory."""
+    from .. import memory
+    need = max(memory.estimate_training_bytes(c.gpt, c.batch_size, build(c.method, c.gpt))
+               ["total"] for c in cfgs)
+    fit = memory.workers_that_fit(need, workers, memory.available_bytes())
+    if fit < workers and verbose:
+        print(f"memory: {workers} workers would need {memory.human(workers * need)} (up to "
+              f"{memory.human(need)} each) and {memory.human(memory.available_bytes())} is "
+              f"available: using {fit}")
+    return fit
 
 
 def folder_of(summary: dict) -> Path:
@@ -219,6 +313,8 @@ def _train_into(cfg: TrainConfig, folder: Path) -> dict:
     # A finished run is never resumed (a longer run is another run), so its last checkpoint
     # keeps the weights only: a third of the size for full training.
     cfg = dataclasses.replace(cfg, out=str(folder), sample_tokens=0, keep_optimizer=False)
+    if ckpt.exists() and (finished := _finished_in_log(folder, cfg)) is not None:
+        return finished         # trained, but stopped before its summary was written
     if ckpt.exists():
         try:
             return train(cfg, resume=ckpt, progress=False, verbose=False)
@@ -230,6 +326,20 @@ def _train_into(cfg: TrainConfig, folder: Path) -> dict:
     refuse_strangers(_run_files(folder) if folder.is_dir() else [], _is_run_file,
                      force_hint=f"delete the folder {folder} to make the run again")
     return train(cfg, progress=False, verbose=False)
+
+
+def _finished_in_log(folder: Path, cfg: TrainConfig) -> dict | None:
+    """train()'s closing summary of a run that finished in `folder` (the last line of its log),
+    or None. The summary is written by the runner after the run is scored; a process stopped
+    in between leaves a finished run whose weights-only checkpoint cannot be resumed."""
+    try:
+        with open(folder / "log.jsonl", "rb") as f:
+            last = json.loads(f.readlines()[-1])
+    except (OSError, ValueError, IndexError):
+        return None
+    if isinstance(last, dict) and last.get("event") == "end" and last.get("step") == cfg.steps:
+        return last
+    return None
 
 
 # What the runner and train() write in a run's folder (besides the lock), and how each is known
@@ -280,11 +390,16 @@ def final_score(folder: Path, cfg: TrainConfig, val_tokens, windows: int) -> dic
     path = Path(folder) / f"final_{windows}w.json"
     if path.exists():
         return _read_record(path, ("loss", "loss_se"))
-    params, gpt, _ = load_params(Path(folder) / "checkpoint.npz")
-    result = evaluate_params(params, gpt, val_tokens, batch_size=cfg.batch_size,
-                             max_windows=windows)
+    result = score(folder, cfg, val_tokens, windows)
     write_atomic(path, lambda f: f.write(json.dumps(result).encode()))
     return result
+
+
+def score(folder: Path, cfg: TrainConfig, val_tokens, windows: int) -> dict:
+    """Held-out loss of the run in `folder` on `windows` evenly spaced windows (not kept)."""
+    params, gpt, _ = load_params(Path(folder) / "checkpoint.npz")
+    return evaluate_params(params, gpt, val_tokens, batch_size=cfg.batch_size,
+                           max_windows=windows)
 
 
 class Record:
@@ -364,8 +479,8 @@ class Record:
 
 
 def run_seeds(cfg: TrainConfig, seeds, **kwargs) -> list[dict]:
-    """The same configuration over several seeds (batch order and method draws)."""
-    return [run(with_seed(cfg, s), **kwargs) for s in seeds]
+    """The same configuration over several seeds (batch order and method draws), at once."""
+    return run_many([with_seed(cfg, s) for s in seeds], **kwargs)
 
 
 def compare(specs, base: TrainConfig, out: Path | None = None, title: str | None = None,
@@ -400,8 +515,10 @@ def compare_configs(configs, out: Path | None = None, title: str | None = None, 
             print(f"  context-free reference: {references[0][0]} {references[0][1]:.3f} "
                   f"(held-out loss of the training split's unigram, add-one smoothing)")
     results = {}
-    for cfg in configs:
-        runs = run_seeds(cfg, seeds, verbose=verbose, **kwargs)
+    every = run_many([with_seed(cfg, s) for cfg in configs for s in seeds], verbose=verbose,
+                     **kwargs)                                  # every run at once
+    for n, cfg in enumerate(configs):
+        runs = every[n * len(seeds):(n + 1) * len(seeds)]
         final = [r["final"]["loss"] for r in runs]
         mean, se = mean_se(final)
         results[run_name(cfg.method)] = {"label": cfg.method.label(), "config": cfg,

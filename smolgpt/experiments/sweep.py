@@ -4,7 +4,8 @@
     print(format_sweep(result))
 
 Every grid point is a run of the experiment runner (so a sweep repeated, or a race that uses the
-same settings, costs nothing the second time). A value is accepted only when it is *interior*:
+same settings, costs nothing the second time), and a sweep's runs are trained at once, spread
+over the runner's workers. A value is accepted only when it is *interior*:
 its two grid neighbours both have a higher mean final loss. A best value on the edge of its grid
 means the grid must be extended, and `format_sweep` says so instead of naming a winner.
 """
@@ -17,7 +18,7 @@ import numpy as np
 
 from ..methods import RATES, method_class
 from ..train import TrainConfig
-from .runs import run_seeds
+from .runs import run_many, with_seed
 from .stats import mean_se
 
 SWEEPABLE = ("lr", *RATES)
@@ -31,25 +32,36 @@ def sweep(base: TrainConfig, field: str, grid, seeds=(0, 1), verbose: bool = Tru
     "best" (the value with the lowest mean), "interior" (True when both neighbours are worse),
     "seeds", "steps", "tokens" and its "unit" (bytes for a byte-level model)}.
     """
-    if field not in SWEEPABLE:
-        raise ValueError(f"can sweep {' or '.join(SWEEPABLE)}, not {field!r}")
-    used = ("lr", *method_class(base.method.name).rates)
-    if field not in used:       # every grid value would train the very same run
-        raise ValueError(f"{base.method.name} never reads {field}, so every value of the grid "
-                         f"would train the same run: sweep {' or '.join(used)}")
-    repeated = sorted({float(v) for v in grid if list(map(float, grid)).count(float(v)) > 1})
-    if repeated:
-        raise ValueError(f"the grid repeats {', '.join(f'{v:g}' for v in repeated)}: give each "
-                         f"value once")
-    grid = sorted(float(v) for v in grid)
-    if len(grid) < 3:
-        raise ValueError(f"a sweep needs at least 3 grid values to find an interior best, got "
-                         f"{len(grid)}")
-    finals = []
-    for value in grid:
-        cfg = dataclasses.replace(base, **{field: value})
-        finals.append([r["final"]["loss"] for r in run_seeds(cfg, seeds, verbose=verbose,
-                                                               **kwargs)])
+    return sweep_all([(base, field, grid)], seeds, verbose, **kwargs)[0]
+
+
+def sweep_all(sweeps, seeds=(0, 1), verbose: bool = True, **kwargs) -> list[dict]:
+    """Several sweeps, each a (base, field, grid), trained as one decision: every value of every
+    grid over `seeds` at once (runs.run_many). Returns each sweep's result, as `sweep`'s."""
+    configs = []
+    for base, field, grid in sweeps:
+        if field not in SWEEPABLE:
+            raise ValueError(f"can sweep {' or '.join(SWEEPABLE)}, not {field!r}")
+        used = ("lr", *method_class(base.method.name).rates)
+        if field not in used:       # every grid value would train the very same run
+            raise ValueError(f"{base.method.name} never reads {field}, so every value of the "
+                             f"grid would train the same run: sweep {' or '.join(used)}")
+        repeated = sorted({float(v) for v in grid if list(map(float, grid)).count(float(v)) > 1})
+        if repeated:
+            raise ValueError(f"the grid repeats {', '.join(f'{v:g}' for v in repeated)}: give "
+                             f"each value once")
+        if len(grid) < 3:
+            raise ValueError(f"a sweep needs at least 3 grid values to find an interior best, "
+                             f"got {len(grid)}")
+        configs += [dataclasses.replace(base, **{field: v}) for v in sorted(map(float, grid))]
+    runs = iter(run_many([with_seed(cfg, s) for cfg in configs for s in seeds], verbose=verbose,
+                         **kwargs))
+    return [_result(base, field, sorted(map(float, grid)),
+                    [[next(runs)["final"]["loss"] for _ in seeds] for _ in grid], seeds)
+            for base, field, grid in sweeps]
+
+
+def _result(base: TrainConfig, field: str, grid: list, finals: list, seeds) -> dict:
     stats = [mean_se(f) for f in finals]
     means = [m for m, _ in stats]
     i = int(np.argmin(means))
@@ -83,14 +95,26 @@ def tune(base: TrainConfig, field: str, grid, seeds=(0,), extend: int = 2, verbo
     edge (at the grid's own spacing) and the sweep again, at most `extend` times. The values
     already run are reused from the runner's cache, so each extension costs one run per seed.
     The result is the last sweep's; its "interior" says whether a choice was found."""
-    grid = sorted(float(v) for v in grid)
-    r = sweep(base, field, grid, seeds, verbose, **kwargs)
+    return tune_all([(base, field, grid)], seeds, extend, verbose, **kwargs)[0]
+
+
+def tune_all(sweeps, seeds=(0,), extend: int = 2, verbose: bool = True, **kwargs) -> list[dict]:
+    """`tune` of several (base, field, grid) sweeps side by side: each round trains the runs of
+    every sweep still on an edge at once (sweep_all), so the rounds, not the sweeps, follow
+    one another."""
+    grids = [sorted(float(v) for v in grid) for _, _, grid in sweeps]
+    results = sweep_all(sweeps, seeds, verbose, **kwargs)
     for _ in range(extend):
-        if r["interior"]:
+        edge = [k for k, r in enumerate(results) if not r["interior"]]
+        if not edge:
             break
-        grid = extended(grid, r["best"])
-        r = sweep(base, field, grid, seeds, verbose, **kwargs)
-    return r
+        for k in edge:
+            grids[k] = extended(grids[k], results[k]["best"])
+        again = sweep_all([(sweeps[k][0], sweeps[k][1], grids[k]) for k in edge], seeds,
+                          verbose, **kwargs)
+        for k, r in zip(edge, again):
+            results[k] = r
+    return results
 
 
 def extended(grid, best) -> list:
