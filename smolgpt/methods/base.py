@@ -38,13 +38,14 @@ import numpy as np
 from ..model import EMBEDDING_NAMES, GPTConfig, count_params, init_params, param_table
 
 METHODS = ("full", "embeddings", "basis", "fastfood", "fft-fastfood", "lora", "said", "vera",
-           "nola")
+           "nola", "norms", "gains", "norms-gains", "biases", "norms-biases", "heads")
 SUBSPACE_KINDS = ("basis", "fastfood", "fft-fastfood")
 # How a subspace method's combination is instantiated (chapter 07 takes these apart); the first
 # of each is the default.
 COEF_INITS = ("default", "ones", "inv_d", "zeros", "normal", "normal_inv_d")
 BASIS_SCALES = ("normalised", "gpt2")
-COVERAGES = ("all", "literal", "constants", "trained")
+COVERAGES = ("all", "literal", "constants", "trained", "norms", "gains", "norms-gains", "biases",
+             "norms-biases")
 
 
 def part_norms(trainables: dict, prefix: str, names, parts) -> dict:
@@ -76,7 +77,10 @@ class MethodSpec:
         "said: one shared Fastfood subspace with a learned scale per tensor (Aghajanyan et al.); "
         "vera: one frozen random low-rank pair shared by every matrix, two trained vectors per "
         "matrix (Kopiczko et al.); nola: LoRA's factors as combinations of frozen random "
-        "matrices, the coefficients trained (Koohpayegani et al.)"))
+        "matrices, the coefficients trained (Koohpayegani et al.); norms: only the LayerNorm gains "
+        "and biases, the rest frozen at its random init; gains: one gain per output channel of "
+        "every frozen matrix; biases: only the matrices' biases; norms-gains, norms-biases: both; "
+        "heads: one volume per attention head and per MLP (these train at --coef-lr)"))
     d: int = field(default=5, metadata=dict(
         help="subspace dimension: trainable numbers for the whole model, or for each tensor "
         "with --per-tensor"))
@@ -103,7 +107,11 @@ class MethodSpec:
         "combination); literal: every tensor is the combination alone, LayerNorm gains and "
         "biases included (needs --no-offset); constants: only the weight matrices, LayerNorm "
         "and biases fixed at GPT-2's constants; trained: only the weight matrices, LayerNorm "
-        "and biases trained directly at --lr (and counted)", neutral=True))
+        "and biases trained directly at --lr (and counted); norms, gains, biases, norms-gains, "
+        "norms-biases: only those knobs (the LayerNorm gains and biases, one gain per output "
+        "channel of every matrix, the matrices' biases) move, from their start, the rest of "
+        "the body frozen at its random init",
+        neutral=True))
     rank: int = field(default=4, metadata=dict(
         help="rank r of the low-rank update (lora, vera, nola)"))
     alpha: float = field(default=8.0, metadata=dict(
