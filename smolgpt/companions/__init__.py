@@ -1,0 +1,1 @@
+"""Companion code of the chapters: one module per chapter, its plan, tables and commands."""
