@@ -35,6 +35,7 @@ tables to chapters/results/10_which_numbers.md).
 """
 
 # %%
+import os
 import time
 from pathlib import Path
 
@@ -43,9 +44,10 @@ import numpy as np
 
 from smolgpt import data
 from smolgpt.companions.ch10_which_numbers import (LIMITS, MATCHED, NEW, WhichNumbers, bpb,
-                                                   count, fmt_bpb, gradient_reach, record_table,
-                                                   share, standing)
+                                                   count, fmt_bpb, gradient_reach, longer_race,
+                                                   record_table, share, standing)
 from smolgpt.experiments import out_dir, print_takeaways, quick_mode, save_figure
+from smolgpt.experiments.long_race import budgets, gap_closed
 from smolgpt.experiments.stats import paired_interval, verdict
 from smolgpt.experiments.sweep import format_sweep
 from smolgpt.layers import gelu_forward, layernorm_forward
@@ -258,6 +260,30 @@ if not QUICK:             # kept beside the record, for the README
                                                  + table + "\n")
 
 # %% [markdown]
+# ## The gap over a longer budget
+# In the long race full training was still falling fast at 4,194,304 bytes while the reduced
+# racers' share of its gain was shrinking. Does the gap keep widening? Full training, Fastfood,
+# the best new racer, 5 in all and embeddings only run again on 16,777,216 bytes (two passes over
+# the training set), every rate but embeddings only's checked again at that budget, 3 seeds; the
+# share each keeps at every power-of-two budget along the way. This part takes as long again as
+# the rest of the chapter; it runs with SMOLGPT_CH10_LONGER=1.
+
+# %%
+if os.environ.get("SMOLGPT_CH10_LONGER", "").strip() not in ("", "0"):
+    best_new = min(w.racers, key=lambda r: bpb(results, r).mean())
+    longer = longer_race(w, rates, best_new)
+    x, kept = budgets(longer), gap_closed(longer)
+    last = min(5, len(x))
+    print(f"share of full training's gain kept at the last {last} budgets ("
+          + ", ".join(f"{b:,}" for b in x[-last:]) + " bytes):")
+    for r in longer:
+        if r not in ("full", "embeddings only"):
+            print(f"  {r:<32} " + " ".join(f"{v:5.0%}" if np.isfinite(v) else "    -"
+                                          for v in kept[r][-last:]))
+else:
+    print("the longer budget is not part of this run: SMOLGPT_CH10_LONGER=1 runs it")
+
+# %% [markdown]
 # ## Takeaways
 
 # %%
@@ -273,3 +299,16 @@ takeaways.append(f"Every share is of full training's {E - F:.3f} bits per byte o
                  f"only on {w.plan.budget():,} bytes, {len(w.seeds)} seeds; every run is kept in "
                  f"{RECORD.name}, so a second run trains nothing.")
 print_takeaways(takeaways, START)
+
+# %% [markdown]
+# ## Exercises
+# Solutions: `chapters/solutions/10_*.py` (each runs in seconds; a test runs them).
+#
+# 1. **A gain's gradient.** A layer `x @ (W0 diag(g)) + b` with W0 frozen. Derive dL/dg from the
+#    weight gradient dL/dW the layer's backward already computes, then check it against central
+#    differences in float64 with gains away from 1 and a random upstream gradient. What does
+#    the layer output in a channel whose gain is 0?
+# 2. **The knobs of GPT-2 small.** Count by hand the LayerNorm gains and biases, the channel
+#    gains, the matrices' biases and the head and MLP volumes of GPT-2 small (12 blocks, width
+#    768, 12 heads), and check each against the method's own `n_trainable`. Which record class
+#    could each enter on GPT-2 small?

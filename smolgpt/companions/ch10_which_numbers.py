@@ -179,6 +179,30 @@ class WhichNumbers:
         return out
 
 
+# The gap over a longer budget (planned; run with SMOLGPT_CH10_LONGER=1): full training,
+# Fastfood, the best new recipe, 5 in all and embeddings only on 16,777,216 bytes, two passes over
+# the ~8M-byte training set, each at its rate checked again at that budget, 3 seeds.
+LONGER_STEPS = 4096                  # x 16 x 256 bytes = 16,777,216 bytes
+LONGER_RACERS = ("embeddings only", "full", "Fastfood", "5 in all")
+
+
+def longer_race(w: WhichNumbers, rates: dict, best_new: str, verbose: bool = False) -> dict:
+    """{racer: [summary per seed]} on LONGER_STEPS steps: LONGER_RACERS and `best_new`, every
+    rate but embeddings only's checked again at this budget (LongRace.settle), seeds w.seeds.
+    Runs are kept in w.plan's record, like the rest of the chapter's."""
+    racers = LONGER_RACERS + (best_new,)
+    longer = LongRace("bytes", quick=w.quick, record=w.plan.record, specs=w.plan.specs,
+                      grids=w.plan.grids)
+    steps = 4 * longer.base.steps if w.quick else LONGER_STEPS
+    longer.base = dataclasses.replace(longer.base, steps=steps, warmup=max(2, steps // 32))
+    if "5 in all" not in rates:                 # the long race's, read from its record
+        rates = w.long.tune(verbose, racers={"5 in all": GRIDS["5 in all"]}, rates=rates)
+        rates, _ = w.long.settle(rates, racers=("5 in all",), verbose=verbose)
+    fresh = {r: {k: v for k, v in rates[r].items() if k != "at_full_budget"} for r in racers}
+    settled, _ = longer.settle({**rates, **fresh}, racers=racers[1:], verbose=verbose)
+    return longer.race(settled, w.seeds, verbose, racers=racers)
+
+
 def bpb(results: dict, racer: str) -> np.ndarray:
     """(seeds,) final held-out bits per byte of a racer, seed by seed."""
     return np.array([r["final"]["bits_per_byte"] for r in results[racer]])
