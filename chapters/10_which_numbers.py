@@ -310,5 +310,4 @@ print_takeaways(takeaways, START)
 #    the layer output in a channel whose gain is 0?
 # 2. **The knobs of GPT-2 small.** Count by hand the LayerNorm gains and biases, the channel
 #    gains, the matrices' biases and the head and MLP volumes of GPT-2 small (12 blocks, width
-#    768, 12 heads), and check each against the method's own `n_trainable`. Which record class
-#    could each enter on GPT-2 small?
+#    768, 12 heads), and check each against the method's own `n_trainable`.
