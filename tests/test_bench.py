@@ -7,7 +7,7 @@ import pytest
 
 import smolgpt
 from smolgpt import bench
-from smolgpt.bench import timing, vs_torch
+from smolgpt.bench import breakdown, timing, vs_torch
 from smolgpt.model import GPTConfig
 
 MICRO = GPTConfig(n_layer=1, n_head=2, n_embd=16, block_size=8, vocab_size=64)
@@ -139,3 +139,33 @@ def test_process_settings_change_no_number():
     plain, plain_digest = _fresh_python(TWO_STEPS, SMOLGPT_PROCESS_DEFAULTS="1")
     assert made == "True" and plain == "False"               # the settings were on, then off
     assert digest == plain_digest
+
+
+def test_run_prints_where_the_step_goes_and_its_memory():
+    r = bench.run(MICRO, batch_size=2, repeats=2, steps=False)
+    rows = {row["label"]: row for row in r["layers"]["rows"]}
+    assert {"attention fwd", "attention bwd", "linear bwd", "layernorm fwd", "gelu bwd",
+            "head + loss fwd+bwd", "optimizer (clip + AdamW)", "other"} <= set(rows)
+    assert all(row["seconds"] >= 0 for label, row in rows.items() if label != "other")
+    # the layers' rows and "other" add up to the forward+backward of the same steps (medians
+    # of each row need not add up exactly, so only roughly)
+    total = sum(row["seconds"] for label, row in rows.items() if label != "optimizer (clip + AdamW)")
+    assert 0.5 * r["layers"]["fwd_bwd_seconds"] < total < 2 * r["layers"]["fwd_bwd_seconds"]
+    assert r["layers"]["peak_step_bytes"] > 0
+    text = bench.format_report(r)
+    assert "attention bwd" in text and "peak memory of a step" in text
+
+
+def test_the_breakdown_leaves_the_layers_as_they_were():
+    from smolgpt import layers
+    before = {name: getattr(layers, name) for _, name in breakdown.ROWS}
+    breakdown.run(MICRO, batch_size=1, repeats=1)
+    assert all(getattr(layers, name) is fn for name, fn in before.items())
+
+
+def test_vs_torch_takes_any_preset_and_refuses_an_unknown_one():
+    from smolgpt.model import ConfigError
+    assert vs_torch.case("tiny-bytes") == ("tiny-bytes", 16, 256, 5)
+    assert vs_torch.case("gpt2") == ("gpt2", 1, 1024, 3)
+    with pytest.raises(ConfigError, match="unknown model preset 'nope'"):
+        bench.run_vs_torch(presets=("nope",))
