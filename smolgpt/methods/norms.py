@@ -121,7 +121,8 @@ class KnobsMethod(EmbeddingsOnlyMethod):
              n and not n.startswith("ln_f")}
 
     def knob_values(self, dtype) -> dict[str, np.ndarray]:
-        """Every knob at its start: a LayerNorm knob at the frozen model's own value, a gain 1."""
+        """Every knob at its start: a LayerNorm or bias knob at the frozen model's own value
+        (GPT-2's 1 or 0, or a saved model's), a gain or volume at 1."""
         frozen = self.random_init(dtype)
         return {name: (frozen[name].copy() if name in frozen else
                        np.full(shape, knob_start(name), dtype=dtype))
@@ -144,9 +145,8 @@ class KnobsMethod(EmbeddingsOnlyMethod):
 
     def knob_grads(self, knobs: dict, grads: dict) -> dict:
         """dL/dknob from the parameter gradients. A LayerNorm or bias knob is the parameter
-        itself. For
-        W = W0 diag(g): dL/dg_j = sum_i dL/dW_ij W0_ij (the column's gradient read through W0),
-        and a knob scaling several columns (a head, an MLP) sums its columns' terms."""
+        itself. For W = W0 diag(g): dL/dg_j = sum_i dL/dW_ij W0_ij (the column's gradient read
+        through W0), and a knob scaling several columns (a head, an MLP) sums their terms."""
         out = {name: grads[name] for name, _ in self.knobs if name not in self.gain_names}
         frozen = self.random_init(knobs[self.knobs[0][0]].dtype)
         for weight, scaled in self.columns.items():
