@@ -141,3 +141,17 @@ def test_start_from_freezes_given_weights_and_starts_the_norms_there():
         p = m.params(m.init(np.float64))
         for k in start:
             assert np.allclose(p[k], start[k], rtol=0, atol=1e-15), (spec, k)
+
+
+def test_collect_adds_each_lane_run_once(tmp_path):
+    """Chapter 10's lanes write records of their own; collect adds each run (by key) once."""
+    import json
+    from smolgpt.companions.ch10_which_numbers import collect
+    a, b, into = tmp_path / "a.jsonl", tmp_path / "b.jsonl", tmp_path / "into.jsonl"
+    a.write_text(json.dumps({"key": "k1", "x": 1}) + "\n" + json.dumps({"key": "k2", "x": 2}))
+    b.write_text(json.dumps({"key": "k2", "x": 2}) + "\n" + json.dumps({"key": "k3", "x": 3}))
+    into.write_text(json.dumps({"key": "k0", "x": 0}) + "\n")
+    assert collect([a, b], into) == 3
+    assert collect([a, b], into) == 0
+    keys = [json.loads(line)["key"] for line in into.read_text().splitlines()]
+    assert keys == ["k0", "k1", "k2", "k3"]
