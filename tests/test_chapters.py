@@ -453,3 +453,42 @@ def test_the_long_race_bridges_table_is_read_from_its_runs():
             check_row(line, runs, SPECS[racer], model, readme)
             rows.setdefault(count, []).append(racer)
     assert {c: sorted(r) for c, r in rows.items()} == {c: sorted(r) for c, r in MATCHED.items()}
+
+
+def test_chapter_10(tmp_path):
+    """Chapter 10 in quick mode: the demo switches one feature off, the gradient reach is a
+    share, every table row and record entry is well formed, each paired verdict follows from its
+    bounds; then the score command, on a racer the chapter ran, reuses every run."""
+    from smolgpt.companions.ch10_which_numbers import LIMITS
+    data_dir = tmp_path / "data"        # the long race's own, larger training set
+    out = run_chapter("10_which_numbers.py", tmp_path, data_dir)
+    assert numbers_after(out, "feature")[0] >= 0
+    off = re.search(r"gain g_\d+ = 0: feature \d+ mean ([-0-9.]+), the others moved by "
+                    r"([0-9.]+) at most", out)
+    assert off and float(off[1]) == 0 and float(off[2]) == 0
+    reach = [float(v) for v in re.findall(r"follows\s+([0-9.]+)% of the gradient", out)]
+    assert reach and all(0 <= v <= 100 for v in reach)
+    verdicts = re.findall(r"^  .+ - .+\s+([-+][0-9.]+) bits per byte, 95% \[([-+][0-9.]+), "
+                          r"([-+][0-9.]+)\] ([<>~])$", out, re.M)
+    assert verdicts
+    for diff, lo, hi, said in verdicts:      # '<': the new racer lower (its interval below 0)
+        assert float(lo) <= float(diff) <= float(hi)
+        assert said == ("<" if float(hi) < 0 else ">" if float(lo) > 0 else "~")
+    record = (tmp_path / "10_which_numbers" / "record.md").read_text()
+    entries = [r for r in record.splitlines() if re.match(r"\| [\d,]+ \|", r)]
+    assert [int(r.split("|")[1].replace(",", "")) for r in entries] == list(LIMITS)
+    assert "Rules:" in record and "sha256" in record
+    assert (tmp_path / "10_which_numbers" / "shares.png").stat().st_size > 10_000
+    folders = set((tmp_path / "runs").iterdir())
+    env = {**os.environ, "SMOLGPT_OUT": str(tmp_path), "SMOLGPT_RUNS": str(tmp_path / "runs"),
+           "SMOLGPT_DATA_DIR": str(data_dir)}
+    proc = subprocess.run([sys.executable, "-m", "smolgpt.companions.ch10_which_numbers",
+                           "score", "--quick", "--method", "heads", "--record",
+                           str(tmp_path / "10_which_numbers" / "record.jsonl")], env=env,
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert re.search(r"^heads: [\d,]+ trainable non-embedding numbers, coef_lr = ", proc.stdout,
+                     re.M)
+    assert re.search(r"at most 250: against the standing .+ (a new record|does not beat it)",
+                     proc.stdout)
+    assert set((tmp_path / "runs").iterdir()) == folders          # nothing was trained again

@@ -32,6 +32,12 @@ SPECS = {
     "said": MethodSpec("said", d=8),
     "vera": MethodSpec("vera", rank=2),
     "nola": MethodSpec("nola", rank=2, nola_k=6, nola_l=5),
+    "norms": MethodSpec("norms"),
+    "gains": MethodSpec("gains"),
+    "norms-gains": MethodSpec("norms-gains"),
+    "biases": MethodSpec("biases"),
+    "norms-biases": MethodSpec("norms-biases"),
+    "heads": MethodSpec("heads"),
 }
 assert set(SPECS) == set(METHODS), "a new method needs an entry here"
 

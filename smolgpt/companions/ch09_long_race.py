@@ -135,6 +135,10 @@ class LongRace:
     model: str                            # "bytes" or "tiny"
     quick: bool = False
     record: Path | None = None            # runs.Record file of finished runs
+    # racer -> its MethodSpec, and -> (the rate its sweep tunes, the starting grid): the long
+    # race's own by default; chapter 10 races more on the same plan
+    specs: dict = dataclasses.field(default_factory=lambda: dict(SPECS))
+    grids: dict = dataclasses.field(default_factory=lambda: {**GRIDS, **BRIDGE_GRIDS})
 
     def __post_init__(self):
         preset, steps = MODELS[self.model]
@@ -181,8 +185,8 @@ class LongRace:
         for group in (first, [r for r in racers if r != "embeddings only"]):
             sweeps = []
             for racer in group:
-                field, grid = {**GRIDS, **BRIDGE_GRIDS}[racer]
-                base = dataclasses.replace(proxy, method=SPECS[racer])
+                field, grid = self.grids[racer]
+                base = dataclasses.replace(proxy, method=self.specs[racer])
                 if field != "lr":
                     base = dataclasses.replace(base, lr=chosen["embeddings only"]["value"])
                 sweeps.append((base, field, grid))
@@ -195,7 +199,7 @@ class LongRace:
 
     def config(self, racer: str, rates: dict, scale: float = 1.0) -> TrainConfig:
         """The full-budget config of a racer at its tuned rate (times `scale`, for checks)."""
-        cfg = dataclasses.replace(self.base, method=SPECS[racer])
+        cfg = dataclasses.replace(self.base, method=self.specs[racer])
         if rates[racer]["field"] != "lr":
             cfg = dataclasses.replace(cfg, lr=rates["embeddings only"]["value"])
         field = rates[racer]["field"]

@@ -12,12 +12,19 @@
 | `vera`         | W = W_frozen + A diag(d) B diag(b), A B frozen, shared | r + n each     |
 | `nola`         | W = W_frozen + (alpha / r) A B, A and B combinations   | k + l each     |
 |                | of k and l frozen random matrices                      |                |
+| `norms`        | frozen random; LayerNorm gains and biases trained      | 4 C a block+2C |
+| `gains`        | W = W_frozen diag(g), one gain per output channel      | 9 C a block    |
+| `norms-gains`  | both                                                   | 13C a block+2C |
+| `biases`       | frozen random; the matrices' biases trained            | 9 C a block    |
+| `norms-biases` | both                                                   | 13C a block+2C |
+| `heads`        | one volume per attention head and per MLP              | nh + 1 a block |
 
 The contract they all follow is in `base.py`; one file per family: `base.py` (full training and
 the embeddings-only baseline), `subspace.py` (random bases), `said.py` (one shared subspace
 with a learned scale per tensor), `lora.py`, and the two between LoRA and a random subspace:
 `vera.py` (one frozen random low-rank pair, two trained vectors per matrix) and `nola.py` (LoRA's
-factors in a random basis).
+factors in a random basis); `norms.py` (chapter 10's knobs: LayerNorms, channel gains, head
+volumes, trained directly or through a random subspace, `--coverage norms`).
 
     method = build(MethodSpec("fastfood", d=1000), GPTConfig.preset("tiny"))
     method = build(MethodSpec("said", d=1000), gpt, start=pretrained_params)   # fine-tuning
@@ -42,8 +49,9 @@ from ..model import GPTConfig
 from .base import EmbeddingsOnlyMethod, FullMethod, MethodError, option
 from .lora import LoRAMethod
 from .nola import NOLAMethod
+from .norms import KnobsMethod, KnobSubspaceMethod
 from .said import SAIDMethod
-from .subspace import SubspaceMethod
+from .subspace import KNOB_COVERAGES, SubspaceMethod
 from .vera import VeRAMethod
 
 METHODS = {          # name: (its class, what it trains: the --method help says it)
@@ -59,6 +67,14 @@ METHODS = {          # name: (its class, what it trains: the --method help says 
                          "vectors per matrix (Kopiczko et al.)"),
     "nola": (NOLAMethod, "LoRA's factors as combinations of frozen random matrices, the "
                          "coefficients trained (Koohpayegani et al.)"),
+    "norms": (KnobsMethod, "only the LayerNorm gains and biases, the rest of the body frozen at "
+                           "its random init"),
+    "gains": (KnobsMethod, "one gain per output channel of every frozen matrix"),
+    "norms-gains": (KnobsMethod, "norms and gains"),
+    "biases": (KnobsMethod, "only the matrices' biases"),
+    "norms-biases": (KnobsMethod, "norms and biases"),
+    "heads": (KnobsMethod, "one volume per attention head and per MLP (the knob methods train at "
+                           "--coef-lr)"),
 }
 
 
@@ -165,11 +181,13 @@ def build(spec, config: GPTConfig, start=None):
     start: weights to start from instead of the seed's random init (a params dict of this model,
     or a function returning one, called on first need): see FullMethod.start_from.
     """
-    method = method_class(spec.name)(spec, config)
+    cls = KnobSubspaceMethod if spec.coverage in KNOB_COVERAGES else method_class(spec.name)
+    method = cls(spec, config)
     if start is not None:
         method.start_from(start)
     return method
 
 
 __all__ = ["METHODS", "MethodError", "MethodSpec", "build", "FullMethod", "EmbeddingsOnlyMethod",
-           "SubspaceMethod", "LoRAMethod", "SAIDMethod", "VeRAMethod", "NOLAMethod"]
+           "SubspaceMethod", "LoRAMethod", "SAIDMethod", "VeRAMethod", "NOLAMethod",
+           "KnobsMethod", "KnobSubspaceMethod"]

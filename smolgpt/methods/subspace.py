@@ -21,7 +21,9 @@ _OPERATORS = {"basis": transforms.DenseGaussian, "fastfood": transforms.Fastfood
 # How the combination is instantiated (chapter 07 takes these apart); the first is the default.
 COEF_INITS = ("default", "ones", "inv_d", "zeros", "normal", "normal_inv_d")
 BASIS_SCALES = ("normalised", "gpt2")
-COVERAGES = ("all", "literal", "constants", "trained")
+# the knob sets of chapter 10 a subspace can span instead of the weights (methods/norms.py)
+KNOB_COVERAGES = ("norms", "gains", "norms-gains", "biases", "norms-biases")
+COVERAGES = ("all", "literal", "constants", "trained", *KNOB_COVERAGES)
 
 
 class SubspaceMethod(EmbeddingsOnlyMethod):
@@ -91,7 +93,11 @@ class SubspaceMethod(EmbeddingsOnlyMethod):
                         "tensor is the combination alone, LayerNorm gains and biases included "
                         "(needs --no-offset); constants: only the weight matrices, LayerNorm and "
                         "biases fixed at GPT-2's constants; trained: only the weight matrices, "
-                        "LayerNorm and biases trained directly at --lr (and counted)",
+                        "LayerNorm and biases trained directly at --lr (and counted); norms, "
+                        "gains, biases, norms-gains, norms-biases: only those knobs (the "
+                        "LayerNorm gains and biases, one gain per output channel of every "
+                        "matrix, the matrices' biases) move, from their start, the rest of the "
+                        "body frozen at its random init",
                         neutral=True))
     rates = ("coef_lr",)
     needed_grads = None                              # every non-embedding tensor moves with a

@@ -1,0 +1,313 @@
+# %% [markdown]
+"""
+# Chapter 10 — Which few numbers? Gains, biases and random directions on a frozen random body
+
+Question: the long race (chapter 09) found that on the byte model *how many* numbers are trained
+buys little by itself: 1, 5 and 250 random-basis numbers keep about the same share of full
+training's gain over embeddings only, and Fastfood's 5,000 keep more. Work on frozen random
+networks points at *which* numbers instead: train only the gains and biases of the normalisation
+layers, and a random network learns far more than with the same count of other weights
+(Frankle, Schwab and Morcos, "Training BatchNorm and Only BatchNorm", ICLR 2021). At a fixed
+count, which numbers should a few-parameter GPT-2 train?
+
+Design: new racers on the long race's byte model, budget and seeds, each training *knobs* of the
+frozen random body, numbers that each move a whole channel: the LayerNorm gains and biases
+(`norms`, 2,304 numbers), one gain per output channel of every matrix (`gains`, 4,608), the
+matrices' biases (`biases`, 4,608), one volume per attention head and per MLP (`heads`, 20);
+directly, or through a random subspace of them (250 or 5,000 random directions among the knobs).
+They race the long race's recorded racers at about equal counts (~250: 5 per tensor; ~2,300: a
+whole-body Fastfood of the same size; ~5,000: Fastfood, VeRA). Each new racer's rate is tuned
+on a wide grid (1e-3 to 3) at a quarter of the budget and checked at the full budget, as in the
+long race; 3 seeds, paired with the long race's seed by seed. The chapter ends with a record: the
+best share of full training's gain kept with at most 250 and at most 5,000 trainable numbers,
+under fixed rules, and one command that scores a new recipe under them.
+
+Assumes: chapters 02, 03 and 09; the long race's training set (point SMOLGPT_C4_FILES at the
+same C4 files as chapter 09; the chapter refuses other data) and its committed record
+(chapters/results/09_long_race.jsonl), whose runs are reused, never trained again.
+Takes: hours the first time (10 new racers: 8 or more quarter-budget runs each to tune, 2 more
+at the full budget to check, 3 seeds); every finished run is kept in
+chapters/results/10_which_numbers.jsonl, committed with the chapter, so a second run, also from a
+fresh clone, trains nothing and takes seconds. Quick mode (SMOLGPT_QUICK=1) is for the tests: a
+micro byte model, a few steps.
+Writes: out/10_which_numbers/results.md, record.md, shares.png (and, in a default run, the
+tables to chapters/results/10_which_numbers.md).
+"""
+
+# %%
+import os
+import time
+from pathlib import Path
+
+import smolgpt  # noqa: F401  first: it tells BLAS how to wait, before NumPy loads BLAS
+import numpy as np
+
+from smolgpt import data
+from smolgpt.companions.ch10_which_numbers import (LIMITS, MATCHED, NEW, WhichNumbers, bpb,
+                                                   count, fmt_bpb, gradient_reach, longer_race,
+                                                   record_table, share, standing)
+from smolgpt.experiments import out_dir, print_takeaways, quick_mode, save_figure
+from smolgpt.experiments.long_race import budgets, gap_closed
+from smolgpt.experiments.stats import paired_interval, verdict
+from smolgpt.experiments.sweep import format_sweep
+from smolgpt.layers import gelu_forward, layernorm_forward
+from smolgpt.methods import build
+
+# %%
+QUICK = quick_mode()                  # SMOLGPT_QUICK=1: the small version the tests run
+OUT = out_dir("10_which_numbers")
+START = time.time()
+RESULTS = Path(__file__).resolve().parent / "results"
+RECORD = OUT / "record.jsonl" if QUICK else RESULTS / "10_which_numbers.jsonl"
+w = WhichNumbers(quick=QUICK, record=RECORD)
+
+# %% [markdown]
+# ## What a LayerNorm's gain and bias do to a random feature
+# Before each attention and MLP, GPT-2 normalises the residual stream x (C numbers per position)
+# and then scales and shifts it: `LN(x) = g * xhat + b`, xhat with mean 0 and variance 1 across
+# the C channels, g (the gain) and b (the bias) C numbers each. The MLP then reads LN(x) through a
+# frozen random matrix W0 (C, 4C): random feature j is `gelu(LN(x) . W0[:, j])`. Write it out:
+#
+#     LN(x) . W0[:, j]  =  sum_i g_i W0_ij xhat_i  +  b . W0[:, j]
+#
+# The gains reweight which channels every feature reads; the bias gives every feature its own
+# threshold `b . W0[:, j]`: one vector of C numbers sets all 4C thresholds at once, so it cannot
+# move one without the others. Here is one random layer at GPT-2's init, and a bias chosen to
+# push one feature's input down by three times its own spread.
+
+# %%
+rng = np.random.default_rng(0)
+C, H = 128, 512
+x = rng.standard_normal((2048, C)).astype(np.float32)             # (N, C) residual stream
+W0 = (0.02 * rng.standard_normal((C, H))).astype(np.float32)      # (C, 4C) frozen, GPT-2's init
+g, b = np.ones(C, np.float32), np.zeros(C, np.float32)
+
+
+def features(g, b, W=W0):
+    """(N, H) the random features gelu(LN(x) @ W) for LayerNorm gain g and bias b."""
+    ln, _ = layernorm_forward(x, g, b)
+    return gelu_forward(ln @ W)[0]
+
+
+before = features(g, b)
+j = int(np.argmax(before.mean(0)))               # the feature that is on the most
+spread = float((layernorm_forward(x, g, b)[0] @ W0[:, j]).std())        # of feature j's input
+b_off = -3 * spread * W0[:, j] / np.square(W0[:, j]).sum()   # moves j's input by -3 spreads
+after = features(g, b_off)
+others = np.arange(H) != j
+print(f"feature {j}: mean activation {before[:, j].mean():.4f} -> {after[:, j].mean():.4f} with "
+      f"a bias of length {np.linalg.norm(b_off):.2f} along W0[:, {j}]")
+print(f"the other {H - 1} features: mean |change| {np.abs(after - before)[:, others].mean():.4f} "
+      f"(their mean activation is {before[:, others].mean():.4f})")
+
+# %% [markdown]
+# A gain on the matrix's output channel is the finer tool: `W0 diag(g)` multiplies feature j's
+# input by g_j, and g_j = 0 switches it off exactly, touching nothing else. A random direction
+# in weight space, the subspace methods' move, changes every feature a little, in a random
+# pattern. Of a step that changes the layer's output, the share that lands on one chosen feature
+# is all of it for that feature's gain, and about 1/H for a random direction.
+
+# %%
+gain = np.ones(H, np.float32)
+gain[j] = 0.0
+off = features(g, b, W0 * gain)                                  # W0 diag(gain)
+print(f"gain g_{j} = 0: feature {j} mean {off[:, j].mean():.4f}, the others moved by "
+      f"{np.abs(off - before)[:, others].max():.4f} at most")
+P = rng.standard_normal((C, H)).astype(np.float32)               # a random direction
+step = features(g, b, W0 + 0.02 * P) - before                    # (N, H)
+on_j = np.square(step[:, j]).sum() / np.square(step).sum()
+print(f"a random direction: {on_j:.2%} of its change lands on feature {j} (1/H = {1 / H:.2%})")
+
+# %% [markdown]
+# ## Which numbers can follow the gradient at the start?
+# A rate-free view of leverage, before any training: at the random init, take the gradient g of
+# the loss with respect to every body weight on one batch, and ask what share of its squared
+# length each set of trainable directions can follow (`gradient_reach`). A LayerNorm or bias
+# knob is one coordinate; a channel gain moves a whole column of W0 along itself; a random
+# d-dimensional subspace of D dimensions follows d / D of it in expectation. This is plain
+# gradient descent's view of the first step; Adam moves every number by about its rate
+# whatever its gradient, and the race below is what decides.
+
+# %%
+w.check_data()
+train_tokens = data.load_tokens("train", w.plan.folder, w.plan.base.gpt.tokenizer)
+xb, yb = data.eval_windows(train_tokens, 4 if QUICK else 16, w.plan.base.gpt.block_size)
+reach = gradient_reach(w.plan.base.gpt, 0, xb, yb)
+for name, (n, followed) in reach.items():
+    print(f"  {name:<52} {n:>7,} numbers: follows {followed:8.4%} of the gradient")
+
+# %% [markdown]
+# ## The racers
+# The long race's racers are read from its record at the rates it chose. The new ones, with the
+# count each method reports (smolgpt counts trainable non-embedding numbers; the embeddings are
+# trained by every racer).
+
+# %%
+rates = w.long_rates()
+for racer in ("embeddings only", "full", "5 per tensor", "Fastfood", "VeRA r=24", "NOLA k=l=8"):
+    r = rates[racer]
+    print(f"  long race  {racer:<32} {r['field']} = {r['value']:.3g}")
+for racer, spec in w.racers.items():
+    print(f"  new        {racer:<32} {spec.label():<36} "
+          f"{build(spec, w.plan.base.gpt).n_trainable:>6,} numbers")
+
+# %% [markdown]
+# ## Each new racer's rate
+# A knob moves a whole channel, so its best Adam rate can sit far from a weight matrix's or a
+# subspace coefficient's. Every new racer sweeps its rate `coef_lr` (the knobs' and the
+# coefficients' rate; the embeddings stay at embeddings only's rate) over a wide grid at a
+# quarter of the budget, seed 0, extended while its best is on an edge; then the choice and its
+# two neighbours run at the full budget, and the race uses the full budget's best where a
+# neighbour wins there.
+
+# %%
+rates, checks = w.new_rates(rates)
+for racer in w.racers:
+    r = rates[racer]
+    print(format_sweep(checks[racer]).replace(checks[racer]["method"], racer, 1)
+          + f"\n  -> {racer} races at {r['field']} = {r['value']:.3g}"
+          + (" (set at the full budget)" if r.get("at_full_budget") else ""))
+
+# %% [markdown]
+# ## The race
+# Every racer at its rate, seeds 0, 1 and 2 at the full budget; seed s gives every racer,
+# the long race's included, the same batches in the same order.
+
+# %%
+results = w.race(rates)
+E, F = bpb(results, "embeddings only").mean(), bpb(results, "full").mean()
+print(f"full training {fmt_bpb(results, 'full')} bits per byte, embeddings only "
+      f"{fmt_bpb(results, 'embeddings only')}: the gain a racer's share is counted in")
+
+# %% [markdown]
+# ## At equal counts
+# At each count, every racer's final held-out bits per byte (mean +- standard error over seeds)
+# and its share of full training's gain over embeddings only; then each new racer against the
+# long race's racer at that count, as a paired 95% interval (`<`: the new racer is lower, `>`:
+# higher, `~`: not resolved).
+
+# %%
+lines = []
+for target, racers in MATCHED.items():
+    here = [r for r in racers if r in results]
+    rows = [f"### ~{target:,} trainable non-embedding numbers, {w.plan.budget():,} bytes, "
+            f"{len(w.seeds)} seeds", "",
+            "| racer | trainable non-embedding | rate | bits per byte | share kept |",
+            "|---|---:|---|---:|---:|"]
+    for r in sorted(here, key=lambda r: bpb(results, r).mean()):
+        rate = rates[r]
+        rows.append(f"| {r} | {count(results, r):,} | {rate['field']} = {rate['value']:.3g} | "
+                    f"{fmt_bpb(results, r)} | {share(results, r):.0%} |")
+    print("\n".join(rows))
+    main = here[0]
+    for r in here[1:]:
+        if r in NEW:
+            iv = paired_interval(bpb(results, main), bpb(results, r))
+            print(f"  {r + ' - ' + main:<50} {iv['diff']:+.4f} bits per byte, 95% "
+                  f"[{iv['lo']:+.4f}, {iv['hi']:+.4f}] {verdict(iv)}")
+    print()
+    lines += rows + [""]
+(OUT / "results.md").write_text("\n".join(lines))
+print(f"tables: {OUT / 'results.md'}")
+
+# %%
+import matplotlib.pyplot as plt  # noqa: E402
+
+fig, ax = plt.subplots(figsize=(7.5, 4.6))
+for r in results:
+    if r in ("full", "embeddings only"):
+        continue
+    new = r in NEW
+    ax.scatter(count(results, r), share(results, r), color="C3" if new else "gray",
+               marker="o" if new else "s")
+    ax.annotate(r, (count(results, r), share(results, r)), fontsize=7, xytext=(4, 2),
+                textcoords="offset points")
+for limit in LIMITS:
+    ax.axvline(limit, color="k", ls=":", lw=1)
+ax.set_xscale("log")
+ax.set_xlabel("trainable non-embedding numbers")
+ax.set_ylabel("share of full training's gain kept")
+ax.set_title("which numbers: knobs (red) and the long race's racers (gray)", fontsize=10)
+fig.tight_layout()
+save_figure(fig, OUT / "shares.png")                             # prints where it went
+
+# %% [markdown]
+# ## The record
+# The best share of full training's gain over embeddings only with at most 250 and at most 5,000
+# trainable non-embedding numbers on the byte model, under the rules printed with it. The
+# entries that stood before this chapter are the long race's. To score a recipe of your own
+# under the same rules (it tunes the recipe's rate, runs its 3 seeds and prints its paired
+# interval against each standing entry it is eligible for; every other run is reused from the
+# records):
+#
+#     python -m smolgpt.companions.ch10_which_numbers score --method basis --d 250 \
+#         --coverage norms-biases
+#
+# takes the flags of `smolgpt train`'s parameterization group.
+
+# %%
+data_id = w.check_data()
+table = record_table(results, data_id)
+print(table)
+for limit in LIMITS:
+    best, tried = standing(results, limit)
+    beat = [r for r, iv in tried if iv["hi"] < 0]
+    print(f"at most {limit:,}: {len(tried)} challenger(s), {len(beat)} beat {LIMITS[limit]} by a "
+          f"paired 95% interval; the record: {best} ({share(results, best):.0%})")
+(OUT / "record.md").write_text(table + "\n")
+if not QUICK:             # kept beside the record, for the README
+    (RESULTS / "10_which_numbers.md").write_text("\n".join(lines) + "\n## The record\n\n"
+                                                 + table + "\n")
+
+# %% [markdown]
+# ## The gap over a longer budget
+# In the long race full training was still falling fast at 4,194,304 bytes while the reduced
+# racers' share of its gain was shrinking. Does the gap keep widening? Full training, Fastfood,
+# the best new racer, 5 in all and embeddings only run again on 16,777,216 bytes (two passes over
+# the training set), every rate but embeddings only's checked again at that budget, 3 seeds; the
+# share each keeps at every power-of-two budget along the way. This part takes as long again as
+# the rest of the chapter; it runs with SMOLGPT_CH10_LONGER=1.
+
+# %%
+if os.environ.get("SMOLGPT_CH10_LONGER", "").strip() not in ("", "0"):
+    best_new = min(w.racers, key=lambda r: bpb(results, r).mean())
+    longer = longer_race(w, rates, best_new)
+    x, kept = budgets(longer), gap_closed(longer)
+    last = min(5, len(x))
+    print(f"share of full training's gain kept at the last {last} budgets ("
+          + ", ".join(f"{b:,}" for b in x[-last:]) + " bytes):")
+    for r in longer:
+        if r not in ("full", "embeddings only"):
+            print(f"  {r:<32} " + " ".join(f"{v:5.0%}" if np.isfinite(v) else "    -"
+                                          for v in kept[r][-last:]))
+else:
+    print("the longer budget is not part of this run: SMOLGPT_CH10_LONGER=1 runs it")
+
+# %% [markdown]
+# ## Takeaways
+
+# %%
+takeaways = []
+for limit in LIMITS:
+    best, _ = standing(results, limit)
+    takeaways.append(f"At most {limit:,} trainable numbers: the record is {best} "
+                     f"({count(results, best):,} numbers), {share(results, best):.0%} of full "
+                     f"training's gain over embeddings only ({fmt_bpb(results, best)} bits per "
+                     f"byte; the entry before: {LIMITS[limit]}, "
+                     f"{share(results, LIMITS[limit]):.0%}).")
+takeaways.append(f"Every share is of full training's {E - F:.3f} bits per byte over embeddings "
+                 f"only on {w.plan.budget():,} bytes, {len(w.seeds)} seeds; every run is kept in "
+                 f"{RECORD.name}, so a second run trains nothing.")
+print_takeaways(takeaways, START)
+
+# %% [markdown]
+# ## Exercises
+# Solutions: `chapters/solutions/10_*.py` (each runs in seconds; a test runs them).
+#
+# 1. **A gain's gradient.** A layer `x @ (W0 diag(g)) + b` with W0 frozen. Derive dL/dg from the
+#    weight gradient dL/dW the layer's backward already computes, then check it against central
+#    differences in float64 with gains away from 1 and a random upstream gradient. What does
+#    the layer output in a channel whose gain is 0?
+# 2. **The knobs of GPT-2 small.** Count by hand the LayerNorm gains and biases, the channel
+#    gains, the matrices' biases and the head and MLP volumes of GPT-2 small (12 blocks, width
+#    768, 12 heads), and check each against the method's own `n_trainable`.

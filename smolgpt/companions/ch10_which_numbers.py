@@ -1,0 +1,409 @@
+"""Chapter 10's plan: which few numbers of a frozen random byte model to train, at equal counts.
+
+    plan = WhichNumbers(record=...)                 # the long race's byte model and budget
+    rates = plan.rates()                            # the long race's racers, then the new ones
+    results = plan.race(rates)                      # {racer: [summary per seed]}
+    print(record_table(results))                    # the record: best share at <= 250, <= 5,000
+
+The new racers (smolgpt/methods/norms.py) train *knobs* of the frozen random body, numbers that
+each move a whole channel: the LayerNorm gains and biases, one gain per output channel of every
+matrix, one volume per head; directly, or through a random subspace of them. They race the long
+race's recorded racers (chapters/results/09_long_race.jsonl, reused, never trained again) at
+about equal counts: ~250 (5 per tensor), ~2,300 (norms against a whole-body Fastfood of the same
+size) and ~5,000 (Fastfood, VeRA).
+
+Each new racer's rate is tuned by the long race's rule on a wide grid: a knob moves a whole
+channel, so its best Adam rate may sit far from a weight matrix's. The grid runs from 1e-3 to 3
+(factor ~3) at a quarter of the budget (seed 0), is extended while its best is on an edge, and the
+choice is checked at the full budget (`LongRace.settle`). Then 3 seeds, paired with the long
+race's seed by seed (seed s: the same batches for every racer).
+
+The record (`record_table`) keeps, under fixed rules (RULES), the best share of full training's
+gain over embeddings only with at most 250 and at most 5,000 trainable non-embedding numbers; a
+new recipe is scored under the same rules by
+
+    python -m smolgpt.companions.ch10_which_numbers score --method fastfood --d 250 \
+        --coverage norms
+
+The long runs are made by lanes, processes that each tune and race some of the racers into their
+own record (two processes never write one file), gathered into the chapter's record by `collect`:
+
+    python -m smolgpt.companions.ch10_which_numbers lane --racers norms,heads --record A.jsonl
+    python -m smolgpt.companions.ch10_which_numbers collect A.jsonl B.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ..experiments.long_race import BRIDGE_GRIDS, BRIDGES, GRIDS, SPECS, LongRace
+from ..experiments.runs import FINAL_WINDOWS, Record
+from ..experiments.stats import mean_se, paired_interval
+from ..files import write_atomic
+from ..methods import MethodSpec, build
+from ..methods.norms import KNOB_COVERAGES
+
+# The chapter's committed records, in a checkout
+RESULTS = Path(__file__).resolve().parents[2] / "chapters" / "results"
+LONG_RECORD = RESULTS / "09_long_race.jsonl"
+RECORD = RESULTS / "10_which_numbers.jsonl"
+
+# The long race's racers this chapter reads (their runs are in LONG_RECORD): the two ends of the
+# scale, and the racers at ~250 and ~5,000 numbers
+LONG = ("embeddings only", "full", "5 per tensor", "Fastfood")
+LONG_BRIDGES = ("VeRA r=24", "NOLA k=l=8")
+
+# racer -> its parameterization. Counts are on the byte model's 4 x 128 body.
+# Names hold no commas (a lane's --racers is a comma-separated list).
+NEW = {
+    "heads": MethodSpec("heads"),                                         # 20: 4 x (4 heads + 1)
+    "norms in 250 directions": MethodSpec("basis", d=250, coverage="norms"),           # 250
+    "norms+gains in 250 Fastfood": MethodSpec("fastfood", d=250, coverage="norms-gains"),
+    "norms+biases in 250 directions": MethodSpec("basis", d=250, coverage="norms-biases"),
+    "norms": MethodSpec("norms"),                                         # 2,304
+    "Fastfood 2304": MethodSpec("fastfood", d=2304),                      # 2,304, the whole body
+    "gains": MethodSpec("gains"),                                         # 4,608
+    "biases": MethodSpec("biases"),                                       # 4,608
+    "norms+gains in 5000 Fastfood": MethodSpec("fastfood", d=5000, coverage="norms-gains"),
+    "norms+gains": MethodSpec("norms-gains"),                             # 6,912
+}
+# quick mode's racers (the tests'): one of each kind, so that it stays well under a minute
+QUICK_RACERS = ("heads", "norms in 250 directions", "norms", "gains")
+# the wide grid every new racer's `coef_lr` starts from (its embeddings at embeddings only's rate)
+WIDE = (1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0)
+QUICK_GRID = (0.01, 0.1, 1.0)
+# the count targeted -> the racers there, the long race's first (the standing entries' class)
+MATCHED = {250: ("5 per tensor", "NOLA k=l=8", "heads", "norms in 250 directions",
+                 "norms+gains in 250 Fastfood", "norms+biases in 250 directions"),
+           2304: ("norms", "Fastfood 2304"),
+           5000: ("Fastfood", "VeRA r=24", "gains", "biases", "norms+gains in 5000 Fastfood")}
+# the record's two classes: at most this many trainable non-embedding numbers -> the entry that
+# stood before chapter 10 (the long race's, 16% and 51% of full training's gain)
+LIMITS = {250: "5 per tensor", 5000: "Fastfood"}
+SEEDS = (0, 1, 2)
+RULES = (f"the long race's byte model and data (the sha256 of its training and validation "
+         f"splits, below), 4,194,304 bytes (1,024 steps of 16 x 256), the final score on "
+         f"{FINAL_WINDOWS} held-out windows, seeds 0, 1, 2; the rate chosen by the tuning rule "
+         f"(a grid from 1e-3 to 3, factor ~3, at a quarter of the budget, seed 0, extended up to "
+         f"twice while its best sits on an edge, then checked at the full budget and moved, "
+         f"as `LongRace.settle` does, where a neighbour wins); a new entry must beat the "
+         f"standing one by a paired 95% interval of bits per byte that excludes zero")
+
+
+def rate_field(spec: MethodSpec, gpt) -> str:
+    """The learning-rate field a recipe's own (non-embedding) numbers train at: the one its
+    method declares for them (coef_lr, vera_lr, ...), or lr when they train at lr."""
+    method = build(spec, gpt)
+    groups = set(method.lr_groups(method.trainable_shapes()).values())
+    if len(groups) > 1:
+        raise ValueError(f"{spec.label()} trains at {len(groups)} rates ({', '.join(groups)}); "
+                         f"the tuning rule tunes one")
+    return groups.pop() if groups else "lr"
+
+
+def fit_quick(spec: MethodSpec) -> MethodSpec:
+    """`spec` on the quick micro model: a subspace of knobs no wider than the knobs it spans."""
+    if spec.coverage not in KNOB_COVERAGES:
+        return spec
+    knobs = build(MethodSpec(spec.coverage), LongRace("bytes", quick=True).base.gpt).n_trainable
+    return dataclasses.replace(spec, d=min(spec.d, knobs))
+
+
+@dataclasses.dataclass
+class WhichNumbers:
+    """The two plans on the byte model: the long race's (its record, read) and this chapter's."""
+
+    quick: bool = False
+    record: Path | None = RECORD
+    long_record: Path | None = LONG_RECORD
+    racers: dict = dataclasses.field(default_factory=lambda: dict(NEW))
+
+    def __post_init__(self):
+        grid = QUICK_GRID if self.quick else WIDE
+        if self.quick:                 # the micro model has fewer knobs than some racers' d
+            if self.racers == NEW:
+                self.racers = {r: NEW[r] for r in QUICK_RACERS}
+            self.racers = {r: fit_quick(s) for r, s in self.racers.items()}
+        specs = {**SPECS, **self.racers}
+        grids = {**GRIDS, **BRIDGE_GRIDS, **{r: ("coef_lr", grid) for r in self.racers}}
+        # in quick mode there is no long race to read: its racers train into our record
+        self.long = LongRace("bytes", quick=self.quick,
+                             record=self.record if self.quick else self.long_record)
+        self.plan = LongRace("bytes", quick=self.quick, record=self.record, specs=specs,
+                             grids=grids)
+        self.seeds = (0, 1) if self.quick else SEEDS
+
+    def check_data(self) -> dict:
+        """The prepared data's sha256 per split; at full size it must be the long race's (the
+        record's first rule), else nothing here would pair with its runs."""
+        m = self.plan.prepare()
+        data_id = {s: m["splits"][s]["sha256"] for s in ("train", "val")}
+        if not self.quick and self.long_record and Path(self.long_record).exists():
+            theirs = next(iter(Record(self.long_record).runs().values()))["data"]
+            if theirs != data_id:
+                raise SystemExit(
+                    f"the prepared training data (train sha256 {data_id['train'][:12]}...) is not "
+                    f"the long race's ({theirs['train'][:12]}...): point SMOLGPT_C4_FILES at the "
+                    f"long race's C4 files (chapter 09's header says which) and run again")
+        return data_id
+
+    def long_rates(self, verbose: bool = False) -> dict:
+        """The long race's racers' rates, by its own tuning and checks (read from its record)."""
+        lp = self.long
+        rates = lp.tune(verbose, racers={r: GRIDS[r] for r in LONG})
+        rates, _ = lp.settle(rates, racers=LONG[1:], verbose=verbose)
+        rates = lp.tune(verbose, racers={r: BRIDGE_GRIDS[r] for r in LONG_BRIDGES}, rates=rates)
+        rates, _ = lp.settle(rates, racers=LONG_BRIDGES, verbose=verbose)
+        return rates
+
+    def new_rates(self, rates: dict, racers=None, verbose: bool = False) -> tuple[dict, dict]:
+        """(rates with `racers`' (default: every new racer) added, {racer: its full-budget
+        check}): each tuned on the wide grid at a quarter budget, then checked at the full one."""
+        racers = list(racers or self.racers)
+        rates = self.plan.tune(verbose, racers={r: self.plan.grids[r] for r in racers},
+                               rates=rates)
+        return self.plan.settle(rates, racers=racers, verbose=verbose)
+
+    def race(self, rates: dict, racers=None, verbose: bool = False) -> dict:
+        """{racer: [summary per seed]}: the long race's racers from its record, ours raced."""
+        racers = list(racers or self.racers)
+        out = self.long.race(rates, self.seeds, verbose, racers=LONG + LONG_BRIDGES)
+        out.update(self.plan.race(rates, self.seeds, verbose, racers=racers))
+        return out
+
+
+# The gap over a longer budget (planned; run with SMOLGPT_CH10_LONGER=1): full training,
+# Fastfood, the best new recipe, 5 in all and embeddings only on 16,777,216 bytes, two passes over
+# the ~8M-byte training set, each at its rate checked again at that budget, 3 seeds.
+LONGER_STEPS = 4096                  # x 16 x 256 bytes = 16,777,216 bytes
+LONGER_RACERS = ("embeddings only", "full", "Fastfood", "5 in all")
+
+
+def longer_race(w: WhichNumbers, rates: dict, best_new: str, verbose: bool = False) -> dict:
+    """{racer: [summary per seed]} on LONGER_STEPS steps: LONGER_RACERS and `best_new`, every
+    rate but embeddings only's checked again at this budget (LongRace.settle), seeds w.seeds.
+    Runs are kept in w.plan's record, like the rest of the chapter's."""
+    racers = LONGER_RACERS + (best_new,)
+    longer = LongRace("bytes", quick=w.quick, record=w.plan.record, specs=w.plan.specs,
+                      grids=w.plan.grids)
+    steps = 4 * longer.base.steps if w.quick else LONGER_STEPS
+    longer.base = dataclasses.replace(longer.base, steps=steps, warmup=max(2, steps // 32))
+    if "5 in all" not in rates:                 # the long race's, read from its record
+        rates = w.long.tune(verbose, racers={"5 in all": GRIDS["5 in all"]}, rates=rates)
+        rates, _ = w.long.settle(rates, racers=("5 in all",), verbose=verbose)
+    fresh = {r: {k: v for k, v in rates[r].items() if k != "at_full_budget"} for r in racers}
+    settled, _ = longer.settle({**rates, **fresh}, racers=racers[1:], verbose=verbose)
+    return longer.race(settled, w.seeds, verbose, racers=racers)
+
+
+def bpb(results: dict, racer: str) -> np.ndarray:
+    """(seeds,) final held-out bits per byte of a racer, seed by seed."""
+    return np.array([r["final"]["bits_per_byte"] for r in results[racer]])
+
+
+def share(results: dict, racer: str) -> float:
+    """The share of full training's gain over embeddings only a racer keeps, as smolgpt reports
+    it: (E - M) / (E - F) from the means over seeds of final bits per byte."""
+    E, F = bpb(results, "embeddings only").mean(), bpb(results, "full").mean()
+    return float((E - bpb(results, racer).mean()) / (E - F))
+
+
+def count(results: dict, racer: str) -> int:
+    return int(results[racer][0]["n_trainable"])
+
+
+def standing(results: dict, limit: int) -> tuple[str, list]:
+    """(the entry that holds the record with at most `limit` numbers, [(challenger, its paired
+    interval against the old entry)]): of the racers within the limit that beat the old entry
+    (LIMITS) by a paired 95% interval of bits per byte excluding zero, the lowest mean; else the
+    old entry stands."""
+    old, tried = LIMITS[limit], []
+    for racer in results:
+        if racer != old and count(results, racer) <= limit and racer not in ("embeddings only",):
+            tried.append((racer, paired_interval(bpb(results, old), bpb(results, racer))))
+    winners = [r for r, iv in tried if iv["hi"] < 0]
+    best = min(winners, key=lambda r: bpb(results, r).mean()) if winners else old
+    return best, tried
+
+
+def record_table(results: dict, data_id: dict) -> str:
+    """The record as markdown: each class's entry, its share and bits per byte, the old entry,
+    and the rules."""
+    rows = ["| at most | entry | trainable non-embedding | share of full training's gain | "
+            "bits per byte | stood before |", "|---:|---|---:|---:|---:|---|"]
+    for limit in LIMITS:
+        best, _ = standing(results, limit)
+        old = LIMITS[limit]
+        rows.append(f"| {limit:,} | {best} | {count(results, best):,} | "
+                    f"{share(results, best):.0%} | {fmt_bpb(results, best)} | {old} "
+                    f"{share(results, old):.0%} |")
+    rows += ["", f"Rules: {RULES}.", "",
+             f"Data: train sha256 {data_id['train']}, validation sha256 {data_id['val']}."]
+    return "\n".join(rows)
+
+
+def fmt_bpb(results: dict, racer: str) -> str:
+    m, se = mean_se(bpb(results, racer))
+    return f"{m:.3f}" if math.isnan(se) else f"{m:.3f} +- {se:.3f}"
+
+
+def gradient_reach(gpt, seed: int, x, y) -> dict:
+    """{set of trainable directions: (numbers, the share of the body's loss gradient it can
+    follow)} on the random init of `seed` and one batch (x, y): a rate-free view of leverage.
+
+    A set of orthonormal directions u_k in the space of the body's weights can follow the part
+    sum_k <g, u_k>^2 of the gradient g's squared length ||g||^2. A LayerNorm gain or bias is a
+    coordinate: its direction is a unit vector. A channel gain moves column j of W0 along itself:
+    u = W0_j / ||W0_j||, <g, u> = <G_j, W0_j> / ||W0_j||. Distinct knobs touch disjoint
+    coordinates, so their directions are orthogonal. A uniformly random d-dimensional subspace of
+    a space of dimension D follows a share d / D of any vector's squared length in expectation:
+    the random racers' lines give that expectation (the long race's 5 per tensor: d = 5 in each
+    tensor's own space), and a random subspace of some knobs d / K of what those knobs follow.
+    """
+    from ..model import init_params, loss_and_grads, non_embedding_table
+    from ..methods.norms import knob_table
+    params = init_params(gpt, seed, np.float64)
+    _, g = loss_and_grads(params, x, y, gpt)
+    body = non_embedding_table(gpt)
+    total = sum(float(np.square(g[n]).sum()) for n, _ in body)
+    D = sum(math.prod(s) for _, s in body)
+
+    def follows(which: str) -> float:
+        """The squared gradient the knobs of `which` (a knob_table set) can follow."""
+        got = 0.0
+        C, hs = gpt.n_embd, gpt.n_embd // gpt.n_head
+        for name, shape in knob_table(gpt, which):
+            if name in g:                                         # a LayerNorm coordinate
+                got += float(np.square(g[name]).sum())
+                continue
+            if name.endswith("head_gain"):                        # head h's value columns
+                W = name.replace("head_gain", "c_attn.weight")
+                blocks = [slice(2 * C + h * hs, 2 * C + (h + 1) * hs) for h in range(shape[0])]
+            elif name.endswith("mlp.gain"):
+                W, blocks = name.replace("mlp.gain", "mlp.c_proj.weight"), [slice(None)]
+            else:                                                 # one gain per column
+                W = name[:-len("gain")] + "weight"
+                blocks = None
+            G, W0 = g[W], params[W]
+            if blocks is None:
+                got += float(((G * W0).sum(0) ** 2 / (W0 * W0).sum(0)).sum())
+            else:
+                got += sum(float((G[:, b] * W0[:, b]).sum() ** 2 / (W0[:, b] ** 2).sum())
+                           for b in blocks)
+        return got
+
+    knob = {w: follows(w) for w in ("norms", "gains", "norms-gains", "biases", "norms-biases",
+                                    "heads")}
+    counts = {w: sum(math.prod(s) for _, s in knob_table(gpt, w)) for w in knob}
+    per_tensor = sum(min(1.0, 5 / math.prod(s)) * float(np.square(g[n]).sum()) for n, s in body)
+    out = {"norms": (counts["norms"], knob["norms"] / total),
+           "gains": (counts["gains"], knob["gains"] / total),
+           "norms+gains": (counts["norms-gains"], knob["norms-gains"] / total),
+           "biases": (counts["biases"], knob["biases"] / total),
+           "heads": (counts["heads"], knob["heads"] / total),
+           "5 per tensor (expected)": (5 * len(body), per_tensor / total)}
+    for d, over in ((250, "norms"), (250, "norms-gains"), (250, "norms-biases"),
+                    (5000, "norms-gains")):
+        if d <= counts[over]:
+            out[f"{d} random directions in {over.replace('-', '+')} (expected)"] = \
+                (d, d / counts[over] * knob[over] / total)
+    for d in (250, 2304, 5000):
+        out[f"{d} random directions in the whole body (expected)"] = (d, d / D)
+    return out
+
+
+# -- the commands ---------------------------------------------------------------------------------
+def lane(racers: list[str], record: Path, quick: bool = False) -> dict:
+    """Tune, check and race `racers` (new ones) into `record`: one long-run process."""
+    unknown = [r for r in racers if r not in NEW]
+    if unknown:
+        raise SystemExit(f"unknown racer(s) {', '.join(unknown)}: choose from {', '.join(NEW)}")
+    w = WhichNumbers(quick=quick, record=record)
+    w.check_data()
+    rates = w.long_rates()
+    rates, _ = w.new_rates(rates, racers, verbose=True)
+    for r in racers:
+        print(f"{r}: {rates[r]['field']} = {rates[r]['value']:.3g}", flush=True)
+    return w.race(rates, racers, verbose=True)
+
+
+def collect(lanes, into: Path = RECORD) -> int:
+    """Every run line of the lanes' records not yet in `into`, appended (by run key)."""
+    book = Record(into)
+    have = book.runs()
+    added = 0
+    for path in lanes:
+        for key, rec in Record(path).runs().items():
+            if key not in have:
+                have[key] = rec
+                added += 1
+    if added:
+        text = "\n".join(json.dumps(r) for r in have.values()) + "\n"
+        write_atomic(into, lambda f: f.write(text.encode()))
+    return added
+
+
+def score(spec: MethodSpec, record: Path = RECORD, quick: bool = False) -> dict:
+    """A new recipe under the record's rules: its rate tuned and checked, 3 seeds, its share,
+    and its paired interval against each class's standing entry it is eligible for."""
+    name = spec.label()
+    w = WhichNumbers(quick=quick, record=record, racers={**NEW, name: spec})
+    field = rate_field(spec, w.plan.base.gpt)
+    w.plan.grids[name] = (field, QUICK_GRID if quick else WIDE)
+    data_id = w.check_data()
+    # every racer's rate, the recipe's last (the others are reused when recorded)
+    rates, _ = w.new_rates(w.long_rates(), verbose=True)
+    results = w.race(rates, list(w.racers))
+    n = count(results, name)
+    print(f"{name}: {n:,} trainable non-embedding numbers, {field} = {rates[name]['value']:.3g}, "
+          f"{fmt_bpb(results, name)} bits per byte, share {share(results, name):.0%}")
+    for limit in LIMITS:
+        if n > limit:
+            print(f"  at most {limit:,}: not eligible ({n:,} numbers)")
+            continue
+        best = standing({k: v for k, v in results.items() if k != name}, limit)[0]
+        iv = paired_interval(bpb(results, best), bpb(results, name))
+        beats = iv["hi"] < 0
+        print(f"  at most {limit:,}: against the standing {best} ({share(results, best):.0%}): "
+              f"{name} - {best} = {iv['diff']:+.4f} bits per byte, 95% [{iv['lo']:+.4f}, "
+              f"{iv['hi']:+.4f}]: " + ("a new record" if beats else "does not beat it"))
+    print(record_table(results, data_id))
+    return results
+
+
+def main(argv=None) -> int:
+    from ..cli import _dataclass_flags, _typed
+    p = argparse.ArgumentParser(prog="python -m smolgpt.companions.ch10_which_numbers",
+                                description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("score", help="score a new recipe under the record's rules (tunes its "
+                       "rate, runs 3 seeds; finished runs are reused)")
+    _dataclass_flags(s, MethodSpec, {}, "the recipe")
+    s.add_argument("--record", type=Path, default=RECORD, help="the record its runs are kept in")
+    s.add_argument("--quick", action="store_true", help="a micro model, a few steps (tests)")
+    ln = sub.add_parser("lane", help="tune and race some of the new racers (a long-run process)")
+    ln.add_argument("--racers", required=True, help="comma-separated: " + ", ".join(NEW))
+    ln.add_argument("--record", type=Path, required=True, help="this lane's own record file")
+    ln.add_argument("--quick", action="store_true")
+    c = sub.add_parser("collect", help="add the lanes' finished runs to the chapter's record")
+    c.add_argument("lanes", nargs="+", type=Path)
+    c.add_argument("--into", type=Path, default=RECORD)
+    a = p.parse_args(argv)
+    if a.command == "score":
+        score(MethodSpec(**_typed(a, MethodSpec)), a.record, a.quick)
+    elif a.command == "lane":
+        lane([r.strip() for r in a.racers.split(",") if r.strip()], a.record, a.quick)
+    else:
+        print(f"{collect(a.lanes, a.into)} run(s) added to {a.into}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

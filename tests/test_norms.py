@@ -1,0 +1,157 @@
+"""Chapter 10's knobs (smolgpt/methods/norms.py): gradients, counts, starts, the plain-GPT-2 map."""
+
+import math
+
+import numpy as np
+import pytest
+
+from smolgpt.gradcheck import numerical_grad, rel_error
+from smolgpt.methods import MethodError, MethodSpec, build
+from smolgpt.model import GPTConfig, init_params, loss_and_grads, loss_only
+
+SMALL = GPTConfig(n_layer=2, n_head=2, n_embd=8, block_size=6, vocab_size=11)
+# Knob gradients are ~1e-4 (a LayerNorm gain feeds weights of GPT-2's 0.02 scale): a 1e-4 nudge
+# keeps float64 rounding of the loss (~1e-16 / 1e-4) far below the bound, as in test_methods.
+EPS = 1e-4
+
+SPECS = [
+    MethodSpec("norms"),
+    MethodSpec("gains"),
+    MethodSpec("norms-gains", seed=2),
+    MethodSpec("heads"),
+    MethodSpec("biases"),
+    MethodSpec("norms-biases", seed=1),
+    MethodSpec("basis", d=7, coverage="norms"),
+    MethodSpec("basis", d=11, coverage="norms-biases"),
+    MethodSpec("fastfood", d=20, coverage="norms-gains"),
+    MethodSpec("fastfood", d=3, per_tensor=True, coverage="gains"),
+    MethodSpec("fft-fastfood", d=9, coverage="norms", coef_init="normal"),
+]
+
+
+def nudged(method, seed):
+    """float64 trainables away from their start: gains far from 1 (0.3 spread), biases off 0,
+    coefficients off 0, so that every term of a pullback is exercised."""
+    rng = np.random.default_rng(seed)
+    t = method.init(dtype=np.float64)
+    return {k: v + 0.3 * rng.standard_normal(v.shape) for k, v in t.items()}
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.label().replace(" ", "_"))
+def test_pullback_is_the_gradient(spec):
+    """method.pullback(dL/dparams) == d L(method.params(t)) / dt by central differences in
+    float64; the loss is the model's own on random targets, so the gradient flowing into the
+    body is a random one."""
+    method = build(spec, SMALL)
+    t = nudged(method, 3)
+    rng = np.random.default_rng(4)
+    idx = rng.integers(0, SMALL.vocab_size, (2, 5))
+    tgt = rng.integers(0, SMALL.vocab_size, (2, 5))
+    _, grads = loss_and_grads(method.params(t), idx, tgt, SMALL, wanted=method.needed_grads)
+    tg = method.pullback(t, grads)
+    assert set(tg) == set(t)
+    f = lambda: loss_only(method.params(t), idx, tgt, SMALL)
+    for k in t:
+        probe = None if t[k].size <= 60 else rng.choice(t[k].size, 60, replace=False)
+        num = numerical_grad(f, t[k], eps=EPS, indices=probe)
+        ana = tg[k].reshape(-1) if probe is None else tg[k].reshape(-1)[probe]
+        assert np.abs(num).max() > 1e-8, (k, "a probe with no gradient tests nothing")
+        assert rel_error(ana, num) < 1e-7, (k, rel_error(ana, num))
+
+
+def test_counts_on_the_byte_models_body():
+    """The brief's counts on the 4 x 128 body: 2,304 norms, 4,608 gains."""
+    g = GPTConfig.preset("tiny-bytes")
+    counts = {name: build(MethodSpec(name), g).n_trainable
+              for name in ("norms", "gains", "norms-gains", "biases", "norms-biases", "heads")}
+    assert counts == {"norms": 4 * 2 * 2 * 128 + 2 * 128, "gains": 4 * (384 + 128 + 512 + 128),
+                      "norms-gains": 2304 + 4608, "biases": 4608, "norms-biases": 6912,
+                      "heads": 4 * (4 + 1)}
+    assert build(MethodSpec("fastfood", d=250, coverage="norms-gains"), g).n_trainable == 250
+    assert build(MethodSpec("basis", d=5, per_tensor=True, coverage="norms"),
+                 g).n_trainable == 5 * 18
+    # each count is also what the trainables hold, embeddings aside
+    for spec in (MethodSpec("norms-gains"), MethodSpec("heads"),
+                 MethodSpec("basis", d=9, coverage="gains")):
+        m = build(spec, g)
+        shapes = m.trainable_shapes()
+        assert sum(math.prod(s) for k, s in shapes.items()
+                   if k not in ("wte.weight", "wpe.weight")) == m.n_trainable
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.label().replace(" ", "_"))
+def test_each_starts_at_the_frozen_random_init(spec):
+    """At step 0 every knob is at GPT-2's value (gains 1, biases 0): the model is the init."""
+    m = build(spec, SMALL)
+    if spec.coef_init == "normal":
+        return                               # coefficients drawn at random: it starts elsewhere
+    p, ref = m.params(m.init(np.float64)), init_params(SMALL, spec.seed, np.float64)
+    assert set(p) == set(ref)
+    for k in ref:
+        assert np.allclose(p[k], ref[k], rtol=0, atol=1e-15), k
+
+
+def test_gains_scale_output_channels_and_heads_scale_heads():
+    """W = W0 diag(g) column by column; a head's volume scales exactly its value columns."""
+    m = build(MethodSpec("norms-gains"), SMALL)
+    t = nudged(m, 1)
+    p, W0 = m.params(t), init_params(SMALL, 0, np.float64)
+    g = t["h.1.mlp.c_fc.gain"]
+    assert np.allclose(p["h.1.mlp.c_fc.weight"], W0["h.1.mlp.c_fc.weight"] * g[None, :])
+    assert np.array_equal(p["h.0.ln_2.bias"], t["h.0.ln_2.bias"])
+    h = build(MethodSpec("heads"), SMALL)
+    t = h.init(np.float64)
+    t["h.0.attn.head_gain"][1] = 3.0
+    W = h.params(t)["h.0.attn.c_attn.weight"] / W0["h.0.attn.c_attn.weight"]    # (C, 3C) ratio
+    C, hs = SMALL.n_embd, SMALL.n_embd // SMALL.n_head
+    expect = np.ones(3 * C)
+    expect[2 * C + hs:] = 3.0                       # head 1's value columns, and only those
+    assert np.allclose(W, expect[None, :])
+
+
+def test_the_loop_learns_what_it_declares():
+    """Every knob trains at coef_lr, undecayed; the gradients it reads are declared."""
+    for spec in SPECS:
+        m = build(spec, SMALL)
+        t = m.init()
+        assert set(m.lr_groups({}).values()) == {"coef_lr"}
+        assert set(m.lr_groups({})) == set(t) - {"wte.weight", "wpe.weight"}
+        assert m.decay_keys(t) == set()
+    m = build(MethodSpec("gains"), SMALL)
+    assert "h.0.attn.c_attn.weight" in m.needed_grads and "h.0.ln_1.weight" not in m.needed_grads
+
+
+@pytest.mark.parametrize("spec, words", [
+    (dict(name="basis", d=5, coverage="norms", offset=False), "drop --no-offset"),
+    (dict(name="basis", d=5, coverage="gains", residual_scale=False), "--no-residual-scale"),
+    (dict(name="basis", d=9999, coverage="norms"), "larger than the"),
+    (dict(name="norms", coverage="norms"), "only the subspace methods"),
+])
+def test_bad_knob_options_are_refused(spec, words):
+    with pytest.raises(MethodError, match=words):
+        build(MethodSpec(**spec), SMALL)
+
+
+def test_start_from_freezes_given_weights_and_starts_the_norms_there():
+    rng = np.random.default_rng(0)
+    start = {k: v + 0.1 * rng.standard_normal(v.shape) for k, v in init_params(SMALL, 5,
+                                                                               np.float64).items()}
+    for spec in (MethodSpec("norms-gains"), MethodSpec("fastfood", d=4, coverage="norms")):
+        m = build(spec, SMALL, start=start)
+        p = m.params(m.init(np.float64))
+        for k in start:
+            assert np.allclose(p[k], start[k], rtol=0, atol=1e-15), (spec, k)
+
+
+def test_collect_adds_each_lane_run_once(tmp_path):
+    """Chapter 10's lanes write records of their own; collect adds each run (by key) once."""
+    import json
+    from smolgpt.companions.ch10_which_numbers import collect
+    a, b, into = tmp_path / "a.jsonl", tmp_path / "b.jsonl", tmp_path / "into.jsonl"
+    a.write_text(json.dumps({"key": "k1", "x": 1}) + "\n" + json.dumps({"key": "k2", "x": 2}))
+    b.write_text(json.dumps({"key": "k2", "x": 2}) + "\n" + json.dumps({"key": "k3", "x": 3}))
+    into.write_text(json.dumps({"key": "k0", "x": 0}) + "\n")
+    assert collect([a, b], into) == 3
+    assert collect([a, b], into) == 0
+    keys = [json.loads(line)["key"] for line in into.read_text().splitlines()]
+    assert keys == ["k0", "k1", "k2", "k3"]
