@@ -9,9 +9,7 @@ Every value in it is a valid one that differs from the option's default: a refus
 about whom the option applies to. Nothing trains here: reading the data is replaced by a
 sentinel, so a command that gets that far has accepted its options.
 
-Some of these cases are refused on main today and some are not: until each method owns its
-options (the `house` branch), the property tests are marked xfail (not strict). Once that is
-merged they must pass: remove the marks.
+Each method owns its options (smolgpt/methods/): what it does not declare is refused.
 """
 
 from __future__ import annotations
@@ -120,8 +118,6 @@ SETTINGS = settings(max_examples=60, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
-@pytest.mark.xfail(strict=False, reason="issue 36, first item: options a method does not read "
-                   "are ignored on main; each method owns its options on the house branch")
 @SETTINGS
 @given(case=misapplied())
 def test_an_option_of_another_method_is_refused_naming_it(case, tmp_path, no_data, capsys):
@@ -145,8 +141,6 @@ def test_the_options_a_method_reads_are_accepted(kind, method, data, tmp_path, n
     assert rc == "accepted", err
 
 
-@pytest.mark.xfail(strict=False, reason="issue 36: sweep --field over a rate the method never "
-                   "reads is accepted on main (fixed on the house branch)")
 @pytest.mark.parametrize("method", METHODS)
 def test_sweep_over_a_rate_the_method_never_reads_is_refused(method, tmp_path, no_data, capsys):
     unused = [f for f, owners in RATES.items() if method not in owners]
@@ -156,8 +150,6 @@ def test_sweep_over_a_rate_the_method_never_reads_is_refused(method, tmp_path, n
         _refused_naming(rc, err, ["--field"])
 
 
-@pytest.mark.xfail(strict=False, reason="issue 36: a grid with a repeated value trains the "
-                   "same runs twice on main (fixed on the house branch)")
 @pytest.mark.parametrize("grid", ["1e-3,1e-3,3e-3,1e-2", "0.001,1e-3,3e-3,1e-2"])
 def test_sweep_grid_with_a_value_twice_is_refused(grid, tmp_path, no_data, capsys):
     argv = ["sweep", "--grid", grid, "--seeds", "1", "--steps", "1", *SWEEP_TINY]

@@ -125,7 +125,7 @@ def test_the_loop_learns_what_it_declares():
     (dict(name="basis", d=5, coverage="norms", offset=False), "drop --no-offset"),
     (dict(name="basis", d=5, coverage="gains", residual_scale=False), "--no-residual-scale"),
     (dict(name="basis", d=9999, coverage="norms"), "larger than the"),
-    (dict(name="norms", coverage="norms"), "only the subspace methods"),
+    (dict(name="norms", coverage="norms"), "--coverage is an option of basis"),
 ])
 def test_bad_knob_options_are_refused(spec, words):
     with pytest.raises(MethodError, match=words):
@@ -148,9 +148,15 @@ def test_collect_adds_each_lane_run_once(tmp_path):
     import json
     from smolgpt.companions.ch10_which_numbers import collect
     a, b, into = tmp_path / "a.jsonl", tmp_path / "b.jsonl", tmp_path / "into.jsonl"
-    a.write_text(json.dumps({"key": "k1", "x": 1}) + "\n" + json.dumps({"key": "k2", "x": 2}))
-    b.write_text(json.dumps({"key": "k2", "x": 2}) + "\n" + json.dumps({"key": "k3", "x": 3}))
-    into.write_text(json.dumps({"key": "k0", "x": 0}) + "\n")
+
+    def rec(key):                       # a run record with every field Record requires
+        return json.dumps({"key": key, "label": "norms", "seed": 0, "n_trainable": 2304,
+                           "step": 1, "tokens": 1, "elapsed": 1.0, "val_curve": [],
+                           "final": {}, "final_windows": 1, "config": {}})
+
+    a.write_text(rec("k1") + "\n" + rec("k2"))
+    b.write_text(rec("k2") + "\n" + rec("k3"))
+    into.write_text(rec("k0") + "\n")
     assert collect([a, b], into) == 3
     assert collect([a, b], into) == 0
     keys = [json.loads(line)["key"] for line in into.read_text().splitlines()]

@@ -43,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..experiments.long_race import BRIDGE_GRIDS, BRIDGES, GRIDS, SPECS, LongRace
+from .ch09_long_race import BRIDGE_GRIDS, BRIDGES, GRIDS, SPECS, LongRace
 from ..experiments.runs import FINAL_WINDOWS, Record
 from ..experiments.stats import mean_se, paired_interval
 from ..files import write_atomic

@@ -44,11 +44,12 @@ def sweep_all(sweeps, seeds=(0, 1), verbose: bool = True, **kwargs) -> list[dict
             raise ValueError(f"can sweep {' or '.join(SWEEPABLE)}, not {field!r}")
         used = ("lr", *method_class(base.method.name).rates)
         if field not in used:       # every grid value would train the very same run
-            raise ValueError(f"{base.method.name} never reads {field}, so every value of the "
-                             f"grid would train the same run: sweep {' or '.join(used)}")
+            raise ValueError(f"--field {field}: {base.method.name} never reads {field}, so "
+                             f"every value of the grid would train the same run: sweep "
+                             f"{' or '.join(used)}")
         repeated = sorted({float(v) for v in grid if list(map(float, grid)).count(float(v)) > 1})
         if repeated:
-            raise ValueError(f"the grid repeats {', '.join(f'{v:g}' for v in repeated)}: give "
+            raise ValueError(f"--grid repeats {', '.join(f'{v:g}' for v in repeated)}: give "
                              f"each value once")
         if len(grid) < 3:
             raise ValueError(f"a sweep needs at least 3 grid values to find an interior best, "
