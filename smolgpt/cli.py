@@ -344,9 +344,10 @@ def cmd_sweep(a):
                          f"1e-3,3e-3,1e-2") from None
     if any(not (v > 0 and v < float("inf")) for v in values):
         raise ValueError(f"--grid {a.grid!r}: every learning rate must be a positive number")
-    if a.seeds < 1 or a.extend < 0 or (a.workers is not None and a.workers < 1):
-        raise ValueError(f"--seeds and --workers must be 1 or more and --extend 0 or more, got "
-                         f"--seeds {a.seeds} --workers {a.workers} --extend {a.extend}")
+    for flag, value, least in (("--seeds", a.seeds, 1), ("--extend", a.extend, 0),
+                               ("--workers", a.workers, 1)):
+        if value is not None and value < least:
+            raise ValueError(f"{flag} must be {least} or more, got {value}")
     print(format_sweep(tune(cfg, a.field, values, seeds=range(a.seeds), extend=a.extend,
                             workers=a.workers)))
 

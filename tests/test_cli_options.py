@@ -25,7 +25,8 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 SUBSPACE = ("basis", "fastfood", "fft-fastfood")
-METHODS = ("full", "embeddings", *SUBSPACE, "lora", "said", "vera", "nola")
+KNOBS = ("norms", "gains", "norms-gains", "biases", "norms-biases", "heads")   # chapter 10's
+METHODS = ("full", "embeddings", *SUBSPACE, "lora", "said", "vera", "nola", *KNOBS)
 
 # option -> (its flag and a valid non-default value, the methods that read it)
 OPTIONS = {
@@ -36,12 +37,12 @@ OPTIONS = {
     "basis_scale": (["--basis-scale", "gpt2"], SUBSPACE),
     "residual_scale": (["--no-residual-scale"], SUBSPACE),
     "coverage": (["--coverage", "constants"], SUBSPACE),
-    "rank": (["--rank", "2"], ("lora", "vera", "nola")),
+    "rank": (["--rank", "8"], ("lora", "vera", "nola")),   # at rank 2 NOLA's default k is too many
     "alpha": (["--alpha", "4"], ("lora", "nola")),
     "vera_d_init": (["--vera-d-init", "0.2"], ("vera",)),
     "nola_k": (["--nola-k", "8"], ("nola",)),
     "nola_l": (["--nola-l", "8"], ("nola",)),
-    "coef_lr": (["--coef-lr", "0.5"], (*SUBSPACE, "said")),
+    "coef_lr": (["--coef-lr", "0.5"], (*SUBSPACE, "said", *KNOBS)),
     "scale_lr": (["--scale-lr", "0.01"], ("said",)),
     "vera_lr": (["--vera-lr", "0.05"], ("vera",)),
     "nola_lr": (["--nola-lr", "0.01"], ("nola",)),
