@@ -318,7 +318,7 @@ def _results_with(tmp_path, damage) -> Path:
 def test_a_damaged_committed_record_names_its_file_and_line(damage, words, tmp_path):
     """committed_finding (chapters 05, 07, 08 print it) reads the long race's record through
     runs.Record, as the runner does."""
-    from smolgpt.experiments.long_race import committed_finding
+    from smolgpt.companions.ch09_long_race import committed_finding
     from smolgpt.experiments.runs import Record
     results = _results_with(tmp_path, damage)
     for read in (lambda: committed_finding(results), lambda: Record(
