@@ -43,11 +43,11 @@ import smolgpt  # noqa: F401  first: it tells BLAS how to wait, before NumPy loa
 import numpy as np
 
 from smolgpt import data
+from smolgpt.companions.ch09_long_race import budgets, gap_closed
 from smolgpt.companions.ch10_which_numbers import (LIMITS, MATCHED, NEW, WhichNumbers, bpb,
                                                    count, fmt_bpb, gradient_reach, longer_race,
                                                    record_table, share, standing)
 from smolgpt.experiments import out_dir, print_takeaways, quick_mode, save_figure
-from smolgpt.companions.ch09_long_race import budgets, gap_closed
 from smolgpt.experiments.stats import paired_interval, verdict
 from smolgpt.experiments.sweep import format_sweep
 from smolgpt.layers import gelu_forward, layernorm_forward
