@@ -176,8 +176,9 @@ for name, res in protocols.items():
 # **What this race cannot show.** Its budget is an early-training snapshot, and on `tiny` 89% of
 # the weights are embeddings, which every racer trains: a reduced racer can keep most of full
 # training's gain without the transformer body learning much at all. Chapter 09 runs the same
-# field where the body holds 92% of the weights (a byte-level model) and for 64 times this many
-# tokens of text; read its table before taking this ordering for the post's. What it found, read
+# field where the body holds 92% of the weights (a byte-level model) and on far more text (16
+# times these tokens on `tiny`; 4,194,304 bytes, about 14 times as much text, on the byte
+# model); read its table before taking this ordering for the post's. What it found, read
 # from its committed results (each reduced racer's share of full training's gain over embeddings
 # only: 100% is as good as full training, 0% no better than training the embeddings alone):
 

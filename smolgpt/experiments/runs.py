@@ -114,7 +114,8 @@ def _fresh_requested(fresh: bool | None) -> bool:
 
 
 def run(cfg: TrainConfig, *, final_windows: int = FINAL_WINDOWS, fresh: bool | None = None,
-        verbose: bool = True, record: Path | None | bool = None) -> dict:
+        verbose: bool = True, record: Path | None | bool = None,
+        say_reused: bool = True) -> dict:
     """Train `cfg` (or reuse the finished run) and score it; returns the run's summary.
 
     The summary is train()'s, plus: "dir" (the run folder), "reused" (True when nothing was
@@ -127,6 +128,8 @@ def run(cfg: TrainConfig, *, final_windows: int = FINAL_WINDOWS, fresh: bool | N
     A run found there by its key is not trained again, even from a fresh clone with no run
     folders: "dir" is then None, and folder_of(summary) makes the folder if weights or logs are
     needed. A run trained now is added. A finished run folder here is preferred to the record.
+    With say_reused=False a reused run is not named (run_seeds names a configuration's reused
+    seeds in one line).
     """
     splits, manifest = data.load_splits(cfg.data_dir, cfg.gpt.tokenizer)
     data_id = {s: manifest["splits"][s]["sha256"] for s in data.SPLITS}
@@ -138,9 +141,8 @@ def run(cfg: TrainConfig, *, final_windows: int = FINAL_WINDOWS, fresh: bool | N
     if book is not None and not _fresh_requested(fresh) and not done.exists():
         kept = book.get(key, final_windows)
         if kept is not None:
-            if verbose:
-                print(f"  reusing {kept['label']}, seed {cfg.seed} from {record} (trained in "
-                      f"{kept['elapsed']:.0f} s)")
+            if verbose and say_reused:
+                print(reused_line([kept], record))
             return {**kept, "config": cfg.to_dict()}          # all of it, for folder_of
     if _fresh_requested(fresh) and folder.exists():
         _clear(folder)
@@ -153,9 +155,8 @@ def run(cfg: TrainConfig, *, final_windows: int = FINAL_WINDOWS, fresh: bool | N
     if summary is None:
         summary = _read_record(done, ("label", "elapsed", "n_trainable"))
         summary["reused"] = True
-        if verbose:
-            print(f"  reusing {folder} ({summary['label']}, seed {cfg.seed}, trained "
-                  f"in {summary['elapsed']:.0f} s)")
+        if verbose and say_reused:
+            print(reused_line([{**summary, "seed": cfg.seed}], None))
     else:
         summary.update(label=cfg.method.label(), seed=cfg.seed, key=key, reused=False,
                        blas=blas_kernel())
@@ -349,9 +350,52 @@ class Record:
         write_atomic(self.path, lambda f: f.write(text.encode()))
 
 
-def run_seeds(cfg: TrainConfig, seeds, **kwargs) -> list[dict]:
-    """The same configuration over several seeds (batch order and method draws)."""
-    return [run(with_seed(cfg, s), **kwargs) for s in seeds]
+def run_seeds(cfg: TrainConfig, seeds, *, verbose: bool = True, **kwargs) -> list[dict]:
+    """The same configuration over several seeds (batch order and method draws). The seeds it
+    reuses are named in one line, not one line a run."""
+    summaries = [run(with_seed(cfg, s), verbose=verbose, say_reused=False, **kwargs)
+                 for s in seeds]
+    reused = [s for s in summaries if s["reused"]]
+    if verbose and reused:
+        record = kwargs.get("record")
+        print(reused_line(reused, _chapter_record if record is None else record))
+    return summaries
+
+
+def reused_line(summaries: list[dict], record) -> str:
+    """'  reusing full, seeds 0, 1, 2 (from chapters/results/01_x.jsonl; trained in 28-29 s)':
+    one line for the runs of one configuration that were not trained now. A run came from
+    `record` when it has no folder ("dir" None), else from its folder under the runs root."""
+    label, seeds = summaries[0]["label"], [str(s["seed"]) for s in summaries]
+    n_kept = sum(s.get("dir") is None for s in summaries)
+    where = []
+    if n_kept:
+        where.append(f"{n_kept} from {shown(record)}" if n_kept < len(summaries) else
+                     f"from {shown(record)}")
+    if n_kept < len(summaries):
+        where.append(f"{len(summaries) - n_kept} from their folders in {shown(runs_root())}"
+                     if n_kept else f"from their folders in {shown(runs_root())}")
+    took = sorted(round(s["elapsed"]) for s in summaries)
+    took = f"{took[0]} s" if took[0] == took[-1] else f"{took[0]}-{took[-1]} s"
+    return (f"  reusing {label}, seed{'s' if len(seeds) > 1 else ''} {', '.join(seeds)} "
+            f"({'; '.join(where)}; trained in {took})")
+
+
+def shown(path) -> str:
+    """`path` as a page may print it, never an absolute path of the machine that built the page:
+    relative to the current folder or to the repository (chapters/results/...) when under
+    either, else named by the variable that put it there ($SMOLGPT_RUNS, $SMOLGPT_OUT/...)."""
+    path = Path(path)
+    for root in (Path.cwd(), Path(__file__).resolve().parents[2]):
+        if path.resolve().is_relative_to(root.resolve()):
+            return str(path.resolve().relative_to(root.resolve()))
+    if not path.is_absolute():
+        return str(path)
+    for var in ("SMOLGPT_RUNS", "SMOLGPT_OUT"):
+        root = os.environ.get(var)
+        if root and path.is_relative_to(Path(root).expanduser()):
+            return str(Path(f"${var}") / path.relative_to(Path(root).expanduser()))
+    return path.name
 
 
 def compare(specs, base: TrainConfig, out: Path | None = None, title: str | None = None,
@@ -379,7 +423,7 @@ def compare_configs(configs, out: Path | None = None, title: str | None = None, 
         c = configs[0]
         print(f"{len(configs)} configurations x {len(seeds)} seed(s), {c.steps} steps of "
               f"{c.tokens_per_step:,} tokens each (finished runs are reused from "
-              f"{runs_root()}):")
+              f"{shown(runs_root())}):")
     if references is None and configs:
         references = [context_free_reference(configs[0])]
         if verbose:
