@@ -22,9 +22,10 @@ models counts as twelve runs): about 45 minutes on a quiet 2-core CPU from an em
 the measurement in smolgpt/bench/NOTES.md. The chapter prints the count and, at its end, its
 wall time and this machine's float32 matmul rate. Every run is kept: by the experiment runner
 under out/runs/, and as a line of chapters/results/08_intrinsic_dimension.jsonl, committed,
-so the numbers behind the README are in the repository and a test re-makes a part of them from
-scratch. A second run reuses everything. Quick mode (SMOLGPT_QUICK=1): under a minute. The full
-sweep (`--full`, or SMOLGPT_FULL=1) trains every run, and the pretrained models, 8 times longer.
+so the numbers behind chapters/README.md are in the repository and a test re-makes a part of
+them from scratch. A second run reuses everything. Quick mode (SMOLGPT_QUICK=1): under a
+minute. The full sweep (`--full`, or SMOLGPT_FULL=1) trains every run, and the pretrained
+models, 8 times longer.
 More seeds from scratch: `--seeds 5` (or SMOLGPT_SEEDS=5); more fine-tuning replicates:
 `--replicates 20`; another budget per run: `--steps N` (default 48 steps of 8 x 64 tokens).
 Writes: out/08_intrinsic_dimension/{gap_closed.png, results.md, d_int.json, stdlib_files.json,
