@@ -156,7 +156,7 @@ def run(cfg: TrainConfig, *, final_windows: int = FINAL_WINDOWS, fresh: bool | N
         summary = _read_record(done, ("label", "elapsed", "n_trainable"))
         summary["reused"] = True
         if verbose and say_reused:
-            print(reused_line([{**summary, "seed": cfg.seed}], None))
+            print(reused_line([{**summary, "seed": cfg.seed, "dir": str(folder)}], None))
     else:
         summary.update(label=cfg.method.label(), seed=cfg.seed, key=key, reused=False,
                        blas=blas_kernel())
