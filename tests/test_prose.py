@@ -175,3 +175,29 @@ def test_the_chapter_tables_counts_and_times_are_the_records():
         hours = sum(r["elapsed"] for r in runs) / 3600
         assert re.search(rf"{re.escape(part)} {len(runs)}( runs)? \({hours:.1f} h\)", rows["09"]), \
             (part, len(runs), hours)
+
+
+def test_the_methods_table_counts_are_the_methods():
+    """chapters/README.md's table of the methods: each count is what the method builds on GPT-2
+    small and on `tiny` (the counts are the design: a config, not a measurement)."""
+    from smolgpt.methods import MethodSpec, build
+    from smolgpt.model import GPTConfig
+    text = (ROOT / "chapters" / "README.md").read_text()
+    table = text[text.index("| method | what is trained besides the embeddings |"):]
+    rows = {r.split(" | ")[0][3:-1]: r.strip("|").split(" | ")[-2:]
+            for r in table[:table.index("\n\n")].splitlines()[2:]}
+    specs = {"full": (MethodSpec("full"), MethodSpec("full")),
+             "lora": (MethodSpec("lora", rank=128), MethodSpec("lora", rank=4)),
+             "vera": (MethodSpec("vera", rank=4),) * 2,
+             "nola": (MethodSpec("nola", nola_k=64, nola_l=64),) * 2,
+             "basis --per-tensor": (MethodSpec("basis", d=5, per_tensor=True),) * 2,
+             "basis": (MethodSpec("basis", d=5),) * 2,
+             "embeddings": (MethodSpec("embeddings"),) * 2}
+    assert set(specs) | {"fastfood", "said"} == set(rows), sorted(rows)
+    for name, pair in specs.items():
+        for cell, spec, preset in zip(rows[name], pair, ("gpt2", "tiny")):
+            count = build(spec, GPTConfig.preset(preset)).n_trainable
+            assert re.search(rf"(?<![\d,]){count:,}(?![\d,])", cell), (name, preset, count, cell)
+    for cell, preset in zip(rows["said"], ("gpt2", "tiny")):       # d + one scale per tensor
+        extra = build(MethodSpec("said", d=10), GPTConfig.preset(preset)).n_trainable - 10
+        assert cell.strip() == f"d + {extra}", (preset, cell)
