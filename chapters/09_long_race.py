@@ -330,7 +330,7 @@ for model in BRIDGED:
         bridge_lines += rows + [""]
 (OUT / "bridges.md").write_text("\n".join(bridge_lines))
 print(f"tables: {OUT / 'bridges.md'}")
-if not QUICK and BRIDGED:   # beside the main table: the README quotes it, and a test checks both
+if not QUICK and BRIDGED:   # beside the main table: the README links it, and a test checks both
     (RECORD.parent / "09_long_race_bridges.md").write_text("\n".join(bridge_lines))
 
 # %% [markdown]
