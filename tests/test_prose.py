@@ -201,3 +201,19 @@ def test_the_methods_table_counts_are_the_methods():
     for cell, preset in zip(rows["said"], ("gpt2", "tiny")):       # d + one scale per tensor
         extra = build(MethodSpec("said", d=10), GPTConfig.preset(preset)).n_trainable - 10
         assert cell.strip() == f"d + {extra}", (preset, cell)
+
+
+def test_the_headlines_other_numbers_are_chapter_09s():
+    """The README's headline section outside its tables and its verdict lists (which
+    tests/test_chapters.py recomputes): each number with a decimal point is one chapter 09's
+    committed tables or notebook print, up to rounding."""
+    from test_readme import NUMBER, notebook_output, unprinted
+    text = readme()
+    section = text[text.index("## The headline"):]
+    section = section[:section.index("\n## ")]
+    prose = [p for p in section.split("\n\n") if not p.startswith(("|", "The post's three"))]
+    quoted = [x for p in prose for x in NUMBER.findall(p) if "." in x]
+    assert quoted, "the headline's prose quotes no measured number"
+    printed = notebook_output(ROOT / "chapters" / "book" / "09_long_race.ipynb") + "".join(
+        (RESULTS / name).read_text() for name in ("09_long_race.md", "09_long_race_bridges.md"))
+    assert not unprinted(quoted, printed), unprinted(quoted, printed)
