@@ -320,9 +320,10 @@ faq = faq3_measurements(
     moved={n: float(np.abs(c[-1] - c[0]).max()) for n, (st, c) in traj.items() if len(st)},
     s_best=float(S[int(np.argmin(radial_scan[BASE_NAME]))]))
 print_takeaways([
-    f"{base.steps * base.tokens_per_step:,} tokens per run, {len(SEEDS)} seeds: {len(learners)} "
-    f"of {len(names)} settings learn against embeddings only ({fmt(emb_mean, emb_se)}; paired "
-    f"95% interval below 0). Nothing or worse: {'; '.join(nothing) or 'none'}.",
+    f"What decides: {len(nothing)} of {len(names)} settings learn nothing or end worse than "
+    f"embeddings only ({'; '.join(nothing) or 'none'}); the other {len(learners)} learn (paired "
+    f"95% interval below 0 against embeddings only, {fmt(emb_mean, emb_se)}; "
+    f"{base.steps * base.tokens_per_step:,} tokens per run, {len(SEEDS)} seeds).",
     f"Lowest mean difference from embeddings only: {best} ({show(vs_emb[best])}).",
     *faq,
 ], START)

@@ -22,9 +22,10 @@ models counts as twelve runs): about 45 minutes on a quiet 2-core CPU from an em
 the measurement in smolgpt/bench/NOTES.md. The chapter prints the count and, at its end, its
 wall time and this machine's float32 matmul rate. Every run is kept: by the experiment runner
 under out/runs/, and as a line of chapters/results/08_intrinsic_dimension.jsonl, committed,
-so the numbers behind the README are in the repository and a test re-makes a part of them from
-scratch. A second run reuses everything. Quick mode (SMOLGPT_QUICK=1): under a minute. The full
-sweep (`--full`, or SMOLGPT_FULL=1) trains every run, and the pretrained models, 8 times longer.
+so the numbers behind chapters/README.md are in the repository and a test re-makes a part of
+them from scratch. A second run reuses everything. Quick mode (SMOLGPT_QUICK=1): under a
+minute. The full sweep (`--full`, or SMOLGPT_FULL=1) trains every run, and the pretrained
+models, 8 times longer.
 More seeds from scratch: `--seeds 5` (or SMOLGPT_SEEDS=5); more fine-tuning replicates:
 `--replicates 20`; another budget per run: `--steps N` (default 48 steps of 8 x 64 tokens).
 Writes: out/08_intrinsic_dimension/{gap_closed.png, results.md, d_int.json, stdlib_files.json,
@@ -53,7 +54,7 @@ from smolgpt.experiments.coefficients import coef_trajectory
 from smolgpt.companions.ch08_intrinsic import (d_int, describe, gap_closed_figure, pick_lr,
                                            stable_weights, sweep)
 from smolgpt.companions.ch09_long_race import committed_finding
-from smolgpt.experiments.runs import Record, run_many, run_seeds, with_seed
+from smolgpt.experiments.runs import Record, run_many, run_seeds, shown, with_seed
 from smolgpt.experiments.stats import paired_interval
 from smolgpt.layers import blas_kernel
 from smolgpt.methods import MethodSpec, build
@@ -158,7 +159,7 @@ print(f"SAID counts d coefficients plus one scale per tensor: d + {M_TENSORS} tr
       f"count")
 print(f"about {n_scratch + n_ft} runs' worth of training in all ({n_scratch} from scratch, {n_ft} "
       f"fine-tuning, each pretrained model counted as 12){' (the full sweep)' if FULL else ''}; "
-      f"finished runs are reused from {RECORD}")
+      f"finished runs are reused from {shown(RECORD)}")
 
 # %% [markdown]
 # ## 3. The second domain: the Python standard library, held out by file
@@ -180,7 +181,7 @@ shutil.copy(STDLIB_DIR / data.SOURCES, OUT / "stdlib_files.json")
 n_val = sum(f["split"] == "val" for f in manifest["files"])
 digest = json.loads((STDLIB_DIR / data.SOURCES).read_text())
 print(f"Python {sys.version.split()[0]} standard library: {len(files)} files "
-      f"({sum(f['bytes'] for f in manifest['files']):,} bytes) from {files[0].parent}; "
+      f"({sum(f['bytes'] for f in manifest['files']):,} bytes, its own stdlib folder); "
       f"{len(files) - n_val} for training ({manifest['splits']['train']['tokens']:,} tokens), "
       f"{n_val} held out ({manifest['splits']['val']['tokens']:,} tokens); file list with sha256: "
       f"{OUT / 'stdlib_files.json'}")
@@ -542,7 +543,7 @@ full_sweep_h = 8 * train_s / 3600 if not FULL else train_s / 3600
 # %%
 takeaways = [
     f"From scratch ({tokens:,} tokens per run, {len(SEEDS)} seeds): DID {short(s_did)}; SAID "
-    f"{short(s_said)} trainable numbers.",
+    f"{short(s_said)} trainable numbers. "
     f"Fine-tuning C4 models to Python ({len(REPLICATES)} replicates, each its own pretrained "
     f"model): DID {short(f_did)}; SAID {short(f_said)}.",
     f"One random direction from scratch (DID, d = 1) closes {s_did['fraction'][0]:.0%} of the "
@@ -560,9 +561,9 @@ takeaways = [
     f"{f_did['max_fraction']:.0%} and {f_said['max_fraction']:.0%}.",
     f"This sweep's training took {train_s / 60:.0f} minutes (summed over its runs, reused ones "
     f"included); the full sweep would need about {full_sweep_h:.1f} hours on this machine.",
-    f"Every run is a line of {RECORD}: a second run, on any machine whose pretrained models come "
-    f"out bit for bit the same, trains only those. This process's BLAS kernel: {blas_kernel()} "
-    f"(each recorded run names its own).",
+    f"Every run is a line of {shown(RECORD)}: a second run, on any machine whose pretrained "
+    f"models come out bit for bit the same, trains only those. This process's BLAS kernel: "
+    f"{blas_kernel()} (each recorded run names its own).",
 ]
 print_takeaways(takeaways, START)
 

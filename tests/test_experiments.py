@@ -151,6 +151,25 @@ def test_a_recorded_run_is_reused_without_its_folder(micro_run, tmp_path):
     assert Record(record).get(first["key"], 8) is None
 
 
+def test_reused_seeds_are_named_in_one_line_without_a_machine_path(micro_run, tmp_path,
+                                                                    monkeypatch, capsys):
+    """run_seeds names the seeds of a configuration it reuses in one line, saying where they
+    came from (the record, their folders) by relative or variable-named paths only."""
+    from smolgpt.experiments.runs import run_seeds
+    record = tmp_path / "record.jsonl"
+    run_seeds(micro_run, (0, 1), final_windows=4, verbose=False, record=record)
+    monkeypatch.chdir(tmp_path)
+    run_seeds(micro_run, (0, 1), final_windows=4, record=record)          # from their folders
+    import shutil
+    shutil.rmtree(tmp_path / "runs")
+    run_seeds(micro_run, (0, 1), final_windows=4, record=record)          # from the record
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("  reusing full, seeds 0, 1 (from their folders in runs;")
+    assert lines[1].startswith("  reusing full, seeds 0, 1 (from record.jsonl;")
+    assert all(str(tmp_path) not in line for line in lines)
+
+
 def test_a_chapter_at_full_size_keeps_its_runs_in_its_committed_record(micro_run, tmp_path,
                                                                         monkeypatch):
     """A chapter run at full size keeps every run it trains in chapters/results/<chapter>.jsonl

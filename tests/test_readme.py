@@ -25,11 +25,13 @@ def test_readme_python_api_snippet_runs_as_pasted():
 
 
 def test_the_module_table_names_every_module():
-    """The table of the code's modules (chapters/README.md, "The code", which the README links)."""
-    text = (ROOT / "chapters" / "README.md").read_text()
-    table = text[text.index("| module | what is in it |"):]
-    table = table[:table.index("\n\n")]
-    modules = sorted((ROOT / "smolgpt").glob("*.py")) + sorted((ROOT / "smolgpt" / "methods").glob("*.py"))
+    """The table of the code's modules (the README's last section), plain.py first."""
+    text = (ROOT / "README.md").read_text()
+    table = text[text.index("| module of `smolgpt/`, in reading order | what is in it |"):]
+    table = table[:table.index("\n\n")] if "\n\n" in table else table
+    assert table.splitlines()[2].startswith("| `plain.py` |"), "the module table starts elsewhere"
+    modules = [p for folder in ("", "methods", "experiments", "companions")
+               for p in sorted((ROOT / "smolgpt" / folder).glob("*.py"))]
     for path in modules:
         if path.name == "__init__.py":
             continue
@@ -119,11 +121,25 @@ def chapter_sections() -> dict:
 
 def test_each_chapters_results_section_is_its_committed_notebook():
     """In each chapter's section of chapters/README.md's results, every number with a decimal
-    point (losses, differences, intervals, shares) is one that chapter's committed notebook
-    printed, up to the rounding the page chose. Whole numbers (counts, sizes, seeds) are the
+    point (losses, differences, intervals) and every share in percent is one that chapter's
+    committed notebook printed, up to the rounding the page chose. Whole numbers (counts, sizes, seeds) are the
     design, not a measurement, and are not checked."""
     sections = chapter_sections()
     assert set(sections) >= {"05", "07", "08"}, sorted(sections)
-    check_against_notebooks({n: [x for x in NUMBER.findall(text) if "." in x]
+    check_against_notebooks({n: [x for x in NUMBER.findall(text) if "." in x] + percents(text)
                              for n, text in sections.items()},
                             "chapters/README.md's results section")
+
+
+def percents(text: str) -> list[str]:
+    """The shares a text quotes ('46%', both ends of '98-104%'), but not the levels that define
+    its terms (90% for d_int90, 95% for an interval)."""
+    found = re.findall(r"(?<![\w.])(\d+(?:\.\d+)?)(?:-(\d+(?:\.\d+)?))?%", text)
+    return [x for pair in found for x in pair if x and x not in ("90", "95")]
+
+
+def test_the_number_rules_catch_what_they_are_for():
+    assert percents("closes 46%, then 98-104% (d_int90: 90%; 95% [0.1, 0.2]), 100.5%") == \
+        ["46", "98", "104", "100.5"]
+    assert unprinted(["46", "0.113", "1.4e-09"], "kept 45.9% and +0.1122, error 1.4e-09") == \
+        ["0.113"]

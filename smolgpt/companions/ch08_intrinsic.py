@@ -88,10 +88,11 @@ def d_int(curve: dict, base, full, level: float = 0.9, n_boot: int = 4000, seed:
     [final loss per seed] of the embeddings-only baseline and full training. Lists are in seed
     order; configurations with the same number of seeds are taken to share them (resampled
     together). Returns {"xs", "fraction" (mean curve), "band_lo", "band_hi" (per-x percentile
-    band), "d_int", "lo", "hi" (None / inf when not reached), "reached_share" (replicates that
-    reach the level), "max_fraction", "max_lo", "max_hi", "at" (the x of the largest mean
-    fraction), "n_seeds" {x: count}, "at_first" (the smallest x already reaches the level: the
-    grid then bounds d_int from above only), "each" (every seed's own crossing, inf where its
+    band), "d_int", "lo", "hi" (None / inf when not reached), "reached_share" (the share of
+    bootstrap resamples whose mean curve reaches the level), "max_fraction", "max_lo",
+    "max_hi", "at" (the x of the largest mean fraction), "n_seeds" {x: count}, "at_first"
+    (the smallest x already reaches the level: the grid then bounds d_int from above only),
+    "each" (every seed's own crossing, inf where its
     curve never reaches the level; empty when the configurations have different numbers of
     seeds), "boot" (the n_boot replicates' crossings, inf for not reached: two calls with the
     same `seed` and the same seed counts draw the same resamples, so their "boot" lists are
@@ -152,7 +153,8 @@ def describe(r: dict, unit: str = "trainable numbers") -> str:
     if r["d_int"] is not None:
         hi = "beyond the grid" if math.isinf(r["hi"]) else f"{r['hi']:,.0f}"
         return (f"d_int{pct[:-1]} = {r['d_int']:,.0f} {unit} (95% bootstrap interval "
-                f"{r['lo']:,.0f} to {hi}; {r['reached_share']:.0%} of replicates reach {pct})")
+                f"{r['lo']:,.0f} to {hi}; it reaches {pct} in {r['reached_share']:.0%} of the "
+                f"bootstrap resamples)")
     return (f"{pct} not reached: largest fraction reached {r['max_fraction']:.1%} at "
             f"{r['at']:,} {unit} (95% bootstrap interval {r['max_lo']:.1%} to "
             f"{r['max_hi']:.1%})")

@@ -4,8 +4,8 @@ A run is identified by its whole `TrainConfig` (model, method, seeds, schedule, 
 it is written) and the checksums of the data it trains on, plus `RESULTS_VERSION`, which is
 bumped whenever a code change alters the numbers a run produces. The first request trains it
 into `<runs root>/<label>_<key>/`; every later request for the same run, from any chapter or
-command, reuses the finished folder and says so in one printed line. A run that was interrupted
-(Ctrl-C, a killed chapter) is resumed from its checkpoint on the next request. `fresh=True`, or
+command, reuses the finished folder and says so (one line for the seeds of a configuration). A
+run that was interrupted (Ctrl-C, a killed chapter) is resumed from its checkpoint on the next request. `fresh=True`, or
 `SMOLGPT_FRESH=1` in the environment, trains again.
 
     summary = run(cfg)                        # trains, or reuses a finished run
@@ -131,6 +131,7 @@ def run(cfg: TrainConfig, *, final_windows: int = FINAL_WINDOWS, fresh: bool | N
     needed. A run trained now is added. A finished run folder here is preferred to the record.
 
     `workers`: see run_many; a run is trained by a worker of one BLAS thread unless it is 1.
+    Reused runs are named in one line per configuration, not one line a run.
     """
     return run_many([cfg], final_windows=final_windows, fresh=fresh, verbose=verbose,
                     record=record, workers=workers)[0]
@@ -168,15 +169,12 @@ def run_many(cfgs, *, final_windows: int = FINAL_WINDOWS, fresh: bool | None = N
         if book is not None and not fresh and not done.exists():
             kept = book.get(key, final_windows)
             if kept is not None:
-                if verbose:
-                    print(f"  reusing {kept['label']}, seed {cfg.seed} from {record} (trained "
-                          f"in {kept['elapsed']:.0f} s)")
                 out[i] = {**kept, "config": cfg.to_dict()}          # all of it, for folder_of
                 continue
         if fresh and folder.exists():
             _clear(folder)
         if done.exists():
-            out[i] = _reused(cfg, folder, splits["val"], final_windows, verbose)
+            out[i] = _reused(cfg, folder, splits["val"], final_windows)
             continue
         waiting[str(folder)] = [i]
         jobs.append((cfg, str(folder), key, final_windows, verbose))
@@ -185,7 +183,7 @@ def run_many(cfgs, *, final_windows: int = FINAL_WINDOWS, fresh: bool | None = N
         cfg, folder, *_ = jobs[j]
         folder = Path(folder)
         if summary is None:                 # made meanwhile by another process: reuse it
-            summary = _reused(cfg, folder, _data(cfg)[0]["val"], final_windows, verbose)
+            summary = _reused(cfg, folder, _data(cfg)[0]["val"], final_windows)
         else:
             final = summary.pop("final")
             write_atomic(folder / "summary.json", lambda f: f.write(json.dumps(summary).encode()))
@@ -195,11 +193,18 @@ def run_many(cfgs, *, final_windows: int = FINAL_WINDOWS, fresh: bool | None = N
         for i in waiting[str(folder)]:
             out[i] = dict(summary)
         if summary["reused"]:
-            return None
+            return reused_line([{**summary, "seed": cfg.seed}], record)
         return (f"  {summary['label']:<28} seed {cfg.seed}  {summary['n_trainable']:>9,} "
                 f"non-embedding trainable: final loss {summary['final']['loss']:.4f} +- "
                 f"{summary['final']['loss_se']:.4f}  ({summary['elapsed']:.0f} s)")
 
+    if verbose:                             # one line per configuration reused
+        by_label: dict[str, list] = {}
+        for cfg, summary in zip(cfgs, out):
+            if summary is not None:
+                by_label.setdefault(summary["label"], []).append({**summary, "seed": cfg.seed})
+        for group in by_label.values():
+            print(reused_line(group, record))
     try:
         if jobs and workers > 1 and not pool.mpi_workers():
             workers = _workers_that_fit([cfg for cfg, *_ in jobs], workers, verbose)
@@ -241,14 +246,10 @@ def _make(cfg: TrainConfig, folder: str, key: str, final_windows: int,
     return summary
 
 
-def _reused(cfg: TrainConfig, folder: Path, val_tokens, final_windows: int,
-            verbose: bool) -> dict:
+def _reused(cfg: TrainConfig, folder: Path, val_tokens, final_windows: int) -> dict:
     """The summary of the finished run in `folder`, scored on `final_windows` windows."""
     summary = _read_record(folder / "summary.json", ("label", "elapsed", "n_trainable"))
     summary["reused"] = True
-    if verbose:
-        print(f"  reusing {folder} ({summary['label']}, seed {cfg.seed}, trained "
-              f"in {summary['elapsed']:.0f} s)")
     summary["dir"] = str(folder)
     summary["final"] = final_score(folder, cfg, val_tokens, final_windows)
     return summary
@@ -483,6 +484,42 @@ def run_seeds(cfg: TrainConfig, seeds, **kwargs) -> list[dict]:
     return run_many([with_seed(cfg, s) for s in seeds], **kwargs)
 
 
+def reused_line(summaries: list[dict], record) -> str:
+    """'  reusing full, seeds 0, 1, 2 (from chapters/results/01_x.jsonl; trained in 28-29 s)':
+    one line for the runs of one configuration that were not trained now. A run came from
+    `record` when it has no folder ("dir" None), else from its folder under the runs root."""
+    label, seeds = summaries[0]["label"], [str(s["seed"]) for s in summaries]
+    n_kept = sum(s.get("dir") is None for s in summaries)
+    where = []
+    if n_kept:
+        where.append(f"{n_kept} from {shown(record)}" if n_kept < len(summaries) else
+                     f"from {shown(record)}")
+    if n_kept < len(summaries):
+        where.append(f"{len(summaries) - n_kept} from their folders in {shown(runs_root())}"
+                     if n_kept else f"from their folders in {shown(runs_root())}")
+    took = sorted(round(s["elapsed"]) for s in summaries)
+    took = f"{took[0]} s" if took[0] == took[-1] else f"{took[0]}-{took[-1]} s"
+    return (f"  reusing {label}, seed{'s' if len(seeds) > 1 else ''} {', '.join(seeds)} "
+            f"({'; '.join(where)}; trained in {took})")
+
+
+def shown(path) -> str:
+    """`path` as a page may print it, never an absolute path of the machine that built the page:
+    relative to the current folder or to the repository (chapters/results/...) when under
+    either, else named by the variable that put it there ($SMOLGPT_RUNS, $SMOLGPT_OUT/...)."""
+    path = Path(path)
+    for root in (Path.cwd(), Path(__file__).resolve().parents[2]):
+        if path.resolve().is_relative_to(root.resolve()):
+            return str(path.resolve().relative_to(root.resolve()))
+    if not path.is_absolute():
+        return str(path)
+    for var in ("SMOLGPT_RUNS", "SMOLGPT_OUT"):
+        root = os.environ.get(var)
+        if root and path.is_relative_to(Path(root).expanduser()):
+            return str(Path(f"${var}") / path.relative_to(Path(root).expanduser()))
+    return path.name
+
+
 def compare(specs, base: TrainConfig, out: Path | None = None, title: str | None = None,
             seeds=(0,), verbose: bool = True, **kwargs) -> dict:
     """Every spec on the same base config and seeds; see compare_configs."""
@@ -508,7 +545,7 @@ def compare_configs(configs, out: Path | None = None, title: str | None = None, 
         c = configs[0]
         print(f"{len(configs)} configurations x {len(seeds)} seed(s), {c.steps} steps of "
               f"{c.tokens_per_step:,} tokens each (finished runs are reused from "
-              f"{runs_root()}):")
+              f"{shown(runs_root())}):")
     if references is None and configs:
         references = [context_free_reference(configs[0])]
         if verbose:
