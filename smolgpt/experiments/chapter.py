@@ -98,6 +98,13 @@ def chapter_int(name: str, default: int, minimum: int = 1) -> int:
     return value
 
 
+def requested_workers() -> int:
+    """`--workers N` on the command line, else SMOLGPT_WORKERS, else one worker per core
+    (pool.default_workers): how many runs of a decision train at once."""
+    from .pool import default_workers
+    return chapter_int("workers", default_workers())
+
+
 def print_takeaways(lines, start: float) -> None:
     """The closing bullet points of a chapter, wrapped, under a header giving the run's wall time
     since `start` (a time.time()) and this machine's float32 matmul rate, so that the time means

@@ -59,12 +59,6 @@ def default_workers() -> int:
     return cores()
 
 
-def requested_workers() -> int:
-    """`--workers N` on the command line, else SMOLGPT_WORKERS, else default_workers()."""
-    from .chapter import chapter_int                    # one parser for a chapter's settings
-    return chapter_int("workers", default_workers())
-
-
 def mpi_workers() -> int:
     """The worker processes of `python -m mpi4py.futures` (world size - 1), else 0."""
     from ..distributed import futures_workers

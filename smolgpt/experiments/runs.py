@@ -39,7 +39,7 @@ from ..layers import blas_kernel
 from ..methods import MethodSpec, build
 from ..model import GPTConfig
 from ..train import TrainConfig, train
-from .chapter import chapter_record
+from .chapter import chapter_record, requested_workers
 from .figures import plot_val_curves
 from .reference import unigram_loss
 from .stats import mean_se
@@ -153,7 +153,7 @@ def run_many(cfgs, *, final_windows: int = FINAL_WINDOWS, fresh: bool | None = N
     record = chapter_record() if record is None else record
     book = Record(record) if record else None
     fresh = _fresh_requested(fresh)
-    workers = pool.requested_workers() if workers is None else workers
+    workers = requested_workers() if workers is None else workers
     out: list[dict | None] = [None] * len(cfgs)
     data_ids = [None] * len(cfgs)
     jobs, waiting = [], {}                  # one job per folder; the indices that wait for it
