@@ -210,21 +210,7 @@ class KnobSubspaceMethod(SubspaceMethod):
         self.table = self.map.knobs
         self.rest, self.trained = [], []
         self.layout, self.D = flat_layout(self.table)
-        d = spec.d
-        if not isinstance(d, (int, np.integer)) or d < 1:
-            raise MethodError(f"subspace dimension d must be a positive integer, got {d!r}")
-        if spec.per_tensor:
-            smallest = min(math.prod(s) for _, s in self.table)
-            if d > smallest:
-                raise MethodError(f"d={d} per tensor is larger than the smallest knob tensor "
-                                  f"({smallest} numbers): use d <= {smallest}, or drop "
-                                  f"--per-tensor")
-            self.n_trainable = d * len(self.table)
-        else:
-            if d > self.D:
-                raise MethodError(f"d={d} is larger than the {self.D} knobs of --coverage "
-                                  f"{spec.coverage}: use d <= {self.D}")
-            self.n_trainable = d
+        self.n_trainable = self.coefficients("knob tensor", f"knobs of --coverage {spec.coverage}")
         self._ops = None
         self._base = self._sigma = None
         self._constants = None

@@ -143,25 +143,29 @@ class SubspaceMethod(EmbeddingsOnlyMethod):
         self.rest = [(n, s) for n, s in every if not (spans_all or len(s) == 2)]
         self.trained = self.rest if spec.coverage == "trained" else []
         self.layout, self.D = flat_layout(self.table)
-        d = spec.d
-        if not isinstance(d, (int, np.integer)) or d < 1:
-            raise MethodError(f"subspace dimension d must be a positive integer, got {d!r}")
-        if spec.per_tensor:
-            smallest = min(math.prod(s) for _, s in self.table)
-            if d > smallest:
-                raise MethodError(
-                    f"d={d} per tensor is larger than the smallest tensor ({smallest} parameters): "
-                    f"use d <= {smallest} with --per-tensor, or drop --per-tensor")
-            self.n_trainable = d * len(self.table)
-        else:
-            if d > self.D:
-                raise MethodError(f"d={d} is larger than the {self.D} non-embedding parameters it "
-                                  f"spans: use d <= {self.D}")
-            self.n_trainable = d
+        self.n_trainable = self.coefficients("tensor", "non-embedding parameters it spans")
         self.n_trainable += sum(math.prod(s) for _, s in self.trained)
         self._ops = None
         self._base = self._sigma = None
         self._constants = None
+
+    def coefficients(self, tensor: str, spanned: str) -> int:
+        """How many coefficients a has: d, or d for each tensor of self.table with --per-tensor,
+        after checking d against what it spans (`tensor` and `spanned` name those in the
+        message: "tensor", "non-embedding parameters it spans")."""
+        d = self.spec.d
+        if not isinstance(d, (int, np.integer)) or d < 1:
+            raise MethodError(f"subspace dimension d must be a positive integer, got {d!r}")
+        if self.spec.per_tensor:
+            smallest = min(math.prod(s) for _, s in self.table)
+            if d > smallest:
+                raise MethodError(
+                    f"d={d} per tensor is larger than the smallest {tensor} ({smallest} numbers): "
+                    f"use d <= {smallest} with --per-tensor, or drop --per-tensor")
+            return d * len(self.table)
+        if d > self.D:
+            raise MethodError(f"d={d} is larger than the {self.D} {spanned}: use d <= {self.D}")
+        return d
 
     def start_from(self, params) -> None:
         """A saved model becomes theta_0 (Li et al.'s offset form, as Aghajanyan et al. use it to
