@@ -4,9 +4,9 @@ A run is identified by its whole `TrainConfig` (model, method, seeds, schedule, 
 it is written) and the checksums of the data it trains on, plus `RESULTS_VERSION`, which is
 bumped whenever a code change alters the numbers a run produces. The first request trains it
 into `<runs root>/<label>_<key>/`; every later request for the same run, from any chapter or
-command, reuses the finished folder and says so (one line for the seeds of a configuration). A
-run that was interrupted (Ctrl-C, a killed chapter) is resumed from its checkpoint on the next request. `fresh=True`, or
-`SMOLGPT_FRESH=1` in the environment, trains again.
+command, reuses the finished folder and says so (one line for the seeds of a configuration).
+A run that was interrupted (Ctrl-C, a killed chapter) is resumed from its checkpoint on the next
+request. `fresh=True`, or `SMOLGPT_FRESH=1` in the environment, trains again.
 
     summary = run(cfg)                        # trains, or reuses a finished run
     summaries = run_seeds(cfg, seeds=(0, 1, 2))
