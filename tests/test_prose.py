@@ -85,7 +85,7 @@ def readme() -> str:
 def long_race_shares() -> dict:
     """{model: {racer: percent of full training's gain kept}} at the full budget, from chapter
     09's committed table and record (as its verdicts compute them)."""
-    from smolgpt.experiments.long_race import RACERS, runs_at
+    from smolgpt.companions.ch09_long_race import RACERS, runs_at
     runs, shares = record("09_long_race"), {}
     for section in (RESULTS / "09_long_race.md").read_text().split("### ")[1:]:
         model, bpb = section.split()[0], {}
@@ -164,7 +164,7 @@ def test_the_chapter_tables_counts_and_times_are_the_records():
         assert float(said[2]) == round(minutes, 1), (path.stem, minutes)
     took = sorted(round(r["elapsed"]) for r in record("01_gpt2_from_scratch"))
     assert f"({took[0]}-{took[-1]} s each)" in rows["01"]
-    from smolgpt.experiments.long_race import BRIDGES
+    from smolgpt.companions.ch09_long_race import BRIDGES
     bridge = {s.label() for s in BRIDGES.values()}
     parts = {"the byte model's race": [r for r in record("09_long_race") if r["config"]["gpt"][
                  "tokenizer"] == "bytes" and r["label"] not in bridge],
