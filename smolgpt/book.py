@@ -119,6 +119,10 @@ def run_chapter(script: Path, quick: bool, failed: Path, timeout: int | None = N
     jupytext, nbclient, _, nbformat = _libraries()
     nb = jupytext.read(script)
     env = {**os.environ, "SMOLGPT_QUICK": "1" if quick else "0", "MPLBACKEND": "Agg"}
+    # the kernel has no widget library, so tqdm.auto (which datasets imports) warns, naming its
+    # own file, every time a chapter touches C4: not something the chapter prints
+    env["PYTHONWARNINGS"] = ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"),
+                                                   "ignore:IProgress not found"]))
     # set in the kernel before the first cell, without a cell of its own (so that the notebook's
     # code cells stay exactly the script's); and a cell's last expression is not echoed, since
     # the script shows what it prints and nothing else
