@@ -240,7 +240,7 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, stop_at: int | Non
     """
     with _Run.open(cfg, resume, verbose) as run:        # holds cfg.out's lock until it returns
         s, world = run.state, run.world          # under MPI: rank 0 alone evaluates and writes
-        with _stop_signals() as stop, _progress_bar(cfg, s.step, progress and world.lead) as bar:
+        with stop_signals() as stop, _progress_bar(cfg, s.step, progress and world.lead) as bar:
             stopping = world.any(stop.is_set())
             while s.step < cfg.steps and not stopping:
                 t0 = time.perf_counter()
@@ -651,7 +651,7 @@ def _resumed_state(cfg: TrainConfig, resume, meta: dict) -> tuple[RunState, dict
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
-class _StopFlag:
+class StopFlag:
     """Set by a stop signal; remembers which one, for the log and the closing message."""
 
     def __init__(self):
@@ -670,12 +670,12 @@ class _StopFlag:
 
 
 @contextlib.contextmanager
-def _stop_signals():
+def stop_signals():
     """SIGINT, SIGTERM and SIGHUP set a flag the loop checks after each step (so it can save
     the step reached and return), instead of ending the process. The handlers in place before
     are restored on leaving. Outside the main thread signals cannot be caught, and each keeps
     the handler it had."""
-    flag = _StopFlag()
+    flag = StopFlag()
     old = {}
     for signum in STOP_SIGNALS:
         try:

@@ -37,7 +37,7 @@ import traceback
 from concurrent.futures import FIRST_COMPLETED, BrokenExecutor, Executor, wait
 from pathlib import Path
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+from ..train import STOP_SIGNALS, stop_signals
 
 
 class RunStopped(Exception):
@@ -191,7 +191,7 @@ def _in_parallel(make, jobs, names, done, bar, workers, locks) -> None:
         futures = {pool.submit(make, *job): i for i, job in enumerate(jobs)}
     failed, stopped, lost = [], [], []
     known = _local_processes()
-    with _forward_stop_signals() as stop:
+    with stop_signals() as stop:           # the first stop signal this process got
         pending = set(futures)
         while pending:
             finished, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
@@ -215,8 +215,8 @@ def _in_parallel(make, jobs, names, done, bar, workers, locks) -> None:
                     f.cancel()               # not started: nothing to save
                 # running: each saves its checkpoint and returns (sent again each second, for
                 # a run that was starting and not yet listening)
-                stop.send({_lock_holder(locks[futures[f]]) for f in pending if locks}
-                          & set(known))
+                _send_stop({_lock_holder(locks[futures[f]]) for f in pending if locks}
+                           & set(known))
             bar.refresh()
     if lost:
         drop_executor()
@@ -258,37 +258,12 @@ def _lock_holder(lock) -> int | None:
         return None
 
 
-class _StopForwarder:
-    """Remembers the first stop signal this process got, and passes SIGTERM on to the workers
-    training (a Ctrl-C in a terminal reaches them by itself; a `kill` of this process does not)."""
-
-    def __init__(self):
-        self.signum: int | None = None
-
-    def set(self, signum: int) -> None:
-        if self.signum is None:
-            self.signum = signum
-
-    def send(self, pids) -> None:
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-
-
-@contextlib.contextmanager
-def _forward_stop_signals():
-    stop = _StopForwarder()
-    old = {}
-    for signum in STOP_SIGNALS:
-        try:
-            old[signum] = signal.signal(signum, lambda n, frame: stop.set(n))
-        except ValueError:                   # not the main thread: signals stay as they are
-            break
-    try:
-        yield stop
-    finally:
-        for signum, handler in old.items():
-            signal.signal(signum, handler)
+def _send_stop(pids) -> None:
+    """SIGTERM to the workers training: a Ctrl-C in a terminal reaches them by itself, a `kill`
+    of this process does not. Each saves its checkpoint and returns."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
 
 
 class _Bar:
