@@ -151,6 +151,32 @@ def test_a_recorded_run_is_reused_without_its_folder(micro_run, tmp_path):
     assert Record(record).get(first["key"], 8) is None
 
 
+def test_a_run_made_again_never_rewrites_its_recorded_line(micro_run, tmp_path):
+    """A recorded run made again (for its weights, by folder_of, or on another machine) rounds
+    as that machine does: the chapter keeps reporting the record's numbers, with the new folder
+    for its weights, and the committed line stays as it was. Only SMOLGPT_FRESH replaces it."""
+    from smolgpt.experiments.runs import folder_of
+    record, cfg = tmp_path / "record.jsonl", micro_run
+    first = run(cfg, final_windows=4, verbose=False, record=record)
+    line = json.loads(record.read_text())
+    line["final"]["loss"] += 0.001                # as another BLAS kernel would have rounded
+    line["blas"] = "another kernel"
+    record.write_text(json.dumps(line) + "\n")
+    text = record.read_text()
+    import shutil
+    shutil.rmtree(first["dir"])
+    kept = run(cfg, final_windows=4, verbose=False, record=record)
+    assert kept["dir"] is None and kept["final"]["loss"] == line["final"]["loss"]
+    made = folder_of(kept)                        # the weights, made again here
+    assert (made / "checkpoint.npz").exists() and record.read_text() == text
+    again = run(cfg, final_windows=4, verbose=False, record=record)
+    assert again["dir"] == str(made) and again["final"]["loss"] == line["final"]["loss"]
+    assert record.read_text() == text             # the record's line, not this machine's
+    fresh = run(cfg, final_windows=4, verbose=False, record=record, fresh=True)
+    assert json.loads(record.read_text())["final"]["loss"] == fresh["final"]["loss"] == \
+        first["final"]["loss"]
+
+
 def test_reused_seeds_are_named_in_one_line_without_a_machine_path(micro_run, tmp_path,
                                                                     monkeypatch, capsys):
     """run_seeds names the seeds of a configuration it reuses in one line, saying where they

@@ -6,7 +6,8 @@ bumped whenever a code change alters the numbers a run produces. The first reque
 into `<runs root>/<label>_<key>/`; every later request for the same run, from any chapter or
 command, reuses the finished folder and says so (one line for the seeds of a configuration).
 A run that was interrupted (Ctrl-C, a killed chapter) is resumed from its checkpoint on the next
-request. `fresh=True`, or `SMOLGPT_FRESH=1` in the environment, trains again.
+request. `fresh=True`, or `SMOLGPT_FRESH=1` in the environment, trains again (and only then
+does a run's line in a committed record change: a run made again keeps its recorded numbers).
 
     summary = run(cfg)                        # trains, or reuses a finished run
     summaries = run_seeds(cfg, seeds=(0, 1, 2))
@@ -166,11 +167,14 @@ def run_many(cfgs, *, final_windows: int = FINAL_WINDOWS, fresh: bool | None = N
             waiting[str(folder)].append(i)
             continue
         done = folder / "summary.json"
-        if book is not None and not fresh and not done.exists():
-            kept = book.get(key, final_windows)
-            if kept is not None:
-                out[i] = {**kept, "config": cfg.to_dict()}          # all of it, for folder_of
-                continue
+        kept = book.get(key, final_windows) if book is not None and not fresh else None
+        if kept is not None:
+            # the record's numbers, and the folder when the run was made again for its weights
+            # or log (folder_of): a run made again on another BLAS kernel rounds differently,
+            # and the record, not the last machine, is what a chapter reports
+            out[i] = {**kept, "config": cfg.to_dict(),                # all of it, for folder_of
+                      "dir": str(folder) if done.exists() else None}
+            continue
         if fresh and folder.exists():
             _clear(folder)
         if done.exists():
@@ -215,7 +219,7 @@ def run_many(cfgs, *, final_windows: int = FINAL_WINDOWS, fresh: bool | None = N
         if book is not None:
             for cfg, summary, data_id in zip(cfgs, out, data_ids):
                 if summary is not None and summary.get("dir") is not None:
-                    book.add(summary, cfg, final_windows, data_id)
+                    book.add(summary, cfg, final_windows, data_id, replace=fresh)
     return out
 
 
@@ -458,18 +462,22 @@ class Record:
             return None
         return {**rec, "reused": True, "dir": None}
 
-    def add(self, summary: dict, cfg: TrainConfig, final_windows: int, data_id: dict) -> None:
+    def add(self, summary: dict, cfg: TrainConfig, final_windows: int, data_id: dict,
+            replace: bool = False) -> None:
+        """Record a finished run. A run the record holds already keeps its line unless
+        `replace` (SMOLGPT_FRESH): made again, on another machine or BLAS kernel, it rounds
+        differently, and a committed line must not follow whichever machine ran last."""
         keep = ("label", "seed", "key", "n_trainable", "step", "tokens", "elapsed", "val_loss",
                 "val_curve", "final")
         rec = {k: summary[k] for k in keep}
         runs = self.runs()
-        # the BLAS kernel that trained it, which its folder's summary names; a folder made
-        # before summaries did keeps the record's word only where its scores are the record's
-        blas, old = summary.get("blas"), runs.get(summary["key"], {})
-        if blas is None:
-            same = old.get("final") == json.loads(json.dumps(rec["final"]))
-            blas = old.get("blas") if same and old.get("blas") else "unknown"
-        rec.update(final_windows=final_windows, config=cfg.to_dict(), data=data_id, blas=blas)
+        if summary["key"] in runs and runs[summary["key"]].get("final_windows") == final_windows \
+                and not replace:
+            return
+        # the BLAS kernel that trained it, which its folder's summary names (a folder made
+        # before summaries did cannot say)
+        rec.update(final_windows=final_windows, config=cfg.to_dict(), data=data_id,
+                   blas=summary.get("blas") or "unknown")
         for k in ("out", "data_dir"):                  # where it ran, not what it is
             rec["config"].pop(k, None)
         if runs.get(rec["key"]) == json.loads(json.dumps(rec)):
