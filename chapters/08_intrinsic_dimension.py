@@ -306,9 +306,10 @@ for d in DENSE_D:
 # (chapters/README.md). The default is fifteen.
 #
 # A pretrained model is kept as its weights alone, in a file whose bytes depend on nothing else
-# (`stable_weights`): the runs that start from it are identified by that file's checksum, so
-# they are found again (in out/runs/ or in the committed record) whenever the same weights are
-# made again, and only then.
+# (`stable_weights`) but a note naming the pretraining run: the runs that start from it are
+# identified by that run, so they are found again (in out/runs/ or in the committed record)
+# whenever that model is made again, even where other float32 rounding (another BLAS kernel)
+# makes its weights differ in the last digits, as any run's do.
 
 # %%
 pre_cfg = dataclasses.replace(base, method=MethodSpec("full"), steps=PRETRAIN_STEPS,

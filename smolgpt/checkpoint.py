@@ -70,6 +70,29 @@ def is_checkpoint(path) -> bool:
     return isinstance(meta, dict) and str(meta.get("format", "")).startswith(FORMAT[:-1])
 
 
+# The entry of a weights file's metadata note that names the run its weights come from (the run's
+# key): chapters write one for the pretrained models their runs start from (stable_weights)
+MADE_BY = "pretraining run"
+
+
+def weights_identity(path) -> str:
+    """What a run that starts from the weights in `path` (`init_from`) is identified by: the
+    run that made them, where the file's metadata names it ("run:<key>"), else the file's
+    content ("sha256:<hex>"). By its maker, a run started from a pretrained model stays the same
+    run when that model is made again with other float32 rounding (another BLAS kernel, faster
+    layers), as a run from random weights does; a file of unknown origin is its bytes."""
+    from .files import sha256_of
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            note = json.loads(z["meta"].tobytes()).get("note") or {}
+        maker = note.get(MADE_BY) if isinstance(note, dict) else None
+    except Exception:          # not a readable checkpoint: loading it will say why, in one line
+        maker = None
+    if isinstance(maker, str) and maker:
+        return "run:" + maker
+    return "sha256:" + sha256_of(path)
+
+
 class Checkpoint(NamedTuple):
     """What `load` read: the arrays, and the metadata whole (`meta`, as written) and by name."""
 

@@ -286,8 +286,8 @@ def test_the_committed_records_are_what_the_runner_made():
         assert records, path.name
         for r in records:
             cfg = TrainConfig.from_dict(r["config"])
-            # a fine-tuning run's key holds the checksum of the weights it starts from, a file
-            # its chapter makes (tests/test_reproduce_08.py checks those keys)
+            # a fine-tuning run's key holds the run that made the weights it starts from, which
+            # its chapter names (tests/test_reproduce_08.py checks those keys)
             if not cfg.init_from:
                 assert run_key(cfg, r["data"]) == r["key"], (path.name, r["label"])
             assert cfg.method.label() == r["label"], (path.name, r["label"])

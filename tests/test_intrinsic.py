@@ -118,3 +118,35 @@ def test_stable_weights_depend_on_the_weights_alone(tmp_path, finished_run):
     assert sorted(again) == sorted(params)
     assert all(np.array_equal(again[k], params[k]) for k in params)
     assert stable_weights(src, tmp_path / "c.npz", note={"run": "y"}).read_bytes() != a.read_bytes()
+
+
+def test_a_run_from_pretrained_weights_is_keyed_by_the_run_that_made_them(tmp_path,
+                                                                            finished_run):
+    """Weights a chapter keeps for its fine-tuning runs name the run that made them: the runs
+    started from them are keyed by that run, so the same pretraining made again with other
+    float32 rounding (a BLAS kernel, faster layers) keeps every fine-tuning run it already has.
+    A file that names no maker is keyed by its bytes."""
+    import dataclasses
+    from smolgpt.checkpoint import MADE_BY, load, save, weights_identity
+    from smolgpt.companions.ch08_intrinsic import stable_weights
+    from smolgpt.experiments.runs import run_key
+    from smolgpt.methods import MethodSpec
+    from smolgpt.train import TrainConfig
+    src = finished_run / "checkpoint.npz"
+    a = stable_weights(src, tmp_path / "a.npz", note={MADE_BY: "0123456789abcdef", "seed": 0})
+    trainables, adam, meta = load(src)
+    trainables["wte.weight"][0, 0] += 1e-6                  # rounded another way
+    moved = tmp_path / "moved.npz"
+    save(moved, trainables, adam, meta)
+    b = stable_weights(moved, tmp_path / "b.npz", note={MADE_BY: "0123456789abcdef", "seed": 0})
+    assert a.read_bytes() != b.read_bytes()
+    assert weights_identity(a) == weights_identity(b) == "run:0123456789abcdef"
+    c = TrainConfig(gpt=load(src).model, method=MethodSpec("fastfood", d=8))
+    data_id = {"train": "x", "val": "y"}
+    key = lambda p: run_key(dataclasses.replace(c, init_from=str(p)), data_id)  # noqa: E731
+    assert key(a) == key(b) == run_key(dataclasses.replace(c, init_from="gone.npz"), data_id,
+                                       source="run:0123456789abcdef")
+    other = stable_weights(src, tmp_path / "o.npz", note={MADE_BY: "fedcba9876543210"})
+    plain = stable_weights(src, tmp_path / "p.npz", note={"seed": 0})
+    assert len({key(a), key(other), key(plain)}) == 3
+    assert weights_identity(plain).startswith("sha256:")

@@ -4,8 +4,8 @@ chapters/results/08_intrinsic_dimension.jsonl keeps every run behind chapter 08'
 JSON line per run, `smolgpt.experiments.runs.Record`). These tests check that it still says what
 the code computes:
 
-- every recorded run that starts from random weights has the key its config and data give
-  today, and every fine-tuning run names the recorded pretrained model it started from;
+- every recorded run has the key its config and data give today, and every fine-tuning run
+  names the recorded pretrained model it started from, by which it is keyed;
 - three from-scratch runs of seed 0 (DID at d = 1, and embeddings only and full training at
   the embeddings' rate DID trained at) are trained again in an empty folder, and pretrained
   model 0 up to its first evaluation (step 72 of 288): their held-out losses must match the
@@ -80,10 +80,12 @@ def test_record_keys_and_links():
     for r in recs:
         if from_scratch(r):
             continue
-        # the chapter names each pretrained model's weights seed<r>_<its run key>.npz
+        # the chapter names each pretrained model's weights seed<r>_<its run key>.npz, and a
+        # run started from them is keyed by that pretraining run (checkpoint.weights_identity)
         seed, key = Path(r["config"]["init_from"]).stem.split("_", 1)
         assert key in pretrained and seed == f"seed{r['seed']}", r["label"]
         assert pretrained[key]["seed"] == r["seed"]
+        assert run_key(config(r), r["data"], source="run:" + key) == r["key"], r["label"]
 
 
 def _recorded(recs, method, d=None, steps=48):

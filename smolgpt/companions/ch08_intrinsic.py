@@ -29,9 +29,10 @@ should land in.
 Fine-tuning has a source of variation that one seed per run does not show: the pretrained
 model. Chapter 08 makes each seed a whole replicate (its own pretrained model, its own batch
 order, its own projections), so the same bootstrap over seeds covers both. `stable_weights`
-copies a pretrained run's weights into a file whose bytes depend on the weights alone (a run's
-checkpoint also records its wall time and its folder's path), so the runs started from it keep
-their identity when the same weights are made again, on any machine.
+copies a pretrained run's weights into a file whose bytes depend on the weights and a note alone
+(a run's checkpoint also records its wall time and its folder's path); the note names the
+pretraining run, by which the runs started from the file are keyed (`checkpoint.weights_identity`),
+so they keep their identity when that model is made again, on any machine and with any rounding.
 """
 
 from __future__ import annotations
@@ -163,9 +164,10 @@ def describe(r: dict, unit: str = "trainable numbers") -> str:
 def stable_weights(checkpoint, path, note: dict | None = None) -> Path:
     """Copy the weights of `checkpoint` (any smolgpt checkpoint; materialised, so a full-model
     file) into `path` as a weights-only checkpoint whose bytes are a function of the weights and
-    `note` alone: no wall time, no paths, no training state, fixed zip timestamps. Written only when absent or
-    different, so a run that starts from it (`init_from`, keyed by the file's sha256) is the same
-    run whenever the same weights are made again. Returns `path`."""
+    `note` alone: no wall time, no paths, no training state, fixed zip timestamps. Written only
+    when absent or different. A run that starts from it (`init_from`) is keyed by the run the
+    note names (`note[checkpoint.MADE_BY]`, the pretraining run's key), else by the file's
+    sha256 (`checkpoint.weights_identity`). Returns `path`."""
     from ..checkpoint import FORMAT, load_params
     params, model, spec = load_params(checkpoint)
     keys = sorted(params)

@@ -33,9 +33,9 @@ import time
 from pathlib import Path
 
 from .. import data
-from ..checkpoint import CheckpointError, is_checkpoint, load_params
+from ..checkpoint import CheckpointError, is_checkpoint, load_params, weights_identity
 from ..evaluate import evaluate_params
-from ..files import FolderInUse, RunLock, describe_file, refuse_strangers, sha256_of, write_atomic
+from ..files import FolderInUse, RunLock, describe_file, refuse_strangers, write_atomic
 from ..layers import blas_kernel
 from ..methods import MethodSpec, build
 from ..model import GPTConfig
@@ -94,16 +94,19 @@ def _settings(obj) -> dict:
     return out
 
 
-def run_key(cfg: TrainConfig, data_id: dict) -> str:
+def run_key(cfg: TrainConfig, data_id: dict, source: str | None = None) -> str:
     """The identity of a run: its settings (not where it is written), its data, the version.
 
     A learning-rate field the method never reads (coef_lr for full training, say) is left out,
-    so that runs which differ only there are recognised as the same run."""
+    so that runs which differ only there are recognised as the same run. A run started from
+    saved weights (`init_from`) names them by `checkpoint.weights_identity` (the run that made
+    them, else their content), not by path; `source` gives that identity without the file (a
+    record's line)."""
     used = {"lr", *build(cfg.method, cfg.gpt).lr_groups({}).values()}
     ignore = set(NOT_IN_KEY) | ({"coef_lr"} - used)
     settings = {k: v for k, v in _settings(cfg).items() if k not in ignore}
-    if cfg.init_from:           # the weights it starts from by their content, not their path
-        settings["init_from"] = "sha256:" + sha256_of(cfg.init_from)
+    if cfg.init_from:
+        settings["init_from"] = source or weights_identity(cfg.init_from)
     blob = json.dumps({"version": RESULTS_VERSION, "config": settings, "data": data_id},
                       sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
