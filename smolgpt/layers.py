@@ -80,6 +80,31 @@ def on_row_blocks(fn, n: int) -> None:
         f.result()                                   # re-raises a worker's exception here
 
 
+# Bytes of one array's rows that a thread takes at a time in the row-wise passes of LayerNorm and
+# GELU: every pass of a strip (6 to 11 of them) then runs on rows still in the core's caches,
+# instead of streaming a thread's whole block through memory once per pass. Smaller strips pay
+# more in NumPy's per-call overhead than they gain (smolgpt/bench/NOTES.md).
+STRIP_BYTES = 1 << 20
+
+
+def strips(n_rows: int, row_bytes: int) -> list[tuple[int, int]]:
+    """range(n_rows) cut into strips of about STRIP_BYTES each: [(lo, hi), ...]. The cuts depend
+    only on the sizes, never on the thread count, so per-strip partial sums add up the same way
+    whatever the threads."""
+    size = max(1, STRIP_BYTES // max(1, row_bytes))
+    return [(lo, min(lo + size, n_rows)) for lo in range(0, n_rows, size)]
+
+
+def on_strips(fn, cuts, own_blas=False) -> None:
+    """Call fn(i, lo, hi) for every strip i = (lo, hi) of `cuts`, the strips spread over THREADS
+    threads in contiguous runs (on_row_blocks over strip indices). own_blas: fn does small
+    matrix products, each run with BLAS on one thread (on_items_with_own_blas)."""
+    def run(a, b):
+        for i in range(a, b):
+            fn(i, *cuts[i])
+    (on_items_with_own_blas if own_blas else on_row_blocks)(run, len(cuts))
+
+
 def on_items_with_own_blas(fn, n: int) -> None:
     """Like on_row_blocks, for items that each do small matmuls (attention's heads): the threads
     run at once with BLAS limited to one thread each, because a product this small is slower
@@ -123,9 +148,37 @@ def linear_backward(dout, cache, with_dw=True):
     if not with_dw:
         return dx, None, None
     x2 = x.reshape(-1, cin)                          # (N, Cin)
-    dw = x2.T @ d2                                   # (Cin, Cout)
+    dw = _sum_over_rows_product(x2, d2)              # (Cin, Cout) x2^T d2
     db = d2.sum(axis=0) if has_bias else None        # (Cout,)
     return dx, dw, db
+
+
+# Rows from which x^T d (a weight gradient, summed over N rows) is taken as two halves, each on
+# its own thread with BLAS on one thread, then added: OpenBLAS's own two threads took from 1.3x
+# (quiet) to 14x (a loaded machine) as long on `tiny-bytes`' (128, 4096) @ (4096, 384) (NOTES.md).
+# The halves are fixed by N alone, so the sum is the same for any thread count.
+DW_SPLIT_ROWS = 1024
+
+
+def _sum_over_rows_product(x2, d2):
+    """x2 (N, Cin), d2 (N, Cout) -> x2^T d2 (Cin, Cout), as two halves of the rows when N >=
+    DW_SPLIT_ROWS (the plain form: x2.T @ d2)."""
+    N = x2.shape[0]
+    if N < DW_SPLIT_ROWS:
+        return x2.T @ d2
+    half = N // 2
+    dw = np.empty((x2.shape[1], d2.shape[1]), dtype=d2.dtype)      # the first half's, then all
+    second = np.empty_like(dw)                                      # freed on return: dw is
+                                                                    # its own array, no view
+
+    def halves(lo, hi):
+        for i in range(lo, hi):
+            rows = slice(0, half) if i == 0 else slice(half, N)
+            np.matmul(x2[rows].T, d2[rows], out=dw if i == 0 else second)
+
+    on_items_with_own_blas(halves, 2)
+    dw += second
+    return dw
 
 
 # ----------------------------------------------------------------------------------------------
@@ -133,17 +186,35 @@ def linear_backward(dout, cache, with_dw=True):
 
 
 def layernorm_forward(x, g, b, eps=1e-5):
-    """x (..., C), g (C,), b (C,) -> out (..., C). Biased variance, as GPT-2."""
+    """x (..., C), g (C,), b (C,) -> out (..., C). Biased variance, as GPT-2.
+
+    Row by row, so strips of rows run on THREADS threads (on_strips), each strip's passes while
+    it sits in cache; every row's numbers are the same whatever the split. A row's mean is taken
+    as a product with the vector (1/C, ..., 1/C): one BLAS matrix-vector product is ~4x faster
+    than NumPy's reduction over rows as short as C = 128 (NOTES.md); so is the variance, the
+    mean of the squares of the centred row.
+    """
     C = x.shape[-1]
-    mean = x.mean(axis=-1, keepdims=True)            # (..., 1)
-    xhat = x - mean                                  # (..., C) centred, normalised below
-    # the variance as a row-wise dot product: no (..., C) temporary for the squares
-    var = np.einsum("...c,...c->...", xhat, xhat)[..., None] / C     # (..., 1)
-    rstd = 1.0 / np.sqrt(var + eps)                  # (..., 1)
-    xhat *= rstd                                     # (..., C) normalised input, in place
-    out = xhat * g
-    out += b
-    return out, (xhat, rstd, g)
+    x2 = x.reshape(-1, C)                            # (N, C)
+    xhat = np.empty_like(x2)                         # (N, C) normalised input
+    out = np.empty_like(x2)                          # (N, C)
+    rstd = np.empty(x2.shape[0], dtype=x.dtype)      # (N,)
+    mean_of = np.full(C, 1.0 / C, dtype=x.dtype)     # (C,) row @ mean_of = the row's mean
+
+    def strip(i, lo, hi):
+        xs, xh, os_, rs = x2[lo:hi], xhat[lo:hi], out[lo:hi], rstd[lo:hi]
+        np.subtract(xs, (xs @ mean_of)[:, None], out=xh)        # centred
+        np.multiply(xh, xh, out=os_)                 # squares, in out's rows for now
+        np.matmul(os_, mean_of, out=rs)              # variance
+        rs += eps
+        np.sqrt(rs, out=rs)
+        np.divide(1.0, rs, out=rs)                   # 1 / sqrt(var + eps)
+        xh *= rs[:, None]                            # normalised, in place
+        np.multiply(xh, g, out=os_)
+        os_ += b
+
+    on_strips(strip, strips(x2.shape[0], C * x.itemsize), own_blas=True)
+    return out.reshape(x.shape), (xhat.reshape(x.shape), rstd.reshape(*x.shape[:-1], 1), g)
 
 
 def layernorm_backward(dout, cache):
@@ -154,19 +225,35 @@ def layernorm_backward(dout, cache):
       dxhat = dout * g, and pushing it back through the normalisation (mean and variance both
       depend on every element of the row) gives
       dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)).
+    In strips of rows on threads, as the forward (row means as products with (1/C, ...)); dg
+    and db are summed per strip, then the strips' partial sums in order (the cuts do not depend
+    on the thread count).
     """
     xhat, rstd, g = cache                            # (..., C), (..., 1), (C,)
     C = g.shape[0]
-    d2 = dout.reshape(-1, C)                         # (N, C)
-    db = d2.sum(axis=0)                              # (C,)
-    dg = np.einsum("nc,nc->c", d2, xhat.reshape(-1, C))   # (C,)
-    dx = dout * g                                    # (..., C) dxhat, turned into dx in place
-    m1 = dx.mean(axis=-1, keepdims=True)             # (..., 1) mean(dxhat)
-    m2 = np.einsum("...c,...c->...", dx, xhat)[..., None] / C   # (..., 1) mean(dxhat * xhat)
-    dx -= m1
-    dx -= xhat * m2
-    dx *= rstd                                       # (..., C)
-    return dx, dg, db
+    d2, xh2, rs2 = dout.reshape(-1, C), xhat.reshape(-1, C), rstd.reshape(-1, 1)   # (N, .)
+    dx = np.empty_like(d2)                           # (N, C)
+    cuts = strips(d2.shape[0], C * dout.itemsize)
+    parts = np.empty((2, len(cuts), C), dtype=dout.dtype)   # per-strip db and dg
+    mean_of = np.full(C, 1.0 / C, dtype=dout.dtype)  # (C,)
+    ones = np.ones(max((hi - lo for lo, hi in cuts), default=0), dtype=dout.dtype)   # (rows,)
+
+    def strip(i, lo, hi):
+        ds, xh, dxs = d2[lo:hi], xh2[lo:hi], dx[lo:hi]
+        np.matmul(ones[:hi - lo], ds, out=parts[0, i])              # db's share: column sums
+        np.einsum("nc,nc->c", ds, xh, out=parts[1, i])               # dg's share
+        np.multiply(ds, g, out=dxs)                  # dxhat, turned into dx in place
+        m1 = dxs @ mean_of                           # (rows,) mean(dxhat)
+        m2 = np.einsum("nc,nc->n", dxs, xh)          # (rows,) C * mean(dxhat * xhat)
+        m2 *= 1.0 / C
+        dxs -= m1[:, None]
+        m2 = xh * m2[:, None]
+        dxs -= m2
+        dxs *= rs2[lo:hi]
+
+    on_strips(strip, cuts, own_blas=True)
+    db, dg = parts.sum(axis=1)                       # (C,), (C,)
+    return dx.reshape(dout.shape), dg, db
 
 
 # ----------------------------------------------------------------------------------------------
@@ -181,13 +268,14 @@ def gelu_forward(x):
     """x (...) -> out (...). The cache is (x, tanh(u)): the backward needs both.
 
     np.tanh is one of the costlier elementwise passes (GPT-2 small: 3M elements per layer), so
-    the rows are split over THREADS threads; each row's values are the same whatever the split.
+    strips of rows run on THREADS threads (on_strips), each strip's eight passes in cache; each
+    row's values are the same whatever the split.
     """
     t = np.empty_like(x)
     out = np.empty_like(x)
     x2, t2, o2 = (a.reshape(-1, x.shape[-1]) for a in (x, t, out))   # (N, C') views
 
-    def rows(lo, hi):
+    def strip(i, lo, hi):
         xs, ts, os_ = x2[lo:hi], t2[lo:hi], o2[lo:hi]
         np.multiply(xs, xs, out=ts)                      # built in place: no temporaries
         ts *= _GELU_A
@@ -199,7 +287,7 @@ def gelu_forward(x):
         os_ *= xs
         os_ *= 0.5                                       # 0.5 x (1 + t)
 
-    on_row_blocks(rows, x2.shape[0])
+    on_strips(strip, strips(x2.shape[0], x2.shape[1] * x.itemsize))
     return out, (x, t)
 
 
@@ -212,7 +300,7 @@ def gelu_backward(dout, cache):
     g = np.empty_like(x)
     x2, t2, d2, g2 = (a.reshape(-1, x.shape[-1]) for a in (x, t, dout, g))   # (N, C') views
 
-    def rows(lo, hi):                                # on threads over rows, as the forward
+    def strip(i, lo, hi):                            # on threads over strips, as the forward
         xs, ts, gs = x2[lo:hi], t2[lo:hi], g2[lo:hi]
         du = xs * xs
         du *= 3.0 * _GELU_A
@@ -227,7 +315,7 @@ def gelu_backward(dout, cache):
         gs += du                                     # + 0.5 (1 + t)
         gs *= d2[lo:hi]
 
-    on_row_blocks(rows, x2.shape[0])
+    on_strips(strip, strips(x2.shape[0], x2.shape[1] * x.itemsize))
     return g
 
 
@@ -236,14 +324,16 @@ def gelu_backward(dout, cache):
 
 
 # Query rows per block of causal attention. Block i of queries only needs keys 0..end of block
-# i: at T = 1024 the blocks skip 44% of the T x T scores (and their exp and matmuls) that the
-# causal mask would zero anyway; a block's scores, (B, nh, 128, <= T), stay small.
-ATTN_BLOCK = 128
+# i: blocks of 64 skip 37% of the T x T scores (and their exp and matmuls) that the causal mask
+# would zero anyway at T = 256, 47% at T = 1024 (blocks of 128: 25% and 44%); a block's scores,
+# (B, nh, 64, <= T), stay small. Smaller blocks than 64 gain no more than their extra calls cost
+# (smolgpt/bench/NOTES.md).
+ATTN_BLOCK = 64
 # Heads a thread takes at once: as many as keep one block's scores for all of them within about
-# 512 KB (half a core's L2 here), so they stay in cache from the q k^T product through the
-# softmax to the product with v. `tiny` (T = 128) gets 8 heads per call instead of 1: the Python
-# and NumPy call overhead of one small head was most of its cost (the measurement is in
-# smolgpt/bench/NOTES.md). GPT-2 small (T = 1024) gets 1 head per call.
+# 512 KB (half a core's L2 on the 2-core EPYC of smolgpt/bench/NOTES.md), so they stay in cache
+# from the q k^T product through the softmax to the product with v. With blocks of 64 rows,
+# `tiny` (T = 128) gets 16 heads per call, `tiny-bytes` (T = 256) 8 and GPT-2 small (T = 1024) 2:
+# the Python and NumPy call overhead of one small head was most of its cost.
 ATTN_GROUP_BYTES = 1 << 19
 
 
@@ -258,6 +348,20 @@ def _head_groups(lo, hi, row_bytes):
     return [(g, min(g + size, hi)) for g in range(lo, hi, size)]
 
 
+def _by_sequence(g0, g1, nh):
+    """Heads g0..g1-1 (head h = b * nh + j) as runs within one sequence b: [(b, j0, j1, i0)],
+    i0 being the run's first index in the group (0 .. g1-g0). A (B, nh, T, hs) view cannot be
+    flattened to (B * nh, T, hs) without a copy, so a group's heads are read and written per run."""
+    runs = []
+    h = g0
+    while h < g1:
+        b, j = divmod(h, nh)
+        n = min(nh - j, g1 - h)
+        runs.append((b, j, j + n, h - g0))
+        h += n
+    return runs
+
+
 def attention_forward(qkv, n_head):
     """qkv (B, T, 3C) -> out (B, T, C): softmax(q k^T / sqrt(hs) + causal mask) v per head.
 
@@ -265,82 +369,125 @@ def attention_forward(qkv, n_head):
     block's scores are (t1 - t0, t1) per head, and the causal mask is needed only on its last
     (t1 - t0) columns. The B * nh heads are independent: each thread takes whole heads, a
     cache-sized group of them per call (ATTN_GROUP_BYTES), and every head's numbers are the same
-    whatever the grouping or the thread count. The cache holds q, k, v (views into qkv) and each
-    block's probabilities, (B * nh, t1 - t0, t1).
+    whatever the grouping or the thread count. A group's q, k, v are copied out of qkv, and its
+    output into out, by the thread that takes it: no single-threaded pass over the whole layer.
+
+    The softmax is left unnormalised: with E = exp(s - rowmax(s)) and z = rowsum(E),
+    y = softmax(s) v = (E v) / z, so the division is done on the (tq, hs) product instead of on
+    the (tq, t1) scores (hs = 32 against t1 up to 256 at `tiny-bytes`: one pass over the scores
+    saved). The cache holds q * scale, k^T and v as contiguous (heads, ...) arrays (qkv itself is
+    not kept), each block's E, (B * nh, t1 - t0, t1), and 1/z, (B * nh, T).
     """
     B, T, C3 = qkv.shape
     C = C3 // 3
     hs = C // n_head
     H = B * n_head                                                      # heads, all independent
-    heads = qkv.reshape(B, T, 3, n_head, hs).transpose(2, 0, 3, 1, 4)   # (3, B, nh, T, hs)
-    q, k, v = heads[0], heads[1], heads[2]                              # (B, nh, T, hs) views
+    q, k, v = qkv.reshape(B, T, 3, n_head, hs).transpose(2, 0, 3, 1, 4)   # (B, nh, T, hs) views
     scale = 1.0 / math.sqrt(hs)
-    qs = np.multiply(q, scale, order="C").reshape(H, T, hs)             # (H, T, hs), no copy
-    # k^T and v made contiguous once: BLAS is slow on views with a row stride of 3C
-    kt = np.ascontiguousarray(k.transpose(0, 1, 3, 2)).reshape(H, hs, T)   # (H, hs, T)
-    vc = np.ascontiguousarray(v).reshape(H, T, hs)                      # (H, T, hs)
-    y = np.empty((H, T, hs), dtype=qkv.dtype)                           # (H, T, hs)
+    # contiguous per head, as the products want them: BLAS is slow on q, k, v's row stride of 3C,
+    # and about 1.6x slower on a transposed right operand than on a contiguous one (NOTES.md)
+    qs = np.empty((H, T, hs), dtype=qkv.dtype)                          # q * scale
+    kt = np.empty((H, hs, T), dtype=qkv.dtype)                          # k^T
+    vc = np.empty((H, T, hs), dtype=qkv.dtype)                          # v
+    rz = np.empty((H, T), dtype=qkv.dtype)                              # 1 / z
+    out = np.empty((B, T, C), dtype=qkv.dtype)
+    y = out.reshape(B, T, n_head, hs).transpose(0, 2, 1, 3)             # (B, nh, T, hs) view
     mask = _causal_mask(min(ATTN_BLOCK, T), qkv.dtype)
     blocks = [(t0, min(t0 + ATTN_BLOCK, T)) for t0 in range(0, T, ATTN_BLOCK)]
     atts = [np.empty((H, t1 - t0, t1), dtype=qkv.dtype) for t0, t1 in blocks]
+    ones = np.ones(T, dtype=qkv.dtype)
 
     def heads_(lo, hi):
         for g0, g1 in _head_groups(lo, hi, min(ATTN_BLOCK, T) * T * qkv.itemsize):
+            runs = _by_sequence(g0, g1, n_head)
+            for b, j0, j1, i in runs:                                   # this group's q, k, v
+                h0, h1 = g0 + i, g0 + i + j1 - j0
+                np.multiply(q[b, j0:j1], scale, out=qs[h0:h1])
+                kt[h0:h1] = k[b, j0:j1].transpose(0, 2, 1)
+                vc[h0:h1] = v[b, j0:j1]
+            yg = np.empty((g1 - g0, T, hs), dtype=qkv.dtype)            # (g, T, hs)
             for (t0, t1), att in zip(blocks, atts):
                 a = att[g0:g1]                                          # (g, tq, t1)
                 np.matmul(qs[g0:g1, t0:t1], kt[g0:g1, :, :t1], out=a)   # scores
                 a[:, :, t0:] += mask[:t1 - t0, :t1 - t0]                # query t sees keys <= t
-                a -= a.max(axis=2, keepdims=True)                       # softmax, in place
-                np.exp(a, out=a)
-                a /= a.sum(axis=2, keepdims=True)
-                np.matmul(a, vc[g0:g1, :t1], out=y[g0:g1, t0:t1])       # (g, tq, hs)
+                a -= a.max(axis=2, keepdims=True)                       # for a stable exp
+                np.exp(a, out=a)                                        # E, in place
+                r = rz[g0:g1, t0:t1]                                    # (g, tq)
+                np.matmul(a, ones[:t1], out=r)                          # z = E @ ones (3x np.sum)
+                np.divide(1.0, r, out=r)                                # 1 / z
+                yb = yg[:, t0:t1]                                       # (g, tq, hs)
+                np.matmul(a, vc[g0:g1, :t1], out=yb)                    # E v
+                yb *= r[:, :, None]                                     # (E v) / z
+            for b, j0, j1, i in runs:                                   # heads merged into out
+                y[b, j0:j1] = yg[i:i + j1 - j0]
 
     on_items_with_own_blas(heads_, H)
-    out = y.reshape(B, n_head, T, hs).transpose(0, 2, 1, 3).reshape(B, T, C)   # heads merged
-    return out, (q, k, v, atts, scale)
+    return out, (qs, kt, vc, atts, rz, n_head)
 
 
 def attention_backward(dout, cache):
     """dout (B, T, C) -> dqkv (B, T, 3C). The forward read in reverse, block by block, a group
-    of heads at a time (each thread takes whole heads, as in the forward):
+    of heads at a time (each thread takes whole heads, as in the forward). With att = E / z:
 
       y = att @ v            -> datt = dy @ v^T,  dv = att^T @ dy
       att = softmax(s)       -> ds = att * (datt - sum(datt * att, last axis))
                                 (masked entries have att = 0, so their ds is 0 for free)
       s = q @ k^T * scale    -> dq = ds @ k * scale,  dk = ds^T @ q * scale
-    A block of queries [t0, t1) touched keys [0, t1): its dk and dv add into those rows.
-    q, k and v are cached as views into qkv (no copy kept between the passes); each is copied
-    here once into a (heads, T, hs) array, so that a group of heads is one strided slice.
+
+    and the 1/z of att is moved onto the small (tq, hs) dy: with dyz = dy / z,
+      datt / z = dyz @ v^T =: d,   dv = E^T @ dyz,   ds = E * (d - sum(d * E, last axis) / z),
+    so no pass over the scores divides them. The cached q is already q * scale, so
+    dk = ds^T @ (q * scale), and k is copied once per group as k * scale, so dq = ds @ (k scale).
+    A block of queries [t0, t1) touched keys [0, t1): its dk and dv add into those rows; the
+    blocks are taken last first, so the first, which touches every key, writes dk and dv
+    outright (no zeroing, no temporary).
     """
-    q, k, v, atts, scale = cache                                     # (B, nh, T, hs) views
-    B, nh, T, hs = q.shape
-    H = B * nh
-    qc, kc = (np.ascontiguousarray(a).reshape(H, T, hs) for a in (q, k))   # (H, T, hs)
-    vt = np.ascontiguousarray(v.transpose(0, 1, 3, 2)).reshape(H, hs, T)   # (H, hs, T)
-    dy = np.ascontiguousarray(dout.reshape(B, T, nh, hs).transpose(0, 2, 1, 3)).reshape(H, T, hs)
-    dq = np.empty((H, T, hs), dtype=dout.dtype)                      # every row written once
-    dk, dv = (np.zeros((H, T, hs), dtype=dout.dtype) for _ in range(2))   # accumulated
+    qs, kt, vc, atts, rz, nh = cache                                 # (H, T, hs) (H, hs, T) ...
+    H, T, hs = qs.shape
+    B = H // nh
+    C = nh * hs
+    scale = 1.0 / math.sqrt(hs)
+    dy = dout.reshape(B, T, nh, hs).transpose(0, 2, 1, 3)           # (B, nh, T, hs) view
+    dqkv = np.empty((B, T, 3, nh, hs), dtype=dout.dtype)             # (B, T, 3, nh, hs)
+    dq, dk, dv = dqkv.transpose(2, 0, 3, 1, 4)                       # (B, nh, T, hs) views
+    blocks = [(i * ATTN_BLOCK, i * ATTN_BLOCK + att.shape[1]) for i, att in enumerate(atts)]
 
     def heads_(lo, hi):
         for g0, g1 in _head_groups(lo, hi, atts[0].shape[1] * T * dout.itemsize):
-            for i, att in enumerate(atts):
-                t0 = i * ATTN_BLOCK
-                t1 = t0 + att.shape[1]
-                a = att[g0:g1]                                       # (g, tq, t1)
-                dyb = dy[g0:g1, t0:t1]                               # (g, tq, hs)
-                ds = dyb @ vt[g0:g1, :, :t1]                         # (g, tq, t1) datt
-                dv[g0:g1, :t1] += a.transpose(0, 2, 1) @ dyb         # (g, t1, hs)
-                ds -= np.einsum("gij,gij->gi", ds, a)[:, :, None]   # sum(datt * att), no temp
-                ds *= a
-                ds *= scale                                          # ds, scaled for q and k
-                np.matmul(ds, kc[g0:g1, :t1], out=dq[g0:g1, t0:t1])  # (g, tq, hs)
-                dk[g0:g1, :t1] += ds.transpose(0, 2, 1) @ qc[g0:g1, t0:t1]   # (g, t1, hs)
+            g = g1 - g0
+            runs = _by_sequence(g0, g1, nh)
+            dyz = np.empty((g, T, hs), dtype=dout.dtype)             # dy / z
+            for b, j0, j1, i in runs:
+                dyz[i:i + j1 - j0] = dy[b, j0:j1]
+            dyz *= rz[g0:g1, :, None]
+            # k * scale and v^T, contiguous: the right operands of dq and datt (see the forward)
+            ksc = np.multiply(kt[g0:g1].transpose(0, 2, 1), scale, order="C")   # (g, T, hs)
+            vt = np.ascontiguousarray(vc[g0:g1].transpose(0, 2, 1))            # (g, hs, T)
+            dqg, dkg, dvg = (np.empty((g, T, hs), dtype=dout.dtype) for _ in range(3))
+            for n, ((t0, t1), att) in enumerate(reversed(list(zip(blocks, atts)))):
+                e = att[g0:g1]                                       # (g, tq, t1) E
+                dyb = dyz[:, t0:t1]                                  # (g, tq, hs) dy / z
+                d = dyb @ vt[:, :, :t1]                              # (g, tq, t1) datt / z
+                if n == 0:                                           # the last block: t1 = T
+                    np.matmul(e.transpose(0, 2, 1), dyb, out=dvg)    # (g, T, hs)
+                else:
+                    dvg[:, :t1] += e.transpose(0, 2, 1) @ dyb        # (g, t1, hs)
+                r = np.einsum("gij,gij->gi", d, e)                   # (g, tq) sum(d * E)
+                r *= rz[g0:g1, t0:t1]                                # ... / z
+                d -= r[:, :, None]
+                d *= e                                               # ds
+                np.matmul(d, ksc[:, :t1], out=dqg[:, t0:t1])         # (g, tq, hs)
+                if n == 0:
+                    np.matmul(d.transpose(0, 2, 1), qs[g0:g1, t0:t1], out=dkg)
+                else:
+                    dkg[:, :t1] += d.transpose(0, 2, 1) @ qs[g0:g1, t0:t1]   # (g, t1, hs)
+            for b, j0, j1, i in runs:                                # into dqkv's columns
+                dq[b, j0:j1] = dqg[i:i + j1 - j0]
+                dk[b, j0:j1] = dkg[i:i + j1 - j0]
+                dv[b, j0:j1] = dvg[i:i + j1 - j0]
 
     on_items_with_own_blas(heads_, H)
-    dqkv = np.empty((B, T, 3, nh, hs), dtype=dout.dtype)             # (B, T, 3, nh, hs)
-    for j, dpart in enumerate((dq, dk, dv)):
-        dqkv[:, :, j] = dpart.reshape(B, nh, T, hs).transpose(0, 2, 1, 3)
-    return dqkv.reshape(B, T, 3 * nh * hs)
+    return dqkv.reshape(B, T, 3 * C)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -357,15 +504,22 @@ def embedding_forward(idx, wte, wpe):
 def embedding_backward(dout, cache):
     """dout (B, T, C) -> dwte (V, C), dwpe (block_size, C).
 
-    A row of wte gets the sum of dout over every position where its token appears (np.add.at
-    accumulates repeated indices, a plain fancy-index assignment would keep only one);
+    A row of wte gets the sum of dout over every position where its token appears (a plain
+    fancy-index assignment would keep only one of the repeated indices);
     a row of wpe gets the sum over the batch at its position.
     """
     idx, wte_shape, wpe_shape = cache
     T = idx.shape[1]
     C = wte_shape[1]
+    # The rows of dout sorted by token, then each token's run of rows summed by one reduceat:
+    # the sums np.add.at(dwte, idx, dout) makes (the plain form, in smolgpt/plain.py), to float32
+    # rounding, without its slow update of one row at a time (NOTES.md).
+    ids = idx.reshape(-1)
+    order = np.argsort(ids, kind="stable")                        # (N,)
+    run_ids = ids[order]                                          # (N,) sorted token ids
+    starts = np.flatnonzero(np.r_[True, run_ids[1:] != run_ids[:-1]])   # first row of each run
     dwte = np.zeros(wte_shape, dtype=dout.dtype)
-    np.add.at(dwte, idx.reshape(-1), dout.reshape(-1, C))
+    dwte[run_ids[starts]] = np.add.reduceat(dout.reshape(-1, C)[order], starts, axis=0)
     dwpe = np.zeros(wpe_shape, dtype=dout.dtype)
     dwpe[:T] = dout.sum(axis=0)
     return dwte, dwpe
@@ -441,19 +595,22 @@ def cross_entropy_head(x, wte, targets, chunk=1024, with_grads=True):
         if not with_grads:
             continue
         # dlogits = (E / z - onehot) / N with E = lg the unnormalised probabilities. Rather than
-        # scale the (n, V) chunk, push E through the matmuls first and scale the small results:
-        #   dx   = dlogits @ wte   = (E @ wte) * s - wte[tgt] / N               s = 1 / (z N)
-        #   dwte = dlogits^T @ x   = E^T @ (x * s) - (row tgt_i gets x_i / N)
-        # which saves a full pass over the chunk and leaves E untouched.
+        # scale the (n, V) chunk, take the one-hot inside it and push it through the matmuls
+        # first, then scale the small results: with s = 1 / (z N) and E' = E - z onehot
+        # (n entries changed: E'[i, tgt_i] = E[i, tgt_i] - z_i),
+        #   dlogits = E' s,   dx = dlogits @ wte = (E' @ wte) s,
+        #   dwte = dlogits^T @ x = E'^T @ (x s)
+        # which saves a full pass over the chunk, and a gather of wte[tgt] and a scatter-add into
+        # dwte (np.add.at, slow) per chunk.
+        rows = np.arange(n)
+        lg[rows, tgt] -= z[:n]                                   # E' (float64 z, rounded once)
         scale = (1.0 / (z[:n] * N)).astype(dtype)[:, None]      # (n, 1)
         dxs = dx[s:e]
-        np.matmul(lg, wte, out=dxs)                              # (n, C)  E @ wte
+        np.matmul(lg, wte, out=dxs)                              # (n, C)  E' @ wte
         dxs *= scale
-        dxs -= wte[tgt] * (1.0 / N)
         if dw_part is None:
-            np.matmul(lg.T, xs * scale, out=dwte)                # (V, C)  E^T @ (x s)
+            np.matmul(lg.T, xs * scale, out=dwte)                # (V, C)  E'^T @ (x s)
         else:
             np.matmul(lg.T, xs * scale, out=dw_part)             # (V, C)  this chunk's share
             dwte += dw_part
-        np.add.at(dwte, tgt, xs * (-1.0 / N))                    # the one-hot part, row by row
     return total / N, dx, dwte

@@ -191,3 +191,89 @@ def test_linear_backward_without_weight_gradient(rng):
     dx, dw, db = layers.linear_backward(dout, cache)
     dx2, dw2, db2 = layers.linear_backward(dout, cache, with_dw=False)
     assert np.array_equal(dx, dx2) and dw2 is None and db2 is None
+
+
+def test_embedding_backward_equals_scatter_add():
+    """The sorted runs summed by reduceat: the sums np.add.at makes, to float32 rounding."""
+    rng = np.random.default_rng(3)
+    V, C = 11, 6
+    idx = rng.integers(0, V, (4, 9))
+    dout = rng.standard_normal((4, 9, C)).astype(np.float32)
+    dwte, dwpe = layers.embedding_backward(dout, (idx, (V, C), (12, C)))
+    ref = np.zeros((V, C), dtype=np.float32)
+    np.add.at(ref, idx.reshape(-1), dout.reshape(-1, C))
+    assert np.abs(dwte - ref).max() < 1e-5 and dwte.dtype == np.float32
+    assert (np.abs(dwte) > 0).sum(axis=1).astype(bool).sum() == len(np.unique(idx))
+    assert np.array_equal(dwpe[:9], dout.sum(axis=0)) and not dwpe[9:].any()
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_layernorm_in_strips_equals_one_thread_and_the_plain_form(monkeypatch, threads):
+    """LayerNorm runs in strips of rows on threads: its output and dx are bit-identical for any
+    thread count, dg and db add the strips' sums in one order, and all match the plain form."""
+    from smolgpt import plain
+    rng = np.random.default_rng(5)
+    x = (3 * rng.standard_normal((5, 7, 16)) + 1).astype(np.float32)
+    g = (1 + 0.5 * rng.standard_normal(16)).astype(np.float32)       # gains away from 1
+    b = rng.standard_normal(16).astype(np.float32)
+    dout = rng.standard_normal((5, 7, 16)).astype(np.float32)
+    monkeypatch.setattr(layers, "STRIP_BYTES", 3 * 16 * 4)               # 3-row strips
+
+    def run():
+        out, cache = layers.layernorm_forward(x, g, b)
+        return (out, *layers.layernorm_backward(dout, cache))
+
+    monkeypatch.setattr(layers, "THREADS", 1)
+    one = run()
+    monkeypatch.setattr(layers, "THREADS", threads)
+    for a, c in zip(one, run()):
+        assert np.array_equal(a, c) and a.dtype == np.float32
+    out, cache = plain.layernorm_forward(*(a.astype(np.float64) for a in (x, g, b)))
+    ref = (out, *plain.layernorm_backward(dout.astype(np.float64), cache))
+    for a, r in zip(one, ref):
+        assert np.abs(a - r).max() < 1e-5 * (1 + np.abs(r).max())
+
+
+@pytest.mark.parametrize("block", [64, 5])
+def test_attention_equals_the_plain_form_in_float32(monkeypatch, block):
+    """The blocked, unnormalised-softmax attention against plain.py's dense one, as trained."""
+    from smolgpt import plain
+    monkeypatch.setattr(layers, "ATTN_BLOCK", block)
+    rng = np.random.default_rng(9)
+    B, T, C, nh = 3, 23, 16, 4
+    qkv = rng.standard_normal((B, T, 3 * C)).astype(np.float32)
+    dout = rng.standard_normal((B, T, C)).astype(np.float32)
+    out, cache = layers.attention_forward(qkv, nh)
+    dqkv = layers.attention_backward(dout, cache)
+    ref, ref_cache = plain.attention_forward(qkv.astype(np.float64), nh)
+    ref_d = plain.attention_backward(dout.astype(np.float64), ref_cache)
+    assert out.dtype == dqkv.dtype == np.float32
+    assert np.abs(out - ref).max() < 1e-5 and np.abs(dqkv - ref_d).max() < 1e-5
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_weight_gradient_in_two_halves_equals_the_whole_product(monkeypatch, threads):
+    rng = np.random.default_rng(11)
+    x, d = rng.standard_normal((2, 50, 6)), rng.standard_normal((2, 50, 4))
+    monkeypatch.setattr(layers, "THREADS", threads)
+    monkeypatch.setattr(layers, "DW_SPLIT_ROWS", 8)                  # 100 rows: two halves
+    _, dw, _ = layers.linear_backward(d, (x, rng.standard_normal((6, 4)), True))
+    ref = x.reshape(-1, 6).T @ d.reshape(-1, 4)
+    assert np.abs(dw - ref).max() < 1e-12 * np.abs(ref).max()
+    x32, d32, w32 = x.astype(np.float32), d.astype(np.float32), np.ones((6, 4), np.float32)
+    monkeypatch.setattr(layers, "THREADS", 1)
+    one = layers.linear_backward(d32, (x32, w32, False))[1]
+    monkeypatch.setattr(layers, "THREADS", threads)
+    assert np.array_equal(one, layers.linear_backward(d32, (x32, w32, False))[1])
+
+
+def test_weight_gradient_owns_its_memory(monkeypatch):
+    """A gradient that is a view into a larger buffer would keep the buffer alive with it (every
+    weight gradient of the model is alive at the end of the backward)."""
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((64, 5)).astype(np.float32)
+    d = rng.standard_normal((64, 3)).astype(np.float32)
+    for rows in (8, 1000):                                  # in two halves, and whole
+        monkeypatch.setattr(layers, "DW_SPLIT_ROWS", rows)
+        dw = layers.linear_backward(d, (x, np.ones((5, 3), np.float32), True))[1]
+        assert dw.base is None or dw.base.nbytes == dw.nbytes
