@@ -213,21 +213,27 @@ print(f"tables: {OUT / 'results.md'}")
 # %%
 import matplotlib.pyplot as plt  # noqa: E402
 
+YLIM = (-0.5, 1.5)           # as chapter 09's figure: a share beyond it is drawn on its edge, x
 fig, ax = plt.subplots(figsize=(7.5, 4.6))
 for r in results:
     if r in ("full", "embeddings only"):
         continue
-    new = r in NEW
-    ax.scatter(count(results, r), share(results, r), color="C3" if new else "gray",
-               marker="o" if new else "s")
-    ax.annotate(r, (count(results, r), share(results, r)), fontsize=7, xytext=(4, 2),
+    new, kept = r in NEW, share(results, r)
+    shown = min(max(kept, YLIM[0]), YLIM[1])
+    ax.scatter(count(results, r), shown, color="C3" if new else "gray",
+               marker=("o" if new else "s") if shown == kept else "x")
+    ax.annotate(r, (count(results, r), shown), fontsize=7, xytext=(4, 2),
                 textcoords="offset points")
 for limit in LIMITS:
     ax.axvline(limit, color="k", ls=":", lw=1)
+ax.axhline(0, color="k", lw=0.8)
+ax.axhline(1, color="k", lw=0.8)
+ax.set_ylim(YLIM[0] - 0.05, YLIM[1] + 0.05)
 ax.set_xscale("log")
 ax.set_xlabel("trainable non-embedding numbers")
 ax.set_ylabel("share of full training's gain kept")
-ax.set_title("which numbers: knobs (red) and the long race's racers (gray)", fontsize=10)
+ax.set_title("which numbers: knobs (red) and the long race's racers (gray)\n0: embeddings only, "
+             "1: full training; x: beyond the frame, drawn on its edge", fontsize=10)
 fig.tight_layout()
 save_figure(fig, OUT / "shares.png")                             # prints where it went
 
