@@ -17,10 +17,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_chapter(name, tmp_path, data_dir):
+def run_chapter(name, tmp_path, data_dir, **more_env):
     env = {**os.environ, "SMOLGPT_QUICK": "1", "SMOLGPT_OUT": str(tmp_path),
            "SMOLGPT_RUNS": str(tmp_path / "runs"), "SMOLGPT_DATA_DIR": str(data_dir),
-           "MPLBACKEND": "Agg"}
+           "MPLBACKEND": "Agg", **more_env}
     proc = subprocess.run([sys.executable, str(ROOT / "chapters" / name)], env=env, cwd=ROOT,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -459,8 +459,9 @@ def test_the_long_race_bridges_table_is_read_from_its_runs():
 def test_chapter_10(tmp_path):
     """Chapter 10 in quick mode: the demo switches one feature off, the gradient reach is a
     share, every table row and record entry is well formed, each paired verdict follows from its
-    bounds; then the score command, on a racer the chapter ran, reuses every run."""
-    from smolgpt.companions.ch10_which_numbers import LIMITS
+    bounds; then the score command, on a racer the chapter ran, reuses every run; then the
+    longer budget (SMOLGPT_CH10_LONGER=1) shows its racers, on longer runs of their own."""
+    from smolgpt.companions.ch10_which_numbers import LIMITS, LONGER_RACERS, NEW
     data_dir = tmp_path / "data"        # the long race's own, larger training set
     out = run_chapter("10_which_numbers.py", tmp_path, data_dir)
     assert numbers_after(out, "feature")[0] >= 0
@@ -493,3 +494,11 @@ def test_chapter_10(tmp_path):
     assert re.search(r"at most 250: against the standing .+ (a new record|does not beat it)",
                      proc.stdout)
     assert set((tmp_path / "runs").iterdir()) == folders          # nothing was trained again
+    # the longer budget: its racers and the best new one, each at every budget it reached
+    assert "SMOLGPT_CH10_LONGER=1 runs it" in out
+    longer = run_chapter("10_which_numbers.py", tmp_path, data_dir, SMOLGPT_CH10_LONGER="1")
+    shown = re.findall(r"^  (\S.*?)\s+((?:(?:-|-?\d+%)\s*){5})$", longer, re.M)
+    reduced = [r for r in LONGER_RACERS if r not in ("full", "embeddings only")]
+    assert [r for r, _ in shown] == reduced + [shown[-1][0]]     # and the best new racer
+    assert shown[-1][0] in NEW
+    assert set((tmp_path / "runs").iterdir()) > folders          # its own, longer runs
