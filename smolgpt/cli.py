@@ -543,6 +543,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     from .checkpoint import CheckpointError
     from .data import DataError
+    from .experiments.pool import RunsFailed
     from .files import CannotWrite, FolderInUse, WouldReplace
     from .train import TrainingDiverged
     parser = build_parser()
@@ -558,7 +559,7 @@ def main(argv=None) -> int:
     except TrainingDiverged as e:
         return _fail(3, f"smolgpt: {e}")
     except (ValueError, DataError, CheckpointError, FolderInUse, WouldReplace, CannotWrite,
-            FileNotFoundError) as e:
+            FileNotFoundError, RunsFailed) as e:      # RunsFailed: a sweep's workers, each named
         return _fail(2, f"smolgpt: error: {e}")
     except BrokenPipeError:                   # `smolgpt sample ... | head`: the reader had enough
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # no flush error at exit

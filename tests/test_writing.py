@@ -223,6 +223,22 @@ def test_sweep_never_replaces_a_strangers_file(name, prepared_data_dir, tmp_path
     refused(["sweep", "--data-dir", prepared_data_dir, *SWEEP], capsys, root, name)
 
 
+def test_a_sweeps_workers_refuse_a_strangers_file_in_one_line(prepared_data_dir, tmp_path,
+                                                              monkeypatch, capsys):
+    """On worker processes the refusal comes back named with its run (RunsFailed), and the
+    command still ends in one line, exit 2, not a traceback; the stranger's file is untouched
+    (the sweep's other runs, on other workers, may finish and are kept)."""
+    root = tmp_path / "runs"
+    monkeypatch.setenv("SMOLGPT_RUNS", str(root))
+    theirs = stranger(first_run_folder(prepared_data_dir, root), "log.jsonl")
+    rc, _, err = run(["sweep", "--data-dir", prepared_data_dir, *SWEEP, "--workers", "2"],
+                     capsys)
+    line = the_error_line(err)
+    assert rc == 2 and "Traceback" not in err, err
+    assert "runs failed" in line and "seed 0" in line and "log.jsonl" in line
+    assert theirs.read_bytes() == STRANGER
+
+
 def test_making_a_run_again_deletes_only_its_own_files(finished_run, tmp_path):
     """SMOLGPT_FRESH=1 (runs._clear) deleted the whole run folder; now only the run's files,
     and none at all if one of them is not smolgpt's."""

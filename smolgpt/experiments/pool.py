@@ -208,7 +208,7 @@ def _in_parallel(make, jobs, names, done, bar, workers, locks) -> None:
                     lost.append(i)
                 except Exception as e:      # the run's own error, raised again here
                     failed.append(f"{names[i]}: {type(e).__name__}: {e}")
-                    if not isinstance(e, (ValueError, OSError)):      # a bug: show where
+                    if not _users_to_fix(e):                          # a bug: show where
                         traceback.print_exception(e)
             if failed or stop.signum:
                 for f in pending:
@@ -226,6 +226,18 @@ def _in_parallel(make, jobs, names, done, bar, workers, locks) -> None:
                          f", stopped ones resume when asked for again): " + "; ".join(failed))
     if stop.signum or stopped:
         raise KeyboardInterrupt("; ".join(stopped) or "stopped")
+
+
+def _users_to_fix(e: Exception) -> bool:
+    """Whether a run's error is one its message tells the user how to fix (a file in the way,
+    bad data, a rate that diverged), so its one line is enough; anything else is a bug, whose
+    traceback is shown."""
+    from ..checkpoint import CheckpointError
+    from ..data import DataError
+    from ..files import FolderInUse, WouldReplace
+    from ..train import TrainingDiverged
+    return isinstance(e, (ValueError, OSError, DataError, CheckpointError, FolderInUse,
+                          WouldReplace, TrainingDiverged))
 
 
 def _who_was_killed(lost, names, locks, processes) -> list[str]:
