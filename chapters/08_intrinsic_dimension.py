@@ -305,11 +305,13 @@ for d in DENSE_D:
 # five, two runs of this chapter on two BLAS kernels each landed outside the other's interval
 # (chapters/README.md). The default is fifteen.
 #
-# A pretrained model is kept as its weights alone, in a file whose bytes depend on nothing else
-# (`stable_weights`) but a note naming the pretraining run: the runs that start from it are
-# identified by that run, so they are found again (in out/runs/ or in the committed record)
-# whenever that model is made again, even where other float32 rounding (another BLAS kernel)
-# makes its weights differ in the last digits, as any run's do.
+# A pretrained model is kept as its weights alone, in a file whose bytes depend only on the
+# weights and a note naming the pretraining run (`stable_weights`): the runs that start from it
+# are identified by that run, so they are found again (in out/runs/ or in the committed record)
+# whenever it is asked for again. Made again on another machine, a pretrained model rounds
+# differently (another BLAS kernel moved one's loss by 0.03 nats, chapters/README.md), and the
+# recorded fine-tuning runs stay those made from the committed machine's models; the pretrained
+# models' own scores printed below come from the weights on this machine.
 
 # %%
 pre_cfg = dataclasses.replace(base, method=MethodSpec("full"), steps=PRETRAIN_STEPS,

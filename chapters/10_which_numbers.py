@@ -43,7 +43,7 @@ import smolgpt  # noqa: F401  first: it tells BLAS how to wait, before NumPy loa
 import numpy as np
 
 from smolgpt import data
-from smolgpt.companions.ch09_long_race import budgets, gap_closed
+from smolgpt.companions.ch09_long_race import SHARE_FRAME, budgets, gap_closed
 from smolgpt.companions.ch10_which_numbers import (LIMITS, MATCHED, NEW, WhichNumbers, bpb,
                                                    count, fmt_bpb, gradient_reach, longer_race,
                                                    record_table, share, standing)
@@ -213,7 +213,7 @@ print(f"tables: {OUT / 'results.md'}")
 # %%
 import matplotlib.pyplot as plt  # noqa: E402
 
-YLIM = (-0.5, 1.5)           # as chapter 09's figure: a share beyond it is drawn on its edge, x
+YLIM = SHARE_FRAME           # chapter 09's frame: a share beyond it is drawn on its edge, x
 fig, ax = plt.subplots(figsize=(7.5, 4.6))
 for r in results:
     if r in ("full", "embeddings only"):

@@ -86,7 +86,7 @@ def weights_identity(path) -> str:
         with np.load(path, allow_pickle=False) as z:
             note = json.loads(z["meta"].tobytes()).get("note") or {}
         maker = note.get(MADE_BY) if isinstance(note, dict) else None
-    except Exception:          # not a readable checkpoint: loading it will say why, in one line
+    except Exception:          # not a readable checkpoint: its checksum or its loading says why
         maker = None
     if isinstance(maker, str) and maker:
         return "run:" + maker

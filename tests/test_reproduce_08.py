@@ -86,6 +86,10 @@ def test_record_keys_and_links():
         assert key in pretrained and seed == f"seed{r['seed']}", r["label"]
         assert pretrained[key]["seed"] == r["seed"]
         assert run_key(config(r), r["data"], source="run:" + key) == r["key"], r["label"]
+    # and the chapter's weights files name their maker where weights_identity reads it
+    from smolgpt.checkpoint import MADE_BY
+    chapter = (ROOT / "chapters" / "08_intrinsic_dimension.py").read_text()
+    assert f'note={{"{MADE_BY}": pre["key"]' in chapter
 
 
 def _recorded(recs, method, d=None, steps=48):

@@ -32,7 +32,8 @@ order, its own projections), so the same bootstrap over seeds covers both. `stab
 copies a pretrained run's weights into a file whose bytes depend on the weights and a note alone
 (a run's checkpoint also records its wall time and its folder's path); the note names the
 pretraining run, by which the runs started from the file are keyed (`checkpoint.weights_identity`),
-so they keep their identity when that model is made again, on any machine and with any rounding.
+so they keep their identity when that model is made again, on any machine: like every recorded
+run, they are then the committed machine's, made from its rounding of the pretrained weights.
 """
 
 from __future__ import annotations

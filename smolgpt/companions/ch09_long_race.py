@@ -273,6 +273,9 @@ def losses(results: dict, racer: str) -> np.ndarray:
 
 
 MIN_GAIN = 0.05     # nats per token: below this, full training's gain is too small to divide by
+# the frame a figure of shares is drawn in: where full training's lead is small a share swings
+# far, and a share beyond the frame is drawn on its edge, marked x
+SHARE_FRAME = (-0.5, 1.5)
 
 
 def gap_closed(results: dict) -> dict:
@@ -322,7 +325,7 @@ def plot_gap_closed(races: dict, path) -> Path:
     import matplotlib.pyplot as plt
 
     from ..experiments.chapter import save_figure
-    ylim = (-0.5, 1.5)
+    ylim = SHARE_FRAME
     fig, ax = plt.subplots(figsize=(7.5, 4.6))
     for (model, (plan, results)), ls in zip(races.items(), ("-", "--")):
         x = budgets(results) * (1 if plan.unit == "bytes" else 1 / plan.bits_per_token_to_byte())

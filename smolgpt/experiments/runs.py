@@ -2,7 +2,8 @@
 
 A run is identified by its whole `TrainConfig` (model, method, seeds, schedule, budget; not where
 it is written) and the checksums of the data it trains on, plus `RESULTS_VERSION`, which is
-bumped whenever a code change alters the numbers a run produces. The first request trains it
+bumped whenever a code change alters what a run computes (a change in float32 rounding alone,
+another BLAS kernel or a faster layer, is not one). The first request trains it
 into `<runs root>/<label>_<key>/`; every later request for the same run, from any chapter or
 command, reuses the finished folder and says so (one line for the seeds of a configuration).
 A run that was interrupted (Ctrl-C, a killed chapter) is resumed from its checkpoint on the next
@@ -45,7 +46,7 @@ from .figures import plot_val_curves
 from .reference import unigram_loss
 from .stats import mean_se
 
-RESULTS_VERSION = 1          # bump when a code change alters the numbers of a run
+RESULTS_VERSION = 1          # bump when a code change alters what a run computes (not its rounding)
 FINAL_WINDOWS = 256          # held-out windows of each run's final score (32,768 tokens on tiny)
 
 # The chapters' quick mode (the tests run it): a 2-layer, 64-wide GPT-2 with the full vocabulary,
@@ -132,7 +133,8 @@ def run(cfg: TrainConfig, *, final_windows: int = FINAL_WINDOWS, fresh: bool | N
     which is none in quick mode), and none with record=False.
     A run found there by its key is not trained again, even from a fresh clone with no run
     folders: "dir" is then None, and folder_of(summary) makes the folder if weights or logs are
-    needed. A run trained now is added. A finished run folder here is preferred to the record.
+    needed. A run trained now is added. A run the record holds keeps the record's numbers even
+    when its folder is here too (made again for its weights, perhaps on another BLAS kernel).
 
     `workers`: see run_many; a run is trained by a worker of one BLAS thread unless it is 1.
     Reused runs are named in one line per configuration, not one line a run.
@@ -474,8 +476,7 @@ class Record:
                 "val_curve", "final")
         rec = {k: summary[k] for k in keep}
         runs = self.runs()
-        if summary["key"] in runs and runs[summary["key"]].get("final_windows") == final_windows \
-                and not replace:
+        if summary["key"] in runs and not replace:
             return
         # the BLAS kernel that trained it, which its folder's summary names (a folder made
         # before summaries did cannot say)
