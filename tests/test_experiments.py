@@ -155,7 +155,7 @@ def test_a_run_made_again_never_rewrites_its_recorded_line(micro_run, tmp_path):
     """A recorded run made again (for its weights, by folder_of, or on another machine) rounds
     as that machine does: the chapter keeps reporting the record's numbers, with the new folder
     for its weights, and the committed line stays as it was. Only SMOLGPT_FRESH replaces it."""
-    from smolgpt.experiments.runs import folder_of
+    from smolgpt.experiments.runs import folder_of, reused_line
     record, cfg = tmp_path / "record.jsonl", micro_run
     first = run(cfg, final_windows=4, verbose=False, record=record)
     line = json.loads(record.read_text())
@@ -171,6 +171,8 @@ def test_a_run_made_again_never_rewrites_its_recorded_line(micro_run, tmp_path):
     assert (made / "checkpoint.npz").exists() and record.read_text() == text
     again = run(cfg, final_windows=4, verbose=False, record=record)
     assert again["dir"] == str(made) and again["final"]["loss"] == line["final"]["loss"]
+    assert reused_line([again], record).endswith(f"(from {record.name}; trained in "
+                                                 f"{round(line['elapsed'])} s)")
     assert record.read_text() == text             # the record's line, not this machine's
     fresh = run(cfg, final_windows=4, verbose=False, record=record, fresh=True)
     assert json.loads(record.read_text())["final"]["loss"] == fresh["final"]["loss"] == \
@@ -185,7 +187,7 @@ def test_reused_seeds_are_named_in_one_line_without_a_machine_path(micro_run, tm
     record = tmp_path / "record.jsonl"
     run_seeds(micro_run, (0, 1), final_windows=4, verbose=False, record=record)
     monkeypatch.chdir(tmp_path)
-    run_seeds(micro_run, (0, 1), final_windows=4, record=record)          # from their folders
+    run_seeds(micro_run, (0, 1), final_windows=4, record=False)           # from their folders
     import shutil
     shutil.rmtree(tmp_path / "runs")
     run_seeds(micro_run, (0, 1), final_windows=4, record=record)          # from the record

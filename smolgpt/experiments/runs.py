@@ -465,7 +465,7 @@ class Record:
         rec = self.runs().get(key)
         if rec is None or rec.get("final_windows") != final_windows:
             return None
-        return {**rec, "reused": True, "dir": None}
+        return {**rec, "reused": True, "dir": None, "from_record": True}
 
     def add(self, summary: dict, cfg: TrainConfig, final_windows: int, data_id: dict,
             replace: bool = False) -> None:
@@ -499,9 +499,10 @@ def run_seeds(cfg: TrainConfig, seeds, **kwargs) -> list[dict]:
 def reused_line(summaries: list[dict], record) -> str:
     """'  reusing full, seeds 0, 1, 2 (from chapters/results/01_x.jsonl; trained in 28-29 s)':
     one line for the runs of one configuration that were not trained now. A run came from
-    `record` when it has no folder ("dir" None), else from its folder under the runs root."""
+    `record` when the record gave its numbers (its folder, if any, made again for its weights),
+    else from its folder under the runs root."""
     label, seeds = summaries[0]["label"], [str(s["seed"]) for s in summaries]
-    n_kept = sum(s.get("dir") is None for s in summaries)
+    n_kept = sum(bool(s.get("from_record")) for s in summaries)
     where = []
     if n_kept:
         where.append(f"{n_kept} from {shown(record)}" if n_kept < len(summaries) else
