@@ -12,6 +12,12 @@ The matmul rows also say how fast their products ran, in model FLOPs per second,
 compared with the machine's matmul rate: linear layers 2 N Cin Cout per product (three products
 per layer counting the backward), attention 4 T^2 C per sequence and layer forward (q k^T and
 att v counted whole, as MFU counts them) and twice that backward, the head 2 N C V per product.
+
+From the same steps comes a bound: every model FLOP is in those rows, so if the rows that do no
+products (LayerNorm, GELU, the embeddings, "other") took no time at all, forward+backward would
+still take the products' rows' time, and run at no more than the model FLOPs over that time.
+A target above the bound cannot be reached by making those passes faster; only the products'
+rows (their BLAS calls, and the softmax inside attention's rows) can move it.
 """
 
 from __future__ import annotations
@@ -112,8 +118,11 @@ def run(config: GPTConfig, batch_size: int = 16, repeats: int = 5, x=None, y=Non
         if label in flops:
             row["gflops"] = flops[label] / sec / 1e9
         rows.append(row)
+    products = sum(row["seconds"] for row in rows if "gflops" in row)
     return {"rows": rows, "fwd_bwd_seconds": median([f for f, _ in totals]),
-            "step_seconds": step, "repeats": repeats, "peak_step_bytes": peak}
+            "step_seconds": step, "repeats": repeats, "peak_step_bytes": peak,
+            "products_seconds": products,
+            "products_bound_gflops": sum(flops.values()) / products / 1e9}
 
 
 def format_report(r: dict, matmul_gflops: float | None = None) -> str:
@@ -131,6 +140,11 @@ def format_report(r: dict, matmul_gflops: float | None = None) -> str:
         lines.append(f"  {row['label']:<26}{row['seconds'] * 1e3:8.1f}{row['share']:>7.0%}  {rate}")
     lines.append(f"  {'forward+backward':<26}{r['fwd_bwd_seconds'] * 1e3:8.1f}")
     lines.append(f"  {'whole step':<26}{r['step_seconds'] * 1e3:8.1f}{1:>7.0%}")
+    bound = f"{r['products_bound_gflops']:.1f} GFLOP/s"
+    if matmul_gflops:
+        bound += f" = {r['products_bound_gflops'] / matmul_gflops:.0%} of the matmul rate"
+    lines.append(f"bound: the rows with products took {r['products_seconds'] * 1e3:.1f} ms; were every "
+                 f"other row free, forward+backward would run at no more than {bound}")
     lines.append(f"peak memory of a step (tracemalloc, beyond the weights, Adam and the batch): "
                  f"{r['peak_step_bytes'] / 2**20:,.1f} MB")
     return "\n".join(lines)
