@@ -25,8 +25,8 @@ def test_readme_python_api_snippet_runs_as_pasted():
 
 
 def test_the_module_table_names_every_module():
-    """The table of the code's modules (the README's last section), plain.py first."""
-    text = (ROOT / "README.md").read_text()
+    """The table of the code's modules (chapters/README.md's "The code"), plain.py first."""
+    text = (ROOT / "chapters" / "README.md").read_text()
     table = text[text.index("| module of `smolgpt/`, in reading order | what is in it |"):]
     table = table[:table.index("\n\n")] if "\n\n" in table else table
     assert table.splitlines()[2].startswith("| `plain.py` |"), "the module table starts elsewhere"
