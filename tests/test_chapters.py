@@ -494,11 +494,32 @@ def test_chapter_10(tmp_path):
     assert re.search(r"at most 250: against the standing .+ (a new record|does not beat it)",
                      proc.stdout)
     assert set((tmp_path / "runs").iterdir()) == folders          # nothing was trained again
-    # the longer budget: its racers and the best new one, each at every budget it reached
+    # the longer budget: two lanes race its fixed racers, each into a copy of the record, and
+    # collect gathers them; the chapter then makes only the best new racer's runs
     assert "SMOLGPT_CH10_LONGER=1 runs it" in out
+    record = tmp_path / "10_which_numbers" / "record.jsonl"
+    lanes = []
+    for i, racers in enumerate((LONGER_RACERS[:2], LONGER_RACERS[2:])):
+        lanes.append(tmp_path / f"lane{i}.jsonl")
+        lanes[-1].write_bytes(record.read_bytes())
+        proc = subprocess.run([sys.executable, "-m", "smolgpt.companions.ch10_which_numbers",
+                               "lane", "--longer", "--quick", "--racers", ",".join(racers),
+                               "--record", str(lanes[-1])], env=env, cwd=ROOT,
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    proc = subprocess.run([sys.executable, "-m", "smolgpt.companions.ch10_which_numbers",
+                           "collect", *map(str, lanes), "--into", str(record)], env=env,
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and re.match(r"[1-9]\d* run\(s\) added", proc.stdout), proc.stdout
+    by_lanes = set((tmp_path / "runs").iterdir()) - folders
+    assert by_lanes                                              # longer runs of their own
+    folders |= by_lanes
     longer = run_chapter("10_which_numbers.py", tmp_path, data_dir, SMOLGPT_CH10_LONGER="1")
     shown = re.findall(r"^  (\S.*?)\s+((?:(?:-|-?\d+%)\s*){5})$", longer, re.M)
     reduced = [r for r in LONGER_RACERS if r not in ("full", "embeddings only")]
     assert [r for r, _ in shown] == reduced + [shown[-1][0]]     # and the best new racer
     assert shown[-1][0] in NEW
-    assert set((tmp_path / "runs").iterdir()) > folders          # its own, longer runs
+    by_chapter = set((tmp_path / "runs").iterdir()) - folders   # the best new racer's alone
+    assert by_chapter
+    labels = [{f.name.rsplit("_seed", 1)[0] for f in made} for made in (by_chapter, by_lanes)]
+    assert not labels[0] & labels[1]                            # the lanes' runs were reused

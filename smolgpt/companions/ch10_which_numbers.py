@@ -30,6 +30,10 @@ own record (two processes never write one file), gathered into the chapter's rec
 
     python -m smolgpt.companions.ch10_which_numbers lane --racers norms,heads --record A.jsonl
     python -m smolgpt.companions.ch10_which_numbers collect A.jsonl B.jsonl
+
+The longer budget's runs are split the same way (`lane --longer`, any of LONGER_RACERS and the
+new racers). A new racer's rate there starts from its tuning at the chapter's budget, so such a
+lane's record starts as a copy of the chapter's, where those runs are read, not made again.
 """
 
 from __future__ import annotations
@@ -186,20 +190,23 @@ LONGER_STEPS = 4096                  # x 16 x 256 bytes = 16,777,216 bytes
 LONGER_RACERS = ("embeddings only", "full", "Fastfood", "5 in all")
 
 
-def longer_race(w: WhichNumbers, rates: dict, best_new: str, verbose: bool = False) -> dict:
-    """{racer: [summary per seed]} on LONGER_STEPS steps: LONGER_RACERS and `best_new`, every
-    rate but embeddings only's checked again at this budget (LongRace.settle), seeds w.seeds.
-    Runs are kept in w.plan's record, like the rest of the chapter's."""
-    racers = LONGER_RACERS + (best_new,)
+def longer_race(w: WhichNumbers, rates: dict, best_new: str | None, verbose: bool = False,
+                racers=None) -> dict:
+    """{racer: [summary per seed]} on LONGER_STEPS steps: LONGER_RACERS and `best_new` (or only
+    `racers`, a lane's share of them), every rate but embeddings only's checked again at this
+    budget (LongRace.settle), seeds w.seeds. Runs are kept in w.plan's record, like the rest of
+    the chapter's; each racer's runs are the same whichever process asks for them."""
+    racers = tuple(racers or LONGER_RACERS + (best_new,))
     longer = LongRace("bytes", quick=w.quick, record=w.plan.record, specs=w.plan.specs,
                       grids=w.plan.grids)
     steps = 4 * longer.base.steps if w.quick else LONGER_STEPS
     longer.base = dataclasses.replace(longer.base, steps=steps, warmup=max(2, steps // 32))
-    if "5 in all" not in rates:                 # the long race's, read from its record
+    if "5 in all" in racers and "5 in all" not in rates:    # the long race's, from its record
         rates = w.long.tune(verbose, racers={"5 in all": GRIDS["5 in all"]}, rates=rates)
         rates, _ = w.long.settle(rates, racers=("5 in all",), verbose=verbose)
     fresh = {r: {k: v for k, v in rates[r].items() if k != "at_full_budget"} for r in racers}
-    settled, _ = longer.settle({**rates, **fresh}, racers=racers[1:], verbose=verbose)
+    checked = [r for r in racers if r != "embeddings only"]
+    settled, _ = longer.settle({**rates, **fresh}, racers=checked, verbose=verbose)
     return longer.race(settled, w.seeds, verbose, racers=racers)
 
 
@@ -320,17 +327,24 @@ def gradient_reach(gpt, seed: int, x, y) -> dict:
 
 
 # -- the commands ---------------------------------------------------------------------------------
-def lane(racers: list[str], record: Path, quick: bool = False) -> dict:
-    """Tune, check and race `racers` (new ones) into `record`: one long-run process."""
-    unknown = [r for r in racers if r not in NEW]
-    if unknown:
-        raise SystemExit(f"unknown racer(s) {', '.join(unknown)}: choose from {', '.join(NEW)}")
+def lane(racers: list[str], record: Path, quick: bool = False, longer: bool = False) -> dict:
+    """Tune, check and race `racers` (new ones) into `record`: one long-run process. With
+    `longer`, race them (any of LONGER_RACERS and the new racers) on the longer budget."""
+    known = (*LONGER_RACERS, *NEW) if longer else tuple(NEW)
+    unknown = [r for r in racers if r not in known]
+    if unknown or not racers:
+        raise SystemExit(f"unknown racer(s) {', '.join(unknown) or '(none given)'}: choose from "
+                         f"{', '.join(known)}")
     w = WhichNumbers(quick=quick, record=record)
     w.check_data()
     rates = w.long_rates()
-    rates, _ = w.new_rates(rates, racers, verbose=True)
-    for r in racers:
+    new = [r for r in racers if r in NEW]
+    if new:
+        rates, _ = w.new_rates(rates, new, verbose=True)
+    for r in new:
         print(f"{r}: {rates[r]['field']} = {rates[r]['value']:.3g}", flush=True)
+    if longer:
+        return longer_race(w, rates, None, verbose=True, racers=racers)
     return w.race(rates, racers, verbose=True)
 
 
@@ -389,8 +403,12 @@ def main(argv=None) -> int:
     s.add_argument("--record", type=Path, default=RECORD, help="the record its runs are kept in")
     s.add_argument("--quick", action="store_true", help="a micro model, a few steps (tests)")
     ln = sub.add_parser("lane", help="tune and race some of the new racers (a long-run process)")
-    ln.add_argument("--racers", required=True, help="comma-separated: " + ", ".join(NEW))
+    ln.add_argument("--racers", required=True, help="comma-separated: " + ", ".join(NEW)
+                    + "; with --longer also " + ", ".join(LONGER_RACERS))
     ln.add_argument("--record", type=Path, required=True, help="this lane's own record file")
+    ln.add_argument("--longer", action="store_true",
+                    help=f"race on the longer budget ({LONGER_STEPS:,} steps); start "
+                    "the lane's record as a copy of the chapter's, so new racers' rates are read")
     ln.add_argument("--quick", action="store_true")
     c = sub.add_parser("collect", help="add the lanes' finished runs to the chapter's record")
     c.add_argument("lanes", nargs="+", type=Path)
@@ -399,7 +417,7 @@ def main(argv=None) -> int:
     if a.command == "score":
         score(MethodSpec(**_typed(a, MethodSpec)), a.record, a.quick)
     elif a.command == "lane":
-        lane([r.strip() for r in a.racers.split(",") if r.strip()], a.record, a.quick)
+        lane([r.strip() for r in a.racers.split(",") if r.strip()], a.record, a.quick, a.longer)
     else:
         print(f"{collect(a.lanes, a.into)} run(s) added to {a.into}")
     return 0
