@@ -46,9 +46,10 @@ from smolgpt import data
 from smolgpt.companions.ch09_long_race import SHARE_FRAME, budgets, gap_closed
 from smolgpt.companions.ch10_which_numbers import (LIMITS, MATCHED, NEW, WhichNumbers, bpb,
                                                    count, fmt_bpb, gradient_reach, longer_race,
-                                                   record_table, share, standing)
+                                                   record_table, share, standing,
+                                                   structure_verdicts)
 from smolgpt.experiments import out_dir, print_takeaways, quick_mode, save_figure
-from smolgpt.experiments.stats import paired_interval, verdict
+from smolgpt.experiments.stats import paired_interval
 from smolgpt.experiments.sweep import format_sweep
 from smolgpt.layers import gelu_forward, layernorm_forward
 from smolgpt.methods import build
@@ -183,8 +184,8 @@ print(f"full training {fmt_bpb(results, 'full')} bits per byte, embeddings only 
 # ## At equal counts
 # At each count, every racer's final held-out bits per byte (mean +- standard error over seeds)
 # and its share of full training's gain over embeddings only; then each new racer against the
-# long race's racer at that count, as a paired 95% interval (`<`: the new racer is lower, `>`:
-# higher, `~`: not resolved).
+# long race's racer at that count, as a paired 95% interval, and whether the new racer is lower
+# (its interval below 0), higher (above 0) or not resolved from it.
 
 # %%
 lines = []
@@ -203,8 +204,9 @@ for target, racers in MATCHED.items():
     for r in here[1:]:
         if r in NEW:
             iv = paired_interval(bpb(results, main), bpb(results, r))
+            said = "lower" if iv["hi"] < 0 else "higher" if iv["lo"] > 0 else "not resolved"
             print(f"  {r + ' - ' + main:<50} {iv['diff']:+.4f} bits per byte, 95% "
-                  f"[{iv['lo']:+.4f}, {iv['hi']:+.4f}] {verdict(iv)}")
+                  f"[{iv['lo']:+.4f}, {iv['hi']:+.4f}]: {r} {said}")
     print()
     lines += rows + [""]
 (OUT / "results.md").write_text("\n".join(lines))
@@ -294,6 +296,13 @@ else:
 
 # %%
 takeaways = []
+for target, knob, body, iv in structure_verdicts(results):
+    said = "ahead of" if iv["hi"] < 0 else "behind" if iv["lo"] > 0 else "not resolved from"
+    takeaways.append(f"At ~{target:,} numbers the best knobs, {knob} ({count(results, knob):,}, "
+                     f"{share(results, knob):.0%} of the gain), are {said} the best racer that "
+                     f"moves the whole body, {body} ({count(results, body):,}, "
+                     f"{share(results, body):.0%}): {knob} - {body} = {iv['diff']:+.3f} bits per "
+                     f"byte, 95% [{iv['lo']:+.3f}, {iv['hi']:+.3f}].")
 for limit in LIMITS:
     best, _ = standing(results, limit)
     takeaways.append(f"At most {limit:,} trainable numbers: the record is {best} "

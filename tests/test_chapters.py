@@ -471,11 +471,20 @@ def test_chapter_10(tmp_path):
     reach = [float(v) for v in re.findall(r"follows\s+([0-9.]+)% of the gradient", out)]
     assert reach and all(0 <= v <= 100 for v in reach)
     verdicts = re.findall(r"^  .+ - .+\s+([-+][0-9.]+) bits per byte, 95% \[([-+][0-9.]+), "
-                          r"([-+][0-9.]+)\] ([<>~])$", out, re.M)
+                          r"([-+][0-9.]+)\]: .+ (lower|higher|not resolved)$", out, re.M)
     assert verdicts
-    for diff, lo, hi, said in verdicts:      # '<': the new racer lower (its interval below 0)
+    for diff, lo, hi, said in verdicts:      # lower: the new racer's interval below 0
         assert float(lo) <= float(diff) <= float(hi)
-        assert said == ("<" if float(hi) < 0 else ">" if float(lo) > 0 else "~")
+        assert said == ("lower" if float(hi) < 0 else "higher" if float(lo) > 0
+                        else "not resolved")
+    knobs = re.findall(r"the best knobs, .+?, are (ahead of|behind|not resolved from) the best "
+                       r"racer that moves the whole body, .+? = ([-+][0-9.]+) bits per byte, 95% "
+                       r"\[([-+][0-9.]+), ([-+][0-9.]+)\]", " ".join(out.split()))
+    assert knobs
+    for said, diff, lo, hi in knobs:
+        assert float(lo) <= float(diff) <= float(hi)
+        assert said == ("ahead of" if float(hi) < 0 else "behind" if float(lo) > 0
+                        else "not resolved from")
     record = (tmp_path / "10_which_numbers" / "record.md").read_text()
     entries = [r for r in record.splitlines() if re.match(r"\| [\d,]+ \|", r)]
     assert [int(r.split("|")[1].replace(",", "")) for r in entries] == list(LIMITS)

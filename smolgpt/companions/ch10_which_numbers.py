@@ -52,7 +52,7 @@ from ..experiments.runs import FINAL_WINDOWS, Record
 from ..experiments.stats import mean_se, paired_interval
 from ..files import write_atomic
 from ..methods import MethodSpec, build
-from ..methods.norms import KNOB_COVERAGES
+from ..methods.norms import KNOB_COVERAGES, KNOB_METHODS
 
 # The chapter's committed records, in a checkout
 RESULTS = Path(__file__).resolve().parents[2] / "chapters" / "results"
@@ -238,6 +238,28 @@ def standing(results: dict, limit: int) -> tuple[str, list]:
     winners = [r for r, iv in tried if iv["hi"] < 0]
     best = min(winners, key=lambda r: bpb(results, r).mean()) if winners else old
     return best, tried
+
+
+def is_knobs(racer: str) -> bool:
+    """Whether a racer trains knobs of the frozen body, directly or through a random subspace
+    of them, rather than directions in the whole weight space."""
+    spec = NEW.get(racer)
+    return spec is not None and (spec.name in KNOB_METHODS or spec.coverage in KNOB_COVERAGES)
+
+
+def structure_verdicts(results: dict) -> list[tuple[int, str, str, dict]]:
+    """What structure buys at equal counts: [(count, the lowest knob racer there, the lowest
+    racer there that moves the whole body, the paired interval of their bits per byte, knobs
+    minus whole body)] at each count of MATCHED where both kinds ran."""
+    out = []
+    for target, racers in MATCHED.items():
+        here = [r for r in racers if r in results]
+        knobs = [r for r in here if is_knobs(r)]
+        body = [r for r in here if not is_knobs(r)]
+        if knobs and body:
+            k, b = (min(rs, key=lambda r: bpb(results, r).mean()) for rs in (knobs, body))
+            out.append((target, k, b, paired_interval(bpb(results, b), bpb(results, k))))
+    return out
 
 
 def record_table(results: dict, data_id: dict) -> str:
