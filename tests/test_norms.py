@@ -161,3 +161,17 @@ def test_collect_adds_each_lane_run_once(tmp_path):
     assert collect([a, b], into) == 0
     keys = [json.loads(line)["key"] for line in into.read_text().splitlines()]
     assert keys == ["k0", "k1", "k2", "k3"]
+
+
+def test_chapter_10_shows_every_racer_within_its_count():
+    """Every new racer of chapter 10 is in one of its tables (MATCHED), and every racer of a
+    table trains up to about the table's count of non-embedding numbers on the byte model
+    (NOLA k=l=8's 256 at ~250)."""
+    from smolgpt.companions.ch09_long_race import LongRace
+    from smolgpt.companions.ch10_which_numbers import MATCHED, NEW, WhichNumbers
+    shown = {r for racers in MATCHED.values() for r in racers}
+    assert set(NEW) <= shown, set(NEW) - shown
+    specs, gpt = WhichNumbers(record=None).plan.specs, LongRace("bytes").base.gpt
+    for target, racers in MATCHED.items():
+        for racer in racers:
+            assert build(specs[racer], gpt).n_trainable <= 1.03 * target, (target, racer)

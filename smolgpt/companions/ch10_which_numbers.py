@@ -83,11 +83,13 @@ QUICK_RACERS = ("heads", "norms in 250 directions", "norms", "gains")
 # the wide grid every new racer's `coef_lr` starts from (its embeddings at embeddings only's rate)
 WIDE = (1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0)
 QUICK_GRID = (0.01, 0.1, 1.0)
-# the count targeted -> the racers there, the long race's first (the standing entries' class)
+# a count -> the racers with up to about that many numbers, the long race's first (the standing
+# entries' class); the last: all the knobs at once, against the long race's nearest count below
 MATCHED = {250: ("5 per tensor", "NOLA k=l=8", "heads", "norms in 250 directions",
                  "norms+gains in 250 Fastfood", "norms+biases in 250 directions"),
            2304: ("norms", "Fastfood 2304"),
-           5000: ("Fastfood", "VeRA r=24", "gains", "biases", "norms+gains in 5000 Fastfood")}
+           5000: ("Fastfood", "VeRA r=24", "gains", "biases", "norms+gains in 5000 Fastfood"),
+           6912: ("Fastfood", "norms+gains")}
 # the record's two classes: at most this many trainable non-embedding numbers -> the entry that
 # stood before chapter 10 (the long race's, 16% and 51% of full training's gain)
 LIMITS = {250: "5 per tensor", 5000: "Fastfood"}
