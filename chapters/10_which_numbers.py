@@ -10,13 +10,14 @@ layers, and a random network learns far more than with the same count of other w
 (Frankle, Schwab and Morcos, "Training BatchNorm and Only BatchNorm", ICLR 2021). At a fixed
 count, which numbers should a few-parameter GPT-2 train?
 
-Design: new racers on the long race's byte model, budget and seeds, each training *knobs* of the
-frozen random body, numbers that each move a whole channel: the LayerNorm gains and biases
+Design: ten new racers on the long race's byte model, budget and seeds. Nine train *knobs* of
+the frozen random body, numbers that each move a whole channel: the LayerNorm gains and biases
 (`norms`, 2,304 numbers), one gain per output channel of every matrix (`gains`, 4,608), the
-matrices' biases (`biases`, 4,608), one volume per attention head and per MLP (`heads`, 20);
-directly, or through a random subspace of them (250 or 5,000 random directions among the knobs).
-They race the long race's recorded racers at about equal counts (~250: 5 per tensor; ~2,300: a
-whole-body Fastfood of the same size; ~5,000: Fastfood, VeRA). Each new racer's rate is tuned
+matrices' biases (`biases`, 4,608), one gain per attention head, scaling its output, and one per
+MLP (`heads`, 20); directly, or through a random subspace of them (250 or 5,000 random
+directions among the knobs). The tenth, a whole-body Fastfood of 2,304 numbers, is the control
+for the norms at their count. They race the long race's recorded racers at about equal counts
+(~250: 5 per tensor, NOLA; ~5,000: Fastfood, VeRA). Each new racer's rate is tuned
 on a wide grid (1e-3 to 3) at a quarter of the budget and checked at the full budget, as in the
 long race; 3 seeds, paired with the long race's seed by seed. The chapter ends with a record: the
 best share of full training's gain kept with at most 250 and at most 5,000 trainable numbers,
@@ -37,15 +38,15 @@ tables to chapters/results/10_which_numbers.md).
 # %%
 import os
 import time
-from pathlib import Path
 
 import smolgpt  # noqa: F401  first: it tells BLAS how to wait, before NumPy loads BLAS
 import numpy as np
 
 from smolgpt import data
 from smolgpt.companions.ch09_long_race import SHARE_FRAME, budgets, gap_closed
-from smolgpt.companions.ch10_which_numbers import (LIMITS, MATCHED, NEW, WhichNumbers, bpb,
-                                                   count, fmt_bpb, gradient_reach, longer_race,
+from smolgpt.companions.ch10_which_numbers import (LIMITS, LONG, LONG_BRIDGES, MATCHED, RECORD,
+                                                   RESULTS, WhichNumbers, bpb, count, fmt_bpb,
+                                                   gradient_reach, is_knobs, longer_race,
                                                    record_table, share, standing,
                                                    structure_verdicts)
 from smolgpt.experiments import out_dir, print_takeaways, quick_mode, save_figure
@@ -58,9 +59,7 @@ from smolgpt.methods import build
 QUICK = quick_mode()                  # SMOLGPT_QUICK=1: the small version the tests run
 OUT = out_dir("10_which_numbers")
 START = time.time()
-RESULTS = Path(__file__).resolve().parent / "results"
-RECORD = OUT / "record.jsonl" if QUICK else RESULTS / "10_which_numbers.jsonl"
-w = WhichNumbers(quick=QUICK, record=RECORD)
+w = WhichNumbers(quick=QUICK, record=OUT / "record.jsonl" if QUICK else RECORD)
 
 # %% [markdown]
 # ## What a LayerNorm's gain and bias do to a random feature
@@ -105,7 +104,7 @@ print(f"the other {H - 1} features: mean |change| {np.abs(after - before)[:, oth
 # A gain on the matrix's output channel is the finer tool: `W0 diag(g)` multiplies feature j's
 # input by g_j, and g_j = 0 switches it off exactly, touching nothing else. A random direction
 # in weight space, the subspace methods' move, changes every feature a little, in a random
-# pattern. Of a step that changes the layer's output, the share that lands on one chosen feature
+# pattern (here a step a twentieth of W0's own scale). Of a step that changes the layer's output, the share that lands on one chosen feature
 # is all of it for that feature's gain, and about 1/H for a random direction.
 
 # %%
@@ -115,22 +114,24 @@ off = features(g, b, W0 * gain)                                  # W0 diag(gain)
 print(f"gain g_{j} = 0: feature {j} mean {off[:, j].mean():.4f}, the others moved by "
       f"{np.abs(off - before)[:, others].max():.4f} at most")
 P = rng.standard_normal((C, H)).astype(np.float32)               # a random direction
-step = features(g, b, W0 + 0.02 * P) - before                    # (N, H)
+step = features(g, b, W0 + 1e-3 * P) - before                    # (N, H)
 on_j = np.square(step[:, j]).sum() / np.square(step).sum()
 print(f"a random direction: {on_j:.2%} of its change lands on feature {j} (1/H = {1 / H:.2%})")
 
 # %% [markdown]
 # ## Which numbers can follow the gradient at the start?
-# A rate-free view of leverage, before any training: at the random init, take the gradient g of
+# A rate-free view of leverage, before any training: at the random init, take the gradient G of
 # the loss with respect to every body weight on one batch, and ask what share of its squared
-# length each set of trainable directions can follow (`gradient_reach`). A LayerNorm or bias
-# knob is one coordinate; a channel gain moves a whole column of W0 along itself; a random
-# d-dimensional subspace of D dimensions follows d / D of it in expectation. This is plain
+# length ||G||^2 each set of trainable directions can follow (`gradient_reach`). A LayerNorm or
+# bias knob is one coordinate, so it follows that coordinate's G squared. A channel gain moves
+# column j of W0 along itself, the unit direction W0_j / ||W0_j||, so it follows
+# <G_j, W0_j>^2 / ||W0_j||^2, G_j being the gradient's column j. A random d-dimensional
+# subspace of D dimensions follows d / D of any vector in expectation. This is plain
 # gradient descent's view of the first step; Adam moves every number by about its rate
 # whatever its gradient, and the race below is what decides.
 
 # %%
-w.check_data()
+data_id = w.check_data()                 # the sha256 of the prepared splits, for the record
 train_tokens = data.load_tokens("train", w.plan.folder, w.plan.base.gpt.tokenizer)
 xb, yb = data.eval_windows(train_tokens, 4 if QUICK else 16, w.plan.base.gpt.block_size)
 reach = gradient_reach(w.plan.base.gpt, 0, xb, yb)
@@ -145,7 +146,7 @@ for name, (n, followed) in reach.items():
 
 # %%
 rates = w.long_rates()
-for racer in ("embeddings only", "full", "5 per tensor", "Fastfood", "VeRA r=24", "NOLA k=l=8"):
+for racer in LONG + LONG_BRIDGES:
     r = rates[racer]
     print(f"  long race  {racer:<32} {r['field']} = {r['value']:.3g}")
 for racer, spec in w.racers.items():
@@ -157,17 +158,19 @@ for racer, spec in w.racers.items():
 # A knob moves a whole channel, so its best Adam rate can sit far from a weight matrix's or a
 # subspace coefficient's. Every new racer sweeps its rate `coef_lr` (the knobs' and the
 # coefficients' rate; the embeddings stay at embeddings only's rate) over a wide grid at a
-# quarter of the budget, seed 0, extended while its best is on an edge; then the choice and its
-# two neighbours run at the full budget, and the race uses the full budget's best where a
-# neighbour wins there.
+# quarter of the budget, seed 0, extended up to twice while its best is on an edge; then the
+# choice and its two neighbours run at the full budget (extended again while the best is on an
+# edge), and the race uses the full budget's best where a neighbour wins there. The sweeps
+# print the final held-out loss in nats per token; on the byte model a token is a byte (but for
+# the document separators), so the loss over ln 2 is about the bits per byte of the tables.
 
 # %%
-rates, checks = w.new_rates(rates)
+rates, sweeps = w.new_rates(rates)
 for racer in w.racers:
-    r = rates[racer]
-    print(format_sweep(checks[racer]).replace(checks[racer]["method"], racer, 1)
+    r, (quarter, check) = rates[racer], sweeps[racer]
+    print(format_sweep(quarter, name=racer) + "\n" + format_sweep(check, name="  checked")
           + f"\n  -> {racer} races at {r['field']} = {r['value']:.3g}"
-          + (" (set at the full budget)" if r.get("at_full_budget") else ""))
+          + (" (set at the full budget)" if r.get("at_full_budget") else "") + "\n")
 
 # %% [markdown]
 # ## The race
@@ -182,19 +185,20 @@ print(f"full training {fmt_bpb(results, 'full')} bits per byte, embeddings only 
 
 # %% [markdown]
 # ## At equal counts
-# At each count, every racer with up to about that many trainable numbers: its final held-out
-# bits per byte (mean +- standard error over seeds) and its share of full training's gain over
-# embeddings only; then each new racer against the table's first racer, as a paired 95%
-# interval, and whether the new racer is lower (its interval below 0), higher (above 0) or not
-# resolved from it. The last table puts all the knobs at once (6,912) against the long race's
+# At each count, the racers compared there, each with about that many trainable numbers or
+# fewer: its final held-out bits per byte (mean +- standard error over seeds) and its share of
+# full training's gain over embeddings only; then each new racer against the count's reference
+# (the long race's racer there, or the whole-body Fastfood of 2,304), as a paired 95% interval,
+# and whether the new racer is lower (its interval below 0), higher (above 0) or not resolved
+# from it. The last table puts the norms and gains together (6,912) against the long race's
 # nearest count below, Fastfood's 5,000.
 
 # %%
 lines = []
 for target, racers in MATCHED.items():
     here = [r for r in racers if r in results]
-    rows = [f"### up to ~{target:,} trainable non-embedding numbers, {w.plan.budget():,} bytes, "
-            f"{len(w.seeds)} seeds", "",
+    rows = [f"### ~{target:,} trainable non-embedding numbers or fewer, "
+            f"{w.plan.budget():,} bytes, {len(w.seeds)} seeds", "",
             "| racer | trainable non-embedding | rate | bits per byte | share kept |",
             "|---|---:|---|---:|---:|"]
     for r in sorted(here, key=lambda r: bpb(results, r).mean()):
@@ -202,9 +206,9 @@ for target, racers in MATCHED.items():
         rows.append(f"| {r} | {count(results, r):,} | {rate['field']} = {rate['value']:.3g} | "
                     f"{fmt_bpb(results, r)} | {share(results, r):.0%} |")
     print("\n".join(rows))
-    main = here[0]
+    main = here[0]                                   # the count's reference
     for r in here[1:]:
-        if r in NEW:
+        if r in w.racers:
             iv = paired_interval(bpb(results, main), bpb(results, r))
             said = "lower" if iv["hi"] < 0 else "higher" if iv["lo"] > 0 else "not resolved"
             print(f"  {r + ' - ' + main:<50} {iv['diff']:+.4f} bits per byte, 95% "
@@ -222,10 +226,10 @@ fig, ax = plt.subplots(figsize=(7.5, 4.6))
 for r in results:
     if r in ("full", "embeddings only"):
         continue
-    new, kept = r in NEW, share(results, r)
+    knobs, kept = is_knobs(r), share(results, r)
     shown = min(max(kept, YLIM[0]), YLIM[1])
-    ax.scatter(count(results, r), shown, color="C3" if new else "gray",
-               marker=("o" if new else "s") if shown == kept else "x")
+    marker = "x" if shown != kept else "o" if knobs else "s"
+    ax.scatter(count(results, r), shown, color="C3" if knobs else "gray", marker=marker)
     ax.annotate(r, (count(results, r), shown), fontsize=7, xytext=(4, 2),
                 textcoords="offset points")
 for limit in LIMITS:
@@ -236,8 +240,9 @@ ax.set_ylim(YLIM[0] - 0.05, YLIM[1] + 0.05)
 ax.set_xscale("log")
 ax.set_xlabel("trainable non-embedding numbers")
 ax.set_ylabel("share of full training's gain kept")
-ax.set_title("which numbers: knobs (red) and the long race's racers (gray)\n0: embeddings only, "
-             "1: full training; x: beyond the frame, drawn on its edge", fontsize=10)
+ax.set_title("which numbers: knobs (red) and racers that move the whole body (gray)\n"
+             "0: embeddings only, 1: full training; x: beyond the frame, drawn on its edge",
+             fontsize=10)
 fig.tight_layout()
 save_figure(fig, OUT / "shares.png")                             # prints where it went
 
@@ -248,16 +253,16 @@ save_figure(fig, OUT / "shares.png")                             # prints where 
 # entries that stood before this chapter are the long race's. To score a recipe of your own
 # under the same rules (it tunes the recipe's rate, runs its 3 seeds and prints its paired
 # interval against each standing entry it is eligible for; every other run is reused from the
-# records):
+# records), `score` takes the flags of `smolgpt train`'s parameterization group:
 #
-#     python -m smolgpt.companions.ch10_which_numbers score --method basis --d 250 \
-#         --coverage norms-biases
+#     python -m smolgpt.companions.ch10_which_numbers score --method fastfood --d 250 \
+#         --coverage norms
 #
-# takes the flags of `smolgpt train`'s parameterization group.
+# `--coverage` picks what a random subspace spans: here the LayerNorm knobs, 2,304 numbers,
+# steered by 250 Fastfood directions.
 
 # %%
-data_id = w.check_data()
-table = record_table(results, data_id)
+table = record_table(results, data_id, w)
 print(table)
 for limit in LIMITS:
     best, tried = standing(results, limit)
@@ -272,24 +277,26 @@ if not QUICK:             # kept beside the record, for the README
 # %% [markdown]
 # ## The gap over a longer budget
 # In the long race full training was still falling fast at 4,194,304 bytes while the reduced
-# racers' share of its gain was shrinking. Does the gap keep widening? Full training, Fastfood,
-# the best new racer, 5 in all and embeddings only run again on 16,777,216 bytes (two passes over
-# the training set), every rate but embeddings only's checked again at that budget, 3 seeds; the
-# share each keeps at every power-of-two budget along the way. This part takes as long again as
-# the rest of the chapter; it runs with SMOLGPT_CH10_LONGER=1.
+# racers' share of its gain was shrinking (chapter 09's figures). Does the gap keep widening?
+# Full training, Fastfood, the best new racer, 5 in all and embeddings only run again on
+# 16,777,216 bytes, every rate but embeddings only's checked again at that budget, 3 seeds; the
+# share each keeps at the last five power-of-two budgets along the way. This part trains for
+# hours more than the rest of the chapter; it runs with SMOLGPT_CH10_LONGER=1.
 
 # %%
 if os.environ.get("SMOLGPT_CH10_LONGER", "").strip() not in ("", "0"):
     best_new = min(w.racers, key=lambda r: bpb(results, r).mean())
     longer = longer_race(w, rates, best_new)
-    x, kept = budgets(longer), gap_closed(longer)
-    last = min(5, len(x))
+    at, shares = budgets(longer), gap_closed(longer)
+    last = min(5, len(at))
+    print(f"{at[-1]:,} bytes: {at[-1] / train_tokens.size:.1f} passes over the "
+          f"{train_tokens.size:,}-byte training set")
     print(f"share of full training's gain kept at the last {last} budgets ("
-          + ", ".join(f"{b:,}" for b in x[-last:]) + " bytes):")
+          + ", ".join(f"{b:,}" for b in at[-last:]) + " bytes):")
     for r in longer:
         if r not in ("full", "embeddings only"):
             print(f"  {r:<32} " + " ".join(f"{v:5.0%}" if np.isfinite(v) else "    -"
-                                          for v in kept[r][-last:]))
+                                          for v in shares[r][-last:]))
 else:
     print("the longer budget is not part of this run: SMOLGPT_CH10_LONGER=1 runs it")
 

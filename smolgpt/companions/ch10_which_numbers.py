@@ -1,16 +1,18 @@
 """Chapter 10's plan: which few numbers of a frozen random byte model to train, at equal counts.
 
-    plan = WhichNumbers(record=...)                 # the long race's byte model and budget
-    rates = plan.rates()                            # the long race's racers, then the new ones
-    results = plan.race(rates)                      # {racer: [summary per seed]}
-    print(record_table(results))                    # the record: best share at <= 250, <= 5,000
+    w = WhichNumbers(record=...)                    # the long race's byte model and budget
+    rates, _ = w.new_rates(w.long_rates())          # the long race's racers, then the new ones
+    results = w.race(rates)                         # {racer: [summary per seed]}
+    print(record_table(results, w.check_data(), w))  # the record: best share at <= 250, 5,000
 
-The new racers (smolgpt/methods/norms.py) train *knobs* of the frozen random body, numbers that
-each move a whole channel: the LayerNorm gains and biases, one gain per output channel of every
-matrix, one volume per head; directly, or through a random subspace of them. They race the long
-race's recorded racers (chapters/results/09_long_race.jsonl, reused, never trained again) at
-about equal counts: ~250 (5 per tensor), ~2,300 (norms against a whole-body Fastfood of the same
-size) and ~5,000 (Fastfood, VeRA).
+Nine of the new racers (smolgpt/methods/norms.py) train *knobs* of the frozen random body,
+numbers that each move a whole channel: the LayerNorm gains and biases, one gain per output
+channel of every matrix, the matrices' biases, one gain per attention head and one per MLP;
+directly, or through a random subspace of them. The tenth, a whole-body Fastfood of 2,304, is
+the control at that count. They race the long race's recorded racers
+(chapters/results/09_long_race.jsonl, reused, never trained again) at about equal counts: ~250
+(5 per tensor, NOLA), ~2,300 (norms against that Fastfood) and ~5,000 (Fastfood, VeRA); and the
+norms and gains together (6,912) against Fastfood's 5,000.
 
 Each new racer's rate is tuned by the long race's rule on a wide grid: a knob moves a whole
 channel, so its best Adam rate may sit far from a weight matrix's. The grid runs from 1e-3 to 3
@@ -18,7 +20,7 @@ channel, so its best Adam rate may sit far from a weight matrix's. The grid runs
 choice is checked at the full budget (`LongRace.settle`). Then 3 seeds, paired with the long
 race's seed by seed (seed s: the same batches for every racer).
 
-The record (`record_table`) keeps, under fixed rules (RULES), the best share of full training's
+The record (`record_table`) keeps, under fixed rules (`rules`), the best share of full training's
 gain over embeddings only with at most 250 and at most 5,000 trainable non-embedding numbers; a
 new recipe is scored under the same rules by
 
@@ -47,8 +49,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .ch09_long_race import BRIDGE_GRIDS, BRIDGES, GRIDS, SPECS, LongRace
-from ..experiments.runs import FINAL_WINDOWS, Record
+from .ch09_long_race import BRIDGE_GRIDS, GRIDS, SPECS, LongRace
+from ..experiments.runs import Record
 from ..experiments.stats import mean_se, paired_interval
 from ..files import write_atomic
 from ..methods import MethodSpec, build
@@ -78,29 +80,36 @@ NEW = {
     "norms+gains in 5000 Fastfood": MethodSpec("fastfood", d=5000, coverage="norms-gains"),
     "norms+gains": MethodSpec("norms-gains"),                             # 6,912
 }
-# quick mode's racers (the tests'): one of each kind, so that it stays well under a minute
+# quick mode's racers (the tests'): four of the kinds, so that it stays well under a minute
 QUICK_RACERS = ("heads", "norms in 250 directions", "norms", "gains")
 # the wide grid every new racer's `coef_lr` starts from (its embeddings at embeddings only's rate)
 WIDE = (1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0)
 QUICK_GRID = (0.01, 0.1, 1.0)
-# a count -> the racers with up to about that many numbers, the long race's first (the standing
-# entries' class); the last: all the knobs at once, against the long race's nearest count below
+# a count -> the racers compared at about that count, each table's reference first (the long
+# race's racer there, or a whole-body Fastfood); the last: the norms and gains together, against
+# the long race's nearest count below
 MATCHED = {250: ("5 per tensor", "NOLA k=l=8", "heads", "norms in 250 directions",
                  "norms+gains in 250 Fastfood", "norms+biases in 250 directions"),
-           2304: ("norms", "Fastfood 2304"),
+           2304: ("Fastfood 2304", "norms"),
            5000: ("Fastfood", "VeRA r=24", "gains", "biases", "norms+gains in 5000 Fastfood"),
            6912: ("Fastfood", "norms+gains")}
 # the record's two classes: at most this many trainable non-embedding numbers -> the entry that
-# stood before chapter 10 (the long race's, 16% and 51% of full training's gain)
+# stood before chapter 10 (the long race's)
 LIMITS = {250: "5 per tensor", 5000: "Fastfood"}
 SEEDS = (0, 1, 2)
-RULES = (f"the long race's byte model and data (the sha256 of its training and validation "
-         f"splits, below), 4,194,304 bytes (1,024 steps of 16 x 256), the final score on "
-         f"{FINAL_WINDOWS} held-out windows, seeds 0, 1, 2; the rate chosen by the tuning rule "
-         f"(a grid from 1e-3 to 3, factor ~3, at a quarter of the budget, seed 0, extended up to "
-         f"twice while its best sits on an edge, then checked at the full budget and moved, "
-         f"as `LongRace.settle` does, where a neighbour wins); a new entry must beat the "
-         f"standing one by a paired 95% interval of bits per byte that excludes zero")
+
+
+def rules(w: WhichNumbers) -> str:
+    """The record's fixed rules, as this plan (the full one, or quick mode's) applies them."""
+    b, seeds = w.plan.base, ", ".join(map(str, w.seeds))
+    return (f"the long race's byte model and data (the sha256 of its training and validation "
+            f"splits, below), {w.plan.budget():,} bytes ({b.steps:,} steps of {b.batch_size} x "
+            f"{b.gpt.block_size}), the final score on {w.plan.final_windows} held-out windows, "
+            f"seeds {seeds}; the rate chosen by the tuning rule (a grid from 1e-3 to 3, factor "
+            f"~3, at a quarter of the budget, seed 0, extended up to twice while its best sits "
+            f"on an edge, then checked at the full budget and moved, as `LongRace.settle` does, "
+            f"where a neighbour wins); a new entry must beat the standing one by a paired 95% "
+            f"interval of bits per byte that excludes zero")
 
 
 def rate_field(spec: MethodSpec, gpt) -> str:
@@ -170,12 +179,14 @@ class WhichNumbers:
         return rates
 
     def new_rates(self, rates: dict, racers=None, verbose: bool = False) -> tuple[dict, dict]:
-        """(rates with `racers`' (default: every new racer) added, {racer: its full-budget
-        check}): each tuned on the wide grid at a quarter budget, then checked at the full one."""
+        """(rates with `racers`' (default: every new racer) added, {racer: (its sweep at a
+        quarter of the budget, its check at the full budget)}): each tuned on the wide grid at a
+        quarter budget, then checked at the full one."""
         racers = list(racers or self.racers)
-        rates = self.plan.tune(verbose, racers={r: self.plan.grids[r] for r in racers},
+        tuned = self.plan.tune(verbose, racers={r: self.plan.grids[r] for r in racers},
                                rates=rates)
-        return self.plan.settle(rates, racers=racers, verbose=verbose)
+        settled, checks = self.plan.settle(tuned, racers=racers, verbose=verbose)
+        return settled, {r: (tuned[r]["sweep"], checks[r]) for r in racers}
 
     def race(self, rates: dict, racers=None, verbose: bool = False) -> dict:
         """{racer: [summary per seed]}: the long race's racers from its record, ours raced."""
@@ -185,9 +196,9 @@ class WhichNumbers:
         return out
 
 
-# The gap over a longer budget (planned; run with SMOLGPT_CH10_LONGER=1): full training,
-# Fastfood, the best new recipe, 5 in all and embeddings only on 16,777,216 bytes, two passes over
-# the ~8M-byte training set, each at its rate checked again at that budget, 3 seeds.
+# The gap over a longer budget (run with SMOLGPT_CH10_LONGER=1): full training, Fastfood, the
+# best new recipe, 5 in all and embeddings only on 16,777,216 bytes, each at its rate checked
+# again at that budget, 3 seeds.
 LONGER_STEPS = 4096                  # x 16 x 256 bytes = 16,777,216 bytes
 LONGER_RACERS = ("embeddings only", "full", "Fastfood", "5 in all")
 
@@ -235,7 +246,7 @@ def standing(results: dict, limit: int) -> tuple[str, list]:
     old entry stands."""
     old, tried = LIMITS[limit], []
     for racer in results:
-        if racer != old and count(results, racer) <= limit and racer not in ("embeddings only",):
+        if racer not in (old, "embeddings only") and count(results, racer) <= limit:
             tried.append((racer, paired_interval(bpb(results, old), bpb(results, racer))))
     winners = [r for r, iv in tried if iv["hi"] < 0]
     best = min(winners, key=lambda r: bpb(results, r).mean()) if winners else old
@@ -264,9 +275,9 @@ def structure_verdicts(results: dict) -> list[tuple[int, str, str, dict]]:
     return out
 
 
-def record_table(results: dict, data_id: dict) -> str:
+def record_table(results: dict, data_id: dict, w: WhichNumbers) -> str:
     """The record as markdown: each class's entry, its share and bits per byte, the old entry,
-    and the rules."""
+    and the rules as `w` applies them."""
     rows = ["| at most | entry | trainable non-embedding | share of full training's gain | "
             "bits per byte | stood before |", "|---:|---|---:|---:|---:|---|"]
     for limit in LIMITS:
@@ -275,7 +286,7 @@ def record_table(results: dict, data_id: dict) -> str:
         rows.append(f"| {limit:,} | {best} | {count(results, best):,} | "
                     f"{share(results, best):.0%} | {fmt_bpb(results, best)} | {old} "
                     f"{share(results, old):.0%} |")
-    rows += ["", f"Rules: {RULES}.", "",
+    rows += ["", f"Rules: {rules(w)}.", "",
              f"Data: train sha256 {data_id['train']}, validation sha256 {data_id['val']}."]
     return "\n".join(rows)
 
@@ -295,8 +306,9 @@ def gradient_reach(gpt, seed: int, x, y) -> dict:
     u = W0_j / ||W0_j||, <g, u> = <G_j, W0_j> / ||W0_j||. Distinct knobs touch disjoint
     coordinates, so their directions are orthogonal. A uniformly random d-dimensional subspace of
     a space of dimension D follows a share d / D of any vector's squared length in expectation:
-    the random racers' lines give that expectation (the long race's 5 per tensor: d = 5 in each
-    tensor's own space), and a random subspace of some knobs d / K of what those knobs follow.
+    the random subspaces' lines give that expectation (of the whole body, and d / K of what K
+    knobs follow for a subspace of them). The long race's 5 per tensor is not among them: its
+    directions are the random weights themselves (no offset), so it is left out.
     """
     from ..model import init_params, loss_and_grads, non_embedding_table
     from ..methods.norms import knob_table
@@ -311,7 +323,7 @@ def gradient_reach(gpt, seed: int, x, y) -> dict:
         got = 0.0
         C, hs = gpt.n_embd, gpt.n_embd // gpt.n_head
         for name, shape in knob_table(gpt, which):
-            if name in g:                                         # a LayerNorm coordinate
+            if name in g:                                 # a LayerNorm or bias coordinate
                 got += float(np.square(g[name]).sum())
                 continue
             if name.endswith("head_gain"):                        # head h's value columns
@@ -333,13 +345,11 @@ def gradient_reach(gpt, seed: int, x, y) -> dict:
     knob = {w: follows(w) for w in ("norms", "gains", "norms-gains", "biases", "norms-biases",
                                     "heads")}
     counts = {w: sum(math.prod(s) for _, s in knob_table(gpt, w)) for w in knob}
-    per_tensor = sum(min(1.0, 5 / math.prod(s)) * float(np.square(g[n]).sum()) for n, s in body)
     out = {"norms": (counts["norms"], knob["norms"] / total),
            "gains": (counts["gains"], knob["gains"] / total),
            "norms+gains": (counts["norms-gains"], knob["norms-gains"] / total),
            "biases": (counts["biases"], knob["biases"] / total),
-           "heads": (counts["heads"], knob["heads"] / total),
-           "5 per tensor (expected)": (5 * len(body), per_tensor / total)}
+           "heads": (counts["heads"], knob["heads"] / total)}
     for d, over in ((250, "norms"), (250, "norms-gains"), (250, "norms-biases"),
                     (5000, "norms-gains")):
         if d <= counts[over]:
@@ -412,7 +422,7 @@ def score(spec: MethodSpec, record: Path = RECORD, quick: bool = False) -> dict:
         print(f"  at most {limit:,}: against the standing {best} ({share(results, best):.0%}): "
               f"{name} - {best} = {iv['diff']:+.4f} bits per byte, 95% [{iv['lo']:+.4f}, "
               f"{iv['hi']:+.4f}]: " + ("a new record" if beats else "does not beat it"))
-    print(record_table(results, data_id))
+    print(record_table(results, data_id, w))
     return results
 
 

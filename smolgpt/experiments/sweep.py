@@ -73,9 +73,9 @@ def _result(base: TrainConfig, field: str, grid: list, finals: list, seeds) -> d
             "unit": "bytes" if base.gpt.tokenizer == "bytes" else "tokens"}
 
 
-def format_sweep(r: dict) -> str:
-    """A small table of the sweep and its verdict."""
-    lines = [f"{r['method']}: {r['field']} over {len(r['grid'])} values, {len(r['seeds'])} "
+def format_sweep(r: dict, name: str | None = None) -> str:
+    """A small table of the sweep and its verdict, headed by `name` (default: its method)."""
+    lines = [f"{name or r['method']}: {r['field']} over {len(r['grid'])} values, {len(r['seeds'])} "
              f"seed(s), {r['tokens']:,} {r['unit']} per run"]
     for value, mean, se in zip(r["grid"], r["mean"], r["se"]):
         mark = "  <- best" if value == r["best"] else ""

@@ -186,7 +186,7 @@ class KnobsMethod(EmbeddingsOnlyMethod):
 
 class KnobSubspaceMethod(SubspaceMethod):
     """A random subspace of the knobs: the basis, fastfood and fft-fastfood methods with
-    `--coverage norms | gains | norms-gains`.
+    `--coverage norms | gains | norms-gains | biases | norms-biases`.
 
         k = k0 + (P a) / sqrt(d)     k (K,) every knob, flattened in knob_table's order;
                                      k0 their start; a (d,) trainable "coef", starts at 0
