@@ -102,11 +102,13 @@ SEEDS = (0, 1, 2)
 def rules(w: WhichNumbers) -> str:
     """The record's fixed rules, as this plan (the full one, or quick mode's) applies them."""
     b, seeds = w.plan.base, ", ".join(map(str, w.seeds))
+    grid = QUICK_GRID if w.quick else WIDE
     return (f"the long race's byte model and data (the sha256 of its training and validation "
             f"splits, below), {w.plan.budget():,} bytes ({b.steps:,} steps of {b.batch_size} x "
             f"{b.gpt.block_size}), the final score on {w.plan.final_windows} held-out windows, "
-            f"seeds {seeds}; the rate chosen by the tuning rule (a grid from 1e-3 to 3, factor "
-            f"~3, at a quarter of the budget, seed 0, extended up to twice while its best sits "
+            f"seeds {seeds}; the rate chosen by the tuning rule (a grid from {grid[0]:g} to "
+            f"{grid[-1]:g}, factor ~{grid[1] / grid[0]:.0f}, at a quarter of the budget, seed "
+            f"0, extended up to twice while its best sits "
             f"on an edge, then checked at the full budget and moved, as `LongRace.settle` does, "
             f"where a neighbour wins); a new entry must beat the standing one by a paired 95% "
             f"interval of bits per byte that excludes zero")
