@@ -26,11 +26,14 @@ under fixed rules, and one command that scores a new recipe under them.
 Assumes: chapters 02, 03 and 09; the long race's training set (point SMOLGPT_C4_FILES at the
 same C4 files as chapter 09; the chapter refuses other data) and its committed record
 (chapters/results/09_long_race.jsonl), whose runs are reused, never trained again.
-Takes: hours the first time (10 new racers: 8 or more quarter-budget runs each to tune, 2 more
-at the full budget to check, 3 seeds); every finished run is kept in
+Takes: from an empty cache, its default run trains the 139 runs, 15.6 h of training on one core (10
+new racers: 8 or more quarter-budget runs each to tune, 2 or more at the full budget to check, 3
+seeds), made one BLAS thread per run, two at a time on a 2-core machine whose one-thread float32
+matmul rate was 89-102 GFLOP/s. Every finished run is kept in
 chapters/results/10_which_numbers.jsonl, committed with the chapter, so a second run, also from a
-fresh clone, trains nothing and takes seconds. Quick mode (SMOLGPT_QUICK=1) is for the tests: a
-micro byte model, a few steps.
+fresh clone, trains nothing and takes seconds (its closing lines print its wall time and the
+machine's matmul rate); the longer budget (below) trains for hours more. Quick mode
+(SMOLGPT_QUICK=1) is for the tests: a micro byte model, a few steps.
 Writes: out/10_which_numbers/results.md, record.md, shares.png (and, in a default run, the
 tables to chapters/results/10_which_numbers.md).
 """
@@ -221,28 +224,31 @@ print(f"tables: {OUT / 'results.md'}")
 # %%
 import matplotlib.pyplot as plt  # noqa: E402
 
-YLIM = SHARE_FRAME           # chapter 09's frame: a share beyond it is drawn on its edge, x
-fig, ax = plt.subplots(figsize=(7.5, 4.6))
-for r in results:
-    if r in ("full", "embeddings only"):
+FRAME = SHARE_FRAME         # chapter 09's frame: a bar beyond it stops at its edge
+bars = []                   # (label, share, trains knobs?), one table after another
+for target, racers in MATCHED.items():
+    here = sorted((r for r in racers if r in results), key=lambda r: -share(results, r))
+    bars += [(f"{r} ({count(results, r):,})", share(results, r), is_knobs(r)) for r in here]
+    bars.append(None)                                   # a gap between two tables
+bars = bars[:-1]
+fig, ax = plt.subplots(figsize=(7.5, 0.26 * len(bars) + 1.2))
+for y, bar in enumerate(bars):
+    if bar is None:
+        ax.axhline(y, color="k", lw=0.5, ls=":")
         continue
-    knobs, kept = is_knobs(r), share(results, r)
-    shown = min(max(kept, YLIM[0]), YLIM[1])
-    marker = "x" if shown != kept else "o" if knobs else "s"
-    ax.scatter(count(results, r), shown, color="C3" if knobs else "gray", marker=marker)
-    ax.annotate(r, (count(results, r), shown), fontsize=7, xytext=(4, 2),
-                textcoords="offset points")
-for limit in LIMITS:
-    ax.axvline(limit, color="k", ls=":", lw=1)
-ax.axhline(0, color="k", lw=0.8)
-ax.axhline(1, color="k", lw=0.8)
-ax.set_ylim(YLIM[0] - 0.05, YLIM[1] + 0.05)
-ax.set_xscale("log")
-ax.set_xlabel("trainable non-embedding numbers")
-ax.set_ylabel("share of full training's gain kept")
-ax.set_title("which numbers: knobs (red) and racers that move the whole body (gray)\n"
-             "0: embeddings only, 1: full training; x: beyond the frame, drawn on its edge",
-             fontsize=10)
+    label, kept, knobs = bar
+    ax.barh(y, min(max(kept, FRAME[0]), FRAME[1]), color="C3" if knobs else "gray")
+    ax.text(max(kept, 0) + 0.01, y, f"{kept:.0%}", va="center", fontsize=7)
+ax.set_yticks([y for y, bar in enumerate(bars) if bar], [bar[0] for bar in bars if bar],
+              fontsize=7)
+ax.invert_yaxis()
+ax.axvline(0, color="k", lw=0.8)
+ax.axvline(1, color="k", lw=0.8)
+ax.set_xlim(min(0.0, *(max(bar[1], FRAME[0]) for bar in bars if bar)) - 0.05,
+            max(1.0, *(min(bar[1], FRAME[1]) for bar in bars if bar)) + 0.1)
+ax.set_xlabel("share of full training's gain kept (0: embeddings only, 1: full training)")
+ax.set_title("which numbers, count by count (trainable non-embedding numbers in brackets):\n"
+             "knobs (red) and racers that move the whole body (gray)", fontsize=10)
 fig.tight_layout()
 save_figure(fig, OUT / "shares.png")                             # prints where it went
 

@@ -175,6 +175,20 @@ def test_the_chapter_tables_counts_and_times_are_the_records():
         hours = sum(r["elapsed"] for r in runs) / 3600
         assert re.search(rf"{re.escape(part)} {len(runs)}( runs)? \({hours:.1f} h\)", rows["09"]), \
             (part, len(runs), hours)
+    # chapter 10: its default run's runs (at most the race's 1,024 steps) and the longer budget's,
+    # which the chapter's header gives as the default run's cost from an empty cache
+    from smolgpt.companions.ch10_which_numbers import LONGER_STEPS
+    runs = record("10_which_numbers")
+    default = [r for r in runs if r["step"] < LONGER_STEPS]
+    parts = {"the default run's": default, "the longer budget's": [
+        r for r in runs if r["step"] == LONGER_STEPS]}
+    for part, runs in parts.items():
+        hours = sum(r["elapsed"] for r in runs) / 3600
+        assert re.search(rf"{re.escape(part)} {len(runs)}( runs)? \({hours:.1f} h", rows["10"]), \
+            (part, len(runs), hours)
+    header = (ROOT / "chapters" / "10_which_numbers.py").read_text().split('"""')[1]
+    hours = sum(r["elapsed"] for r in default) / 3600
+    assert f"{len(default)} runs, {hours:.1f} h of training" in " ".join(header.split())
 
 
 def test_the_methods_table_counts_are_the_methods():
@@ -216,4 +230,22 @@ def test_the_headlines_other_numbers_are_chapter_09s():
     assert quoted, "the headline's prose quotes no measured number"
     printed = notebook_output(ROOT / "chapters" / "book" / "09_long_race.ipynb") + "".join(
         (RESULTS / name).read_text() for name in ("09_long_race.md", "09_long_race_bridges.md"))
+    assert not unprinted(quoted, printed), unprinted(quoted, printed)
+
+
+def test_the_which_numbers_paragraph_is_chapter_10s():
+    """The README's chapter 10 section: each number it quotes (but the counts of the racers'
+    numbers and the goal's 50%) is one chapter 10's notebook printed or its committed tables
+    hold, up to rounding, and it links the record."""
+    from test_readme import NUMBER, notebook_output, unprinted
+    text = readme()
+    section = text[text.index("## Which numbers? (chapter 10)"):]
+    section = section[:section.index("\n## ")]
+    assert "(chapters/results/10_which_numbers.md#the-record)" in section
+    prose = re.sub(r"\(Frankle et al., ICLR 2021\)|\d+ random directions|at most [\d,]+|"
+                   r"~?[\d,]+ numbers|at [\d,]+ the|Fastfood's 5,000|goal of 50%", "", section)
+    quoted = [x for x in NUMBER.findall(prose.split("\n", 1)[1])]
+    assert len(quoted) >= 15, quoted
+    printed = notebook_output(ROOT / "chapters" / "book" / "10_which_numbers.ipynb") + (
+        RESULTS / "10_which_numbers.md").read_text()
     assert not unprinted(quoted, printed), unprinted(quoted, printed)
