@@ -175,3 +175,38 @@ def test_chapter_10_shows_every_racer_within_its_count():
     for target, racers in MATCHED.items():
         for racer in racers:
             assert build(specs[racer], gpt).n_trainable <= 1.03 * target, (target, racer)
+
+
+@pytest.mark.parametrize("which", ["norms-gains", "biases", "heads"])
+def test_gradient_reach_is_the_gradients_projection_on_the_knobs(which):
+    """Chapter 10's gradient reach of a knob set, its closed form (a coordinate's squared
+    gradient, <G_j, W0_j>^2 / ||W0_j||^2 per gain), against brute force: the body's loss gradient
+    projected by least squares on the directions each knob moves the weights in (the model is
+    linear in its knobs, so a unit step of one knob gives its direction exactly)."""
+    from smolgpt.companions.ch10_which_numbers import gradient_reach
+    from smolgpt.model import non_embedding_table
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, SMALL.vocab_size, (3, SMALL.block_size))
+    y = rng.integers(0, SMALL.vocab_size, (3, SMALL.block_size))
+    m = build(MethodSpec(which), SMALL)
+    start = m.init(np.float64)
+    body = [n for n, _ in non_embedding_table(SMALL)]
+    p0 = m.params(start)
+    p_init = init_params(SMALL, 0, np.float64)
+    assert all(np.array_equal(p0[n], p_init[n]) for n in body)     # the knobs start at the init
+    _, g = loss_and_grads(p0, x, y, SMALL)
+    flat = np.concatenate([g[n].ravel() for n in body])
+    directions = []
+    for name, shape in m.knobs:
+        for i in range(math.prod(shape)):
+            t = {k: v.copy() for k, v in start.items()}
+            t[name].reshape(-1)[i] += 1.0
+            p = m.params(t)
+            directions.append(np.concatenate([(p[n] - p0[n]).ravel() for n in body]))
+    D = np.stack(directions, 1)
+    coef = np.linalg.lstsq(D, flat, rcond=None)[0]
+    brute = float(np.square(D @ coef).sum() / np.square(flat).sum())
+    label = {"norms-gains": "norms+gains"}.get(which, which)
+    n, followed = gradient_reach(SMALL, 0, x, y)[label]
+    assert n == m.n_trainable
+    assert abs(followed - brute) <= 1e-10 * max(brute, 1e-12), (followed, brute)

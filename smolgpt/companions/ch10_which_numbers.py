@@ -321,27 +321,16 @@ def gradient_reach(gpt, seed: int, x, y) -> dict:
     D = sum(math.prod(s) for _, s in body)
 
     def follows(which: str) -> float:
-        """The squared gradient the knobs of `which` (a knob_table set) can follow."""
-        got = 0.0
-        C, hs = gpt.n_embd, gpt.n_embd // gpt.n_head
-        for name, shape in knob_table(gpt, which):
-            if name in g:                                 # a LayerNorm or bias coordinate
-                got += float(np.square(g[name]).sum())
-                continue
-            if name.endswith("head_gain"):                        # head h's value columns
-                W = name.replace("head_gain", "c_attn.weight")
-                blocks = [slice(2 * C + h * hs, 2 * C + (h + 1) * hs) for h in range(shape[0])]
-            elif name.endswith("mlp.gain"):
-                W, blocks = name.replace("mlp.gain", "mlp.c_proj.weight"), [slice(None)]
-            else:                                                 # one gain per column
-                W = name[:-len("gain")] + "weight"
-                blocks = None
-            G, W0 = g[W], params[W]
-            if blocks is None:
-                got += float(((G * W0).sum(0) ** 2 / (W0 * W0).sum(0)).sum())
-            else:
-                got += sum(float((G[:, b] * W0[:, b]).sum() ** 2 / (W0[:, b] ** 2).sum())
-                           for b in blocks)
+        """The squared gradient the knobs of `which` (a knob set) can follow: a LayerNorm or
+        bias knob its coordinates' share, a gain the share along the columns it scales."""
+        m = build(MethodSpec(which), gpt)
+        got = sum(float(np.square(g[n]).sum()) for n, _ in m.knobs if n not in m.gain_names)
+        for weight, scaled in m.columns.items():
+            G, W0 = g[weight], params[weight]
+            for _, cols, entry in scaled:          # knob entry e scales cols[entry == e]
+                along = np.bincount(entry, weights=(G[:, cols] * W0[:, cols]).sum(0))
+                norm2 = np.bincount(entry, weights=np.square(W0[:, cols]).sum(0))
+                got += float((along ** 2 / norm2).sum())
         return got
 
     knob = {w: follows(w) for w in ("norms", "gains", "norms-gains", "biases", "norms-biases",
