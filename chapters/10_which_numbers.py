@@ -107,8 +107,9 @@ print(f"the other {H - 1} features: mean |change| {np.abs(after - before)[:, oth
 # A gain on the matrix's output channel is the finer tool: `W0 diag(g)` multiplies feature j's
 # input by g_j, and g_j = 0 switches it off exactly, touching nothing else. A random direction
 # in weight space, the subspace methods' move, changes every feature a little, in a random
-# pattern (here a step a twentieth of W0's own scale). Of a step that changes the layer's output, the share that lands on one chosen feature
-# is all of it for that feature's gain, and about 1/H for a random direction.
+# pattern (here a step a twentieth of W0's own scale). Of a step that changes the layer's output,
+# the share that lands on one chosen feature is all of it for that feature's gain, and about 1/H
+# for a random direction.
 
 # %%
 gain = np.ones(H, np.float32)
