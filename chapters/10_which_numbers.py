@@ -34,8 +34,8 @@ chapters/results/10_which_numbers.jsonl, committed with the chapter, so a second
 fresh clone, trains nothing and takes seconds (its closing lines print its wall time and the
 machine's matmul rate); the longer budget (below) trains for hours more. Quick mode
 (SMOLGPT_QUICK=1) is for the tests: a micro byte model, a few steps.
-Writes: out/10_which_numbers/results.md, record.md, shares.png (and, in a default run, the
-tables to chapters/results/10_which_numbers.md).
+Writes: out/10_which_numbers/results.md, record.md, shares.png, gap_longer.png (the longer
+budget's) and, in a default run, the tables to chapters/results/10_which_numbers.md.
 """
 
 # %%
@@ -46,7 +46,7 @@ import smolgpt  # noqa: F401  first: it tells BLAS how to wait, before NumPy loa
 import numpy as np
 
 from smolgpt import data
-from smolgpt.companions.ch09_long_race import SHARE_FRAME, budgets, gap_closed
+from smolgpt.companions.ch09_long_race import SHARE_FRAME, budgets, gap_closed, plot_gap_closed
 from smolgpt.companions.ch10_which_numbers import (LIMITS, LONG, LONG_BRIDGES, MATCHED, RECORD,
                                                    RESULTS, WhichNumbers, bpb, count, fmt_bpb,
                                                    gradient_reach, is_knobs, longer_race,
@@ -286,8 +286,9 @@ if not QUICK:             # kept beside the record, for the README
 # In the long race full training was still falling fast at 4,194,304 bytes while the reduced
 # racers' share of its gain was shrinking (chapter 09's figures). Does the gap keep widening?
 # Full training, Fastfood, the best new racer, 5 in all and embeddings only run again on
-# 16,777,216 bytes, every rate but embeddings only's checked again at that budget, 3 seeds; the
-# share each keeps at the last five power-of-two budgets along the way. This part trains for
+# 16,777,216 bytes, every rate but embeddings only's checked again at that budget, 3 seeds. It
+# prints the share each keeps at the last five power-of-two budgets and draws it at every one,
+# the end of each pass over the training set marked (gap_longer.png). This part trains for
 # hours more than the rest of the chapter; it runs with SMOLGPT_CH10_LONGER=1.
 
 # %%
@@ -304,6 +305,7 @@ if os.environ.get("SMOLGPT_CH10_LONGER", "").strip() not in ("", "0"):
         if r not in ("full", "embeddings only"):
             print(f"  {r:<32} " + " ".join(f"{v:5.0%}" if np.isfinite(v) else "    -"
                                           for v in shares[r][-last:]))
+    plot_gap_closed({"bytes": (w.plan, longer)}, OUT / "gap_longer.png", train_tokens.size)
 else:
     print("the longer budget is not part of this run: SMOLGPT_CH10_LONGER=1 runs it")
 

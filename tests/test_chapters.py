@@ -572,6 +572,7 @@ def test_chapter_10(tmp_path):
     reduced = [r for r in LONGER_RACERS if r not in ("full", "embeddings only")]
     assert [r for r, _ in shown] == reduced + [shown[-1][0]]     # and the best new racer
     assert shown[-1][0] in NEW
+    assert (tmp_path / "10_which_numbers" / "gap_longer.png").stat().st_size > 10_000
     by_chapter = set((tmp_path / "runs").iterdir()) - folders   # the best new racer's alone
     assert by_chapter
     labels = [{f.name.rsplit("_seed", 1)[0] for f in made} for made in (by_chapter, by_lanes)]

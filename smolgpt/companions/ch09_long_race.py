@@ -318,24 +318,32 @@ def plot_race(races: dict, refs: dict, train_size: dict, path) -> Path:
     return save_figure(fig, path)
 
 
-def plot_gap_closed(races: dict, path) -> Path:
+def plot_gap_closed(races: dict, path, train_bytes: int | None = None) -> Path:
     """Each reduced racer's share of full training's gain over embeddings only, against the
     budget, one line style per model. Shares outside `ylim` (where full training's lead is
-    small, a share swings far) are drawn on the frame's edge, marked x."""
+    small, a share swings far) are drawn on the frame's edge, marked x. With `train_bytes`,
+    a dotted line marks the end of each pass over a training set of that size."""
     import matplotlib.pyplot as plt
 
     from ..experiments.chapter import save_figure
     ylim = SHARE_FRAME
     fig, ax = plt.subplots(figsize=(7.5, 4.6))
+    racers = dict.fromkeys(r for _, results in races.values() for r in results)
+    colors = {**dict(zip([r for r in racers if r not in COLORS], ["darkred", "olive"] * 9)),
+              **COLORS}
     for (model, (plan, results)), ls in zip(races.items(), ("-", "--")):
         x = budgets(results) * (1 if plan.unit == "bytes" else 1 / plan.bits_per_token_to_byte())
         for racer, share in gap_closed(results).items():
             if racer in ("full", "embeddings only"):
                 continue
             shown = np.clip(share, *ylim)
-            ax.plot(x, shown, ls=ls, marker=".", color=COLORS[racer], label=f"{racer} ({model})")
+            ax.plot(x, shown, ls=ls, marker=".", color=colors[racer], label=f"{racer} ({model})")
             out = np.isfinite(share) & (shown != share)
-            ax.plot(x[out], shown[out], "x", color=COLORS[racer], ms=8, mew=2)
+            ax.plot(x[out], shown[out], "x", color=colors[racer], ms=8, mew=2)
+        if train_bytes:
+            for k in range(1, int(x[-1] // train_bytes) + 1):
+                ax.axvline(k * train_bytes, color="k", ls=":", lw=1,
+                           label="end of a pass over the training set" if k == 1 else None)
     ax.set_ylim(ylim[0] - 0.05, ylim[1] + 0.05)
     ax.axhline(1, color="k", lw=0.8)
     ax.axhline(0, color="k", lw=0.8)
