@@ -26,14 +26,12 @@ under fixed rules, and one command that scores a new recipe under them.
 Assumes: chapters 02, 03 and 09; the long race's training set (point SMOLGPT_C4_FILES at the
 same C4 files as chapter 09; the chapter refuses other data) and its committed record
 (chapters/results/09_long_race.jsonl), whose runs are reused, never trained again.
-Takes: from an empty cache, its default run trains the 139 runs, 15.6 h of training on one core (10
-new racers: 8 or more quarter-budget runs each to tune, 2 or more at the full budget to check, 3
-seeds), made one BLAS thread per run, two at a time on a 2-core machine whose one-thread float32
-matmul rate was 89-102 GFLOP/s. Every finished run is kept in
+Takes: from an empty cache, hours of training (10 new racers: 8 or more quarter-budget runs each
+to tune, 2 or more at the full budget to check, 3 seeds; its closing lines sum them from the
+record, and print the machine's matmul rate). Every finished run is kept in
 chapters/results/10_which_numbers.jsonl, committed with the chapter, so a second run, also from a
-fresh clone, trains nothing and takes seconds (its closing lines print its wall time and the
-machine's matmul rate); the longer budget (below) trains for hours more. Quick mode
-(SMOLGPT_QUICK=1) is for the tests: a micro byte model, a few steps.
+fresh clone, trains nothing and takes seconds; the longer budget (below) trains for hours more.
+Quick mode (SMOLGPT_QUICK=1) is for the tests: a micro byte model, a few steps.
 Writes: out/10_which_numbers/results.md, record.md, shares.png, gap_longer.png (the longer
 budget's) and, in a default run, the tables to chapters/results/10_which_numbers.md.
 """
@@ -46,13 +44,13 @@ import smolgpt  # noqa: F401  first: it tells BLAS how to wait, before NumPy loa
 import numpy as np
 
 from smolgpt import data
-from smolgpt.companions.ch09_long_race import SHARE_FRAME, budgets, gap_closed, plot_gap_closed
+from smolgpt.companions.ch09_long_race import budgets, gap_closed, plot_gap_closed
 from smolgpt.companions.ch10_which_numbers import (LIMITS, LONG, LONG_BRIDGES, MATCHED, RECORD,
-                                                   RESULTS, WhichNumbers, bpb, count, fmt_bpb,
-                                                   gradient_reach, is_knobs, longer_race,
-                                                   record_table, share, standing,
-                                                   structure_verdicts)
-from smolgpt.experiments import out_dir, print_takeaways, quick_mode, save_figure
+                                                   RESULTS, WhichNumbers, bpb, count,
+                                                   default_cost, fmt_bpb, gradient_reach,
+                                                   longer_race, plot_shares, record_table, share,
+                                                   standing, structure_verdicts)
+from smolgpt.experiments import out_dir, print_takeaways, quick_mode
 from smolgpt.experiments.stats import paired_interval
 from smolgpt.experiments.sweep import format_sweep
 from smolgpt.layers import gelu_forward, layernorm_forward
@@ -223,35 +221,7 @@ for target, racers in MATCHED.items():
 print(f"tables: {OUT / 'results.md'}")
 
 # %%
-import matplotlib.pyplot as plt  # noqa: E402
-
-FRAME = SHARE_FRAME         # chapter 09's frame: a bar beyond it stops at its edge
-bars = []                   # (label, share, trains knobs?), one table after another
-for target, racers in MATCHED.items():
-    here = sorted((r for r in racers if r in results), key=lambda r: -share(results, r))
-    bars += [(f"{r} ({count(results, r):,})", share(results, r), is_knobs(r)) for r in here]
-    bars.append(None)                                   # a gap between two tables
-bars = bars[:-1]
-fig, ax = plt.subplots(figsize=(7.5, 0.26 * len(bars) + 1.2))
-for y, bar in enumerate(bars):
-    if bar is None:
-        ax.axhline(y, color="k", lw=0.5, ls=":")
-        continue
-    label, kept, knobs = bar
-    ax.barh(y, min(max(kept, FRAME[0]), FRAME[1]), color="C3" if knobs else "gray")
-    ax.text(max(kept, 0) + 0.01, y, f"{kept:.0%}", va="center", fontsize=7)
-ax.set_yticks([y for y, bar in enumerate(bars) if bar], [bar[0] for bar in bars if bar],
-              fontsize=7)
-ax.invert_yaxis()
-ax.axvline(0, color="k", lw=0.8)
-ax.axvline(1, color="k", lw=0.8)
-ax.set_xlim(min(0.0, *(max(bar[1], FRAME[0]) for bar in bars if bar)) - 0.05,
-            max(1.0, *(min(bar[1], FRAME[1]) for bar in bars if bar)) + 0.1)
-ax.set_xlabel("share of full training's gain kept (0: embeddings only, 1: full training)")
-ax.set_title("which numbers, count by count (trainable non-embedding numbers in brackets):\n"
-             "knobs (red) and racers that move the whole body (gray)", fontsize=10)
-fig.tight_layout()
-save_figure(fig, OUT / "shares.png")                             # prints where it went
+plot_shares(results, OUT / "shares.png")                         # prints where it went
 
 # %% [markdown]
 # ## The record
@@ -328,6 +298,10 @@ for limit in LIMITS:
                      f"training's gain over embeddings only ({fmt_bpb(results, best)} bits per "
                      f"byte; the entry before: {LIMITS[limit]}, "
                      f"{share(results, LIMITS[limit]):.0%}).")
+runs, hours = default_cost(w)
+takeaways.append(f"From an empty cache this chapter's default run trains its {runs} runs, "
+                 f"{hours:.1f} h of training on one core (summed from its record; the longer "
+                 f"budget's runs left out).")
 takeaways.append(f"Every share is of full training's {E - F:.3f} bits per byte over embeddings "
                  f"only on {w.plan.budget():,} bytes, {len(w.seeds)} seeds; every run is kept in "
                  f"{RECORD.name}, so a second run trains nothing.")

@@ -49,7 +49,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .ch09_long_race import BRIDGE_GRIDS, GRIDS, SPECS, LongRace
+from .ch09_long_race import BRIDGE_GRIDS, GRIDS, SHARE_FRAME, SPECS, LongRace
 from ..experiments.runs import Record
 from ..experiments.stats import mean_se, paired_interval
 from ..files import write_atomic
@@ -296,6 +296,49 @@ def record_table(results: dict, data_id: dict, w: WhichNumbers) -> str:
 def fmt_bpb(results: dict, racer: str) -> str:
     m, se = mean_se(bpb(results, racer))
     return f"{m:.3f}" if math.isnan(se) else f"{m:.3f} +- {se:.3f}"
+
+
+def plot_shares(results: dict, path) -> Path:
+    """The share of full training's gain each racer keeps, as bars, one group per table of
+    MATCHED (a dotted line between two): knobs red, racers that move the whole body gray. A bar
+    beyond chapter 09's frame stops at its edge; its label gives the share."""
+    import matplotlib.pyplot as plt
+
+    from ..experiments.chapter import save_figure
+    frame = SHARE_FRAME
+    bars = []                   # (label, share, trains knobs?), one table after another
+    for racers in MATCHED.values():
+        here = sorted((r for r in racers if r in results), key=lambda r: -share(results, r))
+        bars += [(f"{r} ({count(results, r):,})", share(results, r), is_knobs(r)) for r in here]
+        bars.append(None)                                   # a gap between two tables
+    bars = bars[:-1]
+    fig, ax = plt.subplots(figsize=(7.5, 0.26 * len(bars) + 1.2))
+    for y, bar in enumerate(bars):
+        if bar is None:
+            ax.axhline(y, color="k", lw=0.5, ls=":")
+            continue
+        _, kept, knobs = bar
+        ax.barh(y, min(max(kept, frame[0]), frame[1]), color="C3" if knobs else "gray")
+        ax.text(max(kept, 0) + 0.01, y, f"{kept:.0%}", va="center", fontsize=7)
+    shown = [bar for bar in bars if bar]
+    ax.set_yticks([y for y, bar in enumerate(bars) if bar], [b[0] for b in shown], fontsize=7)
+    ax.invert_yaxis()
+    ax.axvline(0, color="k", lw=0.8)
+    ax.axvline(1, color="k", lw=0.8)
+    ax.set_xlim(min(0.0, *(max(b[1], frame[0]) for b in shown)) - 0.05,
+                max(1.0, *(min(b[1], frame[1]) for b in shown)) + 0.1)
+    ax.set_xlabel("share of full training's gain kept (0: embeddings only, 1: full training)")
+    ax.set_title("which numbers, count by count (trainable non-embedding numbers in brackets):\n"
+                 "knobs (red) and racers that move the whole body (gray)", fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def default_cost(w: WhichNumbers) -> tuple[int, float]:
+    """(runs, hours of training) of the default run, summed from its record (the longer
+    budget's runs left out): what the chapter costs from an empty cache, on one core each."""
+    runs = [r for r in Record(w.plan.record).runs().values() if r["step"] < LONGER_STEPS]
+    return len(runs), sum(r["elapsed"] for r in runs) / 3600
 
 
 def gradient_reach(gpt, seed: int, x, y) -> dict:
