@@ -328,18 +328,16 @@ def plot_gap_closed(races: dict, path, train_bytes: int | None = None) -> Path:
     from ..experiments.chapter import save_figure
     ylim = SHARE_FRAME
     fig, ax = plt.subplots(figsize=(7.5, 4.6))
-    racers = dict.fromkeys(r for _, results in races.values() for r in results)
-    colors = {**dict(zip([r for r in racers if r not in COLORS], ["darkred", "olive"] * 9)),
-              **COLORS}
     for (model, (plan, results)), ls in zip(races.items(), ("-", "--")):
         x = budgets(results) * (1 if plan.unit == "bytes" else 1 / plan.bits_per_token_to_byte())
         for racer, share in gap_closed(results).items():
             if racer in ("full", "embeddings only"):
                 continue
             shown = np.clip(share, *ylim)
-            ax.plot(x, shown, ls=ls, marker=".", color=colors[racer], label=f"{racer} ({model})")
+            color = COLORS.get(racer, "darkred")             # a racer chapter 09 did not run
+            ax.plot(x, shown, ls=ls, marker=".", color=color, label=f"{racer} ({model})")
             out = np.isfinite(share) & (shown != share)
-            ax.plot(x[out], shown[out], "x", color=colors[racer], ms=8, mew=2)
+            ax.plot(x[out], shown[out], "x", color=color, ms=8, mew=2)
         if train_bytes:
             for k in range(1, int(x[-1] // train_bytes) + 1):
                 ax.axvline(k * train_bytes, color="k", ls=":", lw=1,

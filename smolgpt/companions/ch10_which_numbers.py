@@ -356,16 +356,15 @@ def gradient_reach(gpt, seed: int, x, y) -> dict:
     directions are the random weights themselves (no offset), so it is left out.
     """
     from ..model import init_params, loss_and_grads, non_embedding_table
-    from ..methods.norms import knob_table
     params = init_params(gpt, seed, np.float64)
     _, g = loss_and_grads(params, x, y, gpt)
     body = non_embedding_table(gpt)
     total = sum(float(np.square(g[n]).sum()) for n, _ in body)
     D = sum(math.prod(s) for _, s in body)
 
-    def follows(which: str) -> float:
-        """The squared gradient the knobs of `which` (a knob set) can follow: a LayerNorm or
-        bias knob its coordinates' share, a gain the share along the columns it scales."""
+    def follows(which: str) -> tuple[int, float]:
+        """(the knobs of `which`, a knob set, and the squared gradient they can follow): a
+        LayerNorm or bias knob its coordinates' share, a gain the share along its columns."""
         m = build(MethodSpec(which), gpt)
         got = sum(float(np.square(g[n]).sum()) for n, _ in m.knobs if n not in m.gain_names)
         for weight, scaled in m.columns.items():
@@ -374,11 +373,12 @@ def gradient_reach(gpt, seed: int, x, y) -> dict:
                 along = np.bincount(entry, weights=(G[:, cols] * W0[:, cols]).sum(0))
                 norm2 = np.bincount(entry, weights=np.square(W0[:, cols]).sum(0))
                 got += float((along ** 2 / norm2).sum())
-        return got
+        return m.n_trainable, got
 
-    knob = {w: follows(w) for w in ("norms", "gains", "norms-gains", "biases", "norms-biases",
-                                    "heads")}
-    counts = {w: sum(math.prod(s) for _, s in knob_table(gpt, w)) for w in knob}
+    sets = ("norms", "gains", "norms-gains", "biases", "norms-biases", "heads")
+    counts, knob = {}, {}
+    for w in sets:
+        counts[w], knob[w] = follows(w)
     out = {"norms": (counts["norms"], knob["norms"] / total),
            "gains": (counts["gains"], knob["gains"] / total),
            "norms+gains": (counts["norms-gains"], knob["norms-gains"] / total),
@@ -401,8 +401,8 @@ def lane(racers: list[str], record: Path, quick: bool = False, longer: bool = Fa
     known = (*LONGER_RACERS, *NEW) if longer else tuple(NEW)
     unknown = [r for r in racers if r not in known]
     if unknown or not racers:
-        raise SystemExit(f"unknown racer(s) {', '.join(unknown) or '(none given)'}: choose from "
-                         f"{', '.join(known)}")
+        said = f"unknown racer(s) {', '.join(unknown)}" if unknown else "--racers names none"
+        raise SystemExit(f"{said}: choose from {', '.join(known)}")
     w = WhichNumbers(quick=quick, record=record)
     w.check_data()
     rates = w.long_rates()
