@@ -14,14 +14,15 @@ Design: ten new racers on the long race's byte model, budget and seeds. Nine tra
 the frozen random body, numbers that each move a whole channel: the LayerNorm gains and biases
 (`norms`, 2,304 numbers), one gain per output channel of every matrix (`gains`, 4,608), the
 matrices' biases (`biases`, 4,608), one gain per attention head, scaling its output, and one per
-MLP (`heads`, 20); directly, or through a random subspace of them (250 or 5,000 random
-directions among the knobs). The tenth, a whole-body Fastfood of 2,304 numbers, is the control
-for the norms at their count. They race the long race's recorded racers at about equal counts
-(~250: 5 per tensor, NOLA; ~5,000: Fastfood, VeRA). Each new racer's rate is tuned
-on a wide grid (1e-3 to 3) at a quarter of the budget and checked at the full budget, as in the
-long race; 3 seeds, paired with the long race's seed by seed. The chapter ends with a record: the
-best share of full training's gain kept with at most 250 and at most 5,000 trainable numbers,
-under fixed rules, and one command that scores a new recipe under them.
+MLP (`heads`, 20), the norms and gains together (`norms+gains`, 6,912); directly, or through a
+random subspace of them (250 or 5,000 random directions among the knobs). The tenth, a
+whole-body Fastfood of 2,304 numbers, is the control for the norms at their count. They race the
+long race's recorded racers at about equal counts (~250: 5 per tensor, NOLA; ~5,000: Fastfood,
+VeRA). Each new racer's rate is tuned on a wide grid (1e-3 to 3, extended while its best sits
+on an edge) at a quarter of the budget and checked at the full budget, as in the long race; 3
+seeds, paired with the long race's seed by seed. The chapter ends with a record: the best share
+of full training's gain kept with at most 250 and at most 5,000 trainable numbers, under fixed
+rules, and one command that scores a new recipe under them.
 
 Assumes: chapters 02, 03 and 09; the long race's training set (point SMOLGPT_C4_FILES at the
 same C4 files as chapter 09; the chapter refuses other data) and its committed record
@@ -47,8 +48,9 @@ from smolgpt import data
 from smolgpt.companions.ch09_long_race import budgets, gap_closed, plot_gap_closed
 from smolgpt.companions.ch10_which_numbers import (LIMITS, LONG, LONG_BRIDGES, MATCHED, RECORD,
                                                    RESULTS, WhichNumbers, bpb, count,
-                                                   default_cost, fmt_bpb, gradient_reach,
-                                                   longer_race, plot_shares, record_table, share,
+                                                   default_cost, fmt_bpb, gap_growth,
+                                                   gradient_reach, longer_race, plot_shares,
+                                                   record_table, share,
                                                    standing, structure_verdicts)
 from smolgpt.experiments import out_dir, print_takeaways, quick_mode
 from smolgpt.experiments.stats import paired_interval
@@ -127,10 +129,11 @@ print(f"a random direction: {on_j:.2%} of its change lands on feature {j} (1/H =
 # length ||G||^2 each set of trainable directions can follow (`gradient_reach`). A LayerNorm or
 # bias knob is one coordinate, so it follows that coordinate's G squared. A channel gain moves
 # column j of W0 along itself, the unit direction W0_j / ||W0_j||, so it follows
-# <G_j, W0_j>^2 / ||W0_j||^2, G_j being the gradient's column j. A random d-dimensional
-# subspace of D dimensions follows d / D of any vector in expectation. This is plain
-# gradient descent's view of the first step; Adam moves every number by about its rate
-# whatever its gradient, and the race below is what decides.
+# <G_j, W0_j>^2 / ||W0_j||^2, G_j being the gradient's column j; a head's or an MLP's gain
+# moves all of its output columns together, and follows <G, W0>^2 / ||W0||^2 over them. A
+# random d-dimensional subspace of D dimensions follows d / D of any vector in expectation.
+# This is plain gradient descent's view of the first step; Adam moves every number by about its
+# rate whatever its gradient, and the race below is what decides.
 
 # %%
 data_id = w.check_data()                 # the sha256 of the prepared splits, for the record
@@ -262,7 +265,8 @@ if not QUICK:             # kept beside the record, for the README
 # hours more than the rest of the chapter; it runs with SMOLGPT_CH10_LONGER=1.
 
 # %%
-if os.environ.get("SMOLGPT_CH10_LONGER", "").strip() not in ("", "0"):
+LONGER = os.environ.get("SMOLGPT_CH10_LONGER", "").strip() not in ("", "0")
+if LONGER:
     best_new = min(w.racers, key=lambda r: bpb(results, r).mean())
     longer = longer_race(w, rates, best_new)
     at, shares = budgets(longer), gap_closed(longer)
@@ -278,6 +282,23 @@ if os.environ.get("SMOLGPT_CH10_LONGER", "").strip() not in ("", "0"):
     plot_gap_closed({"bytes": (w.plan, longer)}, OUT / "gap_longer.png", train_tokens.size)
 else:
     print("the longer budget is not part of this run: SMOLGPT_CH10_LONGER=1 runs it")
+
+# %% [markdown]
+# A share read off a run's curve is a mean over seeds, with no interval. To give the question
+# one: seed by seed, how far behind full training (in bits per byte, on the held-out windows of
+# the final score) each racer ends when trained to the default budget and when trained to the
+# longer one, and the change between the two. A change whose interval lies above zero means the
+# gap widened.
+
+# %%
+if LONGER:
+    short = {**results, **w.long.race(w.five_in_all(rates), w.seeds, racers=["5 in all"])}
+    print(f"bits per byte behind full training, paired 95% intervals over {len(w.seeds)} seeds:")
+    print(f"  {'':<24} {f'at {w.plan.budget():,} bytes':<24} {f'at {at[-1]:,} bytes':<24} "
+          f"the change")
+    for r, *ivs in gap_growth(short, longer):
+        print(f"  {r:<24} " + " ".join(f"{iv['diff']:+.3f} [{iv['lo']:+.3f}, {iv['hi']:+.3f}]"
+                                       for iv in ivs))
 
 # %% [markdown]
 # ## Takeaways
@@ -304,7 +325,7 @@ takeaways.append(f"From an empty cache this chapter's default run trains its {ru
                  f"budget's runs left out).")
 takeaways.append(f"Every share is of full training's {E - F:.3f} bits per byte over embeddings "
                  f"only on {w.plan.budget():,} bytes, {len(w.seeds)} seeds; every run is kept in "
-                 f"{RECORD.name}, so a second run trains nothing.")
+                 f"{w.plan.record.name}, so a second run trains nothing.")
 print_takeaways(takeaways, START)
 
 # %% [markdown]
@@ -316,5 +337,5 @@ print_takeaways(takeaways, START)
 #    differences in float64 with gains away from 1 and a random upstream gradient. What does
 #    the layer output in a channel whose gain is 0?
 # 2. **The knobs of GPT-2 small.** Count by hand the LayerNorm gains and biases, the channel
-#    gains, the matrices' biases and the head and MLP volumes of GPT-2 small (12 blocks, width
-#    768, 12 heads), and check each against the method's own `n_trainable`.
+#    gains, the matrices' biases and the head and MLP gains (`heads`) of GPT-2 small (12
+#    blocks, width 768, 12 heads), and check each against the method's own `n_trainable`.

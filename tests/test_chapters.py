@@ -5,6 +5,7 @@ outputs sent to a temporary folder and its data to the session's small prepared 
 Chapter 06 is run by tests/test_elephant.py.
 """
 
+import json
 import os
 import re
 import subprocess
@@ -544,8 +545,11 @@ def test_chapter_10(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert re.search(r"^heads: [\d,]+ trainable non-embedding numbers, coef_lr = ", proc.stdout,
                      re.M)
-    assert re.search(r"at most 250: against the standing .+ (a new record|does not beat it)",
+    said = re.search(r"at most 250: against the standing .+ (a new record|does not beat it)",
                      proc.stdout)
+    assert said
+    entry = re.search(r"^\| 250 \| (.+?) \|", proc.stdout, re.M)   # the table the verdict
+    assert (entry[1] == "heads") == (said[1] == "a new record")    # printed agrees with it
     assert set((tmp_path / "runs").iterdir()) == folders          # nothing was trained again
     # the longer budget: two lanes race its fixed racers, each into a copy of the record, and
     # collect gathers them; the chapter then makes only the best new racer's runs
@@ -573,7 +577,17 @@ def test_chapter_10(tmp_path):
     assert [r for r, _ in shown] == reduced + [shown[-1][0]]     # and the best new racer
     assert shown[-1][0] in NEW
     assert (tmp_path / "10_which_numbers" / "gap_longer.png").stat().st_size > 10_000
-    by_chapter = set((tmp_path / "runs").iterdir()) - folders   # the best new racer's alone
+    iv = r"([-+][0-9.]+) \[([-+][0-9.]+), ([-+][0-9.]+)\]"
+    growth = re.findall(rf"^  (\S.*?)\s+{iv} {iv} {iv}$", longer, re.M)
+    assert [g[0] for g in growth] == [r for r, _ in shown]      # the gap, with its change
+    for g in growth:
+        for diff, lo, hi in zip(*[iter(map(float, g[1:]))] * 3):
+            assert lo <= diff <= hi
+    # the lanes' longer runs were reused: the chapter's own are the best new racer's, and 5 in
+    # all's at the default budget (its gap there, which the long race's record holds at full size)
+    by_chapter = set((tmp_path / "runs").iterdir()) - folders
     assert by_chapter
-    labels = [{f.name.rsplit("_seed", 1)[0] for f in made} for made in (by_chapter, by_lanes)]
-    assert not labels[0] & labels[1]                            # the lanes' runs were reused
+    steps = {f: json.loads((f / "summary.json").read_text())["step"] for f in by_chapter | by_lanes}
+    raced = {f.name.rsplit("_seed", 1)[0] for f in by_lanes}
+    assert all(steps[f] < max(steps.values()) for f in by_chapter
+               if f.name.rsplit("_seed", 1)[0] in raced)

@@ -163,6 +163,27 @@ def test_collect_adds_each_lane_run_once(tmp_path):
     assert keys == ["k0", "k1", "k2", "k3"]
 
 
+def test_the_record_goes_to_the_lowest_challenger_that_beats_the_standing_entry():
+    """Chapter 10's record rule: a challenger within the count must beat the standing entry by a
+    paired 95% interval; of several that do, the lowest mean holds the record; one over the count,
+    or one whose interval holds zero, does not, however low its mean."""
+    from smolgpt.companions.ch10_which_numbers import standing
+
+    def racer(n, *bpb):
+        return [{"n_trainable": n, "final": {"bits_per_byte": v}} for v in bpb]
+
+    results = {"5 per tensor": racer(250, 3.00, 3.10, 3.20),
+               "a": racer(250, 2.90, 3.00, 3.10),             # beats it by 0.1 on every seed
+               "b": racer(200, 2.80, 2.91, 3.02),             # beats it, lower still
+               "c": racer(240, 2.00, 3.60, 2.90),             # lowest mean, interval holds 0
+               "d": racer(5000, 1.00, 1.00, 1.00)}            # over the count
+    best, tried = standing(results, 250)
+    assert best == "b"
+    assert {r for r, _ in tried} == {"a", "b", "c"}
+    assert standing(results, 250, old="b")[0] == "b"          # nobody beats the new holder
+    assert standing({k: results[k] for k in ("5 per tensor", "c")}, 250)[0] == "5 per tensor"
+
+
 def test_chapter_10_shows_every_racer_within_its_count():
     """Every new racer of chapter 10 is in one of its tables (MATCHED), and every racer of a
     table trains up to about the table's count of non-embedding numbers on the byte model

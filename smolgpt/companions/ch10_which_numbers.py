@@ -111,7 +111,8 @@ def rules(w: WhichNumbers) -> str:
             f"0, extended up to twice while its best sits "
             f"on an edge, then checked at the full budget and moved, as `LongRace.settle` does, "
             f"where a neighbour wins); a new entry must beat the standing one by a paired 95% "
-            f"interval of bits per byte that excludes zero")
+            f"interval of bits per byte that excludes zero (of several that beat it at once, "
+            f"as this chapter's racers did, the lowest mean)")
 
 
 def rate_field(spec: MethodSpec, gpt) -> str:
@@ -190,6 +191,14 @@ class WhichNumbers:
         settled, checks = self.plan.settle(tuned, racers=racers, verbose=verbose)
         return settled, {r: (tuned[r]["sweep"], checks[r]) for r in racers}
 
+    def five_in_all(self, rates: dict, verbose: bool = False) -> dict:
+        """`rates` with the long race's 5 in all added, by its own tuning and check (read from
+        its record): the longer budget races it, the default run does not."""
+        if "5 in all" in rates:
+            return rates
+        rates = self.long.tune(verbose, racers={"5 in all": GRIDS["5 in all"]}, rates=rates)
+        return self.long.settle(rates, racers=("5 in all",), verbose=verbose)[0]
+
     def race(self, rates: dict, racers=None, verbose: bool = False) -> dict:
         """{racer: [summary per seed]}: the long race's racers from its record, ours raced."""
         racers = list(racers or self.racers)
@@ -216,13 +225,26 @@ def longer_race(w: WhichNumbers, rates: dict, best_new: str | None, verbose: boo
                       grids=w.plan.grids)
     steps = 4 * longer.base.steps if w.quick else LONGER_STEPS
     longer.base = dataclasses.replace(longer.base, steps=steps, warmup=max(2, steps // 32))
-    if "5 in all" in racers and "5 in all" not in rates:    # the long race's, from its record
-        rates = w.long.tune(verbose, racers={"5 in all": GRIDS["5 in all"]}, rates=rates)
-        rates, _ = w.long.settle(rates, racers=("5 in all",), verbose=verbose)
+    if "5 in all" in racers:
+        rates = w.five_in_all(rates, verbose)
     fresh = {r: {k: v for k, v in rates[r].items() if k != "at_full_budget"} for r in racers}
     checked = [r for r in racers if r != "embeddings only"]
     settled, _ = longer.settle({**rates, **fresh}, racers=checked, verbose=verbose)
     return longer.race(settled, w.seeds, verbose, racers=racers)
+
+
+def gap_growth(short: dict, longer: dict) -> list[tuple[str, dict, dict, dict]]:
+    """Whether the gap to full training widens with the budget: [(racer, the paired interval of
+    its bits per byte minus full training's on the shorter budget, the same on the longer one,
+    the paired interval of the longer gap minus the shorter)] for each racer of `longer` but
+    full training and embeddings only; seeds paired by number across the two budgets."""
+    out = []
+    for r in longer:
+        if r not in ("full", "embeddings only"):
+            gaps = [bpb(res, r) - bpb(res, "full") for res in (short, longer)]
+            out.append((r, *(paired_interval(bpb(res, "full"), bpb(res, r))
+                             for res in (short, longer)), paired_interval(*gaps)))
+    return out
 
 
 def bpb(results: dict, racer: str) -> np.ndarray:
@@ -241,12 +263,12 @@ def count(results: dict, racer: str) -> int:
     return int(results[racer][0]["n_trainable"])
 
 
-def standing(results: dict, limit: int) -> tuple[str, list]:
+def standing(results: dict, limit: int, old: str | None = None) -> tuple[str, list]:
     """(the entry that holds the record with at most `limit` numbers, [(challenger, its paired
     interval against the old entry)]): of the racers within the limit that beat the old entry
-    (LIMITS) by a paired 95% interval of bits per byte excluding zero, the lowest mean; else the
-    old entry stands."""
-    old, tried = LIMITS[limit], []
+    (default: the one that stood before this chapter, LIMITS) by a paired 95% interval of bits
+    per byte excluding zero, the lowest mean; else the old entry stands."""
+    old, tried = old or LIMITS[limit], []
     for racer in results:
         if racer not in (old, "embeddings only") and count(results, racer) <= limit:
             tried.append((racer, paired_interval(bpb(results, old), bpb(results, racer))))
@@ -277,14 +299,14 @@ def structure_verdicts(results: dict) -> list[tuple[int, str, str, dict]]:
     return out
 
 
-def record_table(results: dict, data_id: dict, w: WhichNumbers) -> str:
-    """The record as markdown: each class's entry, its share and bits per byte, the old entry,
-    and the rules as `w` applies them."""
+def record_table(results: dict, data_id: dict, w: WhichNumbers, entries=None) -> str:
+    """The record as markdown: each class's entry, its share and bits per byte, the entry it
+    beat (or that stands), and the rules as `w` applies them. entries: {limit: (entry, the entry
+    before it)}, by default standing()'s against the entries that stood before this chapter."""
     rows = ["| at most | entry | trainable non-embedding | share of full training's gain | "
             "bits per byte | stood before |", "|---:|---|---:|---:|---:|---|"]
     for limit in LIMITS:
-        best, _ = standing(results, limit)
-        old = LIMITS[limit]
+        best, old = (entries or {}).get(limit) or (standing(results, limit)[0], LIMITS[limit])
         rows.append(f"| {limit:,} | {best} | {count(results, best):,} | "
                     f"{share(results, best):.0%} | {fmt_bpb(results, best)} | {old} "
                     f"{share(results, old):.0%} |")
@@ -337,7 +359,7 @@ def plot_shares(results: dict, path) -> Path:
 def default_cost(w: WhichNumbers) -> tuple[int, float]:
     """(runs, hours of training) of the default run, summed from its record (the longer
     budget's runs left out): what the chapter costs from an empty cache, on one core each."""
-    runs = [r for r in Record(w.plan.record).runs().values() if r["step"] < LONGER_STEPS]
+    runs = [r for r in Record(w.plan.record).runs().values() if r["step"] <= w.plan.base.steps]
     return len(runs), sum(r["elapsed"] for r in runs) / 3600
 
 
@@ -444,6 +466,7 @@ def score(spec: MethodSpec, record: Path = RECORD, quick: bool = False) -> dict:
     rates, _ = w.new_rates(w.long_rates(), verbose=True)
     results = w.race(rates, list(w.racers))
     n = count(results, name)
+    entries = {}
     print(f"{name}: {n:,} trainable non-embedding numbers, {field} = {rates[name]['value']:.3g}, "
           f"{fmt_bpb(results, name)} bits per byte, share {share(results, name):.0%}")
     for limit in LIMITS:
@@ -453,10 +476,11 @@ def score(spec: MethodSpec, record: Path = RECORD, quick: bool = False) -> dict:
         best = standing({k: v for k, v in results.items() if k != name}, limit)[0]
         iv = paired_interval(bpb(results, best), bpb(results, name))
         beats = iv["hi"] < 0
+        entries[limit] = (name, best) if beats else (best, LIMITS[limit])
         print(f"  at most {limit:,}: against the standing {best} ({share(results, best):.0%}): "
               f"{name} - {best} = {iv['diff']:+.4f} bits per byte, 95% [{iv['lo']:+.4f}, "
               f"{iv['hi']:+.4f}]: " + ("a new record" if beats else "does not beat it"))
-    print(record_table(results, data_id, w))
+    print(record_table(results, data_id, w, entries))
     return results
 
 

@@ -32,8 +32,9 @@ a knob's natural unit is 1 (a gain of 1 is GPT-2's), so sigma is 1 here: a coeff
 size lr moves each knob by about lr, as training the knob directly at that rate would.
 
 Why these numbers (Frankle, Schwab and Morcos 2021, "Training BatchNorm and Only BatchNorm"):
-a gain scales, and a bias shifts, one feature everywhere it is used, so a few of them can switch
-random features on or off, while a random direction in weight space nudges every weight a little.
+a channel gain scales, and a matrix bias shifts, one feature everywhere it is used, so a few of
+them can switch random features on or off; a LayerNorm gain or bias reweights or shifts one input
+channel that every feature reads; a random direction in weight space nudges every weight a little.
 The learning rate of every knob (and of the subspace coefficients a) is `coef_lr`; the
 embeddings train at `lr`. Nothing here is decayed: a gain decayed towards 0 would switch its
 channel off.
