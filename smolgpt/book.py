@@ -4,7 +4,9 @@ The scripts `chapters/NN_topic.py` stay the only source. For each chapter, jupyt
 script as a notebook, nbclient runs it in a fresh Jupyter kernel (in the current folder, with
 your environment, as `python chapters/NN_topic.py` runs) and nbconvert writes it as a page.
 Each figure a chapter saves is shown below its cell (save_figure), and a cell under the title
-says which commit, machine and wall time produced the page.
+says which commit, machine and wall time produced the page, and which of the chapter's own
+switches were set (`SMOLGPT_CH10_LONGER=1 smolgpt book --chapters 10` adds chapter 10's longer
+budget to its page, and the page says so).
 
     smolgpt book                  every chapter at full size: chapters/book/NN_topic.ipynb
                                   (committed) and the site in out/book/
@@ -75,8 +77,17 @@ def chapter_scripts(wanted: str | None = None) -> list[Path]:
 # Running one chapter
 
 
-def provenance(seconds: float, quick: bool) -> dict:
-    """What produced a notebook: commit, mode, this machine's matmul rate and BLAS, wall time."""
+def switches(script: Path) -> dict:
+    """{name: value} of the environment variables the chapter reads itself (each
+    `os.environ.get("NAME"` in its text) that are set: a page built with one (SMOLGPT_MODELS,
+    SMOLGPT_CH10_LONGER, ...) shows other outputs than a plain build, and says so."""
+    names = dict.fromkeys(re.findall(r'os\.environ\.get\("([A-Z0-9_]+)"', script.read_text()))
+    return {n: os.environ[n] for n in names if os.environ.get(n, "").strip()}
+
+
+def provenance(seconds: float, quick: bool, script: Path) -> dict:
+    """What produced a notebook: commit, mode, the chapter's own switches, this machine's matmul
+    rate and BLAS, wall time."""
     from .bench.model import matmul_gflops
     from .layers import blas_kernel
 
@@ -91,6 +102,7 @@ def provenance(seconds: float, quick: bool) -> dict:
     dirty = bool(git("status", "--porcelain", "--", str(CHAPTERS.parent / "smolgpt"),
                      *map(str, CHAPTERS.glob("[0-9][0-9]_*.py"))))
     return {"commit": commit, "uncommitted_changes": dirty, "quick": quick,
+            "switches": switches(script),
             "matmul_gflops": round(matmul_gflops(), 1), "blas": blas_kernel(),
             "seconds": round(seconds, 1), "date": time.strftime("%Y-%m-%d")}
 
@@ -99,6 +111,7 @@ def provenance_text(script: Path, p: dict) -> str:
     """The sentence under a page's title that says where its outputs come from."""
     commit = p["commit"][:12] + (" with uncommitted changes" if p["uncommitted_changes"] else "")
     mode = "in quick mode (`SMOLGPT_QUICK=1`)" if p["quick"] else "at full size"
+    mode += "".join(f", `{k}={v}`" for k, v in p.get("switches", {}).items())
     return (f"*This page is `chapters/{script.name}` run {mode} by `smolgpt book` on "
             f"{p['date']}, at commit `{commit}`: it took {p['seconds']:.0f} s on a machine whose "
             f"float32 matmul rate was {p['matmul_gflops']:.0f} GFLOP/s (BLAS: {p['blas']}). "
@@ -148,7 +161,7 @@ def run_chapter(script: Path, quick: bool, failed: Path, timeout: int | None = N
         if not isinstance(e.__context__, nbclient.exceptions.DeadKernelError):
             raise
         raise ChapterFailed(kernel_died(script, nb, failed, e.__context__)) from None
-    p = provenance(time.time() - start, quick)
+    p = provenance(time.time() - start, quick, script)
     nb.metadata["smolgpt"] = p
     nb.cells.insert(1, nbformat.v4.new_markdown_cell(provenance_text(script, p)))
     return nb

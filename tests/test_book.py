@@ -119,6 +119,25 @@ def test_committed_notebooks_are_their_chapters_now():
             f"not link {path.name}"
 
 
+def test_a_page_names_the_chapter_switches_it_was_built_with(tmp_path, monkeypatch):
+    """A chapter's own switches (environment variables it reads) change what its page shows: the
+    ones set when it was built are named under its title, those unset or empty are not."""
+    script = tmp_path / "10_topic.py"
+    script.write_text('import os\nA = os.environ.get("SMOLGPT_LONGER", "")\n'
+                      'B = os.environ.get("SMOLGPT_MODELS", "bytes")\n'
+                      'C = os.environ.get("OTHER")\n')
+    monkeypatch.setenv("SMOLGPT_LONGER", "1")
+    monkeypatch.setenv("SMOLGPT_MODELS", " ")
+    monkeypatch.delenv("OTHER", raising=False)
+    assert book.switches(script) == {"SMOLGPT_LONGER": "1"}
+    p = {"commit": "0" * 40, "uncommitted_changes": False, "quick": False, "date": "today",
+         "switches": book.switches(script), "seconds": 1.0, "matmul_gflops": 1.0, "blas": "x"}
+    said = book.provenance_text(script, p)
+    assert "run at full size, `SMOLGPT_LONGER=1` by `smolgpt book`" in said
+    monkeypatch.delenv("SMOLGPT_LONGER")
+    assert book.switches(script) == {}
+
+
 def test_book_refuses_unknown_chapters_in_one_line(capsys):
     from smolgpt.cli import main
     assert main(["book", "--quick", "--chapters", "01,77"]) == 2
