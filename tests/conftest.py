@@ -1,10 +1,9 @@
 """Shared fixtures: where the C4 sample is, and a small prepared dataset for any test to use.
 
-CI (.ci/run) points at the sample with SMOLGPT_C4_FILES / SMOLGPT_C4_VAL_FILES /
-TIKTOKEN_CACHE_DIR. Run by hand, those may be unset: if the repo's sibling `../shared/data`
-exists they are set to it here, at import, before anything imports `datasets` or loads the
-tokenizer. `datasets` is kept offline and its cache goes to a temporary HF_HOME, so no test can
-touch the network or the user's ~/.cache.
+The tests read C4 and GPT-2's tokenizer from local copies named by SMOLGPT_C4_FILES /
+SMOLGPT_C4_VAL_FILES / TIKTOKEN_CACHE_DIR (README's *Offline*; CI sets them); without them, the
+tests that need data skip and say how to set them. `datasets` is kept offline and its cache goes
+to a temporary HF_HOME, so no test can touch the network or the user's ~/.cache.
 """
 
 from __future__ import annotations
@@ -19,14 +18,6 @@ import pytest
 
 import smolgpt  # noqa: F401  before any test module loads NumPy (smolgpt/__init__.py says why)
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "data"
-
-if not os.environ.get("SMOLGPT_C4_FILES") and (SHARED / "c4").is_dir():
-    os.environ["SMOLGPT_C4_FILES"] = str(SHARED / "c4" / "c4-en-sample.0000[023].json.gz")
-    os.environ.setdefault("SMOLGPT_C4_VAL_FILES", str(SHARED / "c4" / "c4-en-sample.00001.json.gz"))
-if not os.environ.get("TIKTOKEN_CACHE_DIR") and (SHARED / "tiktoken").is_dir():
-    os.environ["TIKTOKEN_CACHE_DIR"] = str(SHARED / "tiktoken")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 # the runner trains in the test's own process (monkeypatches reach it, and the chapters' quick
 # runs keep their timing); tests/test_pool.py asks for workers itself
