@@ -259,9 +259,10 @@ if not QUICK:             # kept beside the record, for the README
 # In the long race full training was still falling fast at 4,194,304 bytes while the reduced
 # racers' share of its gain was shrinking (chapter 09's figures). Does the gap keep widening?
 # Full training, Fastfood, the best new racer, 5 in all and embeddings only run again on
-# 16,777,216 bytes, every rate but embeddings only's checked again at that budget, 3 seeds. It
-# prints the share each keeps at the last five power-of-two budgets and draws it at every one,
-# the end of each pass over the training set marked (gap_longer.png). This part trains for
+# 16,777,216 bytes, every rate but embeddings only's checked again at that budget, 3 seeds. Each
+# run is evaluated at every power-of-two step and every 4,194,304 bytes (the default budget); it
+# prints the share each keeps at the last five of those budgets and draws it at every one, the
+# end of each pass over the training set marked (gap_longer.png). This part trains for
 # hours more than the rest of the chapter; it runs with SMOLGPT_CH10_LONGER=1.
 
 # %%
