@@ -292,6 +292,7 @@ else:
 # gap widened.
 
 # %%
+longer_said = []                    # the longer budget's verdicts, for the takeaways
 if LONGER:
     short = {**results, **w.long.race(w.five_in_all(rates), w.seeds, racers=["5 in all"])}
     print(f"bits per byte behind full training, paired 95% intervals over {len(w.seeds)} seeds:")
@@ -300,6 +301,13 @@ if LONGER:
     for r, *ivs in gap_growth(short, longer):
         print(f"  {r:<24} " + " ".join(f"{iv['diff']:+.3f} [{iv['lo']:+.3f}, {iv['hi']:+.3f}]"
                                        for iv in ivs))
+        grew = ivs[2]
+        said = "it widened" if grew["lo"] > 0 else "it narrowed" if grew["hi"] < 0 else \
+            "not resolved"
+        longer_said.append(f"From {w.plan.budget():,} to {at[-1]:,} bytes the gap between {r} "
+                           f"and full training changed by {grew['diff']:+.3f} bits per byte, 95% "
+                           f"[{grew['lo']:+.3f}, {grew['hi']:+.3f}]: {said}; {r} keeps "
+                           f"{share(longer, r):.0%} of the gain at {at[-1]:,} bytes.")
 
 # %% [markdown]
 # ## Takeaways
@@ -327,7 +335,7 @@ takeaways.append(f"From an empty cache this chapter's default run trains its {ru
 takeaways.append(f"Every share is of full training's {E - F:.3f} bits per byte over embeddings "
                  f"only on {w.plan.budget():,} bytes, {len(w.seeds)} seeds; every run is kept in "
                  f"{w.plan.record.name}, so a second run trains nothing.")
-print_takeaways(takeaways, START)
+print_takeaways(takeaways + longer_said, START)
 
 # %% [markdown]
 # ## Exercises

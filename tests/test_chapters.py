@@ -583,6 +583,13 @@ def test_chapter_10(tmp_path):
     for g in growth:
         for diff, lo, hi in zip(*[iter(map(float, g[1:]))] * 3):
             assert lo <= diff <= hi
+    said = re.findall(r"the gap between (.+?) and full training changed by ([-+][0-9.]+) bits per "
+                      r"byte, 95% \[([-+][0-9.]+), ([-+][0-9.]+)\]: (it widened|it narrowed|not "
+                      r"resolved);", " ".join(longer.split()))
+    assert [s[0] for s in said] == [g[0] for g in growth]       # one takeaway per racer
+    for _, diff, lo, hi, verdict in said:
+        assert verdict == ("it widened" if float(lo) > 0 else "it narrowed" if float(hi) < 0
+                           else "not resolved")
     # the lanes' longer runs were reused: the chapter's own are the best new racer's, and 5 in
     # all's at the default budget (its gap there, which the long race's record holds at full size)
     by_chapter = set((tmp_path / "runs").iterdir()) - folders
