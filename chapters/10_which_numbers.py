@@ -50,8 +50,8 @@ from smolgpt.companions.ch10_which_numbers import (LIMITS, LONG, LONG_BRIDGES, M
                                                    RESULTS, WhichNumbers, bpb, count,
                                                    default_cost, fmt_bpb, gap_growth,
                                                    gradient_reach, longer_race, plot_shares,
-                                                   record_table, share,
-                                                   standing, structure_verdicts)
+                                                   record_table, share, standing,
+                                                   structure_verdicts)
 from smolgpt.experiments import out_dir, print_takeaways, quick_mode
 from smolgpt.experiments.stats import paired_interval
 from smolgpt.experiments.sweep import format_sweep
