@@ -44,7 +44,7 @@ from . import distributed
 from .files import describe_file, refuse_strangers
 from .methods import RATES, MethodSpec, refuse_foreign, refuse_foreign_training
 from .model import GPTConfig, count_params
-from .train import TrainConfig
+from .train import RESUME_MAY_CHANGE, TrainConfig
 
 STOPPED = 4          # exit status of a training run stopped by a signal, its progress saved
 
@@ -57,7 +57,8 @@ def _dataclass_flags(parser, cls, groups: dict, title: str, skip=()):
     names, else `title` (created on first use). The flag is `--field-name` unless the metadata
     gives `flag`; a bool field becomes a switch that sets the opposite of its default. Every
     default is None here, so that with --resume only the flags the user typed override the
-    checkpoint's settings; the help shows the field's real default."""
+    checkpoint's settings; the help shows the field's real default, or the metadata's `shown`
+    where the command line's default is not the field's ("" shows none)."""
     for f in dataclasses.fields(cls):
         if "help" not in f.metadata or f.name in skip:
             continue
@@ -72,9 +73,10 @@ def _dataclass_flags(parser, cls, groups: dict, title: str, skip=()):
         else:
             kind = {"int": int, "float": float, "str": str}.get(
                 str(f.type).split(" |")[0], str)
+            shown = f.metadata.get("shown", default)
             groups[group].add_argument(flag, dest=_dest(f), type=kind, metavar=f.name.upper(),
-                                       help=f.metadata["help"] if default is None else
-                                       f"{f.metadata['help']} (default {default})")
+                                       help=f.metadata["help"] if shown in (None, "") else
+                                       f"{f.metadata['help']} (default {shown})")
 
 
 def _dest(f: dataclasses.Field) -> str:
@@ -91,20 +93,25 @@ def _typed(args: argparse.Namespace, cls) -> dict:
 
 
 def _add_train_args(p: argparse.ArgumentParser, run_flags: bool = True):
-    """The training flags; run_flags adds those about one run's folder (--resume ...)."""
+    """The training flags; run_flags adds those about one run's folder (--resume ...) and the
+    seeds (a sweep gives each of its runs seed 0..N-1, of the batch order and of the method's
+    random draws alike, so it takes neither seed flag)."""
     model = "model (a preset, optionally resized)"
     groups = {model: p.add_argument_group(model)}
     groups[model].add_argument("--preset", help="model size preset: tiny (default; 4 layers x "
                                "128), tiny-bytes (the same body reading UTF-8 bytes) or gpt2 "
                                "(GPT-2 small, 124M)")
     _dataclass_flags(p, GPTConfig, groups, model)
-    _dataclass_flags(p, MethodSpec, groups, "parameterization")
-    _dataclass_flags(p, TrainConfig, groups, "optimisation", skip=() if run_flags else ("out",))
+    _dataclass_flags(p, MethodSpec, groups, "parameterization", skip=() if run_flags else ("seed",))
+    _dataclass_flags(p, TrainConfig, groups, "optimisation",
+                     skip=() if run_flags else ("out", "seed"))
     if not run_flags:
         return
+    may_change = ", ".join("--" + _dest(f).replace("_", "-")
+                           for f in dataclasses.fields(TrainConfig) if f.name in RESUME_MAY_CHANGE)
     p.add_argument("--resume", metavar="PATH", help="continue from a checkpoint, in its own "
-                   "folder (or in --out); its settings are used, flags you give must agree with "
-                   "its model and method")
+                   "folder (or in --out) with its settings; of the flags, only " + may_change +
+                   " may differ from them")
     p.add_argument("--overwrite", action="store_true", help="start afresh even if --out already "
                    "holds a run's checkpoint (which is then replaced); without it that is refused")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -320,7 +327,7 @@ def cmd_bench(a):
     if a.vs_torch:                        # fail on a missing torch before minutes of timing
         bench.check_torch()
     r = bench.run(config, batch_size=a.batch_size, repeats=a.repeats, subspace_d=a.d,
-                  transforms=a.transforms, threads=a.threads)
+                  transforms=a.transforms, threads=a.threads, step_repeats=a.repeats)
     if not a.json:
         print(bench.format_report(r), flush=True)
     if a.vs_torch:
@@ -395,15 +402,17 @@ def build_parser() -> argparse.ArgumentParser:
                        "data folder. Offline, "
                        "name local C4 JSON-lines files with --train-glob/--val-glob or "
                        "SMOLGPT_C4_FILES/SMOLGPT_C4_VAL_FILES; otherwise C4 is streamed with "
-                       "`datasets`.")
+                       "`datasets`. Token files already made from the same source are reused.")
     s.add_argument("--data-dir", help="output folder (default $SMOLGPT_DATA_DIR, else data/ of "
-                   "the checkout; bytes go to its bytes/ subfolder)")
+                   "the checkout, or ./data outside one; bytes go to its bytes/ subfolder)")
     s.add_argument("--tokenizer", choices=("gpt2", "bytes"), default="gpt2",
                    help="gpt2 (GPT-2's BPE, default) or bytes (UTF-8 bytes, for --preset "
                    "tiny-bytes)")
-    s.add_argument("--train-glob", help="training JSON-lines(.gz) files (default "
-                   "$SMOLGPT_C4_FILES); alone, every 20th document is held out for validation")
-    s.add_argument("--val-glob", help="validation files (default $SMOLGPT_C4_VAL_FILES)")
+    s.add_argument("--train-glob", help="training JSON-lines(.gz) files (with neither glob "
+                   "given: $SMOLGPT_C4_FILES); alone, every 20th document is held out for "
+                   "validation")
+    s.add_argument("--val-glob", help="validation files, with --train-glob (with neither glob "
+                   "given: $SMOLGPT_C4_VAL_FILES)")
     s.add_argument("--max-docs", type=int, help="cap on training documents, local or streamed; "
                    "validation gets a tenth of it (default: every local document, or the first "
                    "20,000 / 2,000 when streaming)")
@@ -414,19 +423,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("train", help="train a model with any parameterization",
                        description="Train GPT-2 from scratch on C4 with a chosen "
-                       "parameterization; prints the trainable non-embedding parameter count.")
+                       "parameterization; prints the trainable non-embedding parameter count. "
+                       "'The post' in the flags below is the blog post whose experiment smolgpt "
+                       "repeats (the README says what it found).")
     _add_train_args(s)
     s.set_defaults(fn=cmd_train)
 
+    # no abbreviations: --seed would be taken for --seeds (a sweep has no --seed of its own)
     s = sub.add_parser("sweep", help="tune a learning rate: one run per grid value and seed",
+                       allow_abbrev=False,
                        description="Train the same configuration at every value of a log grid "
                        "of one learning rate, over several seeds, through the experiment runner "
                        "(finished runs are reused), and name the best value only if it is "
                        "interior to the grid (both neighbours worse).")
     _add_train_args(s, run_flags=False)
     s.add_argument("--field", choices=("lr", *RATES), default="lr", help="which rate to sweep "
-                   "(default lr; coef_lr: a subspace's "
-                   "coefficients; scale_lr: SAID's per-tensor scales; vera_lr: VeRA's vectors; "
+                   "(default lr; coef_lr: a subspace's coefficients and the knob methods' "
+                   "knobs; scale_lr: SAID's per-tensor scales; vera_lr: VeRA's vectors; "
                    "nola_lr: NOLA's coefficients)")
     s.add_argument("--grid", required=True, help="comma-separated values, e.g. 3e-4,1e-3,3e-3")
     s.add_argument("--seeds", type=int, default=2, help="seeds per value, 0..N-1 (default 2)")
@@ -458,7 +471,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "standard error over windows.")
     s.add_argument("checkpoint", help="a checkpoint.npz (trained, or made by `smolgpt import`)")
     s.add_argument("--data-dir", help="folder of the prepared token files (default "
-                   "$SMOLGPT_DATA_DIR, else data/ of the checkout)")
+                   "$SMOLGPT_DATA_DIR, else data/ of the checkout, or ./data outside one; a "
+                   "byte model's tokens are in its bytes/ subfolder)")
     s.add_argument("--max-windows", type=int, help="score only this many evenly spaced windows, "
                    "for a quick estimate (default: the whole split)")
     s.add_argument("--batch-size", type=int, default=8, help="windows per forward (default 8)")
@@ -471,7 +485,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "tokenizer files and a model card, which transformers' "
                        "GPT2LMHeadModel.from_pretrained and AutoTokenizer.from_pretrained load "
                        "with no other file. Subspace, LoRA, VeRA and NOLA models export the full "
-                       "weights their trainables make. Needs no torch.")
+                       "weights their trainables make; a byte-level model (tiny-bytes) has no "
+                       "tokenizer transformers could load, and is refused. Needs no torch.")
     s.add_argument("checkpoint", help="a checkpoint.npz")
     s.add_argument("out_dir", help="folder to write (created if missing); a file there that an "
                    "earlier smolgpt export did not write is never replaced, the export is refused")
@@ -495,17 +510,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--preset", help="model preset (default tiny; with --vs-torch, default "
                    "both tiny and gpt2)")
     s.add_argument("--batch-size", type=int, default=16, help="sequences per step (default 16)")
-    s.add_argument("--repeats", type=int, default=5, help="timed repeats; the median is kept "
-                   "(default 5)")
-    s.add_argument("--d", type=int, default=1000, help="subspace dimension of the Fastfood step "
-                   "timed against full training (default 1000)")
+    s.add_argument("--repeats", type=int, default=5, help="timed repeats of each measurement; "
+                   "the median is kept (default 5)")
+    s.add_argument("--d", type=int, default=1000, help="subspace dimension of the Fastfood and "
+                   "FFT-Fastfood steps timed against full training (default 1000)")
     s.add_argument("--transforms", action="store_true", help="also time the projection "
                    "operators at D=2^24 (Fastfood) and D=2^20 (dense vs Fastfood)")
     s.add_argument("--threads", type=int, help="threads for BLAS and smolgpt (and torch with "
                    "--vs-torch); default: what BLAS uses now")
     s.add_argument("--vs-torch", action="store_true", help="also time Hugging Face's PyTorch "
-                   "GPT-2 of the same shape side by side, interleaved, each in its own process "
-                   "(needs pip install -e \".[hf]\")")
+                   "GPT-2 of the same shape side by side, interleaved, each in its own process, "
+                   "at the comparison's own batch and rounds (gpt2: 1 x 1024, 3 rounds; the "
+                   "others: 16 x their context, 5) (needs pip install -e \".[hf]\")")
     s.add_argument("--mpi", action="store_true", help="instead, train steps of full, fastfood "
                    "--d and lora as 1 process x N threads and as N MPI processes x 1 thread "
                    "(N: --threads, default every core): tokens/s and bytes all-reduced per step; "
@@ -525,8 +541,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "web site", description="Run each chapter script in a Jupyter kernel "
                        "into a notebook with its printed output and figures, and write the "
                        "notebooks as a static web site with an index (needs pip install -e "
-                       "\".[book]\"). Finished training runs are reused, so a rebuild takes "
-                       "minutes once the chapters have run.")
+                       "\".[book]\"). Without --quick it writes the notebooks to "
+                       "chapters/book/, replacing the committed ones. Finished training runs are "
+                       "reused, so a rebuild takes minutes once the chapters have run.")
     s.add_argument("--quick", action="store_true", help="run the chapters' quick modes, writing "
                    "notebooks and site into --out only (the committed notebooks in "
                    "chapters/book/ are left alone)")

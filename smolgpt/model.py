@@ -45,10 +45,14 @@ class GPTConfig:
     A field's help text is what `smolgpt train --help` prints for it (`--n-layer` ...), where it
     overrides the chosen preset."""
 
-    n_layer: int = field(default=4, metadata=dict(help="number of transformer blocks"))
-    n_head: int = field(default=4, metadata=dict(help="attention heads per block"))
-    n_embd: int = field(default=128, metadata=dict(help="width C of the residual stream"))
-    block_size: int = field(default=128, metadata=dict(help="context length T in tokens"))
+    n_layer: int = field(default=4, metadata=dict(help="number of transformer blocks",
+                                                  shown="the preset's; tiny: 4"))
+    n_head: int = field(default=4, metadata=dict(help="attention heads per block",
+                                                 shown="the preset's; tiny: 4"))
+    n_embd: int = field(default=128, metadata=dict(help="width C of the residual stream",
+                                                   shown="the preset's; tiny: 128"))
+    block_size: int = field(default=128, metadata=dict(help="context length T in tokens",
+                                                       shown="the preset's; tiny: 128"))
     vocab_size: int = 50257          # GPT-2's BPE; not a flag: the tokenizer fixes it
     # which text-to-ids map the model reads (TOKENIZERS); not a flag: the preset
     # fixes it. `neutral`: at its default it is left out of a run's key, as before it existed.

@@ -80,7 +80,8 @@ class TrainConfig:
     lr: float = field(default=1e-3, metadata=_opt(
         "peak learning rate of arrays trained directly (weights, embeddings, LoRA factors)"))
     coef_lr: float = field(default=0.3, metadata=_opt(
-        "peak learning rate of subspace coefficients"))
+        "peak learning rate of subspace coefficients, and of the knob methods' knobs (norms, "
+        "gains, biases, heads)"))
     scale_lr: float = field(default=0.03, metadata=_opt(
         "peak learning rate of SAID's per-tensor scales (they start at 1)", neutral=True))
     vera_lr: float = field(default=0.1, metadata=_opt(
@@ -113,11 +114,12 @@ class TrainConfig:
         "save a checkpoint every N steps (also at the end, and on Ctrl-C, SIGTERM or SIGHUP)",
         "evaluation and output"))
     out: str = field(default="runs/run", metadata=_opt(
-        "run folder for log.jsonl, checkpoint.npz and sample.txt; the command line's default is "
-        "runs/<method label>, e.g. runs/fastfood_d=1000", "evaluation and output"))
+        "run folder for log.jsonl, checkpoint.npz and sample.txt", "evaluation and output",
+        shown="runs/<method label>, e.g. runs/fastfood_d=1000"))
     data_dir: str | None = field(default=None, metadata=_opt(
         "folder of the prepared token files (default $SMOLGPT_DATA_DIR, else data/ of the "
-        "checkout)", "evaluation and output"))
+        "checkout, or ./data outside one; a byte model's tokens are in its bytes/ subfolder)",
+        "evaluation and output"))
     sample_tokens: int = field(default=40, metadata=_opt(
         "tokens of text generated at the end; 0 for none", "evaluation and output"))
     keep_optimizer: bool = field(default=True, metadata=_opt(

@@ -151,6 +151,16 @@ def test_sweep_over_a_rate_the_method_never_reads_is_refused(method, tmp_path, n
         _refused_naming(rc, err, ["--field"])
 
 
+@pytest.mark.parametrize("flag", ["--seed", "--method-seed"])
+def test_sweep_refuses_the_seed_flags_it_has_no_use_for(flag, tmp_path, no_data, capsys):
+    """A sweep gives its runs seeds 0..N-1 (--seeds), of the batch order and of the method's
+    draws alike: a seed flag would be ignored, or (--seed, abbreviated) taken for --seeds."""
+    with pytest.raises(SystemExit) as stopped:
+        main(command("sweep", "fastfood", [flag, "3"], tmp_path))
+    assert stopped.value.code == 2
+    assert f"unrecognized arguments: {flag} 3" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("grid", ["1e-3,1e-3,3e-3,1e-2", "0.001,1e-3,3e-3,1e-2"])
 def test_sweep_grid_with_a_value_twice_is_refused(grid, tmp_path, no_data, capsys):
     argv = ["sweep", "--grid", grid, "--seeds", "1", "--steps", "1", *SWEEP_TINY]

@@ -491,20 +491,25 @@ def main(argv=None) -> int:
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("score", help="score a new recipe under the record's rules (tunes its "
                        "rate, runs 3 seeds; finished runs are reused)")
-    _dataclass_flags(s, MethodSpec, {}, "the recipe")
-    s.add_argument("--record", type=Path, default=RECORD, help="the record its runs are kept in")
+    # each seed s draws the recipe's random tensors from s too: no --method-seed
+    _dataclass_flags(s, MethodSpec, {}, "the recipe", skip=("seed",))
+    s.add_argument("--record", type=Path, default=RECORD, help="the record its runs are kept in "
+                   "(default: the chapter's, chapters/results/10_which_numbers.jsonl, whose "
+                   "runs it reuses)")
     s.add_argument("--quick", action="store_true", help="a micro model, a few steps (tests)")
     ln = sub.add_parser("lane", help="tune and race some of the new racers (a long-run process)")
     ln.add_argument("--racers", required=True, help="comma-separated: " + ", ".join(NEW)
                     + "; with --longer also " + ", ".join(LONGER_RACERS))
     ln.add_argument("--record", type=Path, required=True, help="this lane's own record file")
     ln.add_argument("--longer", action="store_true",
-                    help=f"race on the longer budget ({LONGER_STEPS:,} steps); start "
-                    "the lane's record as a copy of the chapter's, so new racers' rates are read")
-    ln.add_argument("--quick", action="store_true")
+                    help=f"race on the longer budget ({LONGER_STEPS:,} steps); copy the "
+                    "chapter's record to the lane's record file first, so that the new racers' "
+                    "rates are read from it, not tuned again")
+    ln.add_argument("--quick", action="store_true", help="a micro model, a few steps (tests)")
     c = sub.add_parser("collect", help="add the lanes' finished runs to the chapter's record")
-    c.add_argument("lanes", nargs="+", type=Path)
-    c.add_argument("--into", type=Path, default=RECORD)
+    c.add_argument("lanes", nargs="+", type=Path, help="the lanes' record files")
+    c.add_argument("--into", type=Path, default=RECORD, help="the record to add them to "
+                   "(default: the chapter's, chapters/results/10_which_numbers.jsonl)")
     a = p.parse_args(argv)
     if a.command == "score":
         score(MethodSpec(**_typed(a, MethodSpec)), a.record, a.quick)

@@ -78,7 +78,7 @@ class SubspaceMethod(EmbeddingsOnlyMethod):
         coef_init=option("default", "how the subspace coefficients a start: " +
                          ", ".join(COEF_INITS) + ". default: zeros with the offset, ones "
                          "without; inv_d: every a_k = 1/d; normal: N(0, 1); normal_inv_d: "
-                         "N(0, 1/d) (drawn from --method-seed)", neutral=True),
+                         "N(0, 1/d) (drawn from --method-seed)", neutral=True, shown=""),
         basis_scale=option("normalised", "scale of each basis tensor W^k: normalised (sigma / "
                            "sqrt(d): the weights have GPT-2's spread sigma at a = ones, whatever "
                            "d is) or gpt2 (every W^k a full GPT-2 init of spread sigma, so the "
