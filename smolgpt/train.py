@@ -91,7 +91,9 @@ class TrainConfig:
     init_from: str | None = field(default=None, metadata=_opt(
         "start from a saved model's weights (a smolgpt checkpoint of any method, or one made by "
         "smolgpt import) instead of a random init: full trains them, embeddings, lora, vera and "
-        "nola freeze them, the subspace methods and said use them as theta_0 (offset form only). "
+        "nola freeze them, the knob methods (norms, gains, biases, heads; or a subspace of "
+        "knobs, --coverage norms ...) freeze them and move the knobs from there, the other "
+        "subspace methods and said use them as theta_0 (offset form and --coverage all only). "
         "The model flags must match it; left out, they are taken from it", "parameterization",
         neutral=True))
     warmup: int = field(default=20, metadata=_opt("linear warmup steps"))
