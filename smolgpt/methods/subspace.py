@@ -93,8 +93,9 @@ class SubspaceMethod(EmbeddingsOnlyMethod):
                         "tensor is the combination alone, LayerNorm gains and biases included "
                         "(needs --no-offset); constants: only the weight matrices, LayerNorm and "
                         "biases fixed at GPT-2's constants; trained: only the weight matrices, "
-                        "LayerNorm and biases trained directly at --lr (and counted among its trainable numbers); norms, "
-                        "gains, biases, norms-gains, norms-biases: only those knobs (the "
+                        "LayerNorm and biases trained directly at --lr (and counted among the "
+                        "trainable numbers); norms, gains, biases, norms-gains, norms-biases: "
+                        "only those knobs (the "
                         "LayerNorm gains and biases, one gain per output channel of every "
                         "matrix, the matrices' biases) move, from their start, the rest of the "
                         "body frozen at its random init",
