@@ -114,7 +114,8 @@ class Checkpoint(NamedTuple):
 
     @property
     def step(self):
-        """The optimizer steps it was trained for (None for an imported model)."""
+        """The optimizer steps it was trained for (0 for an imported model; None when the
+        metadata names no step)."""
         return self.meta.get("step")
 
 
@@ -262,7 +263,14 @@ def load_params(path):
 
 
 def materialise(trainables: dict, meta: dict):
-    """A checkpoint's trainables and meta -> (params dict, GPTConfig, MethodSpec).
+    """A checkpoint's trainables and meta -> (params dict, GPTConfig, MethodSpec)."""
+    method, model, spec = method_of(meta)
+    return method.params(trainables), model, spec
+
+
+def method_of(meta: dict):
+    """A checkpoint's meta -> (its method, GPTConfig, MethodSpec): the method rebuilt as it was
+    trained, from its seed, or from the weights it started from.
 
     A run started from another model (`init_from`) rebuilds its frozen weights from that
     checkpoint, which must still be there unchanged (its sha256 is in the meta); it is read only
@@ -277,7 +285,7 @@ def materialise(trainables: dict, meta: dict):
     start = None
     if isinstance(source, str) and source:
         start = lambda: start_params(source, model, meta.get("init_from_sha256"))  # noqa: E731
-    return build(spec, model, start=start).params(trainables), model, spec
+    return build(spec, model, start=start), model, spec
 
 
 def start_params(path, config, sha256: str | None = None) -> dict:

@@ -147,3 +147,22 @@ def test_command_line_takes_the_model_from_the_checkpoint(source, prepared_data_
     first = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()
              if '"eval"' in line][0]
     assert first["val_loss"] == loss
+
+
+@pytest.mark.parametrize("spec", [MethodSpec("full"), MethodSpec("fastfood", d=8)],
+                         ids=lambda s: s.label().replace(" ", "_"))
+def test_weight_changes_count_from_the_weights_a_run_started_from(spec, source, prepared_data_dir,
+                                                                 tmp_path):
+    """A fine-tuned run's weight changes are measured from the saved model it began at, not from
+    its seed's random init."""
+    from smolgpt.experiments.coefficients import weight_changes
+    from smolgpt.model import EMBEDDING_NAMES
+    path, _ = source
+    s = quiet(cfg(prepared_data_dir, tmp_path / "ft", method=spec, init_from=str(path)))
+    start, _, _ = ckpt.load_params(path)
+    final, _, _ = ckpt.load_params(s["checkpoint"])
+    moved = [np.asarray(final[k], np.float64) - np.asarray(start[k], np.float64)
+             for k in final if k not in EMBEDDING_NAMES]
+    rms = np.sqrt(sum(float(np.sum(d * d)) for d in moved) / sum(d.size for d in moved))
+    assert 0 < rms < 0.05                      # a few small steps from the saved model
+    assert weight_changes(s["checkpoint"])["all"] == pytest.approx(rms, rel=1e-6)

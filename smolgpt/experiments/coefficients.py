@@ -104,13 +104,12 @@ def weight_changes(checkpoint_path) -> dict[str, float]:
     """{kind: root-mean-square change per entry} of a trained model's non-embedding tensors,
     from where its run started to its checkpoint, with "all" for every non-embedding entry.
 
-    The start is rebuilt from the run's own method and seed (its random init, or theta_0 for a
-    subspace), so no second file is needed."""
+    The start is rebuilt as the run began (its seed's random init, theta_0 for a subspace, or
+    the weights it was started from with --init-from), so no second file is needed."""
     from .. import checkpoint
-    from ..methods import build
     trainables, _, meta = checkpoint.load(checkpoint_path)
-    final, model, spec = checkpoint.materialise(trainables, meta)
-    method = build(spec, model)
+    method, _, _ = checkpoint.method_of(meta)
+    final = method.params(trainables)
     start = method.params(method.init(trainables["wte.weight"].dtype))
     sums: dict[str, list[float]] = {}
     for name, w in final.items():
