@@ -29,9 +29,11 @@ and x) would be N_tokens x (V + C) numbers, more than V x C whenever a rank has 
 C. So every method sends the whole of wte's gradient, V x C floats (25.7 MB per step on `tiny`),
 next to which a subspace model's d coefficients are nothing.
 
-Without mpi4py, or when the process was not started by an MPI launcher (none of the launchers'
-environment variables below is set), `world()` is a 1-process world and everything runs exactly
-as without this module (no MPI import, nothing reduced, bit-identical results).
+When the process was not started by an MPI launcher (none of the launchers' environment
+variables below is set), or was started as a single process and mpi4py is missing, `world()` is
+a 1-process world and everything runs exactly as without this module (no MPI import, nothing
+reduced, bit-identical results). Started as several processes without mpi4py, it refuses
+(MPIUnavailable) rather than let each process train alone.
 
 Faults: an MPI job whose one rank stops while the others wait in a collective would hang. The
 command line (`smolgpt.cli.main`) therefore ends every rank on any error with `abort_all`: one

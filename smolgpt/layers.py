@@ -268,7 +268,7 @@ def gelu_forward(x):
     """x (...) -> out (...). The cache is (x, tanh(u)): the backward needs both.
 
     np.tanh is one of the costlier elementwise passes (GPT-2 small: 3M elements per layer), so
-    strips of rows run on THREADS threads (on_strips), each strip's eight passes in cache; each
+    strips of rows run on THREADS threads (on_strips), each strip's nine passes in cache; each
     row's values are the same whatever the split.
     """
     t = np.empty_like(x)

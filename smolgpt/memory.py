@@ -154,6 +154,7 @@ def human(nbytes: float) -> str:
 
 
 def summary(parts: dict) -> str:
-    """'about 650 MB (activations 100 MB, loss head 232 MB, ...)' for the run's first line."""
+    """'about 268 MB (parameters 3.4 MB, adam 6.9 MB, gradients ..., head ...)': the run's first
+    line."""
     shown = ", ".join(f"{k} {human(v)}" for k, v in parts.items() if k != "total")
     return f"about {human(parts['total'])} ({shown})"

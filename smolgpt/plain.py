@@ -5,8 +5,9 @@ idx (B, T) token ids, targets (B, T) -> loss, and the gradient of every paramete
 This file is the version to learn from. `smolgpt/model.py` and `smolgpt/layers.py` compute the
 same numbers quickly (threads, causal blocks of queries, head groups, chunked logits, in-place
 updates); a test (tests/test_plain.py) checks that they equal this file to float64 rounding,
-gradients included. Here every line is one formula, nothing is fused, nothing is done in place,
-and every intermediate array is kept, so it is slow and memory-hungry: use it on small models.
+gradients included. Here every line is one formula, nothing is fused, no input or cached array
+is changed in place, and every intermediate array is kept, so it is slow and memory-hungry: use
+it on small models.
 
 It is called `plain` and not `reference` because `smolgpt.experiments.reference` already names
 something else: the unigram (context-free) reference loss that the chapters draw as a line.

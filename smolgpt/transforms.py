@@ -21,8 +21,8 @@ The shared contract, so that the caller's `sigma` alone sets the scale:
   * entries of P have mean 0 and variance 1, like a dense N(0, 1) matrix, so every column has
     squared norm about D, and distinct columns are nearly orthogonal: the cosine between two
     columns has std 1/sqrt(D) for DenseGaussian (mean |cos| sqrt(2 / (pi D))), sqrt(2/D) for
-    Fastfood, sqrt(2) wider (see its docstring), and is 0 for FFTFastfood (exactly orthogonal
-    columns);
+    Fastfood, sqrt(2) wider (see its docstring), and is 0 for FFTFastfood when D is a fast FFT
+    length (exactly orthogonal columns; otherwise up to ~1/sqrt(D), see its docstring);
   * methods work in the input's dtype (float32 for training, float64 for tests) and return that
     dtype; the random numbers are drawn once in float32, so both dtypes see the same matrix;
   * sizes must satisfy 1 <= d <= D; anything else raises ValueError (no silent cropping).

@@ -1,8 +1,9 @@
 """How fast the model trains, against what this machine's BLAS can do, measured in one run.
 
-  - the float32 matrix-multiply rate of this machine: one 2048^3 product, timed in every round
-    next to the model, so "model FLOP utilisation" (MFU) is the median of per-round ratios
-    model FLOPs per second / matmul FLOPs per second, both under the same load;
+  - the float32 matrix-multiply rate of this machine: four 2048^3 products (PROBE_PRODUCTS),
+    timed together in every round next to the model, so "model FLOP utilisation" (MFU) is the
+    median of per-round ratios model FLOPs per second / matmul FLOPs per second, both under the
+    same load;
   - forward+backward of the model on random tokens: seconds, tokens/s, MFU;
   - a whole training step (params -> grads -> pullback -> clip -> AdamW) of every method, as a
     ratio to the forward+backward and to the full step, timed in the same rounds.
@@ -44,8 +45,8 @@ def matmul_probe(n: int = PROBE_N, products: int = PROBE_PRODUCTS):
 
 
 def matmul_gflops(repeats: int = 3) -> float:
-    """This machine's float32 matmul rate now (GFLOP/s, median of `repeats` products after a
-    warm-up): what a chapter quotes next to its wall time."""
+    """This machine's float32 matmul rate now (GFLOP/s, median of `repeats` timings of
+    PROBE_PRODUCTS products after a warm-up): what a chapter quotes next to its wall time."""
     fn, flops = matmul_probe()
     times = rounds({"matmul": fn}, repeats)["matmul"]
     return flops / median(times) / 1e9

@@ -86,7 +86,7 @@ CHECKED = tuple(r for r in RACERS if r != "embeddings only")
 BRIDGES = {
     "VeRA r=24": MethodSpec("vera", rank=24),                      # 16 r + 4,608 = 4,992
     "NOLA k=l=156": MethodSpec("nola", nola_k=156, nola_l=156),     # 16 (k + l) = 4,992
-    "LoRA r=1": MethodSpec("lora", rank=1),              # 2,048 r = 8,192: LoRA can go no lower
+    "LoRA r=1": MethodSpec("lora", rank=1),              # 8,192 r = 8,192: LoRA can go no lower
     "NOLA k=l=8": MethodSpec("nola", nola_k=8, nola_l=8),           # 16 (k + l) = 256
 }
 # the count targeted -> the racers matched at it, the main race's own racer first

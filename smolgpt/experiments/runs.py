@@ -3,9 +3,10 @@
 A run is identified by its whole `TrainConfig` (model, method, seeds, schedule, budget; not where
 it is written) and the checksums of the data it trains on, plus `RESULTS_VERSION`, which is
 bumped whenever a code change alters what a run computes (a change in float32 rounding alone,
-another BLAS kernel or a faster layer, is not one). The first request trains it
-into `<runs root>/<label>_<key>/`; every later request for the same run, from any chapter or
-command, reuses the finished folder and says so (one line for the seeds of a configuration).
+another BLAS kernel or a faster layer, is not one). The first request trains it into
+`<runs root>/<run name>_seed<seed>_<key>/`; every later request for the same run, from any
+chapter or command, reuses the finished folder and says so (one line for the seeds of a
+configuration).
 A run that was interrupted (Ctrl-C, a killed chapter) is resumed from its checkpoint on the next
 request. `fresh=True`, or `SMOLGPT_FRESH=1` in the environment, trains again (and only then
 does a run's line in a committed record change: a run made again keeps its recorded numbers).
@@ -50,7 +51,8 @@ RESULTS_VERSION = 1          # bump when a code change alters what a run compute
 FINAL_WINDOWS = 256          # held-out windows of each run's final score (32,768 tokens on tiny)
 
 # The chapters' quick mode (the tests run it): a 2-layer, 64-wide GPT-2 with the full vocabulary,
-# a handful of steps of 4 x 64 tokens, evaluated twice on 8 held-out windows.
+# a handful of steps of 4 x 64 tokens, evaluated on 8 held-out windows at the start, halfway and
+# at the end.
 QUICK_MODEL = GPTConfig(n_layer=2, n_head=2, n_embd=64, block_size=64)
 
 
@@ -98,11 +100,12 @@ def _settings(obj) -> dict:
 def run_key(cfg: TrainConfig, data_id: dict, source: str | None = None) -> str:
     """The identity of a run: its settings (not where it is written), its data, the version.
 
-    A learning-rate field the method never reads (coef_lr for full training, say) is left out,
-    so that runs which differ only there are recognised as the same run. A run started from
-    saved weights (`init_from`) names them by `checkpoint.weights_identity` (the run that made
-    them, else their content), not by path; `source` gives that identity without the file (a
-    record's line)."""
+    coef_lr is left out when the method never reads it (full training, say), so that runs which
+    differ only there are recognised as the same run; the other methods' own rates (scale_lr,
+    vera_lr, nola_lr) are left out when at their defaults, like every `neutral` field. A run
+    started from saved weights (`init_from`) names them by `checkpoint.weights_identity` (the run
+    that made them, else their content), not by path; `source` gives that identity without the
+    file (a record's line)."""
     used = {"lr", *build(cfg.method, cfg.gpt).lr_groups({}).values()}
     ignore = set(NOT_IN_KEY) | ({"coef_lr"} - used)
     settings = {k: v for k, v in _settings(cfg).items() if k not in ignore}

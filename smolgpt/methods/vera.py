@@ -16,8 +16,8 @@ d scales the r directions of the shared pair, b scales each output. Trainable nu
 matrix: r + n (rank plus output width), against LoRA's r (m + n). On every 2-D non-embedding
 weight of `tiny` (4 layers x 128) that is 4,608 + 16 r.
 
-Different shapes. The matrices of a GPT-2 block have three input widths and four output widths
-(C, 3C, 4C). As the paper does, one pair of the largest shape is drawn, A (m_max, r) and
+Different shapes. The matrices of a GPT-2 block have two input widths (C, 4C) and three output
+widths (C, 3C, 4C). As the paper does, one pair of the largest shape is drawn, A (m_max, r) and
 B (r, n_max), and each matrix uses its top-left corner: A[:m] and B[:, :n]. Matrices of the same
 input width therefore read the same rows of A (the Q, K and V blocks of c_attn read different
 columns of B, since they are one (C, 3C) matrix here).
