@@ -403,8 +403,8 @@ print(f"against the unigram line ({unigram:.3f}): full training ends "
 # %% [markdown]
 # ## 9. What they write
 # Sampled from seed 0's model with temperature 1 and top-k 40 from an empty prompt (a document
-# start). After this few tokens neither writes sentences; full training has picked up more of
-# the local word statistics.
+# start). After this few tokens neither writes sentences: both string frequent words and
+# punctuation together, and a sample this short cannot show the difference in loss between them.
 
 # %%
 for r in (full, emb):
@@ -461,7 +461,8 @@ print_takeaways(takeaways, START)
 # 2. **Derive a backward.** Write the forward and backward of the softmax-free "ReLU attention"
 #    y = relu(q k^T / sqrt(hs)) v for one head (no mask), and check it with
 #    `smolgpt.gradcheck.check_layer`.
-# 3. **One step by hand.** With `adamw_update` above, what does the very first step do to a
+# 3. **One step by hand.** With the AdamW update above (`adamw_update`, or
+#    `smolgpt.optim.adamw_step`, which takes the same step), what does the very first step do to a
 #    weight whose gradient is g = 1e-6? and g = 1e+3? (Hint: m_hat / sqrt(v_hat) at t = 1.)
 #    Check your answer numerically.
 

@@ -186,8 +186,8 @@ print(f"a uniform guess over the V = {tiny.vocab_size:,} tokens has loss ln V = 
 # The offset form *is* the init (difference 0); the no-offset form is another random draw of it.
 #
 # ## 4. Why the bases are regenerated, never stored
-# P has D x d entries. For the 5-parameter model that is nothing, but the method is meant to scale
-# to thousands of directions:
+# P has D x d entries: small for the 5-parameter model on `tiny`, already large on GPT-2 small,
+# and the method is meant to scale to thousands of directions:
 
 # %%
 for name, cfg in (("tiny", tiny), ("GPT-2 small", gpt2)):

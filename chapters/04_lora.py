@@ -58,7 +58,7 @@ rng = np.random.default_rng(0)
 # methods get the same budget k = r (m + n) of trainable numbers:
 #
 # * LoRA, rank r:  W = W0 + A B,            A (m, r), B (r, n): k numbers;
-# * random subspace: W = W0 + reshape(P a), P (m n, k) Gaussian, a (k,): k numbers.
+# * random subspace: W = W0 + reshape(P a) / sqrt(k), P (m n, k) Gaussian, a (k,): k numbers.
 #
 # Two targets, chosen to favour one method each:
 #

@@ -117,8 +117,9 @@ save(fig, "elephant.png")
 # %% [markdown]
 """
 That is the elephant: head and ear at the top, legs at the bottom, trunk to the right. The
-coefficients are indexed by harmonic k, and each harmonic adds smaller epicycles on top of the
-previous ones. Cutting the series after k = 1, 2, 3 shows how the shape is built up.
+coefficients are indexed by harmonic k, and each harmonic adds its own epicycles (turning k
+times per tour of the outline) on top of the previous ones. Cutting the series after k = 1, 2, 3
+shows how the shape is built up.
 """
 
 # %%
@@ -139,9 +140,10 @@ print("left to right: k <= 1 is an ellipse, k <= 2 dents it, k <= 3 adds head an
 ## 2. The fifth parameter: the wiggle
 
 The paper gives the wiggle parameter a value (40) but leaves open how it moves the trunk. Our
-choice (in `elephant.py`): the trunk's points are lifted by `Re(p5) * sin(phase) * bump(t)`,
-where the bump is zero where the trunk meets the head and 1/2 at its tip. The tip therefore
-swings through 40 picture units, and the outline stays a smooth closed curve at every phase.
+choice (in `smolgpt/companions/ch06_elephant.py`): the trunk's points are lifted by
+`Re(p5) * sin(phase) * bump(t)`, where the bump is zero where the trunk meets the head and 1/2
+at its tip. The tip therefore swings through 40 picture units, and the outline stays a smooth
+closed curve at every phase.
 """
 
 # %%

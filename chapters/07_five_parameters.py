@@ -67,8 +67,9 @@ START = time.time()
 # ## 1. The settings
 # Each setting changes one choice of the baseline. The learning rates are the baseline's (the
 # sweep's choice when one is recorded in `smolgpt.experiments.tuned`, else TrainConfig's
-# defaults), the same for every setting except the one that gives the coefficients the
-# embeddings' rate, as the post's untuned run did.
+# defaults), the same for every setting except the two that give the coefficients the
+# embeddings' rate, as the post's untuned run did ("a at the embeddings' rate" and "post:
+# literal, GPT-2 scale, no res., one rate").
 #
 # One factor needs a word. *Coverage* says which tensors the random combination generates.
 # "all" (the baseline): every non-embedding tensor, added onto GPT-2's constants, so a LayerNorm
@@ -138,7 +139,8 @@ for name, (factor, sc, cc) in SETTINGS.items():
 
 # %% [markdown]
 # "LN, biases trained" trains the LayerNorm and bias tensors directly, so it is not a 5-number
-# model: its count says how many numbers it adds. Everything else has 5.
+# model: its count is its 5 coefficients plus the numbers it trains directly. Everything else
+# has 5.
 #
 # ## 2. The study
 # Every setting over the same seeds: seed s gives every run the same batches, and the same

@@ -24,7 +24,7 @@ sample files of C4 'en' minus a held-out one, 3,591 documents, ~8M bytes).
 Takes: hours the first time (its closing lines print the wall time and the machine's matmul
 rate). Every finished run is kept in chapters/results/09_long_race.jsonl, committed with the
 chapter, so a second run, also from a fresh clone, retrains nothing and takes seconds.
-`--models bytes` (or SMOLGPT_MODELS) runs one model only. Quick mode (SMOLGPT_QUICK=1) is for the
+SMOLGPT_MODELS=bytes runs one model only. Quick mode (SMOLGPT_QUICK=1) is for the
 tests: a micro byte model, a few steps.
 Writes: out/09_long_race/race.png, gap_closed.png, results.md, bridges.md (and, in a default
 run, the same tables to chapters/results/09_long_race.md and 09_long_race_bridges.md, which the
@@ -273,8 +273,8 @@ for count, racers in MATCHED.items():
 
 # %% [markdown]
 # How the sizes were chosen: of every VeRA rank and every NOLA k = l up to 256, the one whose
-# count is nearest each target, of two as near the smaller, so no bridge has more numbers than
-# the racer it is matched with.
+# count is nearest each target (of two as near, the smaller), so a bridge may have a few more
+# numbers than the racer it is matched with, as NOLA k = l = 8's 256 against 250 does.
 
 # %%
 for name, size in (("VeRA r", lambda r: MethodSpec("vera", rank=r)),
@@ -308,7 +308,7 @@ for model in BRIDGED:
     matched[model] = {**results, **plan.race(rates[model], SEEDS, verbose=False,
                                              racers=BRIDGES)}
 if not BRIDGED:
-    print("the bridges race on the byte model: run with --models bytes (or bytes,tiny)")
+    print("the bridges race on the byte model: run with SMOLGPT_MODELS=bytes (or bytes,tiny)")
 
 # %% [markdown]
 # ### The tables at equal counts

@@ -13,7 +13,7 @@ import numpy as np
 
 from smolgpt.companions.ch02_subspace_toy import d_int90, subspace_curve
 
-ds = (30, 100)
+ds = (30, 100, 300)
 results = {}
 for sizes in ((10, 64, 64, 4), (10, 128, 128, 4)):
     r = results[sizes] = subspace_curve(ds=ds, seeds=(0,), steps=100, sizes=sizes)
@@ -23,6 +23,8 @@ for sizes in ((10, 64, 64, 4), (10, 128, 128, 4)):
           + f"; first d at 90% of full: {d90}")
 narrow, wide = results.values()
 assert wide["D"] > 3 * narrow["D"]
-# D grew 3.6-fold; the accuracy at each d barely moves
+# D grew 3.6-fold; d_int90 stays on the same point of the grid, and the accuracy at each d
+# barely moves
+assert d_int90(narrow)[0] is not None and d_int90(wide)[0] == d_int90(narrow)[0]
 for d in ds:
     assert abs(wide["curve"][d][0] - narrow["curve"][d][0]) < 0.15
