@@ -8,7 +8,6 @@ be as it was. Then the other side of the rule: a command may replace what smolgp
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 

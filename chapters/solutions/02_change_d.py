@@ -9,7 +9,6 @@ different path in the same number of steps.
 """
 
 import smolgpt  # noqa: F401
-import numpy as np
 
 from smolgpt.companions.ch02_subspace_toy import subspace_curve
 

@@ -9,7 +9,6 @@ but, by the same token, more good solutions near any random start.
 """
 
 import smolgpt  # noqa: F401
-import numpy as np
 
 from smolgpt.companions.ch02_subspace_toy import d_int90, subspace_curve
 

@@ -54,7 +54,8 @@ from ..experiments.runs import Record
 from ..experiments.stats import mean_se, paired_interval
 from ..files import write_atomic
 from ..methods import MethodSpec, build
-from ..methods.norms import KNOB_COVERAGES, KNOB_METHODS
+from ..methods.norms import KNOB_METHODS
+from ..methods.subspace import KNOB_COVERAGES
 
 # The chapter's committed records, in a checkout
 RESULTS = Path(__file__).resolve().parents[2] / "chapters" / "results"

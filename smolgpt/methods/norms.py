@@ -48,7 +48,7 @@ import numpy as np
 
 from ..model import EMBEDDING_NAMES, GPTConfig, flat_layout, init_constant
 from .base import EmbeddingsOnlyMethod, MethodError
-from .subspace import KNOB_COVERAGES, SubspaceMethod
+from .subspace import SubspaceMethod
 
 KNOB_METHODS = ("norms", "gains", "norms-gains", "biases", "norms-biases", "heads")
 

@@ -41,7 +41,6 @@ import numpy as np
 
 from ..model import EMBEDDING_NAMES, GPTConfig
 from ..transforms import Fastfood
-from .base import MethodError
 from .subspace import SubspaceMethod
 
 
