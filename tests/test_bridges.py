@@ -10,8 +10,11 @@ import pytest
 
 from smolgpt import checkpoint as ckpt
 from smolgpt.cli import main
+from smolgpt.data import eval_windows, load_tokens
+from smolgpt.evaluate import evaluate_params
 from smolgpt.methods import MethodSpec, build
 from smolgpt.model import GPTConfig
+from smolgpt.train import evaluate
 
 TINY_FLAGS = ["--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size", "16",
               "--batch-size", "2", "--eval-windows", "4", "--no-progress", "--sample-tokens", "0"]
@@ -54,8 +57,16 @@ def test_train_export_and_evaluate_from_the_command_line(flags, count, first, pr
     rc, stdout, err = run(["eval", out / "checkpoint.npz", "--data-dir", prepared_data_dir,
                            "--max-windows", "4", "--json"], capsys)
     assert rc == 0, err
+    # eval scores the trained weights (not the init): the same number from the loaded model, and
+    # the run's last logged loss is those weights' loss on the run's own fixed windows
+    params, gpt, _ = ckpt.load_params(out / "checkpoint.npz")
+    val = load_tokens("val", prepared_data_dir)
+    scored = evaluate_params(params, gpt, val, max_windows=4)["loss"]
+    assert json.loads(stdout)["loss"] == pytest.approx(scored, rel=1e-9)
+    start = build(spec, gpt)
+    assert scored != evaluate_params(start.params(start.init()), gpt, val, max_windows=4)["loss"]
     logged = [r["val_loss"] for r in records if r["event"] == "eval"][-1]
-    assert np.isfinite(json.loads(stdout)["loss"]) and abs(json.loads(stdout)["loss"] - logged) < 1
+    assert logged == evaluate(params, gpt, *eval_windows(val, 4, gpt.block_size), 2)
 
 
 @pytest.mark.parametrize("flags, words", [

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from smolgpt import data
-from smolgpt.evaluate import evaluate_params
+from smolgpt.evaluate import evaluate_params, windows
 from smolgpt.model import ConfigError, GPTConfig, init_params
-from smolgpt.sample import sample_text
+from smolgpt.sample import generate, sample_text
 from smolgpt.train import TrainConfig, train
 
 pytestmark = pytest.mark.usefixtures("one_blas_thread")
@@ -103,8 +103,13 @@ def test_bits_per_byte_of_a_byte_model_is_its_loss_in_bits(bytes_dir):
     val = data.load_tokens("val", bytes_dir, "bytes")
     params = init_params(MICRO_BYTES, seed=0)
     r = evaluate_params(params, MICRO_BYTES, val, max_windows=12)
-    # every predicted id is one byte except separators, so bytes <= tokens, equal without them
-    assert r["bytes"] <= r["tokens"]
+    # every predicted id is one byte except separators, which count none: counted here from the
+    # windows' targets themselves
+    starts, counted, T = windows(len(val), MICRO_BYTES.block_size, 12)
+    targets = np.asarray(val)[starts[:, None] + 1 + np.arange(T)]     # (12, T), all counted
+    assert r["tokens"] == counted.sum() == targets.size
+    assert r["bytes"] == int((targets != data.BYTE_SEP).sum())
+    assert r["bytes"] < r["tokens"]                  # these windows hold a document boundary
     assert r["bits_per_byte"] == pytest.approx(r["loss"] / math.log(2) * r["tokens"] / r["bytes"],
                                                rel=1e-12)
 
@@ -119,8 +124,10 @@ def test_a_byte_model_trains_samples_and_logs_power_of_two_evaluations(bytes_dir
     assert s["val_curve"][-1][2] < s["val_curve"][0][2]
     assert isinstance(s["sample"], str) and len(s["sample"].encode("utf-8", "replace")) > 0
     params = init_params(MICRO_BYTES, seed=1)
+    ids = generate(params, data.encode("The ", "bytes"), MICRO_BYTES, 8)
+    assert len(ids) == 4 + 8 and all(0 <= i < 257 for i in ids)
     text = sample_text(params, MICRO_BYTES, prompt="The ", max_new_tokens=8)
-    assert text.startswith("The ")
+    assert text == "The " + data.decode(ids[4:], "bytes") and len(text) > 4
 
 
 def test_eval_log_is_not_part_of_the_trajectory():

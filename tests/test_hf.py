@@ -17,7 +17,7 @@ from smolgpt import checkpoint as ckpt
 from smolgpt import hf
 from smolgpt.data import EOT, load_tokens
 from smolgpt.methods import METHODS, MethodSpec
-from smolgpt.model import GPTConfig, forward, loss_and_grads, param_table
+from smolgpt.model import GPTConfig, forward, init_params, loss_and_grads, param_table
 from smolgpt.sample import generate, sample_text
 from smolgpt.train import TrainConfig, train
 
@@ -95,10 +95,21 @@ def test_export_writes_gpt2_names_shapes_and_config(exported, trained):
     want = {"transformer." + n: s for n, s in param_table(SMALL)}
     assert {k: v.shape for k, v in state.items()} == want           # no lm_head: it is tied
     assert all(v.dtype == np.float32 for v in state.values())
-    # the materialised weights: a LoRA model exports W_frozen + (alpha / r) A B
-    params, _, _ = ckpt.load_params(trained["lora"])
-    for name, value in params.items():
-        np.testing.assert_array_equal(state["transformer." + name], value)
+    # the materialised weights: a LoRA model exports W_frozen + (alpha / r) A B, worked out here
+    # from its trained factors and the seed's frozen init
+    spec = SPECS["lora"]
+    trainables, _, _ = ckpt.load(trained["lora"])
+    frozen = init_params(SMALL, spec.seed, np.float64)
+    for name, shape in param_table(SMALL):
+        if name in trainables:                                      # the embeddings
+            want = trainables[name]
+        elif len(shape) == 2:
+            A, B = (np.asarray(trainables[f"lora.{name}.{f}"], np.float64) for f in "AB")
+            assert np.abs(A @ B).max() > 0                          # the update has moved
+            want = frozen[name] + spec.alpha / spec.rank * (A @ B)
+        else:                                                       # LayerNorms, biases
+            want = frozen[name]
+        np.testing.assert_allclose(state["transformer." + name], want, rtol=1e-5, atol=1e-6)
 
 
 def test_model_card_says_what_trained_it(exported, trained):

@@ -81,11 +81,17 @@ def test_counts_on_the_byte_models_body():
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.label().replace(" ", "_"))
 def test_each_starts_at_the_frozen_random_init(spec):
-    """At step 0 every knob is at GPT-2's value (gains 1, biases 0): the model is the init."""
+    """At step 0 every knob is at GPT-2's value (gains 1, biases 0): the model is the init. With
+    coefficients drawn at random (coef_init normal) it starts elsewhere, and at the init once
+    they are set to 0."""
     m = build(spec, SMALL)
+    t = m.init(np.float64)
+    ref = init_params(SMALL, spec.seed, np.float64)
     if spec.coef_init == "normal":
-        return                               # coefficients drawn at random: it starts elsewhere
-    p, ref = m.params(m.init(np.float64)), init_params(SMALL, spec.seed, np.float64)
+        moved = m.params(t)
+        assert any(not np.allclose(moved[k], ref[k], rtol=0, atol=1e-6) for k in ref)
+        t["coef"][:] = 0
+    p = m.params(t)
     assert set(p) == set(ref)
     for k in ref:
         assert np.allclose(p[k], ref[k], rtol=0, atol=1e-15), k
