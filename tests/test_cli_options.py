@@ -121,12 +121,16 @@ SETTINGS = settings(max_examples=60, deadline=None, derandomize=True,
 
 @SETTINGS
 @given(case=misapplied())
-def test_an_option_of_another_method_is_refused_naming_it(case, tmp_path, no_data, capsys):
+def test_an_option_of_another_method_is_refused_naming_it(case, tmp_path, no_data, monkeypatch,
+                                                         capsys):
     kind, method, right, wrong = case
+    # train writes to --out, sweep under the runs root: both inside tmp_path, which stays empty
+    monkeypatch.setenv("SMOLGPT_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("SMOLGPT_OUT", str(tmp_path / "out"))
     argv = command(kind, method, _flags(right + wrong), tmp_path)
     rc, err = outcome(argv, capsys)
     _refused_naming(rc, err, [OPTIONS[n][0][0] for n in wrong])
-    assert not (tmp_path / "run" / "log.jsonl").exists()
+    assert not any(tmp_path.iterdir())
 
 
 @SETTINGS

@@ -88,9 +88,12 @@ def foreign_flags(draw):
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(case=foreign_flags(), command=st.sampled_from(["train", "sweep"]))
 def test_the_command_line_refuses_what_the_method_never_reads(case, command, tmp_path_factory,
-                                                             capsys):
+                                                             monkeypatch, capsys):
     method, argv, flags = case
     out = tmp_path_factory.mktemp("out")
+    # train writes to --out, sweep under the runs root and the output root: all three are `out`
+    monkeypatch.setenv("SMOLGPT_RUNS", str(out / "runs"))
+    monkeypatch.setenv("SMOLGPT_OUT", str(out))
     extra = ["--out", str(out)] if command == "train" else ["--grid", "1e-3,3e-3,1e-2"]
     rc = main([command, "--method", method, "--steps", "1", *argv, *extra])
     line = the_error_line(capsys.readouterr().err)

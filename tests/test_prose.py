@@ -222,7 +222,7 @@ def test_the_headlines_other_numbers_are_chapter_09s():
     """The README's headline section outside its tables and its verdict lists (which
     tests/test_chapters.py recomputes): each number with a decimal point is one chapter 09's
     committed tables or notebook print, up to rounding."""
-    from test_readme import NUMBER, notebook_output, unprinted
+    from test_readme import NUMBER, notebook_output, unprinted, unprinted_together
     text = readme()
     section = text[text.index("## The headline"):]
     section = section[:section.index("\n## ")]
@@ -232,13 +232,15 @@ def test_the_headlines_other_numbers_are_chapter_09s():
     printed = notebook_output(ROOT / "chapters" / "book" / "09_long_race.ipynb") + "".join(
         (RESULTS / name).read_text() for name in ("09_long_race.md", "09_long_race_bridges.md"))
     assert not unprinted(quoted, printed), unprinted(quoted, printed)
+    apart = unprinted_together("\n\n".join(prose), printed)
+    assert not apart, apart
 
 
 def test_the_which_numbers_paragraph_is_chapter_10s():
     """The README's chapter 10 section: each number it quotes (but the counts of the racers'
     numbers and the goal's 50%) is one chapter 10's notebook printed or its committed tables
     hold, up to rounding, and it links the record."""
-    from test_readme import NUMBER, notebook_output, unprinted
+    from test_readme import NUMBER, notebook_output, unprinted, unprinted_together
     text = readme()
     section = text[text.index("## Which numbers? (chapter 10)"):]
     section = section[:section.index("\n## ")]
@@ -250,3 +252,4 @@ def test_the_which_numbers_paragraph_is_chapter_10s():
     printed = notebook_output(ROOT / "chapters" / "book" / "10_which_numbers.ipynb") + (
         RESULTS / "10_which_numbers.md").read_text()
     assert not unprinted(quoted, printed), unprinted(quoted, printed)
+    assert not unprinted_together(section, printed), unprinted_together(section, printed)

@@ -73,15 +73,30 @@ def unprinted(quoted: list[str], output: str) -> list[str]:
     return [text for text in quoted if not given(text)]
 
 
+DECIMAL = r"[-+]?\d[\d,]*\.\d+"
+GROUP = re.compile(rf"(?:(?<![\w.]){DECIMAL} )?\[{DECIMAL}, {DECIMAL}\]|(?<![\w.]){DECIMAL} \+- {DECIMAL}")
+
+
+def unprinted_together(text: str, output: str) -> list[str]:
+    """The groups `text` quotes, a value with its interval ('-0.016 [-0.019, -0.012]', or the
+    interval alone) and a mean with its standard error ('2.915 +- 0.034'), whose numbers no one
+    printed line of `output` gives together: each number printed somewhere is not enough."""
+    lines = output.splitlines()
+    return [group for group in GROUP.findall(text)
+            if not any(not unprinted(NUMBER.findall(group), line) for line in lines)]
+
+
 def committed_notebook(number: str) -> Path | None:
     built = sorted((ROOT / "chapters" / "book").glob(f"{number}_*.ipynb"))
     return built[0] if built else None
 
 
-def check_against_notebooks(quoted: dict, where: str) -> None:
+def check_against_notebooks(quoted: dict, where: str, texts: dict) -> None:
     """{chapter number: the numbers a page quotes for it}: each must be printed by that
     chapter's committed notebook (a full-size run, chapters/book/), so a re-run cannot leave
-    the page behind. Chapters whose notebooks are not built yet are named in a skip."""
+    the page behind, and each value with its interval or standard error in `texts` ({chapter
+    number: the page's text for it}) on one printed line. Chapters whose notebooks are not
+    built yet are named in a skip."""
     import pytest
     checked, waiting = [], []
     for number, numbers in sorted(quoted.items()):
@@ -89,7 +104,8 @@ def check_against_notebooks(quoted: dict, where: str) -> None:
         if not built:
             waiting.append(number)
             continue
-        missing = unprinted(numbers, notebook_output(built))
+        output = notebook_output(built)
+        missing = unprinted(numbers, output) + unprinted_together(texts[number], output)
         assert not missing, f"{where} for chapter {number} quotes {missing}, which its " \
                             f"notebook {built.name} does not print: quote the notebook's numbers"
         checked.append(number)
@@ -105,7 +121,7 @@ def test_quoted_chapter_results_are_the_committed_notebooks():
     rows = dict(re.findall(r"^\| (\d\d) \| (.+) \|$", table[:table.index("\n\n")], flags=re.M))
     assert rows, "chapters/README.md has no table of the chapters' results"
     check_against_notebooks({n: NUMBER.findall(row) for n, row in rows.items()},
-                            "chapters/README.md's results table")
+                            "chapters/README.md's results table", rows)
 
 
 def chapter_sections() -> dict:
@@ -128,7 +144,7 @@ def test_each_chapters_results_section_is_its_committed_notebook():
     assert set(sections) >= {"05", "07", "08"}, sorted(sections)
     check_against_notebooks({n: [x for x in NUMBER.findall(text) if "." in x] + percents(text)
                              for n, text in sections.items()},
-                            "chapters/README.md's results section")
+                            "chapters/README.md's results section", sections)
 
 
 def percents(text: str) -> list[str]:
@@ -143,3 +159,6 @@ def test_the_number_rules_catch_what_they_are_for():
         ["46", "98", "104", "100.5"]
     assert unprinted(["46", "0.113", "1.4e-09"], "kept 45.9% and +0.1122, error 1.4e-09") == \
         ["0.113"]
+    printed = "a - b: +0.1122 [-0.0581, +0.159]\nfull 2.915 +- 0.0341\nembeddings 3.812 +- 0.004"
+    assert unprinted_together("a - b = +0.112 [-0.058, +0.159], full 2.915 +- 0.034 and "
+                              "[-0.058, +0.16]; 2.915 +- 0.004", printed) == ["2.915 +- 0.004"]
