@@ -179,6 +179,9 @@ def test_the_table_names_every_method_option():
 
     from smolgpt.methods import METHODS as CODE_METHODS
     from smolgpt.methods import MethodSpec
+    from smolgpt.train import TrainConfig
     spec_options = {f.name for f in dataclasses.fields(MethodSpec)} - {"name", "seed"}
     assert spec_options <= set(OPTIONS)
+    rates = {f.name for f in dataclasses.fields(TrainConfig) if f.name.endswith("_lr")}
+    assert rates and rates <= set(OPTIONS) and rates | {"lr"} == set(RATES)
     assert set(METHODS) == set(CODE_METHODS)

@@ -406,7 +406,9 @@ def test_the_other_printed_commands_are_quoted_too(tmp_path, capsys, finished_ru
     target = tmp_path / "a b" / "it's.npz"
     rc, out, err = run(["import", hf_dir, target], capsys)
     assert rc == 0, err
-    for cmd in out.split("`")[1::2]:
+    commands = out.split("`")[1::2]
+    assert [shlex.split(c)[1] for c in commands] == ["sample", "eval"], out
+    for cmd in commands:
         assert shlex.split(cmd)[-1] == str(target), out
 
 

@@ -10,7 +10,10 @@ when the layers change.
 
 from __future__ import annotations
 
+import os
+import re
 import tracemalloc
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -84,3 +87,19 @@ def test_estimate_grows_as_the_batch_and_the_parts_add_up():
 def test_available_bytes_is_a_plausible_number():
     free = available_bytes()
     assert free is None or 10**7 < free < 10**15
+    meminfo = Path("/proc/meminfo")
+    if meminfo.exists():                   # Linux: read from there, not left unknown
+        kb = int(re.search(r"^MemAvailable:\s+(\d+) kB", meminfo.read_text(), re.M)[1])
+        assert free == pytest.approx(kb * 1024, rel=0.05)
+
+
+def test_available_bytes_falls_back_to_sysconf_without_proc(monkeypatch):
+    real_open = open
+
+    def no_proc(path, *args, **kwargs):
+        if str(path) == "/proc/meminfo":
+            raise FileNotFoundError(path)
+        return real_open(path, *args, **kwargs)
+    monkeypatch.setattr("builtins.open", no_proc)
+    free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")     # it moves a little
+    assert available_bytes() == pytest.approx(free, rel=0.05)

@@ -49,7 +49,8 @@ def test_plain_layers_against_finite_differences():
          [rng.standard_normal((2, 5, 24))]),
     ]
     for fwd, bwd, inputs in cases:
-        assert max(check_layer(fwd, bwd, inputs, rng)) < 1e-7
+        errs = check_layer(fwd, bwd, inputs, rng)
+        assert len(errs) == len(inputs) and max(errs) < 1e-7, errs
 
 
 def test_plain_block_against_finite_differences():
