@@ -12,7 +12,7 @@ What is measured, precisely (N tokens in the split, T = block_size):
     first is predicted exactly once. A token early in its window sees little context, as in any
     non-overlapping evaluation; a sliding window would score a little lower at T times the cost.
   - loss: the mean negative log-likelihood of those N - 1 predictions, in nats per token;
-    perplexity = exp(loss).
+    perplexity = exp(loss) (None beyond the float range: a diverged model).
   - bits per byte: the total nats / ln 2 / bytes, where `bytes` counts the UTF-8 bytes of the
     text the predicted tokens decode to: the sum of each predicted token's length in tiktoken's
     byte table, which is exactly the documents' UTF-8 text (the BPE is lossless; a byte model's
@@ -142,8 +142,9 @@ def evaluate_params(params, config: GPTConfig, tokens: np.ndarray, batch_size: i
     bpb = float(nats.sum() / n_bytes / math.log(2))
     bpb_se = ratio_se(nats / math.log(2), nbytes.astype(np.float64))
     return {"loss": loss, "loss_se": loss_se,
-            "perplexity": math.exp(loss),
-            "perplexity_se": None if loss_se is None else math.exp(loss) * loss_se,
+            "perplexity": perplexity(loss),
+            "perplexity_se": None if loss_se is None or perplexity(loss) is None else
+            perplexity(loss) * loss_se,
             "bits_per_byte": bpb, "bits_per_byte_se": bpb_se,
             "tokens": n_tokens, "bytes": n_bytes, "windows": W, "window": T,
             "whole_split": max_windows is None or n_tokens == len(tokens) - 1,
@@ -162,9 +163,17 @@ def evaluate_checkpoint(path, data_dir=None, batch_size: int = 8, max_windows: i
     return {"checkpoint": str(path), "method": spec.label(), "model": config.to_dict(), **result}
 
 
+def perplexity(loss: float) -> float | None:
+    """exp(loss), or None where that exceeds the largest float (a loss above ~709 nats/token: a
+    diverged model, which is scored, not refused; None keeps `eval --json` valid JSON)."""
+    return math.exp(loss) if loss < math.log(np.finfo(np.float64).max) else None
+
+
 def format_report(r: dict) -> str:
     """The human-readable lines `smolgpt eval` prints."""
     def pm(value, se, spec):
+        if value is None:
+            return "beyond the float range (the model has diverged)"
         return f"{value:{spec}}" + ("" if se is None else f" ± {se:{spec}}")
 
     what = ("the whole held-out split" if r["whole_split"] else

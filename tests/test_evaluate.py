@@ -104,3 +104,18 @@ def test_loss_agrees_with_the_training_code_on_full_windows(untrained_checkpoint
     sub = evaluate_params(params, config, tokens, batch_size=16, max_windows=5)
     assert not sub["whole_split"] and sub["tokens"] == 5 * T
     assert "5 evenly spaced windows" in format_report(sub)
+
+
+def test_a_diverged_model_is_scored_without_overflow(prepared_data_dir):
+    """A loss above ~709 nats has no float perplexity: eval reports the loss, says so, and its
+    JSON stays valid; a sweep's table prints inf."""
+    from smolgpt.experiments.runs import markdown_table
+    params = init_params(SMALL, seed=0)
+    params["wte.weight"] = params["wte.weight"] * 1e5                  # logits of ~1e4
+    r = evaluate_params(params, SMALL, load_tokens("val", prepared_data_dir), max_windows=2)
+    assert r["loss"] > 1000 and r["perplexity"] is None and r["perplexity_se"] is None
+    json.dumps(r, allow_nan=False)
+    assert "the model has diverged" in format_report(r)
+    table = markdown_table({"x": {"label": "full", "n_trainable": 1, "mean": r["loss"],
+                                  "se": 1.0, "final": [r["loss"]]}})
+    assert "| inf |" in table

@@ -36,7 +36,7 @@ from pathlib import Path
 
 from .. import data
 from ..checkpoint import CheckpointError, is_checkpoint, load_params, weights_identity
-from ..evaluate import evaluate_params
+from ..evaluate import evaluate_params, perplexity
 from ..files import FolderInUse, RunLock, describe_file, refuse_strangers, write_atomic
 from ..layers import blas_kernel
 from ..methods import MethodSpec, build
@@ -605,5 +605,5 @@ def markdown_table(results: dict) -> str:
     for r in sorted(results.values(), key=lambda r: r["mean"]):
         err = "" if math.isnan(r["se"]) else f" +- {r['se']:.3f}"
         rows.append(f"| {r['label']} | {r['n_trainable']:,} | {r['mean']:.3f}{err} | "
-                    f"{math.exp(r['mean']):,.0f} | {len(r['final'])} |")
+                    f"{perplexity(r['mean']) or math.inf:,.0f} | {len(r['final'])} |")
     return "\n".join(rows)
