@@ -329,7 +329,8 @@ class _Run:
     meta: dict                               # what every checkpoint of this run records
     log: RunLog
     verbose: bool
-    saved_step: int | None = None            # step of the checkpoint this run last wrote
+    saved_step: int | None = None            # step of this run's checkpoint in cfg.out (written
+                                             # or resumed from); None: none yet
     world: distributed.World = field(default_factory=distributed.world)   # MPI rank and size
 
     @property
@@ -401,6 +402,8 @@ class _Run:
             self.evaluate()
             return
         self.log.write(event="resume", step=self.state.step, checkpoint=str(resume))
+        if Path(resume).resolve() == self.ckpt_path.resolve():
+            self.saved_step = self.state.step
         if self.verbose:
             print(f"[{label}] resumed from {resume} at step {self.state.step}")
         planned = old["train"]["steps"]
@@ -514,9 +517,11 @@ class _Run:
         """Log it and return the error: the step, what is not finite, where the good state is."""
         self.log.write(event="diverged", step=at_step, what=what, value=value)
         where = ("rank 0 says where the last good checkpoint is" if not self.world.lead else
-                 "no checkpoint had been written yet" if not self.ckpt_path.exists() else
-                 f"the last good checkpoint is {self.ckpt_path}" +
-                 (f" (step {self.saved_step})" if self.saved_step is not None else ""))
+                 f"the last good checkpoint is {self.ckpt_path} (step {self.saved_step})"
+                 if self.saved_step is not None else
+                 f"no checkpoint of this run had been written yet (the one in {self.cfg.out} is "
+                 f"the run it was replacing, left as it was)" if self.ckpt_path.exists() else
+                 "no checkpoint had been written yet")
         self.log.close()
         rates = ("lr", *self.method.rates)              # the rates this method reads
         lower = " or ".join(f"--{r.replace('_', '-')} (now {getattr(self.cfg, r)})" for r in rates)

@@ -322,6 +322,39 @@ def test_huge_learning_rate_stops_with_exit_3(prepared_data_dir, tmp_path, capsy
     print(msg)
 
 
+def test_divergence_names_whose_checkpoint_is_in_the_folder(prepared_data_dir, tmp_path,
+                                                             capsys, monkeypatch):
+    """Diverging before its first save, a run started afresh with --overwrite does not call the
+    replaced run's checkpoint its own (and leaves it as it was); a resumed run does, with its
+    step."""
+    out = tmp_path / "run"
+    base = ["train", "--data-dir", str(prepared_data_dir), "--out", str(out), "--steps", "2",
+            *TINY_FLAGS]
+    assert main(base) == 0
+    before = (out / "checkpoint.npz").read_bytes()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rc = main([*base, "--overwrite", "--lr", "1e30", "--warmup", "0", "--steps", "10",
+                   "--checkpoint-every", "100"])
+    err = capsys.readouterr().err
+    assert rc == 3, err
+    assert "no checkpoint of this run had been written yet" in err, err
+    assert "last good checkpoint" not in err
+    assert (out / "checkpoint.npz").read_bytes() == before
+
+    assert main(base[:-len(TINY_FLAGS)] + ["--overwrite", *TINY_FLAGS]) == 0
+    real_step = train_mod.adamw_step
+
+    def breaks_a_weight(trainables, *args, **kwargs):          # the first step after resuming
+        real_step(trainables, *args, **kwargs)
+        trainables["h.0.mlp.c_fc.weight"][0, 0] = np.inf
+    monkeypatch.setattr(train_mod, "adamw_step", breaks_a_weight)
+    rc = main(["train", "--resume", str(out / "checkpoint.npz"), "--steps", "10",
+               "--checkpoint-every", "100", "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 3 and f"last good checkpoint is {out / 'checkpoint.npz'} (step 2)" in err, err
+
+
 def test_non_finite_weights_are_never_checkpointed(prepared_data_dir, tmp_path, monkeypatch):
     real_step = train_mod.adamw_step
     calls = []
