@@ -125,6 +125,9 @@ def _train_config(a: argparse.Namespace) -> TrainConfig:
 
     resume = getattr(a, "resume", None)
     options, changes = _typed(a, MethodSpec), _typed(a, TrainConfig)
+    if resume and "init_from" in changes:     # its start is part of the run
+        raise ValueError("--init-from does not apply with --resume: a resumed run keeps the "
+                         "start it was trained from (the checkpoint's own); drop --init-from")
     if resume and "out" not in changes:       # a resumed run continues next to its checkpoint
         changes["out"] = str(Path(resume).parent)
     cfg = run_settings(resume, preset=a.preset, gpt=_typed(a, GPTConfig), method=options,

@@ -618,10 +618,22 @@ def _resumed_state(cfg: TrainConfig, resume, meta: dict) -> tuple[RunState, dict
             f"checkpoint {resume} has a bad metadata field 'step' ({step!r}, expected a count of "
             f"steps >= 0): it was edited; use an earlier checkpoint or start a new run")
     # compared as configs: a checkpoint from before the tokenizer field is the same GPT-2
-    if GPTConfig(**old["model"]) != cfg.gpt or old["method"] != meta["method"]:
+    then, now = GPTConfig(**old["model"]).to_dict(), cfg.gpt.to_dict()
+    differ = [f"{k} {then[k]!r} -> {now[k]!r}" for k in then if then[k] != now[k]]
+    differ += [f"method {k} {old['method'].get(k)!r} -> {meta['method'].get(k)!r}"
+               for k in sorted(set(old["method"]) | set(meta["method"]))
+               if old["method"].get(k) != meta["method"].get(k)]
+    if differ:
         raise ckpt.CheckpointError(
-            f"checkpoint {resume} is for {ckpt.describe(old)}; this run is "
-            f"{ckpt.describe(meta)}: resume with the checkpoint's own settings")
+            f"checkpoint {resume} holds another model or method than this run asks for "
+            f"({', '.join(differ)}): a resumed run keeps its own, so drop those flags, or start "
+            f"a new run")
+    started = TrainConfig.of_checkpoint(old, resume).init_from
+    if (cfg.init_from or None) != (started or None):
+        raise ckpt.CheckpointError(
+            f"checkpoint {resume} was started from "
+            f"{started if started else 'a random init'}, and a resumed run keeps its start: drop "
+            f"--init-from")
     if old.get("init_from_sha256") != meta.get("init_from_sha256"):
         raise ckpt.CheckpointError(
             f"checkpoint {resume} was started from {cfg.init_from}, which has changed since: "
@@ -652,6 +664,10 @@ def _resumed_state(cfg: TrainConfig, resume, meta: dict) -> tuple[RunState, dict
         raise ckpt.CheckpointError(
             f"checkpoint {resume} has a bad metadata field 'rng', 'elapsed' or 'val_curve' "
             f"({type(e).__name__}: {e}): it was edited; use an earlier checkpoint") from None
+    if cfg.steps <= step:
+        raise ckpt.CheckpointError(
+            f"checkpoint {resume} is at step {step} already, so --steps {cfg.steps} would train "
+            f"nothing: give --steps above {step} to train further (or sample or evaluate it)")
     return state, old
 
 

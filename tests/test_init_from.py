@@ -166,3 +166,15 @@ def test_weight_changes_count_from_the_weights_a_run_started_from(spec, source, 
     rms = np.sqrt(sum(float(np.sum(d * d)) for d in moved) / sum(d.size for d in moved))
     assert 0 < rms < 0.05                      # a few small steps from the saved model
     assert weight_changes(s["checkpoint"])["all"] == pytest.approx(rms, rel=1e-6)
+
+
+def test_a_resumed_run_keeps_its_start(source, prepared_data_dir, tmp_path):
+    """train() itself (not only the command line) refuses a resume whose start differs from the
+    one the checkpoint was trained from."""
+    path, _ = source
+    c = cfg(prepared_data_dir, tmp_path / "ft", init_from=str(path))
+    quiet(c, stop_at=2)
+    resumed = tmp_path / "ft" / "checkpoint.npz"
+    with pytest.raises(ckpt.CheckpointError, match=f"was started from {path.resolve()}, and a "
+                                                   f"resumed run keeps its start"):
+        quiet(dataclasses.replace(c, init_from=None), resume=resumed)
