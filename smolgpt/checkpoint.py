@@ -247,6 +247,14 @@ def _check_arrays(path, meta: dict, data: dict, kinds) -> None:
                                   f"damaged): use an earlier checkpoint or start the run again")
 
 
+def describe(meta: dict) -> str:
+    """One line naming a checkpoint's model and method, for error messages."""
+    m = meta.get("model", {})
+    s = meta.get("method", {})
+    return (f"model n_layer={m.get('n_layer')} n_head={m.get('n_head')} n_embd={m.get('n_embd')} "
+            f"block_size={m.get('block_size')} vocab={m.get('vocab_size')}, method {s}")
+
+
 def load_params(path):
     """A checkpoint -> (params dict, GPTConfig, MethodSpec): the model ready for sampling."""
     trainables, _, meta = load(path)                 # validated: these cannot fail
