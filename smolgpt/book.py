@@ -57,12 +57,13 @@ def _libraries():
 
 
 def chapter_scripts(wanted: str | None = None) -> list[Path]:
-    """The chapter scripts in order; `wanted` ("01,05") keeps those numbers only."""
+    """The chapter scripts in order; `wanted` ("01,05") keeps those numbers only (None: all of
+    them; an empty string names none, and is refused like any other list without a chapter)."""
     if not CHAPTERS.is_dir():
         raise ValueError(f"no chapters/ folder at {CHAPTERS}: smolgpt book runs the chapters of a "
                          f"smolgpt checkout, installed with pip install -e")
     scripts = sorted(CHAPTERS.glob("[0-9][0-9]_*.py"))
-    if not wanted:
+    if wanted is None:
         return scripts
     numbers = [n.strip().zfill(2) for n in wanted.split(",") if n.strip()]
     known = {s.name[:2] for s in scripts}

@@ -256,6 +256,17 @@ def cmd_sample(a):
     _require(a.tokens >= 1, "--tokens", "at least 1 (new tokens per sample)", a.tokens)
     _require(math.isfinite(a.temperature) and a.temperature >= 0, "--temperature",
              "a finite number >= 0 (0 is greedy, 1 samples the model as it is)", a.temperature)
+    if a.temperature == 0:                    # greedy: the likeliest token, every time
+        unused = " and ".join(f for f, v in (("--top-k", a.top_k), ("--seed", a.seed))
+                              if v is not None)
+        if unused:
+            raise ValueError(f"{unused} do nothing with --temperature 0 (greedy decoding takes the "
+                             f"likeliest token every time): drop {unused}, or sample with a "
+                             f"temperature above 0")
+        _require(a.num == 1, "--num", "1 with --temperature 0 (greedy decoding writes the same "
+                 "text every time)", a.num)
+    a.top_k = 40 if a.top_k is None else a.top_k
+    a.seed = 0 if a.seed is None else a.seed
     _require(a.top_k >= 0, "--top-k", "an integer >= 0 (0 keeps every token)", a.top_k)
     _require(a.num >= 1, "--num", "at least 1 (how many samples)", a.num)
     _require(0 <= a.seed <= MAX_SEED - a.num, "--seed", f"an integer from 0 to "
@@ -321,6 +332,11 @@ def cmd_bench(a):
              f"{a.preset}", a.d)
     _require(a.threads is None or a.threads >= 1, "--threads", "at least 1", a.threads)
     if a.mpi:                             # the MPI comparison alone (smolgpt/bench/mpi.py)
+        unused = " and ".join(f for f, on in (("--vs-torch", a.vs_torch),
+                                              ("--transforms", a.transforms)) if on)
+        if unused:
+            raise ValueError(f"{unused} do not apply with --mpi, which times the MPI comparison "
+                             f"alone: run them in a bench of their own")
         from .bench import mpi
         cores = a.threads or len(os.sched_getaffinity(0))
         r = mpi.run(config, batch_size=a.batch_size, steps=a.repeats, cores=cores,
@@ -345,6 +361,10 @@ def cmd_bench(a):
 
 def cmd_sweep(a):
     from .experiments.sweep import format_sweep, tune
+    if a.field in _typed(a, TrainConfig):     # the grid sets it: the flag would be ignored
+        flag = "--" + a.field.replace("_", "-")
+        raise ValueError(f"{flag} is the rate this sweep varies (--field {a.field}, over --grid "
+                         f"{a.grid}): drop {flag}")
     cfg = _train_config(a)
     _folder_flag("--data-dir", cfg.data_dir)
     try:
@@ -460,10 +480,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--tokens", type=int, default=60, help="new tokens per sample (default 60)")
     s.add_argument("--temperature", type=float, default=0.8, help="softmax temperature; 0 is "
                    "greedy (default 0.8)")
-    s.add_argument("--top-k", type=int, default=40, help="sample among the k likeliest tokens; "
-                   "0 for all (default 40)")
+    s.add_argument("--top-k", type=int, help="sample among the k likeliest tokens; 0 for all "
+                   "(default 40; not with --temperature 0)")
     s.add_argument("--num", type=int, default=1, help="how many samples (default 1)")
-    s.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    s.add_argument("--seed", type=int, help="sampling seed; sample i uses seed + i (default 0; "
+                   "not with --temperature 0)")
     s.set_defaults(fn=cmd_sample)
 
     s = sub.add_parser("eval", help="loss, perplexity and bits per byte on the held-out split",

@@ -233,6 +233,17 @@ CASES = [
      ["is truncated or corrupt", "use an earlier checkpoint"]),
     ("sample: negative temperature", lambda c: ["sample", c.ckpt, "--temperature", "-1"],
      ["--temperature must be a finite number >= 0", "-1"]),
+    ("sample: greedy with top-k and a seed",
+     lambda c: ["sample", c.ckpt, "--temperature", "0", "--top-k", "5", "--seed", "7"],
+     ["--top-k and --seed do nothing with --temperature 0", "drop --top-k and --seed"]),
+    ("sample: greedy, twice", lambda c: ["sample", c.ckpt, "--temperature", "0", "--num", "3"],
+     ["--num must be 1 with --temperature 0", "same text every time"]),
+    ("bench: --mpi with the others", lambda c: ["bench", "--mpi", "--vs-torch", "--transforms"],
+     ["--vs-torch and --transforms do not apply with --mpi"]),
+    ("book: an empty chapter list", lambda c: ["book", "--quick", "--chapters", ""],
+     ["--chapters '': no chapter given"]),
+    ("sweep: a flag for the swept rate", lambda c: ["sweep", "--grid", "1e-3,1e-2", "--lr", "0.1"],
+     ["--lr is the rate this sweep varies", "drop --lr"]),
     ("plot: no such log", lambda c: ["plot", c.tmp / "nope.jsonl"],
      ["no log file", "nope.jsonl", "pass runs' log.jsonl files"]),
 ]
@@ -358,6 +369,12 @@ def test_the_core_never_imports_the_books_libraries():
             "'IPython', 'ipykernel', 'selenium') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_greedy_sampling_is_one_text(finished_run, capsys):
+    argv = ["sample", finished_run / "checkpoint.npz", "--temperature", "0", "--tokens", "5"]
+    rc, out, err = run(argv, capsys)
+    assert rc == 0 and err == "" and out.count("--- sample ") == 1
 
 
 def test_sample_prints_text(finished_run, capsys):

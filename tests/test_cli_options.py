@@ -172,6 +172,16 @@ def test_sweep_grid_with_a_value_twice_is_refused(grid, tmp_path, no_data, capsy
     _refused_naming(rc, err, ["--grid"])
 
 
+@pytest.mark.parametrize("field, flags", [("lr", ["--lr", "0.01"]),
+                                          ("coef_lr", ["--method", "fastfood", "--coef-lr", "0.5"])])
+def test_sweep_refuses_a_flag_for_the_rate_it_varies(field, flags, tmp_path, no_data, capsys):
+    argv = ["sweep", "--field", field, "--grid", "1e-3,3e-3,1e-2", "--seeds", "1", "--steps", "1",
+            *SWEEP_TINY, *flags]
+    rc, err = outcome(argv, capsys)
+    _refused_naming(rc, err, [flags[-2]])
+    assert "the rate this sweep varies" in err and f"drop {flags[-2]}" in err
+
+
 def test_the_table_names_every_method_option():
     """Every option the command line makes from MethodSpec and the rate fields is in the table
     (a new option gets a row, and so a test)."""
