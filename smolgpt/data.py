@@ -473,8 +473,16 @@ def _written_by_smolgpt(manifest: Path) -> bool:
 def _refuse_strangers(out: Path, force: bool) -> None:
     """The writing rule (smolgpt/files.py): train.bin, val.bin and manifest.json are replaced
     only in a folder whose manifest smolgpt wrote, or with force (`smolgpt prepare --force`)."""
-    from .files import refuse_strangers
+    from .files import WouldReplace, describe_file, refuse_strangers
     ours = _written_by_smolgpt(out / MANIFEST)
+    if not ours and not force and (out / MANIFEST).is_file():
+        try:
+            json.loads((out / MANIFEST).read_bytes())
+        except (OSError, ValueError):
+            raise WouldReplace(
+                f"{out / MANIFEST} is not readable JSON ({describe_file(out / MANIFEST)}): "
+                f"damaged, or another program's file; to prepare this folder again, replacing "
+                f"it and the token files, run smolgpt prepare --force --data-dir {out}") from None
     refuse_strangers([out / MANIFEST, *(out / f"{s}.bin" for s in SPLITS)], lambda p: ours,
                      force, force_hint="run smolgpt prepare --force to replace it")
 

@@ -307,3 +307,19 @@ def test_a_path_under_a_file_is_refused_in_words(finished_run, hf_dir, tmp_path,
         assert rc == 2 and "Errno" not in line and "plain" in line, line
         assert "is a file" in line, line
     assert plain.read_bytes() == STRANGER
+
+
+def test_a_damaged_manifest_is_named_as_such(c4_globs, gpt2_encoding, prepared_data_dir, tmp_path,
+                                             capsys):
+    """A manifest.json cut short is not called somebody else's file: the message says it is not
+    readable and how to prepare the folder again; nothing changes until --force."""
+    data = tmp_path / "data"
+    shutil.copytree(prepared_data_dir, data, ignore=shutil.ignore_patterns("bytes"))
+    text = (data / "manifest.json").read_bytes()
+    (data / "manifest.json").write_bytes(text[:len(text) // 2])
+    argv = ["prepare", "--data-dir", data, "--train-glob", c4_globs[0], "--val-glob",
+            c4_globs[1], "--max-docs", "20"]
+    line = refused(argv, capsys, data, "manifest.json")
+    assert "is not readable JSON" in line and f"smolgpt prepare --force --data-dir {data}" in line
+    assert run([*argv, "--force"], capsys)[0] == 0
+    assert json.loads((data / "manifest.json").read_text())["tokenizer"] == "gpt2"
