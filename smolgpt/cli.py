@@ -300,7 +300,7 @@ def cmd_eval(a):
         raise ValueError(f"--batch-size must be at least 1, got {a.batch_size}")
     _folder_flag("--data-dir", a.data_dir)
     r = evaluate_checkpoint(a.checkpoint, data_dir=a.data_dir, batch_size=a.batch_size,
-                            max_windows=a.max_windows, progress=a.progress and not a.json)
+                            max_windows=a.max_windows, progress=a.progress)   # bar on stderr
     print(json.dumps(r, indent=2) if a.json else format_report(r))
 
 
@@ -500,7 +500,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-windows", type=int, help="score only this many evenly spaced windows, "
                    "for a quick estimate (default: the whole split)")
     s.add_argument("--batch-size", type=int, default=8, help="windows per forward (default 8)")
-    s.add_argument("--progress", action="store_true", help="show a progress bar")
+    s.add_argument("--progress", action="store_true", help="show a progress bar (on stderr: "
+                   "--json's output stays one JSON object)")
     s.add_argument("--json", action="store_true", help="print one JSON object")
     s.set_defaults(fn=cmd_eval)
 

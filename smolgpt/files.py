@@ -206,18 +206,23 @@ class RunLock:
     says who holds it (pid, host, start time, command line), for the refusal's message. A clean
     release deletes it, so a finished run's folder holds only the run's own files; an acquirer
     that locked a file its holder deleted meanwhile sees that the path now names another file
-    (or none) and tries again, so two processes never both hold the folder.
+    (or none) and tries again, so two processes never both hold the folder. Folders the lock
+    made are removed again on release if they are still empty (a run refused at its start leaves
+    no empty --out behind).
     """
 
     def __init__(self, folder, note: bool = True):
         self.path = Path(folder) / ".lock"
         self.note = note
         self.fd: int | None = None
+        self.made: list[Path] = []              # folders acquire() created, deepest first
 
     def acquire(self) -> "RunLock":
+        folder = self.path.parent
+        self.made = [p for p in (folder, *folder.parents) if not os.path.lexists(p)]
         while True:
             try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
+                folder.mkdir(parents=True, exist_ok=True)
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             except OSError as e:
                 raise CannotWrite(self.path, e) from e
@@ -259,6 +264,12 @@ class RunLock:
             fcntl.flock(self.fd, fcntl.LOCK_UN)
             os.close(self.fd)
             self.fd = None
+        for folder in self.made:                # only if nothing was written there
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        self.made = []
 
     def __enter__(self) -> "RunLock":
         return self.acquire()

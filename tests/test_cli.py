@@ -371,6 +371,14 @@ def test_the_core_never_imports_the_books_libraries():
     assert out.stdout.strip() == "[]"
 
 
+def test_eval_json_with_a_progress_bar(finished_run, prepared_data_dir, capsys):
+    """--progress draws on stderr, so --json's stdout stays one JSON object."""
+    rc, out, err = run(["eval", finished_run / "checkpoint.npz", "--data-dir", prepared_data_dir,
+                        "--max-windows", "3", "--json", "--progress"], capsys)
+    assert rc == 0 and json.loads(out)["windows"] == 3
+    assert "3/3" in err
+
+
 def test_greedy_sampling_is_one_text(finished_run, capsys):
     argv = ["sample", finished_run / "checkpoint.npz", "--temperature", "0", "--tokens", "5"]
     rc, out, err = run(argv, capsys)

@@ -411,3 +411,17 @@ def test_memory_stays_flat_over_300_steps(prepared_data_dir, tmp_path, monkeypat
     print(f"peak per step: {peak_early / 1e6:.3f} MB at steps 49-98, {peak_late / 1e6:.3f} MB at "
           f"249-298; held between steps: {early[:, 0].max() / 1e6:.3f} -> "
           f"{late[:, 0].max() / 1e6:.3f} MB")
+
+
+def test_a_run_refused_at_its_start_leaves_no_empty_folder(prepared_data_dir, tmp_path, capsys):
+    out = tmp_path / "a" / "run"
+    rc = main(["train", "--data-dir", str(prepared_data_dir), "--out", str(out), *TINY_FLAGS,
+               "--block-size", "100000"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "block" in err, err
+    assert not (tmp_path / "a").exists()                    # both folders it made are gone
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    rc = main(["train", "--data-dir", str(prepared_data_dir), "--out", str(kept), *TINY_FLAGS,
+               "--block-size", "100000"])
+    assert rc == 2 and kept.is_dir()                        # a folder it did not make stays
