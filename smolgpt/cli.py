@@ -299,6 +299,10 @@ def cmd_eval(a):
     if a.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {a.batch_size}")
     _folder_flag("--data-dir", a.data_dir)
+    if a.data_dir is not None and not os.path.lexists(a.data_dir):    # a typo would prepare anew
+        raise ValueError(f"--data-dir {a.data_dir} does not exist: give the folder the held-out "
+                         f"text was prepared in, or prepare one first with smolgpt prepare "
+                         f"--data-dir {shlex.quote(a.data_dir)}")
     r = evaluate_checkpoint(a.checkpoint, data_dir=a.data_dir, batch_size=a.batch_size,
                             max_windows=a.max_windows, progress=a.progress)   # bar on stderr
     print(json.dumps(r, indent=2) if a.json else format_report(r))

@@ -244,6 +244,9 @@ CASES = [
      ["--chapters '': no chapter given"]),
     ("sweep: a flag for the swept rate", lambda c: ["sweep", "--grid", "1e-3,1e-2", "--lr", "0.1"],
      ["--lr is the rate this sweep varies", "drop --lr"]),
+    ("eval: a data folder that is not there",
+     lambda c: ["eval", c.ckpt, "--data-dir", c.tmp / "dta"],
+     ["--data-dir", "dta does not exist", "smolgpt prepare --data-dir"]),
     ("plot: no such log", lambda c: ["plot", c.tmp / "nope.jsonl"],
      ["no log file", "nope.jsonl", "pass runs' log.jsonl files"]),
 ]
