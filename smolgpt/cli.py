@@ -190,6 +190,10 @@ def _checked_train_config(a) -> TrainConfig:
     if not a.resume and not a.overwrite and log.exists():    # one a failed start left
         print(f"note: replacing {log}, the log of a run there that stopped before saving a "
               f"checkpoint")
+    if cfg.warmup >= cfg.steps:               # allowed (a few-step try), but not what it seems
+        print(f"note: the warmup ({cfg.warmup} steps) is not shorter than the run ({cfg.steps} "
+              f"steps), so the learning rate only rises, to {cfg.steps / cfg.warmup:.0%} of its "
+              f"peak; give --warmup below --steps for the full schedule")
     return cfg
 
 

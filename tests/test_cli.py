@@ -430,3 +430,14 @@ def test_resume_on_the_command_line_continues_the_log(prepared_data_dir, tmp_pat
     rc, _, _ = run([*base, "--steps", "2", "--overwrite"], capsys)
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert rc == 0 and [r["step"] for r in log if r["event"] == "step"] == [1, 2]
+
+
+def test_a_warmup_longer_than_the_run_is_noted(prepared_data_dir, tmp_path, capsys):
+    rc, out, err = run(["train", "--data-dir", prepared_data_dir, "--out", tmp_path / "r",
+                        "--steps", "4", "--warmup", "8", *TINY_FLAGS], capsys)
+    assert rc == 0 and err == "", err
+    assert "the warmup (8 steps) is not shorter than the run (4 steps)" in out
+    assert "to 50% of its peak" in out
+    rc, out, _ = run(["train", "--data-dir", prepared_data_dir, "--out", tmp_path / "s",
+                      "--steps", "4", "--warmup", "2", *TINY_FLAGS], capsys)
+    assert rc == 0 and "note: the warmup" not in out
