@@ -92,6 +92,21 @@ def _typed(args: argparse.Namespace, cls) -> dict:
             if "help" in f.metadata and given.get(_dest(f)) is not None}
 
 
+# one run's flags, which a sweep of many runs has no use for: why, for its refusal
+NOT_FOR_A_SWEEP = {
+    "--seed": "it trains seeds 0..N-1 of every grid value (--seeds N)",
+    "--method-seed": "each run's method draws with the run's seed, 0..N-1 (--seeds N)",
+    "--out": "its runs are kept under $SMOLGPT_RUNS (else $SMOLGPT_OUT/runs, else out/runs)",
+    "--resume": "it resumes its interrupted runs itself: give the same sweep again",
+    "--overwrite": "it reuses its finished runs; to train one again, delete that run's folder",
+    "--no-progress": "it draws no progress bar",
+}
+
+
+def _not_for_a_sweep(flag: str) -> str:
+    return "not_for_a_sweep_" + flag[2:].replace("-", "_")
+
+
 def _add_train_args(p: argparse.ArgumentParser, run_flags: bool = True):
     """The training flags; run_flags adds those about one run's folder (--resume ...) and the
     seeds (a sweep gives each of its runs seed 0..N-1, of the batch order and of the method's
@@ -105,7 +120,10 @@ def _add_train_args(p: argparse.ArgumentParser, run_flags: bool = True):
     _dataclass_flags(p, MethodSpec, groups, "parameterization", skip=() if run_flags else ("seed",))
     _dataclass_flags(p, TrainConfig, groups, "optimisation",
                      skip=() if run_flags else ("out", "seed"))
-    if not run_flags:
+    if not run_flags:                         # taken only to be refused, saying why (cmd_sweep)
+        for flag in NOT_FOR_A_SWEEP:
+            p.add_argument(flag, nargs="?", const=True, dest=_not_for_a_sweep(flag),
+                           help=argparse.SUPPRESS)
         return
     may_change = ", ".join("--" + _dest(f).replace("_", "-")
                            for f in dataclasses.fields(TrainConfig) if f.name in RESUME_MAY_CHANGE)
@@ -369,6 +387,9 @@ def cmd_bench(a):
 
 def cmd_sweep(a):
     from .experiments.sweep import format_sweep, tune
+    for flag, why in NOT_FOR_A_SWEEP.items():
+        if getattr(a, _not_for_a_sweep(flag)) is not None:
+            raise ValueError(f"{flag} does not apply to a sweep: {why}")
     if a.field in _typed(a, TrainConfig):     # the grid sets it: the flag would be ignored
         flag = "--" + a.field.replace("_", "-")
         raise ValueError(f"{flag} is the rate this sweep varies (--field {a.field}, over --grid "

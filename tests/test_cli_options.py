@@ -155,14 +155,17 @@ def test_sweep_over_a_rate_the_method_never_reads_is_refused(method, tmp_path, n
         _refused_naming(rc, err, ["--field"])
 
 
-@pytest.mark.parametrize("flag", ["--seed", "--method-seed"])
-def test_sweep_refuses_the_seed_flags_it_has_no_use_for(flag, tmp_path, no_data, capsys):
+@pytest.mark.parametrize("flags, why", [
+    (["--seed", "3"], "seeds 0..N-1"), (["--method-seed", "3"], "seed, 0..N-1"),
+    (["--out", "x"], "$SMOLGPT_RUNS"), (["--resume", "x.npz"], "give the same sweep again"),
+    (["--overwrite"], "delete that run's folder"), (["--no-progress"], "no progress bar")])
+def test_sweep_refuses_one_runs_flags_saying_why(flags, why, tmp_path, no_data, capsys):
     """A sweep gives its runs seeds 0..N-1 (--seeds), of the batch order and of the method's
-    draws alike: a seed flag would be ignored, or (--seed, abbreviated) taken for --seeds."""
-    with pytest.raises(SystemExit) as stopped:
-        main(command("sweep", "fastfood", [flag, "3"], tmp_path))
-    assert stopped.value.code == 2
-    assert f"unrecognized arguments: {flag} 3" in capsys.readouterr().err
+    draws alike, and keeps them under the runs root: a seed or folder flag would be ignored, or
+    (--seed, abbreviated) taken for --seeds."""
+    rc, err = outcome(command("sweep", "fastfood", flags, tmp_path), capsys)
+    _refused_naming(rc, err, [flags[0]])
+    assert f"{flags[0]} does not apply to a sweep" in err and why in err
 
 
 @pytest.mark.parametrize("grid", ["1e-3,1e-3,3e-3,1e-2", "0.001,1e-3,3e-3,1e-2"])
