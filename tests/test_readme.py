@@ -162,3 +162,13 @@ def test_the_number_rules_catch_what_they_are_for():
     printed = "a - b: +0.1122 [-0.0581, +0.159]\nfull 2.915 +- 0.0341\nembeddings 3.812 +- 0.004"
     assert unprinted_together("a - b = +0.112 [-0.058, +0.159], full 2.915 +- 0.034 and "
                               "[-0.058, +0.16]; 2.915 +- 0.004", printed) == ["2.915 +- 0.004"]
+
+
+def test_the_count_of_bad_inputs_the_readme_claims():
+    """'more than N bad inputs': the two tables of refused inputs (tests/test_cli.py's CASES and
+    tests/test_hostile.py's AUDIT, each one command checked for one error line and nothing
+    changed) hold more than N."""
+    from test_cli import CASES
+    from test_hostile import AUDIT
+    claimed = int(re.search(r"more than (\d+)\s+bad\s+inputs", (ROOT / "README.md").read_text())[1])
+    assert len(CASES) + len(AUDIT) > claimed, (len(CASES), len(AUDIT))
