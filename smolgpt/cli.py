@@ -131,7 +131,8 @@ def _add_train_args(p: argparse.ArgumentParser, run_flags: bool = True):
                    "folder (or in --out) with its settings; of the flags, only " + may_change +
                    " may differ from them")
     p.add_argument("--overwrite", action="store_true", help="start afresh even if --out already "
-                   "holds a run's checkpoint (which is then replaced); without it that is refused")
+                   "holds a run: its checkpoint, log and sample are removed once the new run's "
+                   "checks have passed; without it that is refused")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 

@@ -385,6 +385,9 @@ class _Run:
             state, old = _resumed_state(cfg, resume, meta)
         state.lr_scale = {k: getattr(cfg, group) / cfg.lr
                           for k, group in method.lr_groups(state.trainables).items()}
+        if resume is None:    # the run this one replaces (--overwrite) goes with its log, now that
+            for name in ("checkpoint.npz", "sample.txt"):   # every check has passed: no folder
+                (out / name).unlink(missing_ok=True)       # holds one run's log, another's weights
         run = cls(cfg, method, state, splits["train"], val, meta,
                   RunLog(out / "log.jsonl", append=resume is not None), verbose)
         run._announce(resume, old)
@@ -518,10 +521,7 @@ class _Run:
         self.log.write(event="diverged", step=at_step, what=what, value=value)
         where = ("rank 0 says where the last good checkpoint is" if not self.world.lead else
                  f"the last good checkpoint is {self.ckpt_path} (step {self.saved_step})"
-                 if self.saved_step is not None else
-                 f"no checkpoint of this run had been written yet (the one in {self.cfg.out} is "
-                 f"the run it was replacing, left as it was)" if self.ckpt_path.exists() else
-                 "no checkpoint had been written yet")
+                 if self.saved_step is not None else "no checkpoint had been written yet")
         self.log.close()
         rates = ("lr", *self.method.rates)              # the rates this method reads
         lower = " or ".join(f"--{r.replace('_', '-')} (now {getattr(self.cfg, r)})" for r in rates)

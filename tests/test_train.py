@@ -322,25 +322,27 @@ def test_huge_learning_rate_stops_with_exit_3(prepared_data_dir, tmp_path, capsy
     print(msg)
 
 
-def test_divergence_names_whose_checkpoint_is_in_the_folder(prepared_data_dir, tmp_path,
-                                                             capsys, monkeypatch):
-    """Diverging before its first save, a run started afresh with --overwrite does not call the
-    replaced run's checkpoint its own (and leaves it as it was); a resumed run does, with its
-    step."""
+def test_overwrite_replaces_the_whole_run_and_divergence_names_the_checkpoint(
+        prepared_data_dir, tmp_path, capsys, monkeypatch):
+    """--overwrite keeps the old run until the new one's checks pass (bad input loses nothing),
+    then removes it whole: a new run that diverges before its first save leaves its own log and
+    no checkpoint of another run. A resumed run that diverges names its checkpoint's step."""
     out = tmp_path / "run"
     base = ["train", "--data-dir", str(prepared_data_dir), "--out", str(out), "--steps", "2",
             *TINY_FLAGS]
     assert main(base) == 0
-    before = (out / "checkpoint.npz").read_bytes()
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert main([*base, "--overwrite", "--block-size", "100000"]) == 2       # refused: kept
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    capsys.readouterr()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         rc = main([*base, "--overwrite", "--lr", "1e30", "--warmup", "0", "--steps", "10",
                    "--checkpoint-every", "100"])
     err = capsys.readouterr().err
-    assert rc == 3, err
-    assert "no checkpoint of this run had been written yet" in err, err
-    assert "last good checkpoint" not in err
-    assert (out / "checkpoint.npz").read_bytes() == before
+    assert rc == 3 and "no checkpoint had been written yet" in err, err
+    assert sorted(p.name for p in out.iterdir()) == ["log.jsonl"]
+    assert read_log(out / "log.jsonl")[0]["config"]["lr"] == 1e30
 
     assert main(base[:-len(TINY_FLAGS)] + ["--overwrite", *TINY_FLAGS]) == 0
     real_step = train_mod.adamw_step
