@@ -98,8 +98,9 @@ NOT_FOR_A_SWEEP = {
     "--method-seed": "each run's method draws with the run's seed, 0..N-1 (--seeds N)",
     "--out": "its runs are kept under $SMOLGPT_RUNS (else $SMOLGPT_OUT/runs, else out/runs)",
     "--resume": "it resumes its interrupted runs itself: give the same sweep again",
-    "--overwrite": "it reuses its finished runs; to train one again, delete that run's folder",
-    "--no-progress": "it draws no progress bar",
+    "--overwrite": "it reuses its finished runs; SMOLGPT_FRESH=1 trains them again",
+    "--no-progress": "its runs draw no bars, and its one bar over the runs shows on a terminal "
+                     "only and is erased when done",
 }
 
 
@@ -280,12 +281,12 @@ def cmd_sample(a):
     _require(math.isfinite(a.temperature) and a.temperature >= 0, "--temperature",
              "a finite number >= 0 (0 is greedy, 1 samples the model as it is)", a.temperature)
     if a.temperature == 0:                    # greedy: the likeliest token, every time
-        unused = " and ".join(f for f, v in (("--top-k", a.top_k), ("--seed", a.seed))
-                              if v is not None)
+        unused = [f for f, v in (("--top-k", a.top_k), ("--seed", a.seed)) if v is not None]
         if unused:
-            raise ValueError(f"{unused} do nothing with --temperature 0 (greedy decoding takes the "
-                             f"likeliest token every time): drop {unused}, or sample with a "
-                             f"temperature above 0")
+            flags = " and ".join(unused)
+            raise ValueError(f"{flags} {'does' if len(unused) == 1 else 'do'} nothing with "
+                             f"--temperature 0 (greedy decoding takes the likeliest token every "
+                             f"time): drop {flags}, or sample with a temperature above 0")
         _require(a.num == 1, "--num", "1 with --temperature 0 (greedy decoding writes the same "
                  "text every time)", a.num)
     a.top_k = 40 if a.top_k is None else a.top_k
@@ -325,7 +326,8 @@ def cmd_eval(a):
     if a.data_dir is not None and not os.path.lexists(a.data_dir):    # a typo would prepare anew
         raise ValueError(f"--data-dir {a.data_dir} does not exist: give the folder the held-out "
                          f"text was prepared in, or prepare one first with smolgpt prepare "
-                         f"--data-dir {shlex.quote(a.data_dir)}")
+                         f"--data-dir {shlex.quote(a.data_dir)} (add --tokenizer bytes for a "
+                         f"byte model)")
     r = evaluate_checkpoint(a.checkpoint, data_dir=a.data_dir, batch_size=a.batch_size,
                             max_windows=a.max_windows, progress=a.progress)   # bar on stderr
     print(json.dumps(r, indent=2) if a.json else format_report(r))
@@ -359,11 +361,12 @@ def cmd_bench(a):
              f"{a.preset}", a.d)
     _require(a.threads is None or a.threads >= 1, "--threads", "at least 1", a.threads)
     if a.mpi:                             # the MPI comparison alone (smolgpt/bench/mpi.py)
-        unused = " and ".join(f for f, on in (("--vs-torch", a.vs_torch),
-                                              ("--transforms", a.transforms)) if on)
+        unused = [f for f, on in (("--vs-torch", a.vs_torch), ("--transforms", a.transforms))
+                  if on]
         if unused:
-            raise ValueError(f"{unused} do not apply with --mpi, which times the MPI comparison "
-                             f"alone: run them in a bench of their own")
+            raise ValueError(f"{' and '.join(unused)} {'does' if len(unused) == 1 else 'do'} not "
+                             f"apply with --mpi, which times the MPI comparison alone: run "
+                             f"{'it' if len(unused) == 1 else 'them'} in a bench of its own")
         from .bench import mpi
         cores = a.threads or len(os.sched_getaffinity(0))
         r = mpi.run(config, batch_size=a.batch_size, steps=a.repeats, cores=cores,

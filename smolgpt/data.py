@@ -51,6 +51,7 @@ import hashlib
 import itertools
 import json
 import os
+import shlex
 import time
 import zlib
 from glob import glob
@@ -459,30 +460,37 @@ def _read_manifest(out: Path, tokenizer: str = ENCODING) -> dict | None:
     return m
 
 
-def _written_by_smolgpt(manifest: Path) -> bool:
-    """Whether a manifest.json was written by some version of smolgpt's prepare (a JSON object
-    with its "format", "tokenizer" and "splits"), so that it and the .bin files it describes are
-    smolgpt's to replace."""
+UNREADABLE = object()                # what _parsed returns for a file that is not JSON
+
+
+def _parsed(manifest: Path):
+    """The JSON value a manifest.json holds, or UNREADABLE."""
     try:
-        m = json.loads(manifest.read_bytes())
+        return json.loads(manifest.read_bytes())
     except (OSError, ValueError):
-        return False
+        return UNREADABLE
+
+
+def _written_by_smolgpt(manifest: Path, m=None) -> bool:
+    """Whether a manifest.json (its parsed value `m`, if already read) was written by some
+    version of smolgpt's prepare (a JSON object with its "format", "tokenizer" and "splits"), so
+    that it and the .bin files it describes are smolgpt's to replace."""
+    m = _parsed(manifest) if m is None else m
     return isinstance(m, dict) and all(k in m for k in ("format", "tokenizer", "splits"))
 
 
-def _refuse_strangers(out: Path, force: bool) -> None:
+def _refuse_strangers(out: Path, force: bool, tokenizer: str = ENCODING) -> None:
     """The writing rule (smolgpt/files.py): train.bin, val.bin and manifest.json are replaced
     only in a folder whose manifest smolgpt wrote, or with force (`smolgpt prepare --force`)."""
     from .files import WouldReplace, describe_file, refuse_strangers
-    ours = _written_by_smolgpt(out / MANIFEST)
-    if not ours and not force and (out / MANIFEST).is_file():
-        try:
-            json.loads((out / MANIFEST).read_bytes())
-        except (OSError, ValueError):
-            raise WouldReplace(
-                f"{out / MANIFEST} is not readable JSON ({describe_file(out / MANIFEST)}): "
-                f"damaged, or another program's file; to prepare this folder again, replacing "
-                f"it and the token files, run smolgpt prepare --force --data-dir {out}") from None
+    m = _parsed(out / MANIFEST) if (out / MANIFEST).is_file() else {}
+    ours = _written_by_smolgpt(out / MANIFEST, m)
+    if m is UNREADABLE and not force:
+        raise WouldReplace(
+            f"{out / MANIFEST} is not readable JSON ({describe_file(out / MANIFEST)}): damaged, "
+            f"or another program's file; to prepare this folder again, replacing it and the "
+            f"token files, run smolgpt prepare --force --data-dir {shlex.quote(str(out))}"
+            + ("" if tokenizer == ENCODING else f" --tokenizer {tokenizer}"))
     refuse_strangers([out / MANIFEST, *(out / f"{s}.bin" for s in SPLITS)], lambda p: ours,
                      force, force_hint="run smolgpt prepare --force to replace it")
 
@@ -531,7 +539,7 @@ def _prepare(out: Path, source: dict, old: dict | None, force: bool, verbose: bo
 
     # fail on the tokenizer before reading anything
     enc = get_encoding() if tokenizer == ENCODING else None
-    _refuse_strangers(out, force)
+    _refuse_strangers(out, force, tokenizer)
     # Every split is read and tokenized before any file is touched, so that a bad input (the
     # usual failure) leaves the folder as it was. Then the folder is claimed for smolgpt (a
     # manifest marked unfinished) before the first .bin is written: a write stopped midway (a

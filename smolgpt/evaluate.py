@@ -144,7 +144,7 @@ def evaluate_params(params, config: GPTConfig, tokens: np.ndarray, batch_size: i
     return {"loss": loss, "loss_se": loss_se,
             "perplexity": perplexity(loss),
             "perplexity_se": None if loss_se is None or perplexity(loss) is None else
-            perplexity(loss) * loss_se,
+            perplexity(loss + math.log(loss_se)) if loss_se > 0 else 0.0,
             "bits_per_byte": bpb, "bits_per_byte_se": bpb_se,
             "tokens": n_tokens, "bytes": n_bytes, "windows": W, "window": T,
             "whole_split": max_windows is None or n_tokens == len(tokens) - 1,

@@ -18,6 +18,7 @@ ranks, or a chapter and a command) would interleave one log and keep one of two 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import json
@@ -206,24 +207,33 @@ class RunLock:
     says who holds it (pid, host, start time, command line), for the refusal's message. A clean
     release deletes it, so a finished run's folder holds only the run's own files; an acquirer
     that locked a file its holder deleted meanwhile sees that the path now names another file
-    (or none) and tries again, so two processes never both hold the folder. Folders the lock
-    made are removed again on release if they are still empty (a run refused at its start leaves
-    no empty --out behind).
+    (or none) and tries again, so two processes never both hold the folder. A run folder the
+    lock made is removed again on release if it is still empty (a run refused at its start
+    leaves no empty --out behind); folders above it are left alone.
     """
 
     def __init__(self, folder, note: bool = True):
         self.path = Path(folder) / ".lock"
         self.note = note
         self.fd: int | None = None
-        self.made: list[Path] = []              # folders acquire() created, deepest first
+        self.made = False                       # acquire() created the run folder
 
     def acquire(self) -> "RunLock":
-        folder = self.path.parent
-        self.made = [p for p in (folder, *folder.parents) if not os.path.lexists(p)]
+        folder, self.made, vanished = self.path.parent, False, 0
         while True:
             try:
-                folder.mkdir(parents=True, exist_ok=True)
+                folder.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    folder.mkdir()
+                    self.made = True
+                except FileExistsError:
+                    pass
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except FileNotFoundError as e:      # its last holder removed the folder meanwhile
+                vanished += 1
+                if vanished < 5:
+                    continue
+                raise CannotWrite(self.path, e) from e
             except OSError as e:
                 raise CannotWrite(self.path, e) from e
             try:
@@ -264,12 +274,10 @@ class RunLock:
             fcntl.flock(self.fd, fcntl.LOCK_UN)
             os.close(self.fd)
             self.fd = None
-        for folder in self.made:                # only if nothing was written there
-            try:
-                folder.rmdir()
-            except OSError:
-                break
-        self.made = []
+        if self.made:                           # only if nothing was written there
+            with contextlib.suppress(OSError):
+                self.path.parent.rmdir()
+            self.made = False
 
     def __enter__(self) -> "RunLock":
         return self.acquire()

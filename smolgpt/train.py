@@ -329,8 +329,8 @@ class _Run:
     meta: dict                               # what every checkpoint of this run records
     log: RunLog
     verbose: bool
-    saved_step: int | None = None            # step of this run's checkpoint in cfg.out (written
-                                             # or resumed from); None: none yet
+    good: tuple[Path, int] | None = None     # this run's last good checkpoint and its step (the
+                                             # one it resumed from, then each it saves)
     world: distributed.World = field(default_factory=distributed.world)   # MPI rank and size
 
     @property
@@ -376,25 +376,35 @@ class _Run:
                 "train": cfg.to_dict(), "data": data_id}
         if cfg.init_from:                   # what the frozen weights are; checked when loaded
             meta["init_from_sha256"] = sha256_of(cfg.init_from)
+        ckpt_path = out / "checkpoint.npz"
         if resume is None:
             trainables = method.init()
             state = RunState(trainables, adamw_init(trainables), np.random.default_rng(cfg.seed),
                              {})
-            old = None
+            old, good = None, None
+            first = _val_loss(method, trainables, cfg, val)
+            if not math.isfinite(first):
+                raise ValueError(
+                    f"the validation loss of the untrained model is {first} (not a divergence: "
+                    f"no step was taken); check the model and method settings")
         else:
             state, old = _resumed_state(cfg, resume, meta)
+            same = ckpt_path.exists() and ckpt_path.samefile(resume)
+            good, first = (ckpt_path if same else Path(resume), state.step), None
         state.lr_scale = {k: getattr(cfg, group) / cfg.lr
                           for k, group in method.lr_groups(state.trainables).items()}
-        if resume is None:    # the run this one replaces (--overwrite) goes with its log, now that
-            for name in ("checkpoint.npz", "sample.txt"):   # every check has passed: no folder
-                (out / name).unlink(missing_ok=True)       # holds one run's log, another's weights
+        continuing = good is not None and good[0] == ckpt_path
+        if not continuing:    # every check has passed: a run this one replaces (--overwrite)
+            for name in ("checkpoint.npz", "sample.txt"):   # goes whole, its log with it, so
+                (out / name).unlink(missing_ok=True)       # no folder holds two runs' files
         run = cls(cfg, method, state, splits["train"], val, meta,
-                  RunLog(out / "log.jsonl", append=resume is not None), verbose)
-        run._announce(resume, old)
+                  RunLog(out / "log.jsonl", append=continuing), verbose, good=good)
+        run._announce(resume, old, first)
         return run
 
-    def _announce(self, resume, old):
-        """The log's first record of this session, and the validation loss at step 0."""
+    def _announce(self, resume, old, first: float | None):
+        """The log's first record of this session, and the validation loss at step 0 (`first`,
+        computed before anything in the run folder changed)."""
         cfg, label = self.cfg, self.cfg.method.label()
         if resume is None:
             self.log.write(event="start", method=label, n_trainable=self.method.n_trainable,
@@ -402,11 +412,9 @@ class _Run:
             if self.verbose:
                 print(f"[{label}] {self.method.n_trainable:,} trainable non-embedding parameters;"
                       f" {cfg.steps} steps of {cfg.tokens_per_step} tokens")
-            self.evaluate()
+            self.evaluate(first)
             return
         self.log.write(event="resume", step=self.state.step, checkpoint=str(resume))
-        if Path(resume).resolve() == self.ckpt_path.resolve():
-            self.saved_step = self.state.step
         if self.verbose:
             print(f"[{label}] resumed from {resume} at step {self.state.step}")
         planned = old["train"]["steps"]
@@ -479,16 +487,13 @@ class _Run:
                        method.decay_keys(s.trainables), s.lr_scale)
         return loss, gnorm
 
-    def evaluate(self) -> float:
-        """Validation loss on the fixed windows, logged and added to the curve."""
+    def evaluate(self, v: float | None = None) -> float:
+        """Validation loss on the fixed windows (`v`, if already computed), logged and added to
+        the curve."""
         s, cfg = self.state, self.cfg
-        with np.errstate(over="ignore", invalid="ignore"):
-            v = evaluate(self.method.params(s.trainables), cfg.gpt, *self.val, cfg.batch_size)
+        if v is None:
+            v = _val_loss(self.method, s.trainables, cfg, self.val)
         if not math.isfinite(v):
-            if not s.curve:                          # no step taken yet: not a divergence
-                raise ValueError(
-                    f"the validation loss of the untrained model is {v} (not a divergence: no "
-                    f"step was taken); check the model and method settings")
             raise self.diverged(s.step, "the validation loss", f"val loss {v}")
         s.curve.append((s.step, s.step * cfg.tokens_per_step, v))
         self.log.write(event="eval", step=s.step, tokens=s.step * cfg.tokens_per_step, val_loss=v)
@@ -508,20 +513,20 @@ class _Run:
         try:
             nbytes = ckpt.save(self.ckpt_path, s.trainables, adam, meta)
         except CannotWrite as e:           # name the run and the step, and what is kept
-            kept = (f"the checkpoint already there is kept: continue with "
-                    f"{resume_command(self.ckpt_path, self.world.size)}"
-                    if self.ckpt_path.exists() else "no checkpoint had been written yet")
+            kept = (f"its last checkpoint is kept: continue with "
+                    f"{resume_command(self.good[0], self.world.size)}"
+                    if self.good else "no checkpoint had been written yet")
             raise CannotWrite(e.path, e, f"the run in {cfg.out} could not save its checkpoint at "
                               f"step {s.step}: {e}; {kept}") from None
-        self.saved_step = s.step
+        self.good = (self.ckpt_path, s.step)
         return nbytes
 
     def diverged(self, at_step, what, value) -> TrainingDiverged:
         """Log it and return the error: the step, what is not finite, where the good state is."""
         self.log.write(event="diverged", step=at_step, what=what, value=value)
         where = ("rank 0 says where the last good checkpoint is" if not self.world.lead else
-                 f"the last good checkpoint is {self.ckpt_path} (step {self.saved_step})"
-                 if self.saved_step is not None else "no checkpoint had been written yet")
+                 f"the last good checkpoint is {self.good[0]} (step {self.good[1]})"
+                 if self.good else "no checkpoint had been written yet")
         self.log.close()
         rates = ("lr", *self.method.rates)              # the rates this method reads
         lower = " or ".join(f"--{r.replace('_', '-')} (now {getattr(self.cfg, r)})" for r in rates)
@@ -533,7 +538,7 @@ class _Run:
         interrupted: stopped early (a stop signal named by signal_name, or stop_at)."""
         cfg, s = self.cfg, self.state
         path = self.ckpt_path
-        nbytes = path.stat().st_size if path.exists() else self.save()
+        nbytes = path.stat().st_size if self.good == (path, s.step) else self.save()
         summary = {"event": "end", "method": cfg.method.label(),
                    "n_trainable": self.method.n_trainable, "step": s.step,
                    "tokens": s.step * cfg.tokens_per_step, "elapsed": s.elapsed,
@@ -629,11 +634,13 @@ def _resumed_state(cfg: TrainConfig, resume, meta: dict) -> tuple[RunState, dict
             f"({', '.join(differ)}): a resumed run keeps its own, so drop those flags, or start "
             f"a new run")
     started = TrainConfig.of_checkpoint(old, resume).init_from
-    if (cfg.init_from or None) != (started or None):
+
+    def where(p):
+        return None if p is None else Path(p).expanduser().resolve()
+    if where(cfg.init_from) != where(started):
         raise ckpt.CheckpointError(
-            f"checkpoint {resume} was started from "
-            f"{started if started else 'a random init'}, and a resumed run keeps its start: drop "
-            f"--init-from")
+            f"checkpoint {resume} was started from {started or 'a random init'}, and a resumed "
+            f"run keeps its start: resume with init_from={started!r}, the checkpoint's own")
     if old.get("init_from_sha256") != meta.get("init_from_sha256"):
         raise ckpt.CheckpointError(
             f"checkpoint {resume} was started from {cfg.init_from}, which has changed since: "
@@ -743,6 +750,13 @@ def _progress_bar(cfg: TrainConfig, step: int, on: bool):
         if bar.tqdm is not None:
             with contextlib.suppress(OSError):        # a terminal gone (SIGHUP) is no error
                 bar.tqdm.close()
+
+
+def _val_loss(method, trainables: dict, cfg: TrainConfig, val: tuple) -> float:
+    """The validation loss of `trainables` on the run's fixed windows (NaN or inf, not a warning,
+    if the model has blown up)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return evaluate(method.params(trainables), cfg.gpt, *val, cfg.batch_size)
 
 
 def evaluate(params, gpt: GPTConfig, xs, ys, batch_size: int) -> float:

@@ -158,7 +158,7 @@ def test_sweep_over_a_rate_the_method_never_reads_is_refused(method, tmp_path, n
 @pytest.mark.parametrize("flags, why", [
     (["--seed", "3"], "seeds 0..N-1"), (["--method-seed", "3"], "seed, 0..N-1"),
     (["--out", "x"], "$SMOLGPT_RUNS"), (["--resume", "x.npz"], "give the same sweep again"),
-    (["--overwrite"], "delete that run's folder"), (["--no-progress"], "no progress bar")])
+    (["--overwrite"], "SMOLGPT_FRESH=1"), (["--no-progress"], "on a terminal only")])
 def test_sweep_refuses_one_runs_flags_saying_why(flags, why, tmp_path, no_data, capsys):
     """A sweep gives its runs seeds 0..N-1 (--seeds), of the batch order and of the method's
     draws alike, and keeps them under the runs root: a seed or folder flag would be ignored, or

@@ -176,5 +176,6 @@ def test_a_resumed_run_keeps_its_start(source, prepared_data_dir, tmp_path):
     quiet(c, stop_at=2)
     resumed = tmp_path / "ft" / "checkpoint.npz"
     with pytest.raises(ckpt.CheckpointError, match=f"was started from {path.resolve()}, and a "
-                                                   f"resumed run keeps its start"):
+                                                   f"resumed run keeps its start: resume with "
+                                                   f"init_from="):
         quiet(dataclasses.replace(c, init_from=None), resume=resumed)

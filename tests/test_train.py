@@ -333,8 +333,11 @@ def test_overwrite_replaces_the_whole_run_and_divergence_names_the_checkpoint(
     assert main(base) == 0
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     assert main([*base, "--overwrite", "--block-size", "100000"]) == 2       # refused: kept
+    with monkeypatch.context() as m:      # the last check, the untrained model's loss: kept too
+        m.setattr(train_mod, "_val_loss", lambda *args: float("nan"))
+        assert main([*base, "--overwrite"]) == 2
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
-    capsys.readouterr()
+    assert "the validation loss of the untrained model is nan" in capsys.readouterr().err
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         rc = main([*base, "--overwrite", "--lr", "1e30", "--warmup", "0", "--steps", "10",
@@ -355,6 +358,30 @@ def test_overwrite_replaces_the_whole_run_and_divergence_names_the_checkpoint(
                "--checkpoint-every", "100", "--no-progress"])
     err = capsys.readouterr().err
     assert rc == 3 and f"last good checkpoint is {out / 'checkpoint.npz'} (step 2)" in err, err
+
+
+def test_resuming_into_another_runs_folder_with_overwrite_replaces_it(prepared_data_dir, tmp_path,
+                                                                      capsys, monkeypatch):
+    """--resume X --out Y --overwrite: Y's run goes whole (its sample too), Y's log is this
+    run's alone, and a divergence before the first save in Y names X as the last good state."""
+    base = ["--data-dir", str(prepared_data_dir), "--steps", "2", *TINY_FLAGS]
+    x, y = tmp_path / "x", tmp_path / "y"
+    assert main(["train", "--out", str(x), *base]) == 0
+    assert main(["train", "--out", str(y), *base[:-2], "--sample-tokens", "5"]) == 0
+    assert (y / "sample.txt").exists()
+    real_step = train_mod.adamw_step
+
+    def breaks_a_weight(trainables, *args, **kwargs):
+        real_step(trainables, *args, **kwargs)
+        trainables["h.0.mlp.c_fc.weight"][0, 0] = np.inf
+    monkeypatch.setattr(train_mod, "adamw_step", breaks_a_weight)
+    capsys.readouterr()
+    rc = main(["train", "--resume", str(x / "checkpoint.npz"), "--out", str(y), "--overwrite",
+               "--steps", "6", "--checkpoint-every", "100", "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 3 and f"last good checkpoint is {x / 'checkpoint.npz'} (step 2)" in err, err
+    assert sorted(p.name for p in y.iterdir()) == ["log.jsonl"]
+    assert [r["event"] for r in read_log(y / "log.jsonl")][:1] == ["resume"]
 
 
 def test_non_finite_weights_are_never_checkpointed(prepared_data_dir, tmp_path, monkeypatch):
@@ -421,7 +448,7 @@ def test_a_run_refused_at_its_start_leaves_no_empty_folder(prepared_data_dir, tm
                "--block-size", "100000"])
     err = capsys.readouterr().err
     assert rc == 2 and "block" in err, err
-    assert not (tmp_path / "a").exists()                    # both folders it made are gone
+    assert not out.exists() and (tmp_path / "a").is_dir()  # the run folder, not those above
     kept = tmp_path / "kept"
     kept.mkdir()
     rc = main(["train", "--data-dir", str(prepared_data_dir), "--out", str(kept), *TINY_FLAGS,
