@@ -141,10 +141,11 @@ def evaluate_params(params, config: GPTConfig, tokens: np.ndarray, batch_size: i
     loss_se = ratio_se(nats, counted.astype(np.float64))
     bpb = float(nats.sum() / n_bytes / math.log(2))
     bpb_se = ratio_se(nats / math.log(2), nbytes.astype(np.float64))
+    ppl = perplexity(loss)
+    ppl_se = None if ppl is None or loss_se is None else ppl * loss_se
     return {"loss": loss, "loss_se": loss_se,
-            "perplexity": perplexity(loss),
-            "perplexity_se": None if loss_se is None or perplexity(loss) is None else
-            perplexity(loss + math.log(loss_se)) if loss_se > 0 else 0.0,
+            "perplexity": ppl,
+            "perplexity_se": ppl_se if ppl_se is None or math.isfinite(ppl_se) else None,
             "bits_per_byte": bpb, "bits_per_byte_se": bpb_se,
             "tokens": n_tokens, "bytes": n_bytes, "windows": W, "window": T,
             "whole_split": max_windows is None or n_tokens == len(tokens) - 1,
