@@ -261,3 +261,24 @@ def test_a_run_stopped_while_scored_is_kept_not_resumed(micro, tmp_path, monkeyp
     assert again["val_curve"] == json.loads(json.dumps(first["val_curve"]))
     assert again["final"]["loss"] == first["final"]["loss"]
     assert again["elapsed"] == first["elapsed"]                  # not trained a second time
+
+
+def _lock_naming(path: Path, pid: int) -> Path:
+    path.mkdir(parents=True)
+    (path / ".lock").write_text(json.dumps({"pid": pid, "host": "here", "command": "x"}))
+    return path / ".lock"
+
+
+def test_a_run_another_process_is_making_is_taken_last(tmp_path):
+    """One worker (a lane) reaching a run that another live process is training takes the other
+    runs first, instead of waiting there; a lock left by a dead process does not defer its run."""
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    locks = [_lock_naming(tmp_path / "a", os.getppid()),          # alive, not this process
+             tmp_path / "b" / ".lock",                             # free
+             _lock_naming(tmp_path / "c", dead.pid),               # its holder is gone
+             _lock_naming(tmp_path / "d", os.getpid())]            # this very process
+    made = []
+    pool.train_all(lambda name: made.append(name) or name, [("a",), ("b",), ("c",), ("d",)],
+                   list("abcd"), lambda i, result: None, workers=1, locks=locks, verbose=False)
+    assert made == ["b", "c", "d", "a"]

@@ -162,33 +162,50 @@ def train_all(make, jobs: list, names: list[str], done, workers: int, locks: lis
     as each finishes (done returns the line to print, or None).
 
     names[i] says which run job i is ('LoRA r=4, seed 1'); locks[i] is its run folder's lock
-    file, which names the process training it (to tell which run a killed worker had). With one
-    worker (and outside mpi4py.futures) the jobs run here, one after another. Raises RunsFailed
-    naming every run that raised, KeyboardInterrupt when a stop signal ended some runs; every run
-    that finished has been given to `done` first.
+    file, which names the process training it (to tell which run a killed worker had, and to
+    start last the runs another process is making: by then they are usually finished, and
+    reused, instead of holding a worker that waits). With one worker (and outside
+    mpi4py.futures) the jobs run here, one after another. Raises RunsFailed naming every run that
+    raised, KeyboardInterrupt when a stop signal ended some runs; every run that finished has
+    been given to `done` first.
     """
     if not jobs:
         return
+    order = sorted(range(len(jobs)), key=lambda i: bool(locks) and _made_elsewhere(locks[i]))
     with _bar(len(jobs), verbose) as bar:
         if workers <= 1 and not mpi_workers():
-            _serially(make, jobs, names, done, bar)
+            _serially(make, jobs, order, done, bar)
         else:
-            _in_parallel(make, jobs, names, done, bar, workers, locks)
+            _in_parallel(make, jobs, order, names, done, bar, workers, locks)
 
 
-def _serially(make, jobs, names, done, bar) -> None:
-    for i, job in enumerate(jobs):
+def _made_elsewhere(lock) -> bool:
+    """Whether a live process other than this one holds the run folder's lock file `lock`."""
+    pid = _lock_holder(lock)
+    if pid is None or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False                          # a lock left by a killed run: free to take over
+    except PermissionError:
+        return True                           # another user's process, alive
+    return True
+
+
+def _serially(make, jobs, order, done, bar) -> None:
+    for i in order:
         try:
-            result = make(*job)
+            result = make(*jobs[i])
         except RunStopped as e:
             raise KeyboardInterrupt(str(e)) from None
         bar.finished(done(i, result))
 
 
-def _in_parallel(make, jobs, names, done, bar, workers, locks) -> None:
+def _in_parallel(make, jobs, order, names, done, bar, workers, locks) -> None:
     pool = executor(workers)
     with _main_not_rerun():
-        futures = {pool.submit(make, *job): i for i, job in enumerate(jobs)}
+        futures = {pool.submit(make, *jobs[i]): i for i in order}
     failed, stopped, lost = [], [], []
     known = _local_processes()
     with stop_signals() as stop:           # the first stop signal this process got
