@@ -209,8 +209,8 @@ class WhichNumbers:
 
 
 # The gap over a longer budget (run with SMOLGPT_CH10_LONGER=1): full training, Fastfood, the
-# best new recipe, 5 in all and embeddings only on 16,777,216 bytes, each at its rate checked
-# again at that budget, 3 seeds.
+# best new recipe, 5 in all and embeddings only on 16,777,216 bytes, every rate but embeddings
+# only's checked again at that budget, 3 seeds.
 LONGER_STEPS = 4096                  # x 16 x 256 bytes = 16,777,216 bytes
 LONGER_RACERS = ("embeddings only", "full", "Fastfood", "5 in all")
 
