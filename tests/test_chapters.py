@@ -576,6 +576,10 @@ def test_chapter_10(tmp_path):
     reduced = [r for r in LONGER_RACERS if r not in ("full", "embeddings only")]
     assert [r for r, _ in shown] == reduced + [shown[-1][0]]     # and the best new racer
     assert shown[-1][0] in NEW
+    checked = re.findall(r"^(\S.*?): (?:lr|coef_lr) over \d+ values", longer[
+        :longer.index("passes over the")], re.M)
+    expect = [r for r in (*LONGER_RACERS, shown[-1][0]) if r != "embeddings only"]
+    assert checked[-len(expect):] == expect                      # each rate's check, printed
     assert (tmp_path / "10_which_numbers" / "gap_longer.png").stat().st_size > 10_000
     iv = r"([-+][0-9.]+) \[([-+][0-9.]+), ([-+][0-9.]+)\]"
     growth = re.findall(rf"^  (\S.*?)\s+{iv} {iv} {iv}$", longer, re.M)

@@ -334,7 +334,7 @@ def plot_gap_closed(races: dict, path, train_bytes: int | None = None) -> Path:
             if racer in ("full", "embeddings only"):
                 continue
             shown = np.clip(share, *ylim)
-            color = COLORS.get(racer, "darkred")             # a racer chapter 09 did not run
+            color = COLORS.get(racer, "teal")                # a racer chapter 09 did not run
             ax.plot(x, shown, ls=ls, marker=".", color=color, label=f"{racer} ({model})")
             out = np.isfinite(share) & (shown != share)
             ax.plot(x[out], shown[out], "x", color=color, ms=8, mew=2)

@@ -216,11 +216,12 @@ LONGER_RACERS = ("embeddings only", "full", "Fastfood", "5 in all")
 
 
 def longer_race(w: WhichNumbers, rates: dict, best_new: str | None, verbose: bool = False,
-                racers=None) -> dict:
-    """{racer: [summary per seed]} on LONGER_STEPS steps: LONGER_RACERS and `best_new` (or only
-    `racers`, a lane's share of them), every rate but embeddings only's checked again at this
-    budget (LongRace.settle), seeds w.seeds. Runs are kept in w.plan's record, like the rest of
-    the chapter's; each racer's runs are the same whichever process asks for them."""
+                racers=None) -> tuple[dict, dict]:
+    """({racer: [summary per seed]}, {racer: its rate check}) on LONGER_STEPS steps:
+    LONGER_RACERS and `best_new` (or only `racers`, a lane's share of them), every rate but
+    embeddings only's checked again at this budget (LongRace.settle), seeds w.seeds. Runs are
+    kept in w.plan's record, like the rest of the chapter's; each racer's runs are the same
+    whichever process asks for them."""
     racers = tuple(racers or LONGER_RACERS + (best_new,))
     longer = LongRace("bytes", quick=w.quick, record=w.plan.record, specs=w.plan.specs,
                       grids=w.plan.grids)
@@ -230,8 +231,8 @@ def longer_race(w: WhichNumbers, rates: dict, best_new: str | None, verbose: boo
         rates = w.five_in_all(rates, verbose)
     fresh = {r: {k: v for k, v in rates[r].items() if k != "at_full_budget"} for r in racers}
     checked = [r for r in racers if r != "embeddings only"]
-    settled, _ = longer.settle({**rates, **fresh}, racers=checked, verbose=verbose)
-    return longer.race(settled, w.seeds, verbose, racers=racers)
+    settled, checks = longer.settle({**rates, **fresh}, racers=checked, verbose=verbose)
+    return longer.race(settled, w.seeds, verbose, racers=racers), checks
 
 
 def gap_growth(short: dict, longer: dict) -> list[tuple[str, dict, dict, dict]]:
@@ -435,7 +436,7 @@ def lane(racers: list[str], record: Path, quick: bool = False, longer: bool = Fa
     for r in new:
         print(f"{r}: {rates[r]['field']} = {rates[r]['value']:.3g}", flush=True)
     if longer:
-        return longer_race(w, rates, None, verbose=True, racers=racers)
+        return longer_race(w, rates, None, verbose=True, racers=racers)[0]
     return w.race(rates, racers, verbose=True)
 
 
