@@ -34,7 +34,8 @@ chapters/results/10_which_numbers.jsonl, committed with the chapter, so a second
 fresh clone, trains nothing and takes seconds; the longer budget (below) trains for hours more.
 Quick mode (SMOLGPT_QUICK=1) is for the tests: a micro byte model, a few steps.
 Writes: out/10_which_numbers/results.md, record.md, shares.png, gap_longer.png (the longer
-budget's) and, in a default run, the tables to chapters/results/10_which_numbers.md.
+budget's) and, in a full-size run, the tables to chapters/results/10_which_numbers.md (the longer
+budget's to 10_which_numbers_longer.md).
 """
 
 # %%
@@ -49,8 +50,8 @@ from smolgpt.companions.ch09_long_race import budgets, gap_closed, plot_gap_clos
 from smolgpt.companions.ch10_which_numbers import (LIMITS, LONG, LONG_BRIDGES, MATCHED, RECORD,
                                                    RESULTS, WhichNumbers, bpb, count,
                                                    default_cost, fmt_bpb, gap_growth,
-                                                   gradient_reach, longer_race, plot_shares,
-                                                   record_table, share, standing,
+                                                   gradient_reach, longer_race, longer_table,
+                                                   plot_shares, record_table, share, standing,
                                                    structure_verdicts)
 from smolgpt.experiments import out_dir, print_takeaways, quick_mode
 from smolgpt.experiments.stats import paired_interval
@@ -287,6 +288,18 @@ if LONGER:
     plot_gap_closed({"bytes": (w.plan, longer)}, OUT / "gap_longer.png", train_tokens.size)
 else:
     print("the longer budget is not part of this run: SMOLGPT_CH10_LONGER=1 runs it")
+
+# %% [markdown]
+# The longer budget's table: each racer's rate there, its final score on the held-out windows
+# (mean +- standard error over seeds) and the share of full training's gain it keeps on this
+# budget. A full-size run keeps it in chapters/results/10_which_numbers_longer.md.
+
+# %%
+if LONGER:
+    table = longer_table(longer, rates, checks)
+    print("\n".join(table))
+    if not QUICK:
+        (RESULTS / "10_which_numbers_longer.md").write_text("\n".join(table) + "\n")
 
 # %% [markdown]
 # A share read off a run's curve is a mean over seeds, with no interval. To give the question

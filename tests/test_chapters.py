@@ -499,6 +499,29 @@ def test_chapter_10_tables_are_read_from_its_runs():
         assert kept == f"{(E - np.mean(scores)) / (E - F):.0%}", racer
         checked += 1
     assert checked >= len(NEW)
+    # the longer budget's table: its runs are chapter 10's own, at LONGER_STEPS, and its shares
+    # are of full training's gain over embeddings only on that budget
+    longer = ROOT / "chapters" / "results" / "10_which_numbers_longer.md"
+    if not longer.exists():
+        return
+    from smolgpt.companions.ch10_which_numbers import LONGER_RACERS, LONGER_STEPS
+    rows = {cells[0]: cells for line in longer.read_text().splitlines()
+            if line.startswith("| ") and (cells := [c.strip() for c in line.strip("|").split(
+                "|")])[0] in specs}
+
+    def scores_at(racer):
+        field, value = rows[racer][2].split(" = ")
+        mine = [r for r in runs if r["label"] == specs[racer].label() and r["step"] ==
+                LONGER_STEPS and abs(r["config"][field] / float(value) - 1) < 1e-2]
+        assert len(mine) == 3, (racer, len(mine))
+        assert rows[racer][1] == f"{mine[0]['n_trainable']:,}", racer
+        return [r["final"]["bits_per_byte"] for r in mine]
+    assert set(rows) > set(LONGER_RACERS)                        # and the best new racer
+    E, F = np.mean(scores_at("embeddings only")), np.mean(scores_at("full"))
+    for racer, (_, _, _, bpb, kept) in rows.items():
+        scores = scores_at(racer)
+        assert bpb == fmt(*mean_se(scores)), racer
+        assert kept == f"{(E - np.mean(scores)) / (E - F):.0%}", racer
 
 
 def test_chapter_10(tmp_path):
@@ -580,6 +603,9 @@ def test_chapter_10(tmp_path):
         :longer.index("passes over the")], re.M)
     expect = [r for r in (*LONGER_RACERS, shown[-1][0]) if r != "embeddings only"]
     assert checked[-len(expect):] == expect                      # each rate's check, printed
+    table = longer[longer.index("### The longer budget: "):].split("\n\n")[1]
+    assert set(re.findall(r"^\| (.+?) \| [\d,]+ \| ", table, re.M)) == {r for r, _ in shown} | {
+        "full", "embeddings only"}                               # its table: every racer
     assert (tmp_path / "10_which_numbers" / "gap_longer.png").stat().st_size > 10_000
     iv = r"([-+][0-9.]+) \[([-+][0-9.]+), ([-+][0-9.]+)\]"
     growth = re.findall(rf"^  (\S.*?)\s+{iv} {iv} {iv}$", longer, re.M)

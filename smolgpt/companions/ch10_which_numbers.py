@@ -249,6 +249,23 @@ def gap_growth(short: dict, longer: dict) -> list[tuple[str, dict, dict, dict]]:
     return out
 
 
+def longer_table(longer: dict, rates: dict, checks: dict) -> list[str]:
+    """The longer budget's table, as markdown lines, lowest first: each racer's count, its rate
+    at that budget (its check's choice; embeddings only's is the long race's), its final bits
+    per byte (mean +- standard error over seeds) and the share of full training's gain over
+    embeddings only it keeps on that budget."""
+    first = longer["full"][0]
+    rows = [f"### The longer budget: {first['tokens']:,} bytes, {len(longer['full'])} seeds", "",
+            "| racer | trainable non-embedding | rate | bits per byte | share kept |",
+            "|---|---:|---|---:|---:|"]
+    for r in sorted(longer, key=lambda r: bpb(longer, r).mean()):
+        field, value = ((checks[r]["field"], checks[r]["best"]) if r in checks
+                        else (rates[r]["field"], rates[r]["value"]))
+        rows.append(f"| {r} | {count(longer, r):,} | {field} = {value:.3g} | "
+                    f"{fmt_bpb(longer, r)} | {share(longer, r):.0%} |")
+    return rows
+
+
 def bpb(results: dict, racer: str) -> np.ndarray:
     """(seeds,) final held-out bits per byte of a racer, seed by seed."""
     return np.array([r["final"]["bits_per_byte"] for r in results[racer]])
