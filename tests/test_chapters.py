@@ -342,9 +342,9 @@ def test_the_long_race_table_is_read_from_its_runs():
 
 def test_the_readmes_long_race_verdicts_are_its_runs():
     """Every measured number the README's headline gives in a model's verdicts (the paragraph
-    that starts "The post's three claims, on <the model>", with its list) is recomputed from the committed record:
-    the paired per-seed differences of every two racers of that model's table, in bits per byte,
-    each racer's share of full training's gain and full training's lead over embeddings only,
+    that starts "The post's three claims, on <the model>", with its list) is recomputed from the
+    committed record: each racer's mean bits per byte over seeds, the paired per-seed
+    differences of every two racers of that model's table, in bits per byte, each racer's share of full training's gain and full training's lead over embeddings only,
     at the full budget and at every budget along the way, and the rates the record's runs
     trained at. A number counts when one of those, rounded as the README rounds it, gives it.
     Whole numbers other than shares (counts, budgets) are the design, and an interval's level
@@ -382,6 +382,7 @@ def check_verdicts(verdicts, section, runs, model):
                                        key=lambda r: r["seed"])
     bpb = {r: [x["final"]["bits_per_byte"] for x in rs] for r, rs in results.items()}
     derived = {float(r["config"][f]) for r in runs for f in ("lr", "coef_lr")}
+    derived |= {np.mean(v) for v in bpb.values()}                 # each racer's final score
     for a in bpb:
         for b in bpb:
             if a != b:
