@@ -52,7 +52,7 @@ from smolgpt.companions.ch10_which_numbers import (LIMITS, LONG, LONG_BRIDGES, M
                                                    default_cost, fmt_bpb, gap_growth,
                                                    gradient_reach, longer_race, longer_table,
                                                    plot_shares, record_table, share, standing,
-                                                   structure_verdicts)
+                                                   structure_verdicts, table_row)
 from smolgpt.experiments import out_dir, print_takeaways, quick_mode
 from smolgpt.experiments.stats import paired_interval
 from smolgpt.experiments.sweep import format_sweep
@@ -208,9 +208,7 @@ for target, racers in MATCHED.items():
             "| racer | trainable non-embedding | rate | bits per byte | share kept |",
             "|---|---:|---|---:|---:|"]
     for r in sorted(here, key=lambda r: bpb(results, r).mean()):
-        rate = rates[r]
-        rows.append(f"| {r} | {count(results, r):,} | {rate['field']} = {rate['value']:.3g} | "
-                    f"{fmt_bpb(results, r)} | {share(results, r):.0%} |")
+        rows.append(table_row(results, r, rates[r]))
     print("\n".join(rows))
     main = here[0]                                   # the count's reference
     for r in here[1:]:

@@ -356,11 +356,13 @@ def plot_gap_closed(races: dict, path, train_bytes: int | None = None) -> Path:
     return save_figure(fig, path)
 
 
-def runs_at(runs: list, spec, model: str, rate: str) -> list:
-    """The recorded full-budget runs of `spec` on `model` at a table's rate cell ('lr = 0.003',
-    maybe marked ' (set at the full budget)'), from `runs` (a record's lines)."""
+def runs_at(runs: list, spec, model: str, rate: str, steps: int | None = None) -> list:
+    """The recorded full-budget runs (or runs of `steps` steps) of `spec` on `model` at a
+    table's rate cell ('lr = 0.003', maybe marked ' (set at the full budget)'), from `runs` (a
+    record's lines)."""
     field, value = rate.split(" (")[0].split(" = ")
-    return [r for r in runs if r["label"] == spec.label() and r["step"] == MODELS[model][1]
+    steps = steps or MODELS[model][1]
+    return [r for r in runs if r["label"] == spec.label() and r["step"] == steps
             and r["config"]["gpt"]["tokenizer"] == ("bytes" if model == "bytes" else "gpt2")
             and abs(r["config"][field] / float(value) - 1) < 1e-2]
 

@@ -259,11 +259,17 @@ def longer_table(longer: dict, rates: dict, checks: dict) -> list[str]:
             "| racer | trainable non-embedding | rate | bits per byte | share kept |",
             "|---|---:|---|---:|---:|"]
     for r in sorted(longer, key=lambda r: bpb(longer, r).mean()):
-        field, value = ((checks[r]["field"], checks[r]["best"]) if r in checks
-                        else (rates[r]["field"], rates[r]["value"]))
-        rows.append(f"| {r} | {count(longer, r):,} | {field} = {value:.3g} | "
-                    f"{fmt_bpb(longer, r)} | {share(longer, r):.0%} |")
+        rate = ({"field": checks[r]["field"], "value": checks[r]["best"]} if r in checks
+                else rates[r])
+        rows.append(table_row(longer, r, rate))
     return rows
+
+
+def table_row(results: dict, racer: str, rate: dict) -> str:
+    """A racer's row of the chapter's tables: count, rate, bits per byte (mean +- standard error
+    over seeds) and share of full training's gain over embeddings only in `results`."""
+    return (f"| {racer} | {count(results, racer):,} | {rate['field']} = {rate['value']:.3g} | "
+            f"{fmt_bpb(results, racer)} | {share(results, racer):.0%} |")
 
 
 def bpb(results: dict, racer: str) -> np.ndarray:
